@@ -1,0 +1,31 @@
+"""GET /orders/api/payments/{id}/ : one of the caller's payments (anything else is 404)."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from halum_payments import wiring
+from halum_payments.http import authenticated, create_api
+from halum_payments.models import ErrorOut, PaymentOut
+from halum_payments.observability import logger
+
+settings = wiring.settings()
+queries = wiring.payment_queries(settings, paging=False)
+app = create_api(preconditions=[authenticated(wiring.authenticator(settings))])
+
+
+@app.get(
+    "/orders/api/payments/<payment_id>/",
+    summary="Retrieve one of the caller's payments",
+    tags=["payments"],
+    responses={200: {"description": "The payment"}, 404: {"description": "Not found", "content": {"application/json": {"model": ErrorOut}}}},
+)
+def get_payment(payment_id: str) -> PaymentOut:
+    # The id stays a string here: a malformed id must be 404 like any id that is not the caller's.
+    return PaymentOut.of(queries.get_for_user(app.context["user_id"], payment_id))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

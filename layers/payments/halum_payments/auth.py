@@ -1,0 +1,101 @@
+"""Bearer JWT -> user id, compatible with djangorestframework-simplejwt access tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+
+from .config import Settings
+from .errors import ConfigError, NotAuthenticated, TransientFault
+
+MAX_TOKEN_LENGTH = 4096  # simplejwt tokens are ~250 bytes; anything huge is an attack or a mistake
+MISSING = "Authentication credentials were not provided."
+INVALID = "Given token not valid for any token type"
+
+
+class Authenticator:
+    """Verifies access tokens. Built once per cold start; verification is pure CPU."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._algorithms = list(settings.jwt_algorithms)
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway_seconds
+        self._jwks_client: Any = None
+        self._secret: str | None = None
+        if settings.jwt_is_asymmetric:
+            if not settings.jwt_jwks_url:
+                raise ConfigError("JWT_JWKS_URL is required for public-key JWT_ALGORITHMS")
+            self._jwks_url: str | None = settings.jwt_jwks_url
+        else:
+            if settings.jwt_secret is None or not settings.jwt_secret.get_secret_value():
+                raise ConfigError("JWT_SECRET is required to verify access tokens")
+            self._secret = settings.jwt_secret.get_secret_value()
+            self._jwks_url = None
+
+    def user_id(self, headers: Mapping[str, str]) -> int:
+        token = bearer_token(headers)
+        claims = self._decode(token)
+        if claims.get("token_type") != "access":
+            raise NotAuthenticated(INVALID, invalid_token=True)
+        return parse_user_id(claims.get("user_id"))
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        try:
+            key: Any = self._secret if self._secret is not None else self._signing_key(token)
+            return jwt.decode(
+                token,
+                key,
+                algorithms=self._algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options={"require": ["exp", "user_id", "token_type"], "verify_sub": False, "verify_jti": False},
+            )
+        except jwt.PyJWTError:
+            raise NotAuthenticated(INVALID, invalid_token=True) from None
+
+    def _signing_key(self, token: str) -> Any:
+        if self._jwks_client is None:
+            self._jwks_client = jwt.PyJWKClient(self._jwks_url or "", cache_keys=True, lifespan=900, timeout=3)
+        try:
+            return self._jwks_client.get_signing_key_from_jwt(token).key
+        except jwt.PyJWKClientConnectionError as exc:
+            raise TransientFault("JWKS endpoint unreachable") from exc
+
+
+def bearer_token(headers: Mapping[str, str]) -> str:
+    header = _header(headers, "authorization")
+    if not header:
+        raise NotAuthenticated(MISSING)
+    parts = header.split()
+    if not parts or parts[0].lower() != "bearer":
+        raise NotAuthenticated(MISSING)  # another scheme: not ours to judge, as DRF does
+    if len(parts) != 2:
+        raise NotAuthenticated("Authorization header must contain two space-delimited values", invalid_token=True)
+    if len(parts[1]) > MAX_TOKEN_LENGTH:
+        raise NotAuthenticated(INVALID, invalid_token=True)
+    return parts[1]
+
+
+def parse_user_id(value: Any) -> int:
+    if isinstance(value, bool):
+        raise NotAuthenticated(INVALID, invalid_token=True)
+    if isinstance(value, int):
+        user_id = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        user_id = int(value)
+    else:
+        raise NotAuthenticated(INVALID, invalid_token=True)
+    if not 0 < user_id < 10**18:
+        raise NotAuthenticated(INVALID, invalid_token=True)
+    return user_id
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:  # API Gateway lower-cases; direct invocations may not
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+    return value

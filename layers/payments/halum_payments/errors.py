@@ -1,0 +1,80 @@
+"""Domain errors. Logic raises these; each transport maps them to a response in one place."""
+
+from __future__ import annotations
+
+
+class ConfigError(RuntimeError):
+    """The function's configuration is invalid: raised at cold start, never per request."""
+
+
+class DomainError(Exception):
+    """Base of every error a caller may see. `message` is safe to show to the caller."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(DomainError):
+    status = 400
+
+
+class NotAuthenticated(DomainError):
+    """No usable credentials: 401 with a WWW-Authenticate challenge."""
+
+    status = 401
+
+    def __init__(self, message: str, *, invalid_token: bool = False) -> None:
+        super().__init__(message)
+        self.invalid_token = invalid_token
+
+
+class BadSignature(DomainError):
+    """A webhook whose signature does not verify. Status depends on the sender's contract."""
+
+    status = 400
+
+
+class NotFound(DomainError):
+    status = 404
+
+    def __init__(self, message: str = "Not found.") -> None:
+        super().__init__(message)
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class OutOfStock(Conflict):
+    def __init__(self, product: str, available: int) -> None:
+        super().__init__(f"Insufficient stock for {product}: {available} available.")
+        self.product = product
+        self.available = available
+
+
+class RequestInProgress(Conflict):
+    """A concurrent request with the same idempotency key is still running; retry shortly."""
+
+    def __init__(self) -> None:
+        super().__init__("A request with this idempotency key is still in progress; retry shortly.")
+
+
+class Unprocessable(DomainError):
+    status = 422
+
+
+class GatewayNotConfigured(DomainError):
+    status = 503
+
+
+class UpstreamUnavailable(DomainError):
+    """The payment provider failed after its own bounded retries; nothing was kept."""
+
+    status = 502
+
+
+class TransientFault(Exception):
+    """Our own fault that a retry may fix (throttling, a lost race after all retries)."""

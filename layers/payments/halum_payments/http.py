@@ -1,0 +1,157 @@
+"""HTTP transport: the resolver every function uses, and the single error -> response mapping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, LambdaFunctionUrlResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+
+from .errors import DomainError, NotAuthenticated, TransientFault
+from .observability import logger
+
+ErrorStyle = Literal["detail", "status"]
+Precondition = Callable[[BaseProxyEvent], dict[str, Any] | None]
+
+
+def _trailing_slash_optional(rule: str, base_regex: str) -> Any:
+    # API Gateway routes both `/x/` and `/x` to the function; DRF clients use the slash.
+    return ApiGatewayResolver._compile_regex(rule.rstrip("/") or "/", "^{}/?$")
+
+
+class HttpApi(APIGatewayHttpResolver):
+    """HTTP API (payload v2) resolver with optional trailing slashes."""
+
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = "^{}$") -> Any:
+        return _trailing_slash_optional(rule, base_regex)
+
+
+class FunctionUrlApi(LambdaFunctionUrlResolver):
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = "^{}$") -> Any:
+        return _trailing_slash_optional(rule, base_regex)
+
+
+def error_body(message: str, style: ErrorStyle) -> dict[str, str]:
+    return {"detail": message} if style == "detail" else {"status": "error", "message": message}
+
+
+def error_response(
+    status: int, message: str, style: ErrorStyle = "detail", headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(error_body(message, style)),
+        headers=headers or {},
+    )
+
+
+def create_api(
+    *,
+    preconditions: Sequence[Precondition] = (),
+    error_style: ErrorStyle = "detail",
+    function_url: bool = False,
+) -> APIGatewayHttpResolver | LambdaFunctionUrlResolver:
+    """A resolver with validation, the error mapping, and `preconditions` run in order before
+    anything else (authentication before configuration before request validation)."""
+    app: Any = (FunctionUrlApi if function_url else HttpApi)(enable_validation=True)
+
+    def run_preconditions() -> None:
+        for precondition in preconditions:
+            extra = precondition(app.current_event)
+            if extra:
+                app.append_context(**extra)
+
+    def preconditions_middleware(app_: Any, next_middleware: Any) -> Any:
+        run_preconditions()
+        return next_middleware(app_)
+
+    if preconditions:
+        app.use(middlewares=[preconditions_middleware])
+
+    @app.exception_handler(DomainError)
+    def _domain_error(exc: DomainError) -> Response:
+        headers = {}
+        if isinstance(exc, NotAuthenticated):
+            challenge = 'Bearer realm="api"'
+            if exc.invalid_token:
+                challenge += ', error="invalid_token"'
+            headers["WWW-Authenticate"] = challenge
+        if exc.status == HTTPStatus.CONFLICT and type(exc).__name__ == "RequestInProgress":
+            headers["Retry-After"] = "1"
+        logger.info("request refused", extra={"status": exc.status, "reason": exc.message})
+        return error_response(exc.status, exc.message, error_style, headers)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(exc: RequestValidationError) -> Response:
+        # Validation runs before middlewares; answer what a caller must fix first (e.g. 401).
+        try:
+            run_preconditions()
+        except DomainError as precondition_error:
+            return _domain_error(precondition_error)
+        message = describe_validation_errors(exc.errors())
+        logger.info("invalid request", extra={"status": 400, "reason": message})
+        return error_response(400, message, error_style)
+
+    @app.exception_handler(TransientFault)
+    def _transient(exc: TransientFault) -> Response:
+        logger.warning("transient fault", extra={"fault": str(exc)})
+        return error_response(503, "Temporarily unavailable, please retry.", error_style, {"Retry-After": "2"})
+
+    @app.not_found
+    def _not_found(_: NotFoundError) -> Response:
+        return error_response(404, "Not found.", error_style)
+
+    @app.exception_handler(Exception)
+    def _fault(exc: Exception) -> Response:
+        logger.exception("unhandled fault")
+        return error_response(500, "Internal server error.", error_style)
+
+    return app
+
+
+def authenticated(authenticator: Any) -> Precondition:
+    """Precondition putting the caller's id in `app.context["user_id"]` (401 otherwise)."""
+
+    def check(event: BaseProxyEvent) -> dict[str, Any]:
+        return {"user_id": authenticator.user_id(event.headers or {})}
+
+    return check
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> str:
+    messages = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
+        if error.get("type") == "json_invalid":
+            return "Request body is not valid JSON."
+        if error.get("type") == "missing" and not location:
+            return "Request body is required."
+        text = str(error.get("msg", "Invalid value")).removeprefix("Value error, ")
+        messages.append(f"{'.'.join(location)}: {text}" if location else text)
+    return "; ".join(messages) or "Invalid request."
+
+
+def page_url(event: BaseProxyEvent, cursor: str | None) -> str | None:
+    """The absolute URL of this request with `cursor` replaced; "" means the first page."""
+    if cursor is None:
+        return None
+    headers = event.headers or {}
+    request_context = event.get("requestContext") or {}
+    host = headers.get("host") or request_context.get("domainName") or "localhost"
+    scheme = headers.get("x-forwarded-proto", "https").split(",")[0].strip()
+    path = event.get("rawPath") or event.path
+    params = [(k, v) for k, v in parse_qsl(event.get("rawQueryString") or "", keep_blank_values=True) if k != "cursor"]
+    if cursor:
+        params.append(("cursor", cursor))
+    query = urlencode(params)
+    return f"{scheme}://{host}{path}{'?' + query if query else ''}"

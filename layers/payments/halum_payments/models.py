@@ -1,0 +1,240 @@
+"""Domain records (plain dataclasses, cheap to build) and the API's pydantic shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+from .money import format_amount
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+
+
+OPEN_STATUSES = frozenset({PaymentStatus.PENDING, PaymentStatus.PROCESSING})
+
+
+class PaymentMethod(StrEnum):
+    COD = "COD"
+    STRIPE = "stripe"
+    ONLINE = "ONLINE"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class OrderOrigin(StrEnum):
+    STRIPE_CHECKOUT = "stripe_checkout"
+    COD_CHECKOUT = "cod_checkout"
+    PLATFORM = "platform"  # written by another service; we never reserved its stock
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    id: int
+    order: int
+    user: int
+    amount: Decimal
+    currency: str
+    method: PaymentMethod
+    status: PaymentStatus
+    transaction_id: str | None
+    created_at: str
+    updated_at: str
+    checkout_session_id: str | None = None
+    checkout_url: str | None = None
+    checkout_expires_at: int | None = None  # epoch seconds, fixed at creation so Stripe retries match
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRef:
+    """What an order knows of each of its payments, kept in the same transactions."""
+
+    method: PaymentMethod
+    status: PaymentStatus
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItem:
+    variant: int
+    quantity: int
+    price: Decimal
+    sku: str = ""
+    name: str = ""
+
+    @property
+    def subtotal(self) -> Decimal:
+        return self.price * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: int
+    user: int
+    shipping_address: int | None
+    status: OrderStatus
+    total_price: Decimal
+    currency: str
+    items: tuple[OrderItem, ...]
+    created_at: str
+    updated_at: str
+    origin: OrderOrigin = OrderOrigin.PLATFORM
+    stock_reserved: bool = False
+    payments: dict[int, PaymentRef] = field(default_factory=dict)
+    completed_payment: int | None = None
+    completed_transaction: str | None = None
+    shipping: dict[str, Any] = field(default_factory=dict)
+
+    def open_payments(self) -> dict[int, PaymentRef]:
+        return {pid: ref for pid, ref in self.payments.items() if ref.status in OPEN_STATUSES}
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    id: int
+    sku: str
+    name: str
+    price: Decimal
+    stock: int
+    is_active: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.sku})"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    id: int
+    user: int
+    full_name: str
+    phone: str
+    address_line: str
+    city: str
+    postal_code: str
+    country: str
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "full_name": self.full_name,
+            "phone": self.phone,
+            "address_line": self.address_line,
+            "city": self.city,
+            "postal_code": self.postal_code,
+            "country": self.country,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CartItem:
+    variant: int
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cart:
+    user: int
+    items: tuple[CartItem, ...]
+    raw_items: Any = None  # the stored list, compared verbatim when the cart is emptied
+
+
+# ---------------------------------------------------------------- API shapes
+
+
+class PaymentOut(BaseModel):
+    """The payment JSON of the spec, field for field."""
+
+    id: int
+    order: int
+    user: int
+    amount: str = Field(examples=["1598.00"])
+    method: PaymentMethod
+    status: PaymentStatus
+    transaction_id: str | None
+    created_at: str = Field(examples=["2023-01-15T14:30:00Z"])
+    updated_at: str = Field(examples=["2023-01-15T14:30:00Z"])
+
+    @classmethod
+    def of(cls, payment: Payment) -> PaymentOut:
+        # model_construct: the values come from our own validated records; skip re-validation.
+        return cls.model_construct(
+            id=payment.id,
+            order=payment.order,
+            user=payment.user,
+            amount=format_amount(payment.amount),
+            method=payment.method,
+            status=payment.status,
+            transaction_id=payment.transaction_id,
+            created_at=payment.created_at,
+            updated_at=payment.updated_at,
+        )
+
+
+class PaymentPage(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[PaymentOut]
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class CheckoutRequest(BaseModel):
+    """Either check out the cart to an address, or pay an existing pending order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shipping_address: Annotated[StrictInt, Field(ge=1)] | None = None
+    order: Annotated[StrictInt, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CheckoutRequest:
+        if (self.shipping_address is None) == (self.order is None):
+            raise ValueError("send exactly one of 'shipping_address' (check out the cart) or 'order' (pay an order)")
+        return self
+
+
+class CodCheckoutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shipping_address: Annotated[StrictInt, Field(ge=1)]
+
+
+class CheckoutSessionOut(BaseModel):
+    id: str = Field(examples=["cs_test_123456"])
+    url: str = Field(examples=["https://checkout.stripe.com/c/pay/cs_test_123456"])
+
+
+class CodOrderOut(BaseModel):
+    order_id: int
+    status: OrderStatus
+    payment_method: Literal["COD"] = "COD"
+    payment: PaymentOut
+
+
+class WebhookAck(BaseModel):
+    status: Literal["success"] = "success"
+    message: str
+
+
+class WebhookError(BaseModel):
+    status: Literal["error"] = "error"
+    message: str

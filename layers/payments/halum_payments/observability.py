@@ -1,0 +1,18 @@
+"""Logger and metrics shared by every function (service and namespace come from the environment)."""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+# Defaults for local runs and tests; the template sets POWERTOOLS_SERVICE_NAME / _METRICS_NAMESPACE.
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "payments")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "HalumHut/Payments")
+
+__all__ = ["MetricUnit", "logger", "metrics", "count"]
+
+
+def count(name: str, value: int = 1) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -1,0 +1,242 @@
+"""The DynamoDB client, item (de)serialisation and transaction plumbing. Only repositories import this."""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from ..errors import TransientFault
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=2,
+    read_timeout=5,
+    tcp_keepalive=True,
+    max_pool_connections=10,
+)
+
+TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+    }
+)
+
+
+@functools.cache
+def dynamodb_client() -> Any:
+    """One client per process, created on first use. `AWS_ENDPOINT_URL_DYNAMODB` redirects it."""
+    return boto3.client("dynamodb", config=CLIENT_CONFIG)
+
+
+def to_attr(value: Any) -> dict[str, Any]:
+    return _serializer.serialize(value)
+
+
+def to_item(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Serialise a record, dropping None (absent attributes keep sparse indexes sparse)."""
+    return {key: _serializer.serialize(value) for key, value in record.items() if value is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+class Expression:
+    """Builds expression strings with placeholder names and values (reserved words are everywhere)."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+        self._name_ids: dict[str, str] = {}
+
+    def name(self, path: str) -> str:
+        """`a.b` -> `#n0.#n1` (map keys such as payment ids become placeholders too)."""
+        parts = []
+        for part in path.split("."):
+            if part not in self._name_ids:
+                placeholder = f"#n{len(self._name_ids)}"
+                self._name_ids[part] = placeholder
+                self.names[placeholder] = part
+            parts.append(self._name_ids[part])
+        return ".".join(parts)
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = to_attr(value)
+        return placeholder
+
+    def apply(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self.names:
+            request["ExpressionAttributeNames"] = self.names
+        if self.values:
+            request["ExpressionAttributeValues"] = self.values
+        return request
+
+
+def update_request(
+    table: str,
+    key: Mapping[str, Any],
+    *,
+    set_: Mapping[str, Any] | None = None,
+    add: Mapping[str, Any] | None = None,
+    remove: Iterable[str] = (),
+    condition: Sequence[tuple[str, str, Any]] = (),
+    expression: Expression | None = None,
+    extra_condition: str | None = None,
+) -> dict[str, Any]:
+    """An Update for UpdateItem or TransactWriteItems.
+
+    `condition` entries are (path, operator, value): operator is one of `=`, `<>`, `>=`, `<=`, `<`,
+    `>`, `exists`, `not_exists`, `size=`, `in`.
+    """
+    expr = expression or Expression()
+    clauses = []
+    if set_:
+        clauses.append("SET " + ", ".join(f"{expr.name(p)} = {expr.value(v)}" for p, v in set_.items()))
+    if add:
+        clauses.append("ADD " + ", ".join(f"{expr.name(p)} {expr.value(v)}" for p, v in add.items()))
+    removals = list(remove)
+    if removals:
+        clauses.append("REMOVE " + ", ".join(expr.name(p) for p in removals))
+    request: dict[str, Any] = {"TableName": table, "Key": to_item(key), "UpdateExpression": " ".join(clauses)}
+    condition_text = condition_expression(condition, expr)
+    if extra_condition:
+        condition_text = f"({condition_text}) AND ({extra_condition})" if condition_text else extra_condition
+    if condition_text:
+        request["ConditionExpression"] = condition_text
+    return expr.apply(request)
+
+
+def condition_expression(condition: Sequence[tuple[str, str, Any]], expr: Expression) -> str:
+    parts = []
+    for path, op, value in condition:
+        name = expr.name(path)
+        if op == "exists":
+            parts.append(f"attribute_exists({name})")
+        elif op == "not_exists":
+            parts.append(f"attribute_not_exists({name})")
+        elif op == "size=":
+            parts.append(f"size({name}) = {expr.value(value)}")
+        elif op == "in":
+            parts.append(f"{name} IN ({', '.join(expr.value(v) for v in value)})")
+        else:
+            parts.append(f"{name} {op} {expr.value(value)}")
+    return " AND ".join(parts)
+
+
+def put_request(
+    table: str, record: Mapping[str, Any], *, condition: Sequence[tuple[str, str, Any]] = ()
+) -> dict[str, Any]:
+    expr = Expression()
+    request: dict[str, Any] = {"TableName": table, "Item": to_item(record)}
+    text = condition_expression(condition, expr)
+    if text:
+        request["ConditionExpression"] = text
+    return expr.apply(request)
+
+
+@dataclass(frozen=True)
+class CancellationReason:
+    code: str
+    item: dict[str, Any] | None  # the item as it was, when the write asked for ALL_OLD
+
+
+class TransactionCancelled(Exception):
+    def __init__(self, reasons: list[CancellationReason]) -> None:
+        super().__init__(", ".join(r.code for r in reasons))
+        self.reasons = reasons
+
+    @property
+    def condition_failures(self) -> list[int]:
+        return [i for i, r in enumerate(self.reasons) if r.code == "ConditionalCheckFailed"]
+
+
+def transact_write(client: Any, operations: list[dict[str, Any]], *, attempts: int = 4) -> None:
+    """TransactWriteItems, retrying only what a retry can fix (conflicts, throttling).
+
+    `operations` are {"Put"|"Update"|"ConditionCheck"|"Delete": request}. Condition failures raise
+    TransactionCancelled with per-item reasons (and the old item where ALL_OLD was requested).
+    """
+    if not operations:
+        return
+    for attempt in range(attempts):
+        try:
+            client.transact_write_items(TransactItems=operations)
+            return
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") == "TransactionCanceledException":
+                reasons = [
+                    CancellationReason(r.get("Code", "None"), from_item(r["Item"]) if r.get("Item") else None)
+                    for r in exc.response.get("CancellationReasons", [])
+                ]
+                retryable = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+                if any(r.code == "ConditionalCheckFailed" for r in reasons) or not any(
+                    r.code in retryable for r in reasons
+                ):
+                    raise TransactionCancelled(reasons) from None
+            elif error.get("Code") not in TRANSIENT_CODES:
+                raise
+            if attempt + 1 == attempts:
+                raise TransientFault(f"DynamoDB transaction kept conflicting: {error.get('Code')}") from exc
+            time.sleep(random.uniform(0.02, 0.05) * (2**attempt))
+
+
+def batch_get(client: Any, requests: Mapping[str, Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """BatchGetItem over several tables (strongly consistent), following UnprocessedKeys.
+
+    `requests` maps table -> {"Keys": [...python keys...], "ProjectionExpression"?: ...}.
+    """
+    pending: dict[str, Any] = {}
+    for table, request in requests.items():
+        keys = [to_item(k) for k in request["Keys"]]
+        if keys:
+            pending[table] = {**request, "Keys": keys, "ConsistentRead": True}
+    found: dict[str, list[dict[str, Any]]] = {table: [] for table in requests}
+    for attempt in range(6):
+        if not pending:
+            return found
+        response = client.batch_get_item(RequestItems=pending)
+        for table, items in response.get("Responses", {}).items():
+            found[table].extend(from_item(item) for item in items)
+        pending = response.get("UnprocessedKeys") or {}
+        if pending:
+            time.sleep(random.uniform(0.02, 0.05) * (2**attempt))
+    raise TransientFault("DynamoDB kept returning unprocessed keys")
+
+
+def is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def batch_put(client: Any, table: str, records: Sequence[Mapping[str, Any]]) -> None:
+    """BatchWriteItem in chunks of 25 (seeding and back-office loads, not request paths)."""
+    for start in range(0, len(records), 25):
+        pending: dict[str, Any] = {
+            table: [{"PutRequest": {"Item": to_item(record)}} for record in records[start : start + 25]]
+        }
+        for attempt in range(8):
+            response = client.batch_write_item(RequestItems=pending)
+            pending = response.get("UnprocessedItems") or {}
+            if not pending:
+                break
+            time.sleep(random.uniform(0.02, 0.05) * (2**attempt))
+        else:
+            raise TransientFault("DynamoDB kept returning unprocessed items")

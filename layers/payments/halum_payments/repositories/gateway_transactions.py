@@ -1,0 +1,45 @@
+"""Gateway transactions table: each provider transaction id belongs to exactly one payment.
+
+Claimed in the same transaction that records the id on a payment, so one provider payment can
+never settle two of ours; also the strongly consistent way to find a payment by provider id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .dynamo import dynamodb_client, from_item, put_request
+
+
+def claim_key(method: str, transaction_id: str) -> str:
+    return f"{method}#{transaction_id}"
+
+
+class GatewayTransactionsRepository:
+    def __init__(self, table: str, client: Any = None) -> None:
+        self.table = table
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or dynamodb_client()
+
+    def record(self, method: str, transaction_id: str, payment: int, order: int) -> dict[str, Any]:
+        return {"transaction_id": claim_key(method, transaction_id), "payment": payment, "order": order}
+
+    def claim(self, method: str, transaction_id: str, payment: int, order: int) -> dict[str, Any]:
+        """Transaction item: claim the id for `payment` (idempotent for the same payment)."""
+        request = put_request(self.table, self.record(method, transaction_id, payment, order))
+        request["ConditionExpression"] = "attribute_not_exists(#t) OR #p = :p"
+        request["ExpressionAttributeNames"] = {"#t": "transaction_id", "#p": "payment"}
+        request["ExpressionAttributeValues"] = {":p": {"N": str(payment)}}
+        return {"Put": request}
+
+    def payment_for(self, method: str, transaction_id: str) -> int | None:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key={"transaction_id": {"S": claim_key(method, transaction_id)}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return int(from_item(item)["payment"]) if item else None

@@ -1,0 +1,94 @@
+"""Orders table. An order also lists its payments (method and status), updated in the same
+transactions as the payments themselves: it is the one item every payment change conditions on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from ..models import Order, OrderItem, OrderOrigin, OrderStatus, PaymentMethod, PaymentRef, PaymentStatus
+from .dynamo import dynamodb_client, from_item
+
+
+def encode(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "user": order.user,
+        "shipping_address": order.shipping_address,
+        "shipping": order.shipping or None,
+        "status": str(order.status),
+        "total_price": order.total_price,
+        "currency": order.currency,
+        "items": [encode_item(item) for item in order.items],
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "origin": str(order.origin),
+        "stock_reserved": order.stock_reserved,
+        "payments": {str(pid): encode_ref(ref) for pid, ref in order.payments.items()},
+        "completed_payment": order.completed_payment,
+        "completed_transaction": order.completed_transaction,
+    }
+
+
+def encode_item(item: OrderItem) -> dict[str, Any]:
+    record: dict[str, Any] = {"variant": item.variant, "quantity": item.quantity, "price": item.price}
+    if item.sku:
+        record["sku"] = item.sku
+    if item.name:
+        record["name"] = item.name
+    return record
+
+
+def encode_ref(ref: PaymentRef) -> dict[str, str]:
+    return {"method": str(ref.method), "status": str(ref.status)}
+
+
+def decode(record: Mapping[str, Any]) -> Order:
+    payments = record.get("payments") or {}
+    completed = record.get("completed_payment")
+    address = record.get("shipping_address")
+    return Order(
+        id=int(record["id"]),
+        user=int(record["user"]),
+        shipping_address=int(address) if address is not None else None,
+        status=OrderStatus(record["status"]),
+        total_price=Decimal(record["total_price"]),
+        currency=str(record.get("currency", "usd")),
+        items=tuple(
+            OrderItem(
+                variant=int(i["variant"]),
+                quantity=int(i["quantity"]),
+                price=Decimal(i["price"]),
+                sku=str(i.get("sku", "")),
+                name=str(i.get("name", "")),
+            )
+            for i in record.get("items") or []
+        ),
+        created_at=record["created_at"],
+        updated_at=record.get("updated_at", record["created_at"]),
+        origin=OrderOrigin(record.get("origin", OrderOrigin.PLATFORM)),
+        stock_reserved=bool(record.get("stock_reserved", False)),
+        payments={
+            int(pid): PaymentRef(PaymentMethod(ref["method"]), PaymentStatus(ref["status"]))
+            for pid, ref in payments.items()
+        },
+        completed_payment=int(completed) if completed is not None else None,
+        completed_transaction=record.get("completed_transaction"),
+        shipping=dict(record.get("shipping") or {}),
+    )
+
+
+class OrdersRepository:
+    def __init__(self, table: str, client: Any = None) -> None:
+        self.table = table
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or dynamodb_client()
+
+    def get(self, order_id: int) -> Order | None:
+        response = self.client.get_item(TableName=self.table, Key={"id": {"N": str(order_id)}}, ConsistentRead=True)
+        item = response.get("Item")
+        return decode(from_item(item)) if item else None

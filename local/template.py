@@ -1,0 +1,183 @@
+"""Reads template.yaml: the tables to create, and each function's code, environment and routes.
+
+The local server and the tests both build from this, so neither can drift from what AWS runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that understands CloudFormation's short-form intrinsic tags."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # API Gateway form: /orders/api/payments/{id}/
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    code_uri: Path
+    handler: str
+    timeout: int
+    memory: int
+    environment: dict[str, str]
+    routes: list[Route] = field(default_factory=list)
+    function_url: bool = False
+    local_path: str | None = None  # where the local server mounts a Function URL function
+    schedules: list[dict[str, Any]] = field(default_factory=list)
+    policies: list[Any] = field(default_factory=list)
+
+
+class Template:
+    def __init__(self, path: Path = TEMPLATE, parameters: dict[str, str] | None = None) -> None:
+        self.path = path
+        self.doc: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        self.resources: dict[str, Any] = self.doc["Resources"]
+        self.parameters = {
+            name: str(spec.get("Default", "")) for name, spec in (self.doc.get("Parameters") or {}).items()
+        }
+        self.parameters.update(parameters or {})
+        self.table_names: dict[str, str] = {}
+
+    # ------------------------------------------------------------- tables
+    def table_ids(self) -> list[str]:
+        return [rid for rid, res in self.resources.items() if res["Type"] == "AWS::DynamoDB::Table"]
+
+    def create_table_request(self, logical_id: str, table_name: str) -> dict[str, Any]:
+        """CreateTable arguments for a table resource (the properties CreateTable understands)."""
+        props = self.resources[logical_id]["Properties"]
+        request: dict[str, Any] = {
+            "TableName": table_name,
+            "AttributeDefinitions": copy.deepcopy(props["AttributeDefinitions"]),
+            "KeySchema": copy.deepcopy(props["KeySchema"]),
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if key in props:
+                request[key] = copy.deepcopy(props[key])
+        return request
+
+    def create_tables(self, client: Any, prefix: str = "") -> dict[str, str]:
+        """Create every table (named `<prefix><LogicalId>`); returns logical id -> table name."""
+        names = {}
+        for logical_id in self.table_ids():
+            name = f"{prefix}{logical_id}"
+            client.create_table(**self.create_table_request(logical_id, name))
+            ttl = self.resources[logical_id]["Properties"].get("TimeToLiveSpecification")
+            if ttl and ttl.get("Enabled"):
+                client.update_time_to_live(
+                    TableName=name, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+                )
+            names[logical_id] = name
+        self.table_names = names
+        return names
+
+    def use_table_names(self, names: dict[str, str]) -> None:
+        self.table_names = dict(names)
+
+    # ------------------------------------------------------------- functions
+    def function_ids(self) -> list[str]:
+        return [rid for rid, res in self.resources.items() if res["Type"] == "AWS::Serverless::Function"]
+
+    def function(self, logical_id: str, overrides: dict[str, str] | None = None) -> FunctionSpec:
+        globals_ = (self.doc.get("Globals") or {}).get("Function") or {}
+        props = self.resources[logical_id]["Properties"]
+        environment: dict[str, str] = {}
+        for source in (globals_, props):
+            variables = ((source.get("Environment") or {}).get("Variables")) or {}
+            environment.update({k: self.resolve(v) for k, v in variables.items()})
+        for name, value in (overrides or {}).items():
+            if name in environment:  # only what the template declares for this function
+                environment[name] = value
+        routes, schedules = [], []
+        for event in (props.get("Events") or {}).values():
+            if event["Type"] == "HttpApi":
+                routes.append(Route(event["Properties"]["Method"].upper(), event["Properties"]["Path"]))
+            elif event["Type"] in ("Schedule", "ScheduleV2"):
+                schedules.append(event["Properties"])
+        metadata = self.resources[logical_id].get("Metadata") or {}
+        return FunctionSpec(
+            logical_id=logical_id,
+            code_uri=(self.path.parent / props["CodeUri"]).resolve(),
+            handler=props.get("Handler") or globals_.get("Handler", "app.lambda_handler"),
+            timeout=int(props.get("Timeout") or globals_.get("Timeout", 3)),
+            memory=int(props.get("MemorySize") or globals_.get("MemorySize", 128)),
+            environment=environment,
+            routes=routes,
+            function_url="FunctionUrlConfig" in props,
+            local_path=(metadata.get("LocalServer") or {}).get("Path"),
+            schedules=schedules,
+            policies=list(props.get("Policies") or []),
+        )
+
+    def functions(self, overrides: dict[str, str] | None = None) -> list[FunctionSpec]:
+        return [self.function(fid, overrides) for fid in self.function_ids()]
+
+    def layer_dirs(self) -> list[Path]:
+        return [
+            (self.path.parent / res["Properties"]["ContentUri"]).resolve()
+            for res in self.resources.values()
+            if res["Type"] == "AWS::Serverless::LayerVersion"
+        ]
+
+    # ------------------------------------------------------------- intrinsics
+    def resolve(self, value: Any) -> str:
+        if isinstance(value, (str, int, float, bool)):
+            return str(value).lower() if isinstance(value, bool) else str(value)
+        if not isinstance(value, dict) or len(value) != 1:
+            raise ValueError(f"cannot resolve {value!r} locally")
+        (name, arg), = value.items()
+        if name == "Ref":
+            return self._ref(arg)
+        if name == "Fn::GetAtt":
+            resource, attribute = arg
+            return f"arn:aws:local:::{resource}/{attribute}"
+        if name == "Fn::Sub":
+            text = arg if isinstance(arg, str) else arg[0]
+            return re.sub(r"\$\{([^}]+)\}", lambda m: self._ref(m.group(1).split(".")[0]), text)
+        if name == "Fn::If":
+            return self.resolve(arg[1])
+        raise ValueError(f"cannot resolve {name} locally")
+
+    def _ref(self, name: str) -> str:
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.table_names:
+            return self.table_names[name]
+        if name.startswith("AWS::"):
+            return {"AWS::Region": "us-east-1", "AWS::AccountId": "000000000000", "AWS::Partition": "aws"}.get(
+                name, "local"
+            )
+        if name in self.resources:
+            return name
+        raise ValueError(f"unknown reference {name}")
