@@ -32,9 +32,14 @@ class NotAuthenticated(DomainError):
 
 
 class BadSignature(DomainError):
-    """A webhook whose signature does not verify. Status depends on the sender's contract."""
+    """A webhook whose signature does not verify. Status is the sender's contract: Stripe's
+    convention is 400, the generic gateway's is 401."""
 
     status = 400
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class NotFound(DomainError):

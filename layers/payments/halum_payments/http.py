@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
@@ -139,6 +140,14 @@ def describe_validation_errors(errors: Sequence[Any]) -> str:
         text = str(error.get("msg", "Invalid value")).removeprefix("Value error, ")
         messages.append(f"{'.'.join(location)}: {text}" if location else text)
     return "; ".join(messages) or "Invalid request."
+
+
+def raw_body(event: BaseProxyEvent) -> bytes:
+    """The request body exactly as sent (signatures are computed over these bytes)."""
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return base64.b64decode(body)
+    return body.encode("utf-8")
 
 
 def page_url(event: BaseProxyEvent, cursor: str | None) -> str | None:

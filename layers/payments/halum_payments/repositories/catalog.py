@@ -23,7 +23,10 @@ def encode_variant(variant: Variant) -> dict[str, Any]:
     }
 
 
-def decode_variant(record: Mapping[str, Any]) -> Variant:
+def decode_variant(record: Mapping[str, Any]) -> Variant | None:
+    """None for a stub without a sku (stock returned to a variant that was since deleted)."""
+    if "sku" not in record:
+        return None
     return Variant(
         id=int(record["id"]),
         sku=str(record["sku"]),

@@ -35,11 +35,15 @@ class GatewayTransactionsRepository:
         request["ExpressionAttributeValues"] = {":p": {"N": str(payment)}}
         return {"Put": request}
 
-    def payment_for(self, method: str, transaction_id: str) -> int | None:
+    def lookup(self, method: str, transaction_id: str) -> tuple[int, int] | None:
+        """(payment id, order id) of the payment this provider transaction settled."""
         response = self.client.get_item(
             TableName=self.table,
             Key={"transaction_id": {"S": claim_key(method, transaction_id)}},
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return int(from_item(item)["payment"]) if item else None
+        if not item:
+            return None
+        record = from_item(item)
+        return int(record["payment"]), int(record["order"])

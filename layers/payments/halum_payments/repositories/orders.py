@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from ..models import Order, OrderItem, OrderOrigin, OrderStatus, PaymentMethod, PaymentRef, PaymentStatus
+from ..models import Order, OrderItem, OrderOrigin, OrderStatus, Payment, PaymentMethod, PaymentRef, PaymentStatus
 from .dynamo import dynamodb_client, from_item
 
 
@@ -42,6 +42,10 @@ def encode_item(item: OrderItem) -> dict[str, Any]:
 
 def encode_ref(ref: PaymentRef) -> dict[str, str]:
     return {"method": str(ref.method), "status": str(ref.status)}
+
+
+def encode_ref_of(payment: Payment) -> dict[str, str]:
+    return {"method": str(payment.method), "status": str(payment.status)}
 
 
 def decode(record: Mapping[str, Any]) -> Order:

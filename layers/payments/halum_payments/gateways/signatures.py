@@ -1,0 +1,55 @@
+"""Webhook signature verifiers. Each accepts several secrets so a rotation never drops events."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import BadSignature
+
+MAX_SIGNATURE_HEADER = 2048
+
+
+def verify_gateway_signature(body: bytes, header: str | None, secrets: Sequence[str]) -> None:
+    """`header` is the lowercase hex HMAC-SHA256 of the raw body, optionally prefixed `sha256=`."""
+    if not header or len(header) > MAX_SIGNATURE_HEADER:
+        raise BadSignature("Missing or invalid webhook signature.", status=401)
+    presented = header.strip()
+    if presented.lower().startswith("sha256="):
+        presented = presented[len("sha256=") :]
+    presented_bytes = presented.encode("ascii", "replace")
+    matched = False
+    for secret in secrets:
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+        # Check every secret (no early exit) so timing does not reveal which one matched.
+        matched |= hmac.compare_digest(expected, presented_bytes)
+    if not matched:
+        raise BadSignature("Missing or invalid webhook signature.", status=401)
+
+
+def verify_stripe_event(body: bytes, header: str | None, secrets: Sequence[str], tolerance: int = 300) -> dict[str, Any]:
+    """Verify with stripe-python's own verifier (constant-time, timestamp tolerance); return the event."""
+    import stripe
+
+    if not header or len(header) > MAX_SIGNATURE_HEADER:
+        raise BadSignature("Missing or invalid Stripe signature.")
+    try:
+        payload = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadSignature("Missing or invalid Stripe signature.") from None
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
+        except stripe.SignatureVerificationError:
+            continue
+        try:
+            event = json.loads(payload)
+        except json.JSONDecodeError:
+            raise BadSignature("Signed payload is not JSON.") from None
+        if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+            raise BadSignature("Signed payload is not a Stripe event.")
+        return event
+    raise BadSignature("Missing or invalid Stripe signature.")

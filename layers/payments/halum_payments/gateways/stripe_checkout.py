@@ -1,0 +1,156 @@
+"""Stripe Checkout through stripe-python's StripeClient. Imported only by functions that use Stripe."""
+
+from __future__ import annotations
+
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import stripe
+
+from ..observability import logger
+
+ProviderFailure = Literal["timeout", "unavailable", "rejected"]
+
+
+class ProviderError(Exception):
+    """Stripe failed after stripe-python's own bounded retries."""
+
+    def __init__(self, kind: ProviderFailure, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class LineItem:
+    name: str
+    unit_amount: int  # minor units
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRequest:
+    currency: str
+    line_items: tuple[LineItem, ...]
+    metadata: dict[str, str]
+    client_reference_id: str
+    success_url: str
+    cancel_url: str
+    expires_at: int
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSession:
+    id: str
+    url: str | None
+    status: str | None = None  # open | complete | expired
+    payment_status: str | None = None  # paid | unpaid | no_payment_required
+    amount_total: int | None = None
+    currency: str | None = None
+    payment_intent: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, session: Any) -> CheckoutSession:
+        data = session.to_dict() if hasattr(session, "to_dict") else dict(session)
+        intent = data.get("payment_intent")
+        if isinstance(intent, dict):
+            intent = intent.get("id")
+        return cls(
+            id=data["id"],
+            url=data.get("url"),
+            status=data.get("status"),
+            payment_status=data.get("payment_status"),
+            amount_total=data.get("amount_total"),
+            currency=data.get("currency"),
+            payment_intent=intent,
+            metadata=dict(data.get("metadata") or {}),
+        )
+
+
+class _TimeoutOpener:
+    """urllib opener with a timeout: stripe's UrllibClient has none (it would wait forever)."""
+
+    def __init__(self, timeout: float) -> None:
+        self._opener = urllib.request.build_opener()
+        self._timeout = timeout
+
+    def open(self, request: urllib.request.Request) -> Any:
+        return self._opener.open(request, timeout=self._timeout)
+
+
+def _http_client(timeout: float) -> stripe.HTTPClient:
+    client = stripe.UrllibClient()
+    client._opener = _TimeoutOpener(timeout)  # type: ignore[assignment]  # stdlib only: no requests in the layer
+    return client
+
+
+class StripeCheckoutGateway:
+    def __init__(
+        self,
+        secret_key: str,
+        *,
+        api_base: str | None = None,
+        timeout: float = 8.0,
+        max_network_retries: int = 2,
+        client: stripe.StripeClient | None = None,
+    ) -> None:
+        self._client = client or stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base} if api_base else None,
+            max_network_retries=max_network_retries,
+            http_client=_http_client(timeout),
+        )
+
+    def create_session(self, request: SessionRequest) -> CheckoutSession:
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "price_data": {
+                        "currency": request.currency,
+                        "product_data": {"name": item.name},
+                        "unit_amount": item.unit_amount,
+                    },
+                    "quantity": item.quantity,
+                }
+                for item in request.line_items
+            ],
+            "metadata": request.metadata,
+            "payment_intent_data": {"metadata": request.metadata},
+            "client_reference_id": request.client_reference_id,
+            "success_url": request.success_url,
+            "cancel_url": request.cancel_url,
+            "expires_at": request.expires_at,
+        }
+        session = self._call(
+            lambda: self._client.v1.checkout.sessions.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": request.idempotency_key},
+            )
+        )
+        return CheckoutSession.of(session)
+
+    def retrieve_session(self, session_id: str) -> CheckoutSession:
+        return CheckoutSession.of(self._call(lambda: self._client.v1.checkout.sessions.retrieve(session_id)))
+
+    def expire_session(self, session_id: str) -> None:
+        try:
+            self._call(lambda: self._client.v1.checkout.sessions.expire(session_id))
+        except ProviderError as exc:
+            # Already expired/completed sessions answer 400: nothing left to do.
+            logger.info("checkout session not expired", extra={"session": session_id, "reason": exc.kind})
+
+    @staticmethod
+    def _call(operation: Any) -> Any:
+        try:
+            return operation()
+        except stripe.APIConnectionError as exc:
+            raise ProviderError("timeout", "Stripe could not be reached") from exc
+        except (stripe.RateLimitError, stripe.APIError) as exc:
+            raise ProviderError("unavailable", f"Stripe is unavailable ({exc.http_status})") from exc
+        except stripe.StripeError as exc:
+            # Authentication, permission and request errors: retrying the same call cannot help.
+            logger.error("Stripe refused the request", extra={"http_status": exc.http_status, "code": exc.code})
+            raise ProviderError("rejected", "Stripe refused the request") from exc

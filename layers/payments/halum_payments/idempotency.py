@@ -1,0 +1,93 @@
+"""Powertools idempotency, for the functions that need it (imported only there: it is not free).
+
+Concurrent duplicates do not fail fast: they wait a little for the first request to finish and
+then answer with its stored result, so a double-click or a burst of webhook redeliveries all get
+the same answer. Only if the first is still running after the wait is the duplicate refused as
+retryable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from pydantic import BaseModel
+
+from .errors import RequestInProgress, TransientFault, Unprocessable
+from .repositories.dynamo import dynamodb_client
+
+T = TypeVar("T", bound=BaseModel)
+
+WAIT_SCHEDULE = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.0)  # ~3.9 s: a Lambda request finishes well within
+
+
+class Idempotent:
+    """Wraps `fn(payload) -> model` so each key runs once and later calls replay its result.
+
+    `payload` is a dict with a "key" (what makes requests "the same") and a "body" (what must
+    not change under the same key).
+    """
+
+    def __init__(
+        self,
+        table: str,
+        fn: Callable[[dict[str, Any]], T],
+        output: type[T],
+        *,
+        expires_after_seconds: int,
+        client: Any = None,
+        wait_schedule: tuple[float, ...] = WAIT_SCHEDULE,
+    ) -> None:
+        from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+
+        self.config = IdempotencyConfig(
+            event_key_jmespath="key",
+            payload_validation_jmespath="body",
+            expires_after_seconds=expires_after_seconds,
+            raise_on_no_idempotency_key=True,
+        )
+        persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=client or dynamodb_client())
+        self._wait_schedule = wait_schedule
+        self._run = idempotent_function(
+            data_keyword_argument="payload",
+            persistence_store=persistence,
+            config=self.config,
+            output_serializer=PydanticSerializer(output),
+        )(_named(fn))
+
+    def register_lambda_context(self, context: Any) -> None:
+        self.config.register_lambda_context(context)
+
+    def __call__(self, payload: dict[str, Any]) -> T:
+        for delay in (*self._wait_schedule, None):
+            try:
+                return self._run(payload=payload)
+            except IdempotencyAlreadyInProgressError:
+                if delay is None:
+                    raise RequestInProgress() from None
+                time.sleep(delay)
+            except IdempotencyValidationError:
+                raise Unprocessable("This idempotency key was already used with a different request.") from None
+            except IdempotencyPersistenceLayerError as exc:
+                raise TransientFault("idempotency store unavailable") from exc
+        raise RequestInProgress()  # pragma: no cover - the loop always returns or raises
+
+
+def _named(fn: Callable[[dict[str, Any]], T]) -> Callable[..., T]:
+    # The record key includes the function's qualified name: give each wrapped call its own.
+    def run(payload: dict[str, Any]) -> T:
+        return fn(payload)
+
+    run.__qualname__ = run.__name__ = getattr(fn, "__qualname__", "run")
+    return run

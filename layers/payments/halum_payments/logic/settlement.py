@@ -1,0 +1,360 @@
+"""Settlement: applying what a provider (or the reconciler) says happened to a payment.
+
+Every change is planned from a snapshot of the order (which lists its payments) and committed as
+ONE DynamoDB transaction whose conditions assert that snapshot: each payment's current status, the
+order's status and payment count, and "no completed payment yet" when completing. If anything
+moved in between, the transaction is refused and the change is re-planned from a fresh snapshot.
+Duplicates and late events therefore change nothing twice, whatever the interleaving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any, Literal, Protocol
+
+from ..clock import now_text
+from ..errors import TransientFault
+from ..models import (
+    Cart,
+    Order,
+    OrderOrigin,
+    OrderStatus,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+)
+from ..observability import count, logger
+from .state_machine import allowed, is_stale, may_become_allowed
+
+Source = Literal["stripe", "gateway", "reconciliation", "checkout"]
+OutcomeKind = Literal["applied", "unchanged", "ignored", "retry_later", "needs_refund", "mismatch", "unknown", "conflict"]
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the provider says about money, checked inside the transaction against the payment."""
+
+    amount: Decimal | None = None
+    currency: str | None = None
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    order_id: int
+    payment_id: int | None  # None: create the order's ONLINE payment (generic gateway)
+    target: PaymentStatus
+    source: Source
+    event_id: str | None = None
+    transaction_id: str | None = None
+    facts: Facts = Facts()
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    payment_id: int
+    order_id: int
+    from_status: PaymentStatus | None
+    to_status: PaymentStatus | None
+    source: str
+    event_id: str | None
+    reason: str | None
+    at: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    payment_id: int
+    method: PaymentMethod
+    from_status: PaymentStatus
+    to_status: PaymentStatus
+    transaction_id: str | None = None
+    facts: Facts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything one transaction writes; built from `order` and conditioned on it."""
+
+    order: Order
+    user: int
+    at: str
+    transitions: tuple[Transition, ...] = ()
+    new_payment: Payment | None = None
+    payment_sequence: int | None = None  # the sequence value read, when allocating new_payment
+    order_status: OrderStatus | None = None
+    completed_payment: int | None = None
+    completed_transaction: str | None = None
+    release_stock: bool = False
+    claim: tuple[PaymentMethod, str, int] | None = None  # provider transaction id -> payment
+    restore_cart: tuple[Cart | None, tuple[Any, ...]] | None = None  # (cart as read, items to add back)
+    audit: tuple[AuditEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: OutcomeKind
+    payment_id: int | None
+    status: PaymentStatus | None
+    message: str
+    superseded: tuple[int, ...] = ()
+
+
+class CommitConflict(Exception):
+    """The transaction's conditions no longer hold. `facts_mismatch` when the payment is in the
+    expected status but its amount/currency/session differ from the provider's facts."""
+
+    def __init__(self, *, facts_mismatch: Payment | None = None, claimed: bool = False, stock: bool = False) -> None:
+        super().__init__("settlement conflict")
+        self.facts_mismatch = facts_mismatch
+        self.claimed = claimed
+        self.stock = stock
+
+
+class SettlementStore(Protocol):
+    def load(self, order_id: int, *, with_payment_sequence: bool = False) -> tuple[Order | None, int | None]: ...
+
+    def commit(self, plan: Plan) -> None: ...
+
+    def record(self, entries: list[AuditEntry]) -> None: ...
+
+    def payments(self, payment_ids: list[int]) -> list[Payment]: ...
+
+
+def plan_change(order: Order, change: Change, *, at: str, payment_sequence: int | None = None) -> Plan | Outcome:
+    """Pure: what `change` means for this snapshot of the order."""
+    target = change.target
+    if change.payment_id is None:
+        return _plan_new_online_payment(order, change, at=at, payment_sequence=payment_sequence)
+    pid = change.payment_id
+    ref = order.payments.get(pid)
+    if ref is None:
+        return Outcome("unknown", pid, None, f"Payment {pid} does not belong to order {order.id}.")
+    current = ref.status
+
+    if target == PaymentStatus.COMPLETED and order.completed_payment not in (None, pid):
+        return Outcome("needs_refund", pid, current, f"Order {order.id} is already paid by payment {order.completed_payment}.")
+    if current == target:
+        return Outcome("unchanged", pid, current, f"Payment is already {current}.")
+    if not allowed(ref.method, current, target):
+        if target == PaymentStatus.COMPLETED:
+            return Outcome("needs_refund", pid, current, f"Money arrived for a {current} payment.")
+        if may_become_allowed(current, target):
+            return Outcome("retry_later", pid, current, f"Payment is {current}; {target} cannot apply yet.")
+        return Outcome("ignored", pid, current, f"Payment is already {current}; {target} ignored.")
+
+    transitions = [
+        Transition(pid, ref.method, current, target, transaction_id=change.transaction_id, facts=change.facts)
+    ]
+    audit = [_entry(order, pid, current, target, change, at)]
+    plan = Plan(order=order, user=order.user, at=at)
+    if target == PaymentStatus.COMPLETED:
+        for other_id, other in sorted(order.open_payments().items()):
+            if other_id != pid:
+                transitions.append(Transition(other_id, other.method, other.status, PaymentStatus.FAILED))
+                audit.append(_entry(order, other_id, other.status, PaymentStatus.FAILED, change, at, reason="superseded"))
+        plan = replace(
+            plan,
+            order_status=OrderStatus.CONFIRMED if order.status == OrderStatus.PENDING else None,
+            completed_payment=pid,
+            completed_transaction=change.transaction_id,
+        )
+        if change.transaction_id and ref.method == PaymentMethod.STRIPE:
+            plan = replace(plan, claim=(ref.method, change.transaction_id, pid))
+    elif target == PaymentStatus.FAILED and ref.method == PaymentMethod.STRIPE:
+        still_open = [p for p in order.open_payments() if p != pid]
+        if (
+            order.origin == OrderOrigin.STRIPE_CHECKOUT
+            and order.status == OrderStatus.PENDING
+            and not still_open
+            and order.completed_payment is None
+        ):
+            # The Stripe checkout that created this order failed or expired: give it up and its
+            # stock back. Orders from elsewhere stay pending: the customer may pay another way.
+            plan = replace(plan, order_status=OrderStatus.CANCELLED, release_stock=order.stock_reserved)
+    return replace(plan, transitions=tuple(transitions), audit=tuple(audit))
+
+
+def _plan_new_online_payment(order: Order, change: Change, *, at: str, payment_sequence: int | None) -> Plan | Outcome:
+    target = change.target
+    if order.completed_payment is not None:
+        return Outcome("needs_refund", None, None, f"Order {order.id} is already paid by payment {order.completed_payment}.")
+    if target == PaymentStatus.REFUNDED:
+        return Outcome("retry_later", None, None, "No completed payment to refund yet.")
+    if payment_sequence is None:
+        raise ValueError("creating a payment needs the payment sequence value")
+    payment = Payment(
+        id=payment_sequence + 1,
+        order=order.id,
+        user=order.user,
+        amount=order.total_price,
+        currency=order.currency,
+        method=PaymentMethod.ONLINE,
+        status=target,
+        transaction_id=change.transaction_id,
+        created_at=at,
+        updated_at=at,
+    )
+    transitions: list[Transition] = []
+    audit = [_entry(order, payment.id, None, target, change, at, reason=change.reason or "created")]
+    plan = Plan(order=order, user=order.user, at=at, new_payment=payment, payment_sequence=payment_sequence)
+    if target == PaymentStatus.COMPLETED:
+        for other_id, other in sorted(order.open_payments().items()):
+            transitions.append(Transition(other_id, other.method, other.status, PaymentStatus.FAILED))
+            audit.append(_entry(order, other_id, other.status, PaymentStatus.FAILED, change, at, reason="superseded"))
+        plan = replace(
+            plan,
+            order_status=OrderStatus.CONFIRMED if order.status == OrderStatus.PENDING else None,
+            completed_payment=payment.id,
+            completed_transaction=change.transaction_id,
+        )
+    return replace(plan, transitions=tuple(transitions), audit=tuple(audit))
+
+
+def _entry(
+    order: Order,
+    payment_id: int,
+    old: PaymentStatus | None,
+    new: PaymentStatus | None,
+    change: Change,
+    at: str,
+    *,
+    reason: str | None = None,
+) -> AuditEntry:
+    return AuditEntry(
+        payment_id=payment_id,
+        order_id=order.id,
+        from_status=old,
+        to_status=new,
+        source=change.source,
+        event_id=change.event_id,
+        reason=reason or change.reason,
+        at=at,
+        details=dict(change.details),
+    )
+
+
+class Settlement:
+    """Applies changes with optimistic concurrency: plan from a snapshot, commit conditioned on it."""
+
+    ATTEMPTS = 5
+
+    def __init__(
+        self,
+        store: SettlementStore,
+        *,
+        expire_sessions: Callable[[list[Payment]], None] | None = None,
+        clock: Callable[[], str] = now_text,
+    ) -> None:
+        self._store = store
+        self._expire_sessions = expire_sessions
+        self._clock = clock
+
+    def apply(
+        self,
+        change: Change,
+        *,
+        decide: Callable[[Order, Change], Change] | None = None,
+        adjust: Callable[[Plan], Plan] | None = None,
+    ) -> Outcome:
+        """Apply `change`. `decide` sees the order as read and may refine the change (or raise a
+        domain error to refuse it); `adjust` may add writes to the plan's transaction."""
+        for _ in range(self.ATTEMPTS):
+            order, sequence = self._store.load(change.order_id, with_payment_sequence=change.payment_id is None)
+            if order is None:
+                return Outcome("unknown", change.payment_id, None, f"Order {change.order_id} not found.")
+            wanted = decide(order, change) if decide else change
+            at = self._clock()
+            planned = plan_change(order, wanted, at=at, payment_sequence=sequence)
+            if isinstance(planned, Outcome):
+                return self._settle_without_change(order, wanted, planned, at)
+            plan = adjust(planned) if adjust else planned
+            try:
+                self._store.commit(plan)
+            except CommitConflict as conflict:
+                if conflict.facts_mismatch is not None:
+                    return self._mismatch(order, wanted, conflict.facts_mismatch, at)
+                if conflict.claimed:
+                    logger.error("provider transaction already settled another payment", extra={"order": order.id})
+                    return Outcome("conflict", wanted.payment_id, None, "This transaction already paid another payment.")
+                continue  # someone else moved first: re-plan from what is there now
+            return self._applied(plan, wanted)
+        raise TransientFault("settlement kept conflicting with concurrent updates")
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _applied(self, plan: Plan, change: Change) -> Outcome:
+        main = plan.new_payment.id if plan.new_payment else change.payment_id
+        superseded = tuple(t.payment_id for t in plan.transitions if t.payment_id != main)
+        for transition in plan.transitions:
+            count(f"Payments{transition.to_status.capitalize()}")
+        if plan.new_payment:
+            count(f"Payments{plan.new_payment.status.capitalize()}")
+        logger.info(
+            "payment settled",
+            extra={"payment": main, "order": plan.order.id, "to": str(change.target), "source": change.source,
+                   "superseded": list(superseded), "order_status": plan.order_status},
+        )
+        stripe_superseded = [
+            t.payment_id for t in plan.transitions if t.payment_id != main and t.method == PaymentMethod.STRIPE
+        ]
+        if stripe_superseded and self._expire_sessions is not None:
+            self._expire_superseded(stripe_superseded)
+        return Outcome("applied", main, change.target, "applied", superseded)
+
+    def _expire_superseded(self, payment_ids: list[int]) -> None:
+        try:
+            payments = [p for p in self._store.payments(payment_ids) if p.checkout_session_id]
+            if payments and self._expire_sessions:
+                self._expire_sessions(payments)
+        except Exception:  # noqa: BLE001 - best effort: an open session of a failed payment is harmless
+            logger.warning("could not expire superseded checkout sessions", extra={"payments": payment_ids})
+
+    def _settle_without_change(self, order: Order, change: Change, outcome: Outcome, at: str) -> Outcome:
+        if outcome.kind == "needs_refund":
+            count("PaymentNeedsRefund")
+            logger.error(
+                "money arrived for a payment that cannot complete: refund it",
+                extra={"order": order.id, "payment": change.payment_id, "transaction": change.transaction_id,
+                       "source": change.source, "reason": outcome.message},
+            )
+            if change.payment_id is not None:
+                self._store.record(
+                    [_entry(order, change.payment_id, outcome.status, outcome.status, change, at, reason="needs_refund")]
+                )
+        elif outcome.kind == "unknown":
+            logger.warning("change for a payment that is not ours", extra={"order": order.id, "payment": change.payment_id})
+        else:
+            logger.info(
+                "no change", extra={"order": order.id, "payment": change.payment_id, "kind": outcome.kind,
+                                    "reason": outcome.message},
+            )
+        return outcome
+
+    def _mismatch(self, order: Order, change: Change, payment: Payment, at: str) -> Outcome:
+        count("AmountMismatch")
+        logger.error(
+            "provider amount/currency/session does not match the payment; not settled",
+            extra={"order": order.id, "payment": payment.id, "expected_amount": str(payment.amount),
+                   "expected_currency": payment.currency, "reported_amount": str(change.facts.amount),
+                   "reported_currency": change.facts.currency},
+        )
+        details = {
+            "reported_amount": str(change.facts.amount) if change.facts.amount is not None else None,
+            "reported_currency": change.facts.currency,
+            "reported_session": change.facts.session_id,
+        }
+        self._store.record(
+            [
+                AuditEntry(
+                    payment.id, order.id, payment.status, payment.status, change.source, change.event_id,
+                    "amount_mismatch", at, {k: v for k, v in details.items() if v is not None},
+                )
+            ]
+        )
+        return Outcome("mismatch", payment.id, payment.status, "Amount or currency does not match the payment.")

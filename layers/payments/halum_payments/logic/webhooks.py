@@ -1,0 +1,253 @@
+"""What provider events mean for our payments. Signatures are verified before anything here runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from ..errors import Conflict, NotFound, Unprocessable
+from ..models import Order, PaymentMethod, PaymentStatus, WebhookAck
+from ..money import MoneyError, from_minor_units, parse_amount
+from ..observability import count, logger
+from .settlement import Change, Facts, Outcome, Settlement
+
+# ---------------------------------------------------------------- Stripe
+
+
+StripeTargets = {
+    "checkout.session.async_payment_succeeded": PaymentStatus.COMPLETED,
+    "checkout.session.async_payment_failed": PaymentStatus.FAILED,
+    "checkout.session.expired": PaymentStatus.FAILED,
+}
+
+
+class StripeEvents:
+    """Applies verified Stripe events. Every outcome but our own fault is acknowledged (200):
+    Stripe retries only when a retry can help."""
+
+    def __init__(
+        self,
+        settlement: Settlement,
+        payment_for_intent: Callable[[str], tuple[int, int] | None],
+        payment_amount: Callable[[int], tuple[Decimal, str] | None],
+        record_partial_refund: Callable[[int, int, dict[str, Any], str], None],
+    ) -> None:
+        self._settlement = settlement
+        self._payment_for_intent = payment_for_intent
+        self._payment_amount = payment_amount
+        self._record_partial_refund = record_partial_refund
+
+    def handle(self, event: Mapping[str, Any]) -> Outcome:
+        kind = str(event.get("type"))
+        obj = (event.get("data") or {}).get("object") or {}
+        event_id = str(event.get("id"))
+        if kind == "checkout.session.completed" or kind in StripeTargets:
+            return self._session_event(kind, obj, event_id)
+        if kind == "charge.refunded":
+            return self._refund(obj, event_id)
+        logger.info("stripe event type not handled", extra={"event_type": kind, "event_id": event_id})
+        return Outcome("ignored", None, None, f"Event type {kind} is not handled.")
+
+    def _session_event(self, kind: str, session: Mapping[str, Any], event_id: str) -> Outcome:
+        ids = _our_ids(session.get("metadata"))
+        if ids is None or not isinstance(session.get("id"), str):
+            logger.info("stripe session is not ours", extra={"event_id": event_id})
+            return Outcome("unknown", None, None, "Not one of our checkout sessions.")
+        order_id, payment_id = ids
+        if kind == "checkout.session.completed":
+            paid = session.get("payment_status") in ("paid", "no_payment_required")
+            target = PaymentStatus.COMPLETED if paid else PaymentStatus.PROCESSING
+        else:
+            target = StripeTargets[kind]
+        facts = Facts(session_id=session["id"])
+        if target != PaymentStatus.FAILED:
+            amount = _amount(session.get("amount_total"), session.get("currency"))
+            if amount is None:
+                count("AmountMismatch")
+                logger.error("stripe session without a usable amount", extra={"event_id": event_id})
+                return Outcome("mismatch", payment_id, None, "Session amount is missing or invalid.")
+            facts = Facts(amount=amount, currency=str(session["currency"]).lower(), session_id=session["id"])
+        intent = session.get("payment_intent")
+        if isinstance(intent, Mapping):
+            intent = intent.get("id")
+        change = Change(
+            order_id=order_id,
+            payment_id=payment_id,
+            target=target,
+            source="stripe",
+            event_id=event_id,
+            transaction_id=intent if target == PaymentStatus.COMPLETED and isinstance(intent, str) else None,
+            facts=facts,
+            reason={"checkout.session.expired": "expired"}.get(kind, kind),
+        )
+        return self._settlement.apply(change)
+
+    def _refund(self, charge: Mapping[str, Any], event_id: str) -> Outcome:
+        intent = charge.get("payment_intent")
+        if isinstance(intent, Mapping):
+            intent = intent.get("id")
+        found = self._payment_for_intent(intent) if isinstance(intent, str) else None
+        if found is None:
+            ids = _our_ids(charge.get("metadata"))
+            found = (ids[1], ids[0]) if ids else None
+        if found is None:
+            logger.info("refund for a charge that is not ours", extra={"event_id": event_id})
+            return Outcome("unknown", None, None, "Not one of our payments.")
+        payment_id, order_id = found
+        refunded = charge.get("amount_refunded")
+        total = charge.get("amount")
+        currency = charge.get("currency")
+        known = self._payment_amount(payment_id)
+        charged = _amount(total, currency)
+        if known is None or charged is None or not isinstance(refunded, int) or refunded <= 0:
+            return Outcome("ignored", payment_id, None, "Refund event without usable amounts.")
+        if charged != known[0] or str(currency).lower() != known[1]:
+            count("AmountMismatch")
+            logger.error("refund amount/currency does not match the payment", extra={"payment": payment_id})
+            return Outcome("mismatch", payment_id, None, "Charge does not match the payment.")
+        details = {"amount_refunded_minor": refunded, "charge": str(charge.get("id"))}
+        if not charge.get("refunded") or refunded < int(total):
+            # Partial refund: the payment stays completed; the refund is on the audit trail.
+            self._record_partial_refund(payment_id, order_id, details, event_id)
+            return Outcome("unchanged", payment_id, PaymentStatus.COMPLETED, "Partial refund recorded.")
+        change = Change(
+            order_id=order_id,
+            payment_id=payment_id,
+            target=PaymentStatus.REFUNDED,
+            source="stripe",
+            event_id=event_id,
+            facts=Facts(amount=known[0], currency=known[1]),
+            reason="refunded",
+            details=details,
+        )
+        return self._settlement.apply(change)
+
+
+def _our_ids(metadata: Any) -> tuple[int, int] | None:
+    if not isinstance(metadata, Mapping):
+        return None
+    order, payment = metadata.get("order_id"), metadata.get("payment_id")
+    if not (isinstance(order, str) and order.isdigit() and isinstance(payment, str) and payment.isdigit()):
+        return None
+    if len(order) > 18 or len(payment) > 18:
+        return None
+    return int(order), int(payment)
+
+
+def _amount(minor: Any, currency: Any) -> Decimal | None:
+    if isinstance(minor, bool) or not isinstance(minor, int) or minor < 0 or not isinstance(currency, str):
+        return None
+    try:
+        return from_minor_units(minor, currency)
+    except (MoneyError, ArithmeticError):
+        return None
+
+
+# ---------------------------------------------------------------- generic gateway
+
+
+def _decimal_string(value: Any) -> Decimal:
+    if not isinstance(value, str):
+        raise ValueError('must be a decimal string such as "1598.00"')
+    try:
+        amount = parse_amount(value)
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from None
+    if amount != amount.quantize(Decimal("0.01")):
+        raise ValueError("at most two decimal places")
+    return amount
+
+
+def _order_reference(value: Any) -> int:
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 18 or int(value) < 1:
+        raise ValueError('must be our order id as a string, e.g. "1"')
+    return int(value)
+
+
+GatewayEventType = Literal["payment.completed", "payment.processing", "payment.failed", "payment.refunded"]
+
+
+class GatewayEvent(BaseModel):
+    """The generic gateway's event, strictly typed. Unknown extra fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    event_type: GatewayEventType
+    payment_id: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
+    order_reference: Annotated[int, BeforeValidator(_order_reference)]
+    amount: Annotated[Decimal, BeforeValidator(_decimal_string)]
+    status: Literal["completed", "processing", "failed", "refunded"]
+    timestamp: Annotated[datetime, Field(strict=False)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GatewayEvent:
+        if self.event_type != f"payment.{self.status}":
+            raise ValueError(f"status '{self.status}' contradicts event_type '{self.event_type}'")
+        if self.timestamp.tzinfo is None:
+            raise ValueError("timestamp needs a timezone (e.g. 2023-01-15T15:30:00Z)")
+        return self
+
+
+GATEWAY_MESSAGES = {
+    PaymentStatus.COMPLETED: "Payment confirmed",
+    PaymentStatus.PROCESSING: "Payment processing recorded",
+    PaymentStatus.FAILED: "Payment failure recorded",
+    PaymentStatus.REFUNDED: "Payment refund recorded",
+}
+
+
+class GatewayEvents:
+    def __init__(self, settlement: Settlement) -> None:
+        self._settlement = settlement
+
+    def handle(self, event: GatewayEvent) -> WebhookAck:
+        target = PaymentStatus(event.status)
+
+        def decide(order: Order, change: Change) -> Change:
+            if event.amount != order.total_price:
+                count("AmountMismatch")
+                logger.error("gateway amount does not match the order total", extra={"order": order.id})
+                raise Unprocessable(f"Amount {event.amount} does not match the order total {order.total_price}.")
+            if order.completed_payment is not None and order.completed_transaction != event.payment_id:
+                raise Conflict(f"Order {order.id} already has a completed payment under another transaction.")
+            return replace(change, payment_id=_online_payment(order))
+
+
+        change = Change(
+            order_id=event.order_reference,
+            payment_id=None,
+            target=target,
+            source="gateway",
+            event_id=f"{event.payment_id}:{event.event_type}",
+            transaction_id=event.payment_id,
+            reason=event.event_type,
+            details={"gateway_timestamp": event.timestamp.isoformat()},
+        )
+        outcome = self._settlement.apply(change, decide=decide)
+        return self._answer(outcome, target)
+
+    @staticmethod
+    def _answer(outcome: Outcome, target: PaymentStatus) -> WebhookAck:
+        if outcome.kind in ("applied", "unchanged") and (outcome.status == target or outcome.kind == "applied"):
+            return WebhookAck(message=GATEWAY_MESSAGES[target])
+        if outcome.kind == "unknown":
+            raise NotFound("Order not found.")
+        if outcome.kind == "ignored":
+            return WebhookAck(message=f"No change: {outcome.message}")
+        if outcome.kind == "retry_later":
+            raise Conflict(f"{outcome.message} Retry later.")
+        raise Conflict(outcome.message)
+
+
+def _online_payment(order: Order) -> int | None:
+    """The order's ONLINE payment to update: the completed one, else the newest open one, else the newest."""
+    online = sorted(pid for pid, ref in order.payments.items() if ref.method == PaymentMethod.ONLINE)
+    if order.completed_payment in online:
+        return order.completed_payment
+    open_online = [pid for pid in online if order.payments[pid].status in (PaymentStatus.PENDING, PaymentStatus.PROCESSING)]
+    return (open_online or online or [None])[-1]

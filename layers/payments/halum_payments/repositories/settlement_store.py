@@ -1,0 +1,247 @@
+"""Turns a settlement Plan into one TransactWriteItems whose conditions assert the plan's snapshot."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..clock import sortable
+from ..logic.settlement import AuditEntry, CommitConflict, Plan
+from ..models import Order, Payment, PaymentRef, PaymentStatus
+from . import orders as order_records
+from . import payments as payment_records
+from .counters import PAYMENT_SEQUENCE, CountersRepository, created_deltas, merge_deltas, transition_deltas
+from .dynamo import (
+    Expression,
+    TransactionCancelled,
+    batch_get,
+    batch_put,
+    dynamodb_client,
+    from_item,
+    put_request,
+    transact_write,
+    update_request,
+)
+from .gateway_transactions import GatewayTransactionsRepository
+from .tables import Tables
+
+
+def audit_record(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "payment": entry.payment_id,
+        "at": f"{sortable(entry.at)}#{uuid.uuid4().hex[:12]}",
+        "order": entry.order_id,
+        "from": str(entry.from_status) if entry.from_status else None,
+        "to": str(entry.to_status) if entry.to_status else None,
+        "source": entry.source,
+        "event_id": entry.event_id,
+        "reason": entry.reason,
+        "recorded_at": entry.at,
+        "details": entry.details or None,
+    }
+
+
+class DynamoSettlementStore:
+    def __init__(self, tables: Tables, client: Any = None) -> None:
+        self.tables = tables
+        self._client = client
+        self.counters = CountersRepository(tables.counters, client)
+        self.transactions = GatewayTransactionsRepository(tables.gateway_transactions, client)
+
+    @property
+    def client(self) -> Any:
+        return self._client or dynamodb_client()
+
+    # ------------------------------------------------------------------ reads
+
+    def load(self, order_id: int, *, with_payment_sequence: bool = False) -> tuple[Order | None, int | None]:
+        if not with_payment_sequence:
+            response = self.client.get_item(
+                TableName=self.tables.orders, Key={"id": {"N": str(order_id)}}, ConsistentRead=True
+            )
+            item = response.get("Item")
+            return (order_records.decode(from_item(item)) if item else None), None
+        found = batch_get(
+            self.client,
+            {
+                self.tables.orders: {"Keys": [{"id": order_id}]},
+                self.tables.counters: {"Keys": [{"name": PAYMENT_SEQUENCE}]},
+            },
+        )
+        orders = found[self.tables.orders]
+        sequence = self.counters.sequence_value(found[self.tables.counters], PAYMENT_SEQUENCE)
+        return (order_records.decode(orders[0]) if orders else None), sequence
+
+    def payments(self, payment_ids: list[int]) -> list[Payment]:
+        found = batch_get(self.client, {self.tables.payments: {"Keys": [{"id": pid} for pid in payment_ids]}})
+        return [payment_records.decode(item) for item in found[self.tables.payments]]
+
+    def payment(self, payment_id: int) -> Payment | None:
+        return payment_records.PaymentsRepository(self.tables.payments, self._client).get(payment_id)
+
+    # ------------------------------------------------------------------ writes
+
+    def record(self, entries: list[AuditEntry]) -> None:
+        batch_put(self.client, self.tables.payment_audit, [audit_record(e) for e in entries])
+
+    def commit(self, plan: Plan) -> None:
+        operations, payment_slots, claim_slot, stock_slots = self._operations(plan)
+        try:
+            transact_write(self.client, operations)
+        except TransactionCancelled as cancelled:
+            raise self._diagnose(plan, cancelled, payment_slots, claim_slot, stock_slots) from None
+
+    def _operations(self, plan: Plan) -> tuple[list[dict[str, Any]], dict[int, int], int | None, set[int]]:
+        order = plan.order
+        operations: list[dict[str, Any]] = []
+        payment_slots: dict[int, int] = {}  # operation index -> payment id
+        deltas: list[dict[str, int]] = []
+
+        new = plan.new_payment
+        if new is not None:
+            assert plan.payment_sequence is not None
+            operations.append(self.counters.allocate(PAYMENT_SEQUENCE, plan.payment_sequence))
+            operations.append(
+                {"Put": put_request(self.tables.payments, payment_records.encode(new), condition=[("id", "not_exists", None)])}
+            )
+            deltas.append(created_deltas(new.status, new.method))
+
+        for transition in plan.transitions:
+            set_, remove = payment_records.status_attributes(
+                _stub(order, transition.payment_id, transition.method, transition.from_status),
+                transition.to_status,
+            )
+            set_ = {**set_, "status": str(transition.to_status), "updated_at": plan.at}
+            if transition.transaction_id:
+                set_["transaction_id"] = transition.transaction_id
+            condition: list[tuple[str, str, Any]] = [("status", "=", str(transition.from_status))]
+            facts = transition.facts
+            if facts is not None:
+                if facts.amount is not None:
+                    condition.append(("amount", "=", facts.amount))
+                if facts.currency is not None:
+                    condition.append(("currency", "=", facts.currency.lower()))
+                if facts.session_id is not None:
+                    condition.append(("checkout_session_id", "=", facts.session_id))
+            request = update_request(
+                self.tables.payments, {"id": transition.payment_id}, set_=set_, remove=remove, condition=condition
+            )
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+            payment_slots[len(operations)] = transition.payment_id
+            operations.append({"Update": request})
+            deltas.append(transition_deltas(transition.from_status, transition.to_status, transition.method))
+
+        operations.append({"Update": self._order_update(plan)})
+
+        stock_slots: set[int] = set()
+        if plan.release_stock:
+            for item in order.items:
+                stock_slots.add(len(operations))
+                # Unconditional: stock going back must never be refused (a deleted variant is
+                # recreated as a stub without a sku, which readers treat as "not for sale").
+                operations.append(
+                    {"Update": update_request(self.tables.product_variants, {"id": item.variant}, add={"stock": item.quantity})}
+                )
+
+        if plan.restore_cart is not None:
+            restore = self._cart_restore(plan)
+            operations.append({"Put": restore} if "Item" in restore else {"Update": restore})
+
+        claim_slot = None
+        if plan.claim is not None:
+            method, transaction_id, payment_id = plan.claim
+            claim_slot = len(operations)
+            operations.append(self.transactions.claim(method, transaction_id, payment_id, order.id))
+
+        counters = self.counters.adjust_payment_counts(plan.user, merge_deltas(deltas))
+        if counters is not None:
+            operations.append(counters)
+        operations.extend({"Put": put_request(self.tables.payment_audit, audit_record(e))} for e in plan.audit)
+        return operations, payment_slots, claim_slot, stock_slots
+
+    def _order_update(self, plan: Plan) -> dict[str, Any]:
+        order = plan.order
+        refs = dict(order.payments)
+        for transition in plan.transitions:
+            refs[transition.payment_id] = PaymentRef(transition.method, transition.to_status)
+        if plan.new_payment is not None:
+            refs[plan.new_payment.id] = PaymentRef(plan.new_payment.method, plan.new_payment.status)
+        set_: dict[str, Any] = {"updated_at": plan.at}
+        expr = Expression()
+        if order.payments:
+            for pid in [t.payment_id for t in plan.transitions] + ([plan.new_payment.id] if plan.new_payment else []):
+                set_[f"payments.{pid}"] = order_records.encode_ref(refs[pid])
+        else:
+            set_["payments"] = {str(pid): order_records.encode_ref(ref) for pid, ref in refs.items()}
+        condition: list[tuple[str, str, Any]] = [("status", "=", str(order.status))]
+        if order.payments:
+            condition.append(("payments", "size=", len(order.payments)))
+        else:
+            condition.append(("payments", "not_exists", None))
+        if plan.order_status is not None:
+            set_["status"] = str(plan.order_status)
+        if plan.completed_payment is not None:
+            set_["completed_payment"] = plan.completed_payment
+            if plan.completed_transaction:
+                set_["completed_transaction"] = plan.completed_transaction
+            condition.append(("completed_payment", "not_exists", None))
+        if plan.release_stock:
+            set_["stock_reserved"] = False
+            condition.append(("stock_reserved", "=", True))
+        return update_request(self.tables.orders, {"id": order.id}, set_=set_, condition=condition, expression=expr)
+
+    def _cart_restore(self, plan: Plan) -> dict[str, Any]:
+        assert plan.restore_cart is not None
+        cart, items = plan.restore_cart
+        merged: dict[int, int] = {}
+        for item in (cart.items if cart else ()):
+            merged[item.variant] = merged.get(item.variant, 0) + item.quantity
+        for item in items:
+            merged[item.variant] = merged.get(item.variant, 0) + item.quantity
+        record = {"user": plan.user, "items": [{"variant": v, "quantity": q} for v, q in merged.items()]}
+        if cart is None:
+            return put_request(self.tables.carts, record, condition=[("user", "not_exists", None)])
+        return update_request(
+            self.tables.carts,
+            {"user": plan.user},
+            set_={"items": record["items"]},
+            condition=[("items", "=", cart.raw_items)],
+        )
+
+    def _diagnose(
+        self,
+        plan: Plan,
+        cancelled: TransactionCancelled,
+        payment_slots: dict[int, int],
+        claim_slot: int | None,
+        stock_slots: set[int],
+    ) -> CommitConflict:
+        by_id = {t.payment_id: t for t in plan.transitions}
+        for index in cancelled.condition_failures:
+            if index in payment_slots:
+                old = cancelled.reasons[index].item
+                transition = by_id[payment_slots[index]]
+                if old is not None and old.get("status") == str(transition.from_status) and transition.facts:
+                    return CommitConflict(facts_mismatch=payment_records.decode(old))
+            if index == claim_slot:
+                return CommitConflict(claimed=True)
+            if index in stock_slots:
+                return CommitConflict(stock=True)
+        return CommitConflict()
+
+
+def _stub(order: Order, payment_id: int, method: Any, status: PaymentStatus) -> Payment:
+    """Enough of a payment to recompute its index attributes (created_at is not needed for those)."""
+    return Payment(
+        id=payment_id,
+        order=order.id,
+        user=order.user,
+        amount=order.total_price,
+        currency=order.currency,
+        method=method,
+        status=status,
+        transaction_id=None,
+        created_at="1970-01-01T00:00:00Z",
+        updated_at="1970-01-01T00:00:00Z",
+    )
+
