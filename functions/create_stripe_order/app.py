@@ -1,0 +1,53 @@
+"""POST /orders/api/create-stripe-order/ : check out the cart (or pay a pending order) with Stripe."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Header
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from halum_payments import wiring
+from halum_payments.errors import GatewayNotConfigured
+from halum_payments.http import authenticated, create_api
+from halum_payments.idempotency import Idempotent
+from halum_payments.models import CheckoutRequest, CheckoutSessionOut
+from halum_payments.observability import logger, metrics
+
+settings = wiring.settings()
+gateway = wiring.stripe_gateway(settings)  # None without STRIPE_SECRET_KEY: every request is a 503
+checkout = wiring.checkout_service(settings, gateway)
+
+
+def start_checkout(payload: dict[str, Any]) -> CheckoutSessionOut:
+    request = CheckoutRequest.model_validate(payload["body"])
+    if request.order is not None:
+        started = checkout.stripe_for_order(payload["user"], request.order)
+    else:
+        started = checkout.stripe_from_cart(payload["user"], request.shipping_address or 0)
+    return CheckoutSessionOut(id=started.session_id, url=started.url)
+
+
+def gateway_configured(_: Any) -> None:
+    if gateway is None:
+        raise GatewayNotConfigured("Stripe payment gateway is not configured")
+
+
+replay = Idempotent(settings.idempotency_table, start_checkout, CheckoutSessionOut, expires_after_seconds=24 * 3600)
+app = create_api(preconditions=[authenticated(wiring.authenticator(settings)), gateway_configured])
+
+
+@app.post("/orders/api/create-stripe-order/", summary="Start a Stripe Checkout", tags=["checkout"])
+def create_stripe_order(
+    body: CheckoutRequest,
+    idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=255)] = None,
+) -> CheckoutSessionOut:
+    user = app.context["user_id"]
+    payload = {"key": f"{user}:{idempotency_key}", "body": body.model_dump(), "user": user}
+    return replay(payload) if idempotency_key else start_checkout(payload)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    replay.register_lambda_context(context)
+    return app.resolve(event, context)

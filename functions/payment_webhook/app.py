@@ -1,0 +1,52 @@
+"""POST /orders/api/payment-webhook/ : the generic gateway's events, HMAC-verified and idempotent."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from halum_payments import wiring
+from halum_payments.errors import GatewayNotConfigured
+from halum_payments.gateways.signatures import verify_gateway_signature
+from halum_payments.http import create_api, raw_body
+from halum_payments.idempotency import Idempotent
+from halum_payments.logic.webhooks import GatewayEvent
+from halum_payments.models import WebhookAck
+from halum_payments.observability import count, logger, metrics
+
+settings = wiring.settings()
+secrets = [secret.get_secret_value() for secret in settings.payment_webhook_secret]
+events = wiring.gateway_events(settings)
+
+
+def apply_event(payload: dict[str, Any]) -> WebhookAck:
+    return events.handle(payload["event"])
+
+
+def signed(event: Any) -> None:
+    if not secrets:
+        logger.error("PAYMENT_WEBHOOK_SECRET is not configured: refusing unverifiable events")
+        raise GatewayNotConfigured("Payment webhook is not configured")
+    try:
+        verify_gateway_signature(raw_body(event), (event.headers or {}).get("x-webhook-signature"), secrets)
+    except Exception:
+        count("WebhookSignatureFailures")
+        raise
+
+
+replay = Idempotent(settings.idempotency_table, apply_event, WebhookAck, expires_after_seconds=7 * 24 * 3600)
+app = create_api(preconditions=[signed], error_style="status")
+
+
+@app.post("/orders/api/payment-webhook/", summary="Generic payment gateway webhook", tags=["webhooks"])
+def payment_webhook(body: GatewayEvent) -> WebhookAck:
+    # The same event is the same (payment_id, event_type); its body must not change under it.
+    key = f"{body.payment_id}:{body.event_type}"
+    return replay({"key": key, "body": body.model_dump(mode="json"), "event": body})
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    replay.register_lambda_context(context)
+    return app.resolve(event, context)

@@ -1,0 +1,54 @@
+"""POST /orders/api/stripe-webhook/ (Function URL): Stripe events, verified, deduplicated, applied."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from halum_payments import wiring
+from halum_payments.errors import GatewayNotConfigured
+from halum_payments.gateways.signatures import verify_stripe_event
+from halum_payments.http import create_api, raw_body
+from halum_payments.idempotency import Idempotent
+from halum_payments.models import WebhookAck
+from halum_payments.observability import count, logger, metrics
+
+STRIPE_RETRY_WINDOW = 4 * 24 * 3600  # Stripe retries for 3 days; remember deliveries a day longer
+
+settings = wiring.settings()
+secrets = [secret.get_secret_value() for secret in settings.stripe_webhook_secret]
+events = wiring.stripe_events(settings, wiring.lazy_stripe_gateway(settings))
+
+
+def apply_event(payload: dict[str, Any]) -> WebhookAck:
+    outcome = events.handle(payload["event"])
+    return WebhookAck(message=f"{outcome.kind}: {outcome.message}")
+
+
+def verified_event(event: Any) -> dict[str, Any]:
+    if not secrets:
+        logger.error("STRIPE_WEBHOOK_SECRET is not configured: refusing unverifiable events")
+        raise GatewayNotConfigured("Stripe webhook is not configured")
+    try:
+        stripe_event = verify_stripe_event(raw_body(event), (event.headers or {}).get("stripe-signature"), secrets)
+    except Exception:
+        count("WebhookSignatureFailures")
+        raise
+    logger.append_keys(stripe_event_id=stripe_event["id"], stripe_event_type=stripe_event["type"])
+    return {"stripe_event": stripe_event}
+
+
+replay = Idempotent(settings.idempotency_table, apply_event, WebhookAck, expires_after_seconds=STRIPE_RETRY_WINDOW)
+app = create_api(preconditions=[verified_event], error_style="status", function_url=True)
+
+
+@app.post("/orders/api/stripe-webhook/", summary="Stripe webhook", tags=["webhooks"])
+def stripe_webhook() -> WebhookAck:
+    event = app.context["stripe_event"]
+    return replay({"key": event["id"], "body": {"type": event["type"]}, "event": event})
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    replay.register_lambda_context(context)
+    return app.resolve(event, context)
