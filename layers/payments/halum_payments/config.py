@@ -67,7 +67,7 @@ class Settings(BaseModel):
     checkout_expires_minutes: int = Field(default=30, ge=30, le=1440)  # Stripe's own bounds
 
     # Reconciliation sweeper.
-    reconcile_after_minutes: int | None = Field(default=None, ge=1)
+    reconcile_after_minutes: int | None = Field(default=None, ge=0)
     reconcile_batch_size: int = Field(default=100, ge=1, le=1000)
 
     _csv_fields = field_validator("jwt_algorithms", "stripe_webhook_secret", "payment_webhook_secret", mode="before")(
@@ -110,7 +110,9 @@ class Settings(BaseModel):
     @property
     def reconcile_after(self) -> int:
         """Minutes after which an open Stripe payment is checked against Stripe."""
-        return self.reconcile_after_minutes or self.checkout_expires_minutes + 30
+        if self.reconcile_after_minutes is None:
+            return self.checkout_expires_minutes + 30
+        return self.reconcile_after_minutes
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -16,3 +17,7 @@ __all__ = ["MetricUnit", "logger", "metrics", "count"]
 
 def count(name: str, value: int = 1) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+# Most invocations emit no business metric; Powertools warns on every such flush otherwise.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)

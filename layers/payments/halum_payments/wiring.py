@@ -18,6 +18,7 @@ from .cursors import CursorCodec, derive_key
 from .errors import ConfigError
 from .logic.checkout import CheckoutOptions, CheckoutService
 from .logic.listing import PaymentQueries
+from .logic.reconciliation import Reconciler
 from .logic.settlement import AuditEntry, Settlement
 from .logic.webhooks import GatewayEvents, StripeEvents
 from .models import Payment, PaymentMethod
@@ -25,6 +26,7 @@ from .repositories.checkout_store import DynamoCheckoutStore
 from .repositories.counters import CountersRepository
 from .repositories.payments import PaymentsRepository
 from .repositories.settlement_store import DynamoSettlementStore
+from .repositories.sweep_state import SweepStateRepository
 from .repositories.tables import Tables
 
 if TYPE_CHECKING:  # stripe is imported only by the functions that talk to Stripe
@@ -136,3 +138,16 @@ def stripe_events(settings: Settings, gateway: StripeCheckoutGateway | None = No
 
 def gateway_events(settings: Settings, client: Any = None) -> GatewayEvents:
     return GatewayEvents(settlement(settings, lazy_stripe_gateway(settings), client))
+
+
+def reconciler(settings: Settings, client: Any = None) -> Reconciler:
+    gateway = lazy_stripe_gateway(settings)
+    return Reconciler(
+        PaymentsRepository(settings.payments_table, client),
+        SweepStateRepository(settings.counters_table, client),
+        stripe_events(settings, gateway, client),
+        settlement(settings, gateway, client),
+        gateway,
+        after_minutes=settings.reconcile_after,
+        batch_size=settings.reconcile_batch_size,
+    )

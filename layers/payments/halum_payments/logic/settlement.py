@@ -305,7 +305,7 @@ class Settlement:
         ]
         if stripe_superseded and self._expire_sessions is not None:
             self._expire_superseded(stripe_superseded)
-        return Outcome("applied", main, change.target, "applied", superseded)
+        return Outcome("applied", main, change.target, f"Payment {main} is now {change.target}.", superseded)
 
     def _expire_superseded(self, payment_ids: list[int]) -> None:
         try:

@@ -14,7 +14,7 @@ from ..errors import Conflict, NotFound, Unprocessable
 from ..models import Order, PaymentMethod, PaymentStatus, WebhookAck
 from ..money import MoneyError, from_minor_units, parse_amount
 from ..observability import count, logger
-from .settlement import Change, Facts, Outcome, Settlement
+from .settlement import Change, Facts, Outcome, Settlement, Source
 
 # ---------------------------------------------------------------- Stripe
 
@@ -47,13 +47,16 @@ class StripeEvents:
         obj = (event.get("data") or {}).get("object") or {}
         event_id = str(event.get("id"))
         if kind == "checkout.session.completed" or kind in StripeTargets:
-            return self._session_event(kind, obj, event_id)
+            return self.apply_session(kind, obj, event_id)
         if kind == "charge.refunded":
             return self._refund(obj, event_id)
         logger.info("stripe event type not handled", extra={"event_type": kind, "event_id": event_id})
         return Outcome("ignored", None, None, f"Event type {kind} is not handled.")
 
-    def _session_event(self, kind: str, session: Mapping[str, Any], event_id: str) -> Outcome:
+    def apply_session(
+        self, kind: str, session: Mapping[str, Any], event_id: str, source: Source = "stripe"
+    ) -> Outcome:
+        """What a session event means; the reconciler calls this too, with the session it fetched."""
         ids = _our_ids(session.get("metadata"))
         if ids is None or not isinstance(session.get("id"), str):
             logger.info("stripe session is not ours", extra={"event_id": event_id})
@@ -79,7 +82,7 @@ class StripeEvents:
             order_id=order_id,
             payment_id=payment_id,
             target=target,
-            source="stripe",
+            source=source,
             event_id=event_id,
             transaction_id=intent if target == PaymentStatus.COMPLETED and isinstance(intent, str) else None,
             facts=facts,

@@ -1,0 +1,177 @@
+"""The reconciliation sweep: Stripe payments still open long after their Checkout Session should
+have resolved are settled from Stripe's own record, through the same code as the webhook."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from ..clock import format_timestamp, parse_timestamp, sortable, utc_now
+from ..models import Payment, PaymentStatus
+from ..observability import count, logger, metrics
+from .settlement import Change, Outcome, Settlement
+from .webhooks import StripeEvents
+
+
+class OpenPayments(Protocol):
+    def open_stripe_before(
+        self, cutoff_sort_key: str, *, limit: int, after: dict[str, Any] | None
+    ) -> tuple[list[Payment], dict[str, Any] | None]: ...
+
+
+class SweepCursor(Protocol):
+    def load(self) -> dict[str, Any] | None: ...
+
+    def save(self, cursor: dict[str, Any] | None) -> None: ...
+
+
+class SessionSource(Protocol):
+    def retrieve_session(self, session_id: str) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    run: str
+    checked: int
+    outcomes: dict[str, int]
+    stripe_errors: int
+    finished: bool  # False: stopped for time; the next run resumes where this one stopped
+    oldest_open_minutes: int | None
+    duration_ms: int
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "checked": self.checked,
+            "outcomes": self.outcomes,
+            "stripe_errors": self.stripe_errors,
+            "finished": self.finished,
+            "oldest_open_minutes": self.oldest_open_minutes,
+            "duration_ms": self.duration_ms,
+        }
+
+
+class Reconciler:
+    def __init__(
+        self,
+        payments: OpenPayments,
+        cursor: SweepCursor,
+        events: StripeEvents,
+        settlement: Settlement,
+        stripe: Callable[[], SessionSource | None],
+        *,
+        after_minutes: int,
+        batch_size: int,
+        now: Callable[[], str] = lambda: format_timestamp(utc_now()),
+    ) -> None:
+        self._payments = payments
+        self._cursor = cursor
+        self._events = events
+        self._settlement = settlement
+        self._stripe = stripe
+        self._after = timedelta(minutes=after_minutes)
+        self._batch_size = batch_size
+        self._now = now
+
+    def sweep(self, remaining_ms: Callable[[], int], *, reserve_ms: int = 5000) -> SweepResult:
+        started = time.monotonic()
+        run = uuid.uuid4().hex[:12]
+        now = parse_timestamp(self._now())
+        cutoff = sortable(format_timestamp(now - self._after))
+        outcomes: Counter[str] = Counter()
+        errors = checked = 0
+        stripe = self._stripe()
+        oldest_page, _ = self._payments.open_stripe_before(sortable(format_timestamp(now)), limit=1, after=None)
+        oldest = int((now - parse_timestamp(oldest_page[0].created_at)).total_seconds() // 60) if oldest_page else None
+
+        after = self._cursor.load()  # where the previous run ran out of time, if it did
+        finished = False
+        while remaining_ms() > reserve_ms:
+            page, next_key = self._payments.open_stripe_before(cutoff, limit=self._batch_size, after=after)
+            stopped = False
+            for payment in page:
+                if remaining_ms() <= reserve_ms:
+                    stopped = True
+                    break
+                checked += 1
+                try:
+                    outcomes[self._settle(payment, stripe, run)] += 1
+                except StripeUnavailable:
+                    errors += 1
+                except Exception:  # noqa: BLE001 - one payment must not stop the sweep; it is retried next run
+                    errors += 1
+                    logger.exception("reconciliation of a payment failed", extra={"payment": payment.id})
+                after = {"id": payment.id, "open_method": "stripe", "created_sort": _sort_key(payment)}
+            if stopped:
+                break
+            if next_key is None:  # also right when a full last page is followed by an empty one
+                finished = True
+                break
+            after = next_key
+        self._cursor.save(None if finished else after)
+
+        duration = int((time.monotonic() - started) * 1000)
+        for outcome, number in outcomes.items():
+            count(f"Reconciled{outcome.capitalize()}", number)
+        if errors:
+            count("ReconcileStripeErrors", errors)
+        metrics.add_metric(name="ReconcileSweepDuration", unit="Milliseconds", value=duration)
+        if oldest is not None:
+            metrics.add_metric(name="OldestOpenStripePaymentMinutes", unit="Count", value=oldest)
+        result = SweepResult(run, checked, dict(outcomes), errors, finished, oldest, duration)
+        logger.info("reconciliation sweep", extra=result.summary())
+        return result
+
+    def _settle(self, payment: Payment, stripe: SessionSource | None, run: str) -> str:
+        event_id = f"reconciliation:{run}:{payment.id}"
+        if not payment.checkout_session_id:
+            # No session was ever stored: checkout died between its transaction and Stripe, and
+            # the session (if any) expired long ago. Give the order up like an expiry would.
+            return self._outcome(
+                self._settlement.apply(
+                    Change(payment.order, payment.id, PaymentStatus.FAILED, "reconciliation", event_id, reason="no_session")
+                ),
+                PaymentStatus.FAILED,
+            )
+        if stripe is None:
+            raise StripeUnavailable("Stripe is not configured")
+        try:
+            session = stripe.retrieve_session(payment.checkout_session_id)
+        except Exception as exc:  # noqa: BLE001 - any provider failure: count it, retry next run
+            logger.warning("Stripe lookup failed during reconciliation", extra={"payment": payment.id})
+            raise StripeUnavailable(str(exc)) from exc
+        data = {
+            "id": session.id,
+            "payment_status": session.payment_status,
+            "amount_total": session.amount_total,
+            "currency": session.currency,
+            "payment_intent": session.payment_intent,
+            "metadata": session.metadata or {"order_id": str(payment.order), "payment_id": str(payment.id)},
+        }
+        if session.status == "complete":
+            outcome = self._events.apply_session("checkout.session.completed", data, event_id, "reconciliation")
+            paid = session.payment_status in ("paid", "no_payment_required")
+            return self._outcome(outcome, PaymentStatus.COMPLETED if paid else PaymentStatus.PROCESSING)
+        if session.status == "expired":
+            outcome = self._events.apply_session("checkout.session.expired", data, event_id, "reconciliation")
+            return self._outcome(outcome, PaymentStatus.FAILED)
+        return "open"  # still open at Stripe: nothing to settle yet
+
+    @staticmethod
+    def _outcome(outcome: Outcome, target: PaymentStatus) -> str:
+        return str(target) if outcome.kind == "applied" else outcome.kind
+
+
+class StripeUnavailable(Exception):
+    pass
+
+
+def _sort_key(payment: Payment) -> str:
+    from ..repositories.payments import sort_key
+
+    return sort_key(payment.created_at, payment.id)
