@@ -261,17 +261,27 @@ class Settlement:
         *,
         decide: Callable[[Order, Change], Change] | None = None,
         adjust: Callable[[Plan], Plan] | None = None,
+        predicted: Order | None = None,
     ) -> Outcome:
         """Apply `change`. `decide` sees the order as read and may refine the change (or raise a
-        domain error to refuse it); `adjust` may add writes to the plan's transaction."""
-        for _ in range(self.ATTEMPTS):
-            order, sequence = self._store.load(change.order_id, with_payment_sequence=change.payment_id is None)
+        domain error to refuse it); `adjust` may add writes to the plan's transaction.
+
+        `predicted` is what the order most likely looks like: the first attempt is planned from it
+        without reading, saving a round trip; if the guess is wrong, the transaction's conditions
+        refuse it and the change is re-planned from the real order."""
+        for attempt in range(self.ATTEMPTS):
+            if attempt == 0 and predicted is not None:
+                order, sequence = predicted, None
+            else:
+                order, sequence = self._store.load(change.order_id, with_payment_sequence=change.payment_id is None)
             if order is None:
                 return Outcome("unknown", change.payment_id, None, f"Order {change.order_id} not found.")
             wanted = decide(order, change) if decide else change
             at = self._clock()
             planned = plan_change(order, wanted, at=at, payment_sequence=sequence)
             if isinstance(planned, Outcome):
+                if order is predicted:
+                    continue  # never conclude anything from a guess: read the real order
                 return self._settle_without_change(order, wanted, planned, at)
             plan = adjust(planned) if adjust else planned
             try:

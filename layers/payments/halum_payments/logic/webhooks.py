@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ..errors import Conflict, NotFound, Unprocessable
-from ..models import Order, PaymentMethod, PaymentStatus, WebhookAck
+from ..models import Order, OrderOrigin, OrderStatus, PaymentMethod, PaymentRef, PaymentStatus, WebhookAck
 from ..money import MoneyError, from_minor_units, parse_amount
 from ..observability import count, logger
 from .settlement import Change, Facts, Outcome, Settlement, Source
@@ -88,7 +88,7 @@ class StripeEvents:
             facts=facts,
             reason={"checkout.session.expired": "expired"}.get(kind, kind),
         )
-        return self._settlement.apply(change)
+        return self._settlement.apply(change, predicted=_predicted_order(session, change))
 
     def _refund(self, charge: Mapping[str, Any], event_id: str) -> Outcome:
         intent = charge.get("payment_intent")
@@ -129,6 +129,29 @@ class StripeEvents:
             details=details,
         )
         return self._settlement.apply(change)
+
+
+def _predicted_order(session: Mapping[str, Any], change: Change) -> Order | None:
+    """The usual shape of the order a session completes: created by our checkout, this payment
+    its only one, still open. Lets the common case commit without reading first."""
+    user = (session.get("metadata") or {}).get("user_id")
+    if change.target not in (PaymentStatus.COMPLETED, PaymentStatus.PROCESSING) or not str(user or "").isdigit():
+        return None
+    before = PaymentStatus.PENDING if change.reason == "checkout.session.completed" else PaymentStatus.PROCESSING
+    return Order(
+        id=change.order_id,
+        user=int(str(user)),
+        shipping_address=None,
+        status=OrderStatus.PENDING,
+        total_price=change.facts.amount or Decimal(0),
+        currency=change.facts.currency or "usd",
+        items=(),
+        created_at="1970-01-01T00:00:00Z",
+        updated_at="1970-01-01T00:00:00Z",
+        origin=OrderOrigin.STRIPE_CHECKOUT,
+        stock_reserved=True,
+        payments={change.payment_id or 0: PaymentRef(PaymentMethod.STRIPE, before)},
+    )
 
 
 def _our_ids(metadata: Any) -> tuple[int, int] | None:

@@ -114,7 +114,11 @@ class DynamoSettlementStore:
             set_ = {**set_, "status": str(transition.to_status), "updated_at": plan.at}
             if transition.transaction_id:
                 set_["transaction_id"] = transition.transaction_id
-            condition: list[tuple[str, str, Any]] = [("status", "=", str(transition.from_status))]
+            condition: list[tuple[str, str, Any]] = [
+                ("status", "=", str(transition.from_status)),
+                ("order", "=", order.id),
+                ("user", "=", order.user),
+            ]
             facts = transition.facts
             if facts is not None:
                 if facts.amount is not None:
