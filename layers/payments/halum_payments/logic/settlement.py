@@ -28,6 +28,7 @@ from ..models import (
 from ..observability import count, logger
 from .state_machine import allowed, is_stale, may_become_allowed
 
+CLOSED_ORDER = frozenset({OrderStatus.CANCELLED, OrderStatus.FAILED})
 Source = Literal["stripe", "gateway", "reconciliation", "checkout"]
 OutcomeKind = Literal["applied", "unchanged", "ignored", "retry_later", "needs_refund", "mismatch", "unknown", "conflict"]
 
@@ -139,6 +140,8 @@ def plan_change(order: Order, change: Change, *, at: str, payment_sequence: int 
 
     if target == PaymentStatus.COMPLETED and order.completed_payment not in (None, pid):
         return Outcome("needs_refund", pid, current, f"Order {order.id} is already paid by payment {order.completed_payment}.")
+    if target == PaymentStatus.COMPLETED and order.status in CLOSED_ORDER and current != target:
+        return Outcome("needs_refund", pid, current, f"Order {order.id} is {order.status}; it cannot be paid.")
     if current == target:
         return Outcome("unchanged", pid, current, f"Payment is already {current}.")
     if not allowed(ref.method, current, target):
@@ -184,6 +187,8 @@ def _plan_new_online_payment(order: Order, change: Change, *, at: str, payment_s
     target = change.target
     if order.completed_payment is not None:
         return Outcome("needs_refund", None, None, f"Order {order.id} is already paid by payment {order.completed_payment}.")
+    if target == PaymentStatus.COMPLETED and order.status in CLOSED_ORDER:
+        return Outcome("needs_refund", None, None, f"Order {order.id} is {order.status}; it cannot be paid.")
     if target == PaymentStatus.REFUNDED:
         return Outcome("retry_later", None, None, "No completed payment to refund yet.")
     if payment_sequence is None:
