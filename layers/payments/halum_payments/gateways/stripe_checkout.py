@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import stripe
 
-from ..observability import logger
+from ..observability import count, logger
 
 ProviderFailure = Literal["timeout", "unavailable", "rejected"]
 
@@ -80,10 +81,24 @@ class _TimeoutOpener:
         return self._opener.open(request, timeout=self._timeout)
 
 
-def _http_client(timeout: float) -> stripe.HTTPClient:
-    client = stripe.UrllibClient()
-    client._opener = _TimeoutOpener(timeout)  # type: ignore[assignment]  # stdlib only: no requests in the layer
-    return client
+class BoundedUrllibClient(stripe.UrllibClient):
+    """stripe's stdlib client (no `requests` in the layer), with a timeout, and with every network
+    failure reported as a retryable APIConnectionError. stripe-python's own client lets read
+    timeouts and dropped connections escape unretried; with idempotency keys, retrying is safe."""
+
+    name = "urllib.request"
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self._opener = _TimeoutOpener(timeout)
+
+    def request(self, method: str, url: str, headers: Any, post_data: Any = None) -> Any:
+        try:
+            return super().request(method, url, headers, post_data)
+        except stripe.APIConnectionError as exc:
+            raise stripe.APIConnectionError(str(exc), should_retry=True) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise stripe.APIConnectionError(f"Network error talking to Stripe ({type(exc).__name__})", should_retry=True) from exc
 
 
 class StripeCheckoutGateway:
@@ -100,7 +115,7 @@ class StripeCheckoutGateway:
             secret_key,
             base_addresses={"api": api_base} if api_base else None,
             max_network_retries=max_network_retries,
-            http_client=_http_client(timeout),
+            http_client=BoundedUrllibClient(timeout),
         )
 
     def create_session(self, request: SessionRequest) -> CheckoutSession:
@@ -139,14 +154,21 @@ class StripeCheckoutGateway:
         try:
             self._call(lambda: self._client.v1.checkout.sessions.expire(session_id))
         except ProviderError as exc:
-            # Already expired/completed sessions answer 400: nothing left to do.
-            logger.info("checkout session not expired", extra={"session": session_id, "reason": exc.kind})
+            if exc.kind == "rejected":
+                # Already expired or completed: nothing left to do.
+                logger.info("checkout session not expired", extra={"session": session_id})
+                return
+            # Still open: it could yet be paid. Reconciliation and PaymentNeedsRefund catch that.
+            count("StripeErrors")
+            logger.warning("could not expire checkout session", extra={"session": session_id, "reason": exc.kind})
 
     @staticmethod
     def _call(operation: Any) -> Any:
         try:
             return operation()
         except stripe.APIConnectionError as exc:
+            raise ProviderError("timeout", "Stripe could not be reached") from exc
+        except (OSError, http.client.HTTPException) as exc:  # belt and braces: never let a socket error escape
             raise ProviderError("timeout", "Stripe could not be reached") from exc
         except (stripe.RateLimitError, stripe.APIError) as exc:
             raise ProviderError("unavailable", f"Stripe is unavailable ({exc.http_status})") from exc

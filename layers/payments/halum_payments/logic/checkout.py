@@ -279,7 +279,10 @@ class CheckoutService:
         now = self._clock()
         expires = None
         if method == PaymentMethod.STRIPE:
-            expires = int((parse_timestamp(now) + timedelta(minutes=self._options.expires_minutes)).timestamp())
+            # Stripe wants 30 min..24 h from the session's creation, which happens a moment after
+            # this: leave two minutes of slack inside that window so the bounds never bite.
+            seconds = min(self._options.expires_minutes * 60 + 120, 24 * 3600 - 60)
+            expires = int((parse_timestamp(now) + timedelta(seconds=seconds)).timestamp())
         return Payment(
             id=payment_id,
             order=order.id,

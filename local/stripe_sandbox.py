@@ -1,0 +1,1080 @@
+"""A local stand-in for the few Stripe endpoints we use, with a checkout page and signed webhooks.
+
+Tests start it in-process on an ephemeral port and point stripe-python at it (`api_base`);
+`make run` serves it on STRIPE_SANDBOX_PORT so a developer can pay, pay with a delayed method,
+cancel and refund without a Stripe account or internet, each action sending the signed event
+`stripe listen` would forward. Standalone: `python -m local.stripe_sandbox`.
+
+It behaves like Stripe where our code depends on it: form-encoded bracket params, Bearer auth,
+the Stripe error JSON and statuses, idempotency keys (replay / idempotency_error), `expires_at`
+bounds, `url` only while a session is open, and `Stripe-Signature: t=...,v1=...` webhooks.
+Stdlib only, so the local server can import it without extra dependencies.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+import html
+import json
+import os
+import secrets
+import string
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qsl, quote, urlsplit
+
+API_VERSION = "2026-10-28.endive"  # the version stripe-python 16 pins
+DEFAULT_PORT = 12111
+FailureMode = Literal["500", "429", "timeout", "lost", "down"]
+FAILURE_MODES: tuple[str, ...] = ("500", "429", "timeout", "lost", "down")
+# Stripe's currencies without minor units, and those with three decimals.
+ZERO_DECIMAL = frozenset(
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+)
+THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+MIN_EXPIRY_SECONDS, MAX_EXPIRY_SECONDS = 30 * 60, 24 * 60 * 60
+MAX_BODY = 1 << 20
+_ALPHABET = string.ascii_letters + string.digits
+
+# Parameters Stripe accepts (the common ones): like Stripe, anything else is rejected, so a typo
+# in a nested name (payment_intent_data[metdata]) fails here instead of being silently dropped.
+_SESSION_PARAMS = frozenset(
+    {
+        "after_expiration", "allow_promotion_codes", "automatic_tax", "billing_address_collection", "cancel_url",
+        "client_reference_id", "consent_collection", "currency", "custom_fields", "custom_text", "customer",
+        "customer_creation", "customer_email", "customer_update", "discounts", "expand", "expires_at",
+        "invoice_creation", "line_items", "locale", "metadata", "mode", "payment_intent_data",
+        "payment_method_collection", "payment_method_configuration", "payment_method_options",
+        "payment_method_types", "phone_number_collection", "redirect_on_completion", "return_url",
+        "saved_payment_method_options", "shipping_address_collection", "shipping_options", "submit_type",
+        "success_url", "tax_id_collection", "ui_mode",
+    }
+)  # fmt: skip
+_LINE_ITEM_PARAMS = frozenset(
+    {"price", "price_data", "quantity", "adjustable_quantity", "dynamic_tax_rates", "tax_rates"}
+)
+_PRICE_DATA_PARAMS = frozenset(
+    {"currency", "product", "product_data", "unit_amount", "unit_amount_decimal", "recurring", "tax_behavior"}
+)
+_PRODUCT_DATA_PARAMS = frozenset({"name", "description", "images", "metadata", "tax_code", "unit_label"})
+_PAYMENT_INTENT_PARAMS = frozenset(
+    {
+        "application_fee_amount", "capture_method", "description", "metadata", "on_behalf_of", "receipt_email",
+        "setup_future_usage", "shipping", "statement_descriptor", "statement_descriptor_suffix", "transfer_data",
+        "transfer_group",
+    }
+)  # fmt: skip
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+def minor_unit_digits(currency: str) -> int:
+    currency = currency.lower()
+    return 0 if currency in ZERO_DECIMAL else 3 if currency in THREE_DECIMAL else 2
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """`202350, "usd"` -> `2,023.50 USD`; `1500, "jpy"` -> `1,500 JPY`."""
+    digits = minor_unit_digits(currency)
+    return f"{Decimal(amount).scaleb(-digits):,.{digits}f} {currency.upper()}"
+
+
+def sign_payload(payload: str, secret: str, timestamp: int | None = None) -> str:
+    """The `Stripe-Signature` header Stripe sends (what stripe.WebhookSignature generates)."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+class StripeApiError(Exception):
+    """An error answered in Stripe's shape: `{"error": {"type", "message", "code"?, "param"?}}`."""
+
+    def __init__(
+        self, status: int, type_: str, message: str, *, code: str | None = None, param: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"type": type_, "message": message}
+        if code:
+            self.body["code"] = code
+        if param:
+            self.body["param"] = param
+
+
+def _invalid(message: str, param: str | None = None, code: str | None = None) -> StripeApiError:
+    return StripeApiError(400, "invalid_request_error", message, code=code, param=param)
+
+
+def parse_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Bracket-notation form pairs into nested data: `a[b][0][c]=1` -> `{"a": {"b": [{"c": "1"}]}}`.
+
+    Values stay strings, as Stripe receives them; dicts keyed 0..n-1 become lists.
+    """
+    root: dict[str, Any] = {}
+    for key, value in pairs:
+        head, bracket, rest = key.partition("[")
+        path = [head, *rest[:-1].split("][")] if bracket and rest.endswith("]") else [key]
+        node = root
+        for depth, name in enumerate(path):
+            segment = name or str(len(node))  # `a[]=x` appends
+            if depth == len(path) - 1:
+                if isinstance(node.get(segment), dict):
+                    raise _invalid(f"Invalid hash: {key}", param=key)
+                node[segment] = value
+            else:
+                child = node.setdefault(segment, {})
+                if not isinstance(child, dict):
+                    raise _invalid(f"Invalid hash: {key}", param=key)
+                node = child
+    return _listify(root)
+
+
+def _listify(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _listify(value) for key, value in node.items()}
+    if converted and set(converted) == {str(i) for i in range(len(converted))}:
+        return [converted[str(i)] for i in range(len(converted))]
+    return converted
+
+
+@dataclass
+class RecordedRequest:
+    """One API request as the sandbox received it (and what it answered)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    params: dict[str, Any]
+    body: bytes
+    status: int | None = None  # None: the connection was dropped without an answer
+    failure: str | None = None  # the injected failure mode, if any
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+
+@dataclass
+class Delivery:
+    """One event's webhook delivery: `delivered`, `failed` (after every attempt) or `undelivered` (no URL)."""
+
+    event: dict[str, Any]
+    url: str | None
+    status: Literal["delivered", "failed", "undelivered"]
+    attempts: int
+    responses: list[int | str] = field(default_factory=list)  # per attempt: HTTP status or error name
+
+
+@dataclass
+class _Session:
+    obj: dict[str, Any]  # the Stripe-shaped checkout.session
+    lines: list[dict[str, Any]]  # name, quantity, unit_amount, currency: for the page
+    delayed: Literal["processing", "succeeded", "failed"] | None = None
+    charge: dict[str, Any] | None = None
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Saved:
+    """An idempotent result: what Stripe replays for the same key and parameters."""
+
+    endpoint: str
+    fingerprint: str
+    status: int
+    body: bytes
+
+
+def _json_reply(status: int, data: Any, **headers: str) -> _Reply:
+    return _Reply(status, json.dumps(data, indent=2).encode(), headers=dict(headers))
+
+
+def _redirect(location: str) -> _Reply:
+    return _Reply(303, b"", "text/plain", {"Location": location})
+
+
+class StripeSandbox:
+    """A thread-safe Stripe stand-in: checkout sessions API, checkout page, signed webhooks, faults."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_key: str | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        public_url: str | None = None,
+        delivery_attempts: int = 3,
+        delivery_backoff: float = 0.05,
+        delivery_timeout: float = 10.0,
+        quiet: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.api_key = api_key
+        # A random secret by default: readable by the test that has to verify signatures.
+        self.webhook_secret = webhook_secret or "whsec_" + secrets.token_hex(24)
+        self.delivery_attempts = delivery_attempts
+        self.delivery_backoff = delivery_backoff
+        self.delivery_timeout = delivery_timeout
+        self._webhook_url = webhook_url
+        self._public_url = public_url.rstrip("/") if public_url else None
+        self._quiet = quiet
+        self._lock = threading.RLock()  # all state below
+        self._server_lock = threading.Lock()  # start/stop/down/recover
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._down = False
+        self._sessions: dict[str, _Session] = {}
+        self._charges: dict[str, dict[str, Any]] = {}
+        self._idempotency: dict[str, _Saved] = {}
+        self._requests: list[RecordedRequest] = []
+        self._deliveries: list[Delivery] = []
+        self._faults: list[tuple[str, float]] = []  # (mode, hold) for each of the next API requests
+        self._released = threading.Event()  # set by stop()/recover(): ends held connections
+        # Webhooks do not follow redirects (Stripe counts a 3xx as a failure) nor use env proxies.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> str:
+        """Listen and serve in a daemon thread; returns the API base URL (stripe-python's `api_base`)."""
+        with self._server_lock:
+            if self._server is None:
+                self._listen()
+        return self.base_url
+
+    def stop(self) -> None:
+        self._release_held()
+        with self._server_lock:
+            self._down = False
+            self._close_listener()
+
+    def __enter__(self) -> StripeSandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        """Base of the checkout page links a browser opens (behind a proxy: set it explicitly)."""
+        return self._public_url or self.base_url
+
+    @property
+    def webhook_url(self) -> str | None:
+        return self._webhook_url
+
+    @webhook_url.setter
+    def webhook_url(self, url: str | None) -> None:
+        with self._lock:
+            self._webhook_url = url
+
+    def _listen(self) -> None:
+        server = ThreadingHTTPServer((self.host, self.port), _Handler)
+        server.daemon_threads = True
+        server.sandbox = self  # type: ignore[attr-defined]
+        self.port = server.server_address[1]  # the ephemeral port, kept across down/recover
+        thread = threading.Thread(
+            # A short poll: stop() and "down" wait for the loop to notice.
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="stripe-sandbox",
+            daemon=True,
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+
+    def _close_listener(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()  # from now on connections are refused
+            self._server = self._thread = None
+
+    # ------------------------------------------------------------------ faults
+
+    def fail_next(self, n: int, mode: FailureMode, *, hold: float = 0.0) -> None:
+        """Make the next `n` API requests fail (retries count), as Stripe or the network can.
+
+        "500": api_error JSON, 500 (stripe-python retries it). "429": rate_limit, 429.
+        "timeout": read the request, then close without answering (nothing is done).
+        "lost": do the work, then close without answering: the ambiguous timeout, where the
+        session exists but the caller never heard of it. "down": refuse connections (pages too)
+        until `recover()`; `n` is ignored.
+        `hold` keeps a "timeout"/"lost" connection open that long before closing it, to drive the
+        client into its own read timeout (`stop()`/`recover()` release it early).
+        """
+        if mode not in FAILURE_MODES:
+            raise ValueError(f"unknown failure mode {mode!r}; expected one of {FAILURE_MODES}")
+        if mode == "down":
+            with self._server_lock:
+                if self._server is not None:
+                    self._down = True
+                    self._close_listener()
+            return
+        with self._lock:
+            self._faults.extend([(mode, hold)] * n)
+
+    def recover(self) -> None:
+        """Clear pending failures and, if down, listen again on the same port."""
+        with self._lock:
+            self._faults.clear()
+        self._release_held()
+        with self._server_lock:
+            if self._down:
+                self._down = False
+                self._listen()
+
+    def _release_held(self) -> None:
+        with self._lock:
+            released, self._released = self._released, threading.Event()
+        released.set()
+
+    def reset(self) -> None:
+        """Forget sessions, charges, idempotency keys, requests, deliveries and failures."""
+        with self._lock:
+            for store in (self._sessions, self._charges, self._idempotency):
+                store.clear()
+            for log in (self._requests, self._deliveries, self._faults):
+                log.clear()
+
+    # ------------------------------------------------------------------ state (snapshots)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return copy.deepcopy(self._requests)
+
+    @property
+    def sessions(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {sid: copy.deepcopy(s.obj) for sid, s in self._sessions.items()}
+
+    @property
+    def charges(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._charges)
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        with self._lock:
+            return copy.deepcopy(self._deliveries)
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self._sessions[session_id].obj)
+
+    # ------------------------------------------------------------------ events
+
+    def event(
+        self,
+        type_: str,
+        obj: Mapping[str, Any],
+        *,
+        created: int | None = None,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """A Stripe-shaped event around `obj`, not delivered."""
+        return {
+            "id": _new_id("evt_test_"),
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": int(time.time()) if created is None else created,
+            "data": {"object": copy.deepcopy(dict(obj))},
+            "livemode": False,
+            "pending_webhooks": 1 if self._webhook_url else 0,
+            "request": {"id": request_id, "idempotency_key": idempotency_key},
+            "type": type_,
+        }
+
+    def sign(self, payload: str, timestamp: int | None = None) -> str:
+        return sign_payload(payload, self.webhook_secret, timestamp)
+
+    def send_event(self, type_: str, data_object: Mapping[str, Any], *, created: int | None = None) -> dict[str, Any]:
+        """Build, sign and deliver an event now; returns the event."""
+        event = self.event(type_, data_object, created=created)
+        self.deliver(event)
+        return event
+
+    def deliver(self, event_: Mapping[str, Any]) -> Delivery:
+        """POST the event to `webhook_url`, signed, retrying non-2xx and connection errors."""
+        event = copy.deepcopy(dict(event_))
+        url = self._webhook_url
+        if not url:
+            delivery = Delivery(event, None, "undelivered", 0)
+        else:
+            payload = json.dumps(event, indent=2)  # serialised once: the signature covers these bytes
+            responses: list[int | str] = []
+            for attempt in range(1, self.delivery_attempts + 1):
+                outcome = self._post_event(url, payload)
+                responses.append(outcome)
+                if isinstance(outcome, int) and 200 <= outcome < 300:
+                    break
+                if attempt < self.delivery_attempts:
+                    time.sleep(self.delivery_backoff * 2 ** (attempt - 1))  # Stripe backs off too
+            ok = isinstance(responses[-1], int) and 200 <= int(responses[-1]) < 300
+            delivery = Delivery(event, url, "delivered" if ok else "failed", len(responses), responses)
+        self._say(
+            f"webhook {event.get('type')} {event.get('id')} -> {delivery.status} "
+            f"({delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''})"
+        )
+        with self._lock:
+            self._deliveries.append(delivery)
+        return delivery
+
+    def _post_event(self, url: str, payload: str) -> int | str:
+        request = urllib.request.Request(  # noqa: S310 - the configured webhook URL
+            url,
+            data=payload.encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Stripe-Signature": self.sign(payload),  # a fresh timestamp per attempt, as Stripe does
+                "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            },
+        )
+        try:
+            with self._opener.open(request, timeout=self.delivery_timeout) as response:
+                response.read()
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except (OSError, urllib.error.URLError) as exc:  # refused, reset, timed out
+            return type(exc).__name__
+
+    # ------------------------------------------------------------------ API
+
+    def _api(self, method: str, path: str, headers: Mapping[str, str], body: bytes, query: str) -> _Reply | None:
+        """Answer one /v1 request; None means: drop the connection without an answer."""
+        record = RecordedRequest(method, path, dict(headers), {}, body)
+        headers = {name.lower(): value for name, value in headers.items()}  # lookups below use lower case
+        raw = body.decode("utf-8", "replace") if method == "POST" else query
+        with self._lock:
+            self._requests.append(record)  # recorded before anything can fail
+            failure, hold = self._faults.pop(0) if self._faults else (None, 0.0)
+            released = self._released  # this request's: recover() swaps in a fresh one
+        record.failure = failure
+        if failure == "timeout":
+            released.wait(hold)
+            return None
+        if failure in ("500", "429"):
+            error = (
+                StripeApiError(500, "api_error", "An unknown error occurred")
+                if failure == "500"
+                else StripeApiError(
+                    429, "invalid_request_error", "Too many requests hit the API too quickly.", code="rate_limit"
+                )
+            )
+            return self._error(record, error)
+        try:
+            record.params = parse_form(parse_qsl(raw, keep_blank_values=True))
+            self._authenticate(headers)
+            reply, events = self._route(method, path, record.params, headers)
+        except StripeApiError as exc:
+            return self._error(record, exc)
+        # Deliver before answering: when the caller hears back, the webhook has run (deterministic).
+        for event in events:
+            self.deliver(event)
+        if failure == "lost":
+            released.wait(hold)
+            return None
+        record.status = reply.status
+        return reply
+
+    def _error(self, record: RecordedRequest, error: StripeApiError) -> _Reply:
+        record.status = error.status
+        return _json_reply(error.status, {"error": error.body}, **{"Request-Id": _new_id("req_")})
+
+    def _authenticate(self, headers: Mapping[str, str]) -> None:
+        scheme, _, key = headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "basic":  # `curl -u sk_test_...:` as in Stripe's docs: the key is the user name
+            try:
+                key = base64.b64decode(key, validate=True).decode().partition(":")[0]
+            except (ValueError, UnicodeDecodeError):
+                key = ""
+        elif scheme.lower() != "bearer":
+            key = ""
+        if not key:
+            raise StripeApiError(
+                401,
+                "invalid_request_error",
+                "You did not provide an API key. You need to provide your API key in the Authorization header, "
+                "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+            )
+        if self.api_key is not None and not hmac.compare_digest(key.encode(), self.api_key.encode()):
+            masked = f"{key[:8]}{'*' * 12}{key[-4:]}" if len(key) > 12 else "****"  # Stripe masks it too
+            raise StripeApiError(
+                401, "invalid_request_error", f"Invalid API Key provided: {masked}", code="api_key_invalid"
+            )
+
+    def _route(
+        self, method: str, path: str, params: dict[str, Any], headers: Mapping[str, str]
+    ) -> tuple[_Reply, list[dict[str, Any]]]:
+        parts = path.strip("/").split("/")  # v1 checkout sessions [id [expire]]
+        if parts[:3] == ["v1", "checkout", "sessions"]:
+            if method == "POST" and len(parts) == 3:
+                return self._idempotent(path, params, headers, lambda: (self._create(params), []))
+            if method == "GET" and len(parts) == 4:
+                with self._lock:
+                    return _json_reply(200, self._get(parts[3]).obj), []
+            if method == "POST" and len(parts) == 5 and parts[4] == "expire":
+                request = {"request_id": _new_id("req_"), "idempotency_key": headers.get("idempotency-key")}
+                return self._idempotent(path, params, headers, lambda: self._expire_api(parts[3], request))
+        raise StripeApiError(
+            404,
+            "invalid_request_error",
+            f"Unrecognized request URL ({method}: {path}). The Stripe sandbox serves only the Checkout "
+            "Sessions endpoints Halum Hut uses.",
+        )
+
+    def _idempotent(
+        self,
+        path: str,
+        params: dict[str, Any],
+        headers: Mapping[str, str],
+        work: Callable[[], tuple[dict[str, Any], list[dict[str, Any]]]],
+    ) -> tuple[_Reply, list[dict[str, Any]]]:
+        """Stripe's idempotency: same key and parameters replay the saved answer; other parameters -> 400."""
+        key = headers.get("idempotency-key")
+        fingerprint = json.dumps(params, sort_keys=True)
+        with self._lock:  # one lock for check, work and save: concurrent duplicates serialise
+            saved = self._idempotency.get(key) if key else None
+            if saved is not None:
+                if saved.endpoint != path or saved.fingerprint != fingerprint:
+                    raise StripeApiError(
+                        400,
+                        "idempotency_error",
+                        "Keys for idempotent requests can only be used with the same parameters they were first "
+                        f"used with. Try using a key other than '{key}' if you meant to execute a different request.",
+                    )
+                return _Reply(saved.status, saved.body, headers={"Idempotent-Replayed": "true"}), []
+            data, events = work()
+            reply = _json_reply(200, data, **{"Request-Id": _new_id("req_")})
+            if key:  # only executed requests are saved; validation errors are not (as Stripe)
+                self._idempotency[key] = _Saved(path, fingerprint, reply.status, reply.body)
+            return reply, events
+
+    def _get(self, session_id: str) -> _Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise StripeApiError(
+                404,
+                "invalid_request_error",
+                f"No such checkout.session: '{session_id}'",
+                code="resource_missing",
+                param="session",
+            )
+        return session
+
+    def _expire_api(self, session_id: str, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        session = self._get(session_id)
+        if session.obj["status"] != "open":
+            raise _invalid(
+                f'Only Checkout Sessions with a status in ["open"] can be expired. This Checkout Session has '
+                f'a status of "{session.obj["status"]}".',
+            )
+        session.obj.update(status="expired", url=None)
+        return session.obj, [self.event("checkout.session.expired", session.obj, **request)]
+
+    def _create(self, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - _SESSION_PARAMS)
+        if unknown:
+            raise _invalid(f"Received unknown parameter: {unknown[0]}", unknown[0], "parameter_unknown")
+        if params.get("mode") != "payment":
+            if "mode" not in params:
+                raise _invalid("Missing required param: mode.", "mode", "parameter_missing")
+            raise _invalid("The Stripe sandbox supports only mode=payment.", "mode")
+        lines = self._validate_lines(params.get("line_items"))
+        currency = lines[0]["currency"]
+        for name in ("success_url", "cancel_url"):
+            value = params.get(name)
+            if not isinstance(value, str) or not value:
+                raise _invalid(f"Missing required param: {name}.", name, "parameter_missing")
+            if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+                raise _invalid(f"Not a valid URL: {value}", name, "url_invalid")
+        now = int(time.time())
+        expires_at = now + MAX_EXPIRY_SECONDS
+        if "expires_at" in params:
+            expires_at = _integer(params["expires_at"], "expires_at")
+            if expires_at < now + MIN_EXPIRY_SECONDS:
+                raise _invalid(
+                    "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.",
+                    "expires_at",
+                )
+            if expires_at > now + MAX_EXPIRY_SECONDS:
+                raise _invalid(
+                    "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
+                    "expires_at",
+                )
+        metadata = _metadata(params.get("metadata"), "metadata")
+        intent_data = params.get("payment_intent_data") or {}
+        if not isinstance(intent_data, dict):
+            raise _invalid("Invalid object", "payment_intent_data")
+        _no_unknown(intent_data, _PAYMENT_INTENT_PARAMS, "payment_intent_data")
+        _metadata(intent_data.get("metadata"), "payment_intent_data[metadata]")
+        total = sum(line["unit_amount"] * line["quantity"] for line in lines)
+        session_id = _new_id("cs_test_")
+        obj: dict[str, Any] = {
+            "id": session_id,
+            "object": "checkout.session",
+            "amount_subtotal": total,
+            "amount_total": total,
+            "cancel_url": params["cancel_url"],
+            "client_reference_id": params.get("client_reference_id"),
+            "created": now,
+            "currency": currency,
+            "customer": None,
+            "customer_email": params.get("customer_email"),
+            "expires_at": expires_at,
+            "livemode": False,
+            "metadata": metadata,
+            "mode": "payment",
+            "payment_intent": None,
+            "payment_method_types": ["card"],
+            "payment_status": "unpaid",
+            "status": "open",
+            "success_url": params["success_url"],
+            "url": f"{self.public_url}/checkout/{session_id}",
+        }
+        self._sessions[session_id] = _Session(obj, lines)
+        return obj
+
+    @staticmethod
+    def _validate_lines(raw: Any) -> list[dict[str, Any]]:
+        if not raw:
+            raise _invalid("Missing required param: line_items.", "line_items", "parameter_missing")
+        if not isinstance(raw, list):
+            raise _invalid("Invalid array", "line_items")
+        lines: list[dict[str, Any]] = []
+        for index, item in enumerate(raw):
+            where = f"line_items[{index}]"
+            if not isinstance(item, dict):
+                raise _invalid("Invalid object", where)
+            _no_unknown(item, _LINE_ITEM_PARAMS, where)
+            price = item.get("price_data")
+            if not isinstance(price, dict):
+                raise _invalid(
+                    "The Stripe sandbox needs price_data on every line item (no Price ids).",
+                    f"{where}[price_data]",
+                    "parameter_missing",
+                )
+            _no_unknown(price, _PRICE_DATA_PARAMS, f"{where}[price_data]")
+            currency = price.get("currency")
+            if not currency:
+                raise _invalid(
+                    "Missing required param: currency.", f"{where}[price_data][currency]", "parameter_missing"
+                )
+            if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+                raise _invalid(f"Invalid currency: {currency}", f"{where}[price_data][currency]")
+            product = price.get("product_data")
+            if not isinstance(product, dict) or not product.get("name"):
+                raise _invalid(
+                    "Missing required param: product_data[name].",
+                    f"{where}[price_data][product_data][name]",
+                    "parameter_missing",
+                )
+            _no_unknown(product, _PRODUCT_DATA_PARAMS, f"{where}[price_data][product_data]")
+            if "unit_amount" not in price:
+                raise _invalid(
+                    "Missing required param: unit_amount.", f"{where}[price_data][unit_amount]", "parameter_missing"
+                )
+            unit_amount = _integer(price["unit_amount"], f"{where}[price_data][unit_amount]")
+            if unit_amount < 0:
+                raise _invalid("This value must be greater than or equal to 0.", f"{where}[price_data][unit_amount]")
+            if currency.lower() in THREE_DECIMAL and unit_amount % 10:  # Stripe charges these in tens
+                raise _invalid(
+                    f"Amounts in {currency.upper()} must be divisible by 10.", f"{where}[price_data][unit_amount]"
+                )
+            if "quantity" not in item:
+                raise _invalid("Missing required param: quantity.", f"{where}[quantity]", "parameter_missing")
+            quantity = _integer(item["quantity"], f"{where}[quantity]")
+            if quantity < 1:
+                raise _invalid("This value must be greater than or equal to 1.", f"{where}[quantity]")
+            lines.append(
+                {
+                    "name": product["name"],
+                    "quantity": quantity,
+                    "unit_amount": unit_amount,
+                    "currency": currency.lower(),
+                }
+            )
+        if len({line["currency"] for line in lines}) > 1:
+            raise _invalid("All line items must use the same currency.", "line_items")
+        return lines
+
+    # ------------------------------------------------------------------ customer actions (checkout page)
+
+    def _charge(self, session: _Session) -> dict[str, Any]:
+        obj = session.obj
+        charge = {
+            "id": _new_id("ch_test_"),
+            "object": "charge",
+            "amount": obj["amount_total"],
+            "amount_captured": obj["amount_total"],
+            "amount_refunded": 0,
+            "captured": True,
+            "created": int(time.time()),
+            "currency": obj["currency"],
+            "livemode": False,
+            "metadata": {},
+            "paid": True,
+            "payment_intent": obj["payment_intent"],
+            "refunded": False,
+            "status": "succeeded",
+        }
+        session.charge = charge
+        self._charges[charge["id"]] = charge
+        return charge
+
+    def _act(self, session_id: str, action: str, form: Mapping[str, str]) -> _Reply:
+        """One button on the checkout page or dashboard; events are delivered before the redirect."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                return self._page(404, "Not found", "<p>No such checkout session.</p>")
+            obj = session.obj
+            if action in ("pay", "pay-delayed", "cancel") and obj["status"] != "open":
+                return self._checkout_page(session, status=409)
+            events: list[dict[str, Any]] = []
+            if action == "pay":
+                obj.update(status="complete", payment_status="paid", payment_intent=_new_id("pi_test_"), url=None)
+                self._charge(session)
+                events.append(self.event("checkout.session.completed", obj))
+                location = _success(obj)
+            elif action == "pay-delayed":
+                obj.update(status="complete", payment_intent=_new_id("pi_test_"), url=None)
+                session.delayed = "processing"
+                events.append(self.event("checkout.session.completed", obj))
+                location = f"/checkout/{session_id}"
+            elif action in ("confirm", "decline"):
+                if session.delayed != "processing":
+                    return self._checkout_page(session, status=409)
+                if action == "confirm":
+                    session.delayed = "succeeded"
+                    obj.update(payment_status="paid")
+                    self._charge(session)
+                    events.append(self.event("checkout.session.async_payment_succeeded", obj))
+                    location = _success(obj)
+                else:
+                    session.delayed = "failed"
+                    events.append(self.event("checkout.session.async_payment_failed", obj))
+                    location = obj["cancel_url"]
+            elif action == "cancel":
+                obj.update(status="expired", url=None)
+                events.append(self.event("checkout.session.expired", obj))
+                location = obj["cancel_url"]
+            elif action == "refund":
+                charge = session.charge
+                remaining = charge["amount"] - charge["amount_refunded"] if charge else 0
+                try:
+                    amount = int(form.get("amount") or remaining)
+                except ValueError:
+                    amount = 0
+                if charge is None or not 0 < amount <= remaining:
+                    return self._page(
+                        400, "Refund refused", f"<p>Nothing to refund, or an amount outside 1..{remaining}.</p>"
+                    )
+                charge["amount_refunded"] += amount
+                charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+                events.append(self.event("charge.refunded", charge))
+                location = "/"
+            else:
+                return self._page(404, "Not found", "<p>Unknown action.</p>")
+        for event in events:  # outside the lock: the receiver may call the API back
+            self.deliver(event)
+        return _redirect(location)
+
+    # ------------------------------------------------------------------ pages
+
+    def _page(self, status: int, title: str, body: str) -> _Reply:
+        page = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(title)} · Stripe sandbox</title><style>{_CSS}</style></head>"
+            f'<body><main><p class="badge">Stripe sandbox · test mode</p><h1>{html.escape(title)}</h1>'
+            f"{body}</main></body></html>"
+        )
+        return _Reply(status, page.encode(), "text/html; charset=utf-8")
+
+    def _checkout_page(self, session: _Session, status: int = 200) -> _Reply:
+        obj = session.obj
+        rows = "".join(
+            f'<tr class="line"><td class="name">{html.escape(line["name"])}</td>'
+            f'<td class="quantity">{line["quantity"]}</td>'
+            f'<td class="unit">{format_amount(line["unit_amount"], line["currency"])}</td></tr>'
+            for line in session.lines
+        )
+        total = format_amount(obj["amount_total"], obj["currency"])
+        summary = (
+            "<table><thead><tr><th>Item</th><th>Qty</th><th>Unit price</th></tr></thead>"
+            f'<tbody>{rows}</tbody><tfoot><tr><th colspan="2">Total</th>'
+            f'<th id="total">{total}</th></tr></tfoot></table>'
+        )
+        base = f"/checkout/{quote(obj['id'])}"
+        if obj["status"] == "open":
+            state = '<p id="status" data-status="open">Awaiting payment</p>'
+            buttons = (
+                _button(f"{base}/pay", "pay", "Pay", "primary")
+                + _button(f"{base}/pay-delayed", "pay-delayed", "Pay (delayed method)")
+                + _button(f"{base}/cancel", "cancel", "Cancel")
+            )
+            return self._page(status, "Checkout", summary + state + f'<div class="actions">{buttons}</div>')
+        if session.delayed == "processing":
+            state = (
+                '<p id="status" data-status="processing">Processing: waiting for the bank to confirm the payment.</p>'
+            )
+            buttons = _button(f"{base}/confirm", "bank-confirms", "Bank confirms", "primary") + _button(
+                f"{base}/decline", "bank-declines", "Bank declines"
+            )
+            return self._page(status, "Processing", summary + state + f'<div class="actions">{buttons}</div>')
+        label = {"succeeded": "paid", "failed": "payment failed"}.get(session.delayed or "", obj["payment_status"])
+        state = (
+            f'<p id="status" data-status="{html.escape(obj["status"])}">This checkout is '
+            f"{html.escape(obj['status'])} ({html.escape(label)}).</p>"
+        )
+        return self._page(status, "Checkout", summary + state)
+
+    def _dashboard(self) -> _Reply:
+        with self._lock:
+            sessions = sorted(self._sessions.values(), key=lambda s: s.obj["created"], reverse=True)
+            rows = []
+            for session in sessions:
+                obj = session.obj
+                refund = ""
+                charge = session.charge
+                if charge and not charge["refunded"]:
+                    remaining = charge["amount"] - charge["amount_refunded"]
+                    refund = (
+                        f'<form method="post" action="/checkout/{quote(obj["id"])}/refund" class="inline">'
+                        f'<input name="amount" type="number" min="1" max="{remaining}" value="{remaining}">'
+                        f'<button type="submit" id="refund-{html.escape(obj["id"])}">Refund</button></form>'
+                    )
+                elif charge:
+                    refund = "refunded"
+                order = html.escape(str((obj.get("metadata") or {}).get("order_id", "")))
+                rows.append(
+                    f'<tr><td><a href="/checkout/{quote(obj["id"])}">{html.escape(obj["id"])}</a></td>'
+                    f"<td>{order}</td><td>{format_amount(obj['amount_total'], obj['currency'])}</td>"
+                    f"<td>{html.escape(obj['status'])}</td><td>{html.escape(obj['payment_status'])}</td>"
+                    f"<td>{refund}</td></tr>"
+                )
+            deliveries = "".join(
+                f"<tr><td>{html.escape(str(d.event.get('type')))}</td><td>{html.escape(str(d.event.get('id')))}</td>"
+                f"<td>{d.status}</td><td>{d.attempts}</td></tr>"
+                for d in reversed(self._deliveries[-20:])
+            )
+            pending = len(self._faults)
+        faults = (
+            '<form method="post" action="/_sandbox/fail" class="inline">Fail the next '
+            '<input name="n" type="number" min="1" value="1"> API requests with '
+            '<select name="mode"><option>500</option><option>429</option><option>timeout</option>'
+            '<option>lost</option></select> <button type="submit" id="fail">Apply</button></form> '
+            '<form method="post" action="/_sandbox/recover" class="inline">'
+            f'<button type="submit" id="recover">Clear ({pending} pending)</button></form>'
+        )
+        body = (
+            "<h2>Checkout sessions</h2><table><thead><tr><th>Session</th><th>Order</th><th>Total</th>"
+            f"<th>Status</th><th>Payment</th><th>Refund</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            "<h2>Webhook deliveries</h2><table><thead><tr><th>Type</th><th>Event</th><th>Delivery</th>"
+            f"<th>Attempts</th></tr></thead><tbody>{deliveries}</tbody></table>"
+            f"<h2>Faults</h2>{faults}<p>Webhook endpoint: {html.escape(self._webhook_url or 'not set')}</p>"
+        )
+        return self._page(200, "Dashboard", body)
+
+    def _browser(self, method: str, path: str, body: bytes) -> _Reply:
+        parts = path.strip("/").split("/")
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)) if method == "POST" else {}
+        if method == "GET" and path == "/":
+            return self._dashboard()
+        if parts[0] == "checkout" and len(parts) == 2 and method == "GET":
+            with self._lock:
+                session = self._sessions.get(parts[1])
+                if session is None:
+                    return self._page(404, "Not found", "<p>No such checkout session.</p>")
+                return self._checkout_page(session)
+        if parts[0] == "checkout" and len(parts) == 3 and method == "POST":
+            return self._act(parts[1], parts[2], form)
+        if path == "/_sandbox/fail" and method == "POST" and form.get("mode") in ("500", "429", "timeout", "lost"):
+            count = form.get("n", "1")
+            self.fail_next(int(count) if count.isdigit() and int(count) > 0 else 1, form["mode"])  # type: ignore[arg-type]
+            return _redirect("/")
+        if path == "/_sandbox/recover" and method == "POST":
+            self.recover()
+            return _redirect("/")
+        return self._page(404, "Not found", "<p>Nothing here.</p>")
+
+    def _say(self, line: str) -> None:
+        if not self._quiet:  # looked up per call: test runners swap sys.stderr
+            sys.stderr.write(f"stripe-sandbox: {line}\n")
+            sys.stderr.flush()
+
+
+def _success(obj: Mapping[str, Any]) -> str:
+    return str(obj["success_url"]).replace("{CHECKOUT_SESSION_ID}", obj["id"])
+
+
+def _button(action: str, id_: str, label: str, css: str = "") -> str:
+    return (
+        f'<form method="post" action="{action}"><button type="submit" id="{id_}" name="{id_}" '
+        f'class="{css}">{html.escape(label)}</button></form>'
+    )
+
+
+def _integer(value: Any, param: str) -> int:
+    try:
+        return int(str(value), 10)
+    except ValueError:
+        raise _invalid(f"Invalid integer: {value}", param, "parameter_invalid_integer") from None
+
+
+def _no_unknown(data: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        param = f"{where}[{unknown[0]}]"
+        raise _invalid(f"Received unknown parameter: {param}", param, "parameter_unknown")
+
+
+def _metadata(raw: Any, param: str) -> dict[str, str]:
+    """Stripe's metadata limits: 50 keys, keys up to 40 characters, values up to 500."""
+    if raw in (None, ""):
+        return {}
+    if not isinstance(raw, dict) or any(not isinstance(v, str) for v in raw.values()):
+        raise _invalid("Invalid hash", param, "parameter_invalid_empty")
+    if len(raw) > 50 or any(len(k) > 40 or len(v) > 500 for k, v in raw.items()):
+        raise _invalid("Metadata can have up to 50 keys, keys up to 40 characters and values up to 500.", param)
+    return dict(raw)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_: Any) -> None:
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "stripe-sandbox"
+    sys_version = ""
+
+    @property
+    def sandbox(self) -> StripeSandbox:
+        return self.server.sandbox  # type: ignore[attr-defined]
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def _serve(self, method: str) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._send(
+                _json_reply(413, {"error": {"type": "invalid_request_error", "message": "Body too large"}}),
+                method,
+                url.path,
+            )
+            return
+        body = self.rfile.read(length) if length else b""
+        headers = dict(self.headers.items())
+        try:
+            if url.path.startswith("/v1/"):
+                reply = self.sandbox._api(method, url.path, headers, body, url.query)
+            else:
+                reply = self.sandbox._browser(method, url.path, body)
+        except Exception as exc:  # noqa: BLE001 - a sandbox bug must still answer, as Stripe's 500 would
+            self.sandbox._say(f"internal error {type(exc).__name__}: {exc}")
+            reply = _json_reply(500, {"error": {"type": "api_error", "message": "Sandbox internal error"}})
+        if reply is None:  # an injected timeout: close without a word
+            self.close_connection = True
+            self.sandbox._say(f"{method} {url.path} -> dropped")
+            return
+        self._send(reply, method, url.path)
+
+    def _send(self, reply: _Reply, method: str, path: str) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Stripe-Version", API_VERSION)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(reply.body)
+        self.sandbox._say(f"{method} {path} -> {reply.status}")  # never headers: they carry the API key
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced: `_send` logs one line per request, without headers or query strings."""
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;background:#f6f9fc;color:#1a1f36;margin:0}"
+    "main{max-width:44rem;margin:2rem auto;background:#fff;padding:1.5rem 2rem;border-radius:8px;"
+    "box-shadow:0 2px 8px #0001}table{width:100%;border-collapse:collapse;margin:1rem 0}"
+    "td,th{padding:.4rem;border-bottom:1px solid #e3e8ee;text-align:left}"
+    ".badge{display:inline-block;background:#ffde92;border-radius:4px;padding:.1rem .5rem;font-size:.8rem}"
+    ".actions{display:flex;gap:.5rem;flex-wrap:wrap}button{padding:.6rem 1.2rem;border-radius:6px;"
+    "border:1px solid #c1c9d2;background:#fff;cursor:pointer}button.primary{background:#635bff;color:#fff;"
+    "border-color:#635bff}form.inline{display:inline}input{width:7rem}"
+)
+
+
+def main() -> None:
+    """`python -m local.stripe_sandbox`: serve until Ctrl-C (env STRIPE_SANDBOX_PORT, STRIPE_WEBHOOK_URL,
+    STRIPE_WEBHOOK_SECRET; optional STRIPE_SANDBOX_HOST, STRIPE_SANDBOX_PUBLIC_URL, STRIPE_SECRET_KEY)."""
+    from local.defaults import LOCAL_STRIPE_WEBHOOK_SECRET
+
+    sandbox = StripeSandbox(
+        os.environ.get("STRIPE_SANDBOX_HOST", "127.0.0.1"),
+        int(os.environ.get("STRIPE_SANDBOX_PORT") or DEFAULT_PORT),
+        api_key=os.environ.get("STRIPE_SECRET_KEY") or None,
+        webhook_url=os.environ.get("STRIPE_WEBHOOK_URL") or None,
+        webhook_secret=os.environ.get("STRIPE_WEBHOOK_SECRET") or LOCAL_STRIPE_WEBHOOK_SECRET,
+        public_url=os.environ.get("STRIPE_SANDBOX_PUBLIC_URL") or None,
+    )
+    base = sandbox.start()
+    secret_source = "from the environment" if os.environ.get("STRIPE_WEBHOOK_SECRET") else "local default"
+    sys.stderr.write(  # where the secret comes from, never the secret
+        f"Stripe sandbox on {base} (STRIPE_API_BASE={base}); dashboard {sandbox.public_url}/\n"
+        f"Webhooks to {sandbox.webhook_url or '(none: set STRIPE_WEBHOOK_URL)'}, signed with the "
+        f"STRIPE_WEBHOOK_SECRET {secret_source}\n"
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+
+
+if __name__ == "__main__":
+    main()
