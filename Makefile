@@ -1,18 +1,63 @@
 # Halum Hut payments. The two commands a newcomer needs: `make run` and `make test`.
 SHELL := /bin/bash
+.SHELLFLAGS := -e -o pipefail -c
 PYTHON ?= python3
+# pip (in .tools and for 3.13) runs as root in CI containers; its warning about that is noise here.
+export PIP_ROOT_USER_ACTION := ignore
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/payments/requirements.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test venv clean
+# Deployment tools live in their own venv: aws-sam-cli pins boto3 and pydantic, which must not
+# meet the app's. Newest releases that install together (checked with `pip check`).
+TOOLS := .tools
+SAM_CLI_VERSION := 1.170.0
+CFN_LINT_VERSION := 1.58.0
+TOOLS_STAMP := $(TOOLS)/.installed-sam-$(SAM_CLI_VERSION)-cfn-lint-$(CFN_LINT_VERSION)
+SAM := $(TOOLS)/bin/sam
+CFN_LINT := $(TOOLS)/bin/cfn-lint
+
+# CPython 3.13 (the functions' runtime). Only `python3.13` is put on sam's PATH, as a tiny
+# wrapper in this folder, so nothing else the interpreter's bin/ holds shadows the user's tools.
+# (A wrapper, not a symlink: a symlink under .tools/ would make it find .tools/pyvenv.cfg.)
+PY313_DIR := $(TOOLS)/python3.13
+PY313 := $(PY313_DIR)/python3.13
+
+# Stands in for the boto3 that Lambda's Python runtime provides (the layer ships none).
+LAMBDA_BOTO3_VERSION := 1.44.8
+LAMBDA_RUNTIME := $(TOOLS)/lambda-runtime
+LAMBDA_RUNTIME_STAMP := $(LAMBDA_RUNTIME)/.installed-boto3-$(LAMBDA_BOTO3_VERSION)
+
+# `make build`: the deployable build, for ARCH (the template's Architecture; arm64 is what we deploy).
+ARCH ?= arm64
+BUILD_DIR := .aws-sam/build
+# The build the tests load and run: for this machine's architecture, in a folder of its own (sam
+# keeps build.toml next to the build folder, so the two builds never share a build graph).
+HOST_ARCH := $(shell uname -m | sed -e 's/^aarch64$$/arm64/')
+TEST_BUILD_DIR := .aws-sam/test-$(HOST_ARCH)/build
+BUILD_INPUTS := template.yaml samconfig.toml \
+	$(shell find functions layers -type f -not -path '*/__pycache__/*' -not -name '*.pyc' 2>/dev/null | sort)
+# Named after the list of inputs too, so a deleted file also triggers a rebuild.
+TEST_BUILD_STAMP := $(TEST_BUILD_DIR)/.built-$(shell echo $(BUILD_INPUTS) | sha1sum | cut -c1-12)
+
+# $(call sam_build,<architecture>,<build dir>): sam build with no Docker. The layer's Makefile
+# learns the architecture and the interpreter from ARCH and PYTHON313 (sam passes only
+# ARTIFACTS_DIR to a makefile build and inherits the rest of its environment).
+define sam_build
+	@case "$(1)" in arm64|x86_64) ;; *) echo "ARCH must be arm64 or x86_64, not '$(1)'" >&2; exit 2;; esac
+	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(PY313_DIR):$$PATH" ARCH=$(1) PYTHON313="$(CURDIR)/$(PY313)" \
+		$(SAM) build --template-file template.yaml --build-dir $(2) --cache-dir $(dir $(2))cache \
+		--cached --parallel --parameter-overrides Architecture=$(1)
+endef
+
+.PHONY: run test venv tools python313 lint build build-test-artifacts lambda-runtime clean
 
 ## run: serve the whole API on http://127.0.0.1:3000 (embedded DynamoDB, demo data, Stripe sandbox)
 run: venv
 	$(PY) -m local
 
-## test: install what is needed and run the whole suite
-test: venv
+## test: install what is needed, build the functions for this machine, and run the whole suite
+test: venv build-test-artifacts
 	$(PY) -m pytest
 
 venv: $(STAMP)
@@ -22,6 +67,56 @@ $(STAMP): requirements-dev.txt layers/payments/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	rm -f $(VENV)/.installed-* && touch $@
+
+## tools: aws-sam-cli and cfn-lint in .tools/ (their own venv)
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP):
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check \
+		aws-sam-cli==$(SAM_CLI_VERSION) cfn-lint==$(CFN_LINT_VERSION)
+	$(TOOLS)/bin/python -m pip check
+	rm -f $(TOOLS)/.installed-* && touch $@
+
+# Re-resolved on every use (cheap), so a newly installed or removed 3.13 is noticed.
+python313:
+	@mkdir -p $(PY313_DIR)
+	@found="$$(scripts/find-python3.13)"; \
+	printf '#!/bin/sh\nexec "%s" "$$@"\n' "$$found" > $(PY313).tmp; chmod +x $(PY313).tmp; \
+	if cmp -s $(PY313).tmp $(PY313); then rm $(PY313).tmp; else mv -f $(PY313).tmp $(PY313); fi; \
+	echo "python3.13: $$found"
+
+## lint: ruff, mypy, cfn-lint and sam validate --lint (all run; fails if any fails)
+lint: venv tools
+	@failed=; \
+	run() { echo "+ $$*"; "$$@" || failed="$$failed $$1"; }; \
+	run $(VENV)/bin/ruff check .; \
+	run $(VENV)/bin/mypy; \
+	run $(CFN_LINT) --include-checks I -- template.yaml; \
+	run env SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template-file template.yaml; \
+	if [ -n "$$failed" ]; then echo "lint failed:$$failed" >&2; exit 1; fi
+
+## build: sam build into .aws-sam/build for ARCH (arm64, the default, or x86_64); no Docker needed
+build: tools python313
+	$(call sam_build,$(ARCH),$(BUILD_DIR))
+	@echo $(ARCH) > $(BUILD_DIR)/.architecture  # what a deploy must pass as Architecture
+	@scripts/layer-size $(BUILD_DIR)/PaymentsLayer
+
+## build-test-artifacts: the build for this machine that tests/build runs, plus the runtime's boto3
+build-test-artifacts: $(TEST_BUILD_STAMP) lambda-runtime
+
+$(TEST_BUILD_STAMP): $(TOOLS_STAMP) $(BUILD_INPUTS) | python313
+	$(call sam_build,$(HOST_ARCH),$(TEST_BUILD_DIR))
+	touch $@
+
+lambda-runtime: $(LAMBDA_RUNTIME_STAMP)
+
+$(LAMBDA_RUNTIME_STAMP): | python313
+	rm -rf $(LAMBDA_RUNTIME)
+	$(PY313) -m pip install --quiet --disable-pip-version-check --target $(LAMBDA_RUNTIME) \
+		boto3==$(LAMBDA_BOTO3_VERSION)
+	touch $@
 
 clean:
 	rm -rf $(VENV) .aws-sam .tools .pytest_cache .mypy_cache .ruff_cache bench/results.json

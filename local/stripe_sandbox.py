@@ -184,6 +184,7 @@ class _Session:
     lines: list[dict[str, Any]]  # name, quantity, unit_amount, currency: for the page
     delayed: Literal["processing", "succeeded", "failed"] | None = None
     charge: dict[str, Any] | None = None
+    intent_metadata: dict[str, str] = field(default_factory=dict)  # Stripe copies it onto the charge
 
 
 @dataclass
@@ -638,7 +639,7 @@ class StripeSandbox:
         if not isinstance(intent_data, dict):
             raise _invalid("Invalid object", "payment_intent_data")
         _no_unknown(intent_data, _PAYMENT_INTENT_PARAMS, "payment_intent_data")
-        _metadata(intent_data.get("metadata"), "payment_intent_data[metadata]")
+        intent_metadata = _metadata(intent_data.get("metadata"), "payment_intent_data[metadata]")
         total = sum(line["unit_amount"] * line["quantity"] for line in lines)
         session_id = _new_id("cs_test_")
         obj: dict[str, Any] = {
@@ -663,7 +664,7 @@ class StripeSandbox:
             "success_url": params["success_url"],
             "url": f"{self.public_url}/checkout/{session_id}",
         }
-        self._sessions[session_id] = _Session(obj, lines)
+        self._sessions[session_id] = _Session(obj, lines, intent_metadata=intent_metadata)
         return obj
 
     @staticmethod
@@ -743,7 +744,7 @@ class StripeSandbox:
             "created": int(time.time()),
             "currency": obj["currency"],
             "livemode": False,
-            "metadata": {},
+            "metadata": dict(session.intent_metadata),
             "paid": True,
             "payment_intent": obj["payment_intent"],
             "refunded": False,

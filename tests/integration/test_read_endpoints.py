@@ -1,18 +1,19 @@
+"""Cold starts of the two read functions: what a deployment mistake looks like."""
+
 from __future__ import annotations
 
-from support import auth, call
+import pytest
 
-from local import seed
-from local.seed import DEFAULT_SEED
+from halum_payments.errors import ConfigError
 
 
-def test_smoke(load_function, tables, dynamodb):
-    seed.apply(seed.load(DEFAULT_SEED), dynamodb, tables)
-    list_fn = load_function("list_payments")
-    reply = call(list_fn, "GET", "/orders/api/payments/", headers=auth(1))
-    print(reply)
-    assert reply.status == 200
-    get_fn = load_function("get_payment")
-    reply = call(get_fn, "GET", "/orders/api/payments/1/", headers=auth(1))
-    print(reply)
-    assert reply.status == 200
+@pytest.mark.parametrize("name", ["list_payments", "get_payment"])
+def test_a_function_without_its_jwt_secret_fails_at_cold_start_not_per_request(load_function, name):
+    with pytest.raises(ConfigError, match="JWT_SECRET"):
+        load_function(name, JWT_SECRET="")
+
+
+@pytest.mark.parametrize("name", ["list_payments", "get_payment"])
+def test_a_function_with_mixed_jwt_algorithm_families_fails_at_cold_start(load_function, name):
+    with pytest.raises(ConfigError, match="JWT_ALGORITHMS"):
+        load_function(name, JWT_ALGORITHMS="HS256,RS256", JWT_JWKS_URL="https://idp.example/jwks.json")

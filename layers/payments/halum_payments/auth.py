@@ -43,8 +43,10 @@ class Authenticator:
         return parse_user_id(claims.get("user_id"))
 
     def _decode(self, token: str) -> dict[str, Any]:
+        # In JWKS mode the key is a PyJWK: it verifies only with its own algorithm, so a token
+        # cannot pick an algorithm its key was not published for (an ES256 header on an RSA kid).
+        key: Any = self._secret if self._secret is not None else self._signing_key(token)
         try:
-            key: Any = self._secret if self._secret is not None else self._signing_key(token)
             return jwt.decode(
                 token,
                 key,
@@ -57,13 +59,29 @@ class Authenticator:
         except jwt.PyJWTError:
             raise NotAuthenticated(INVALID, invalid_token=True) from None
 
-    def _signing_key(self, token: str) -> Any:
+    def _signing_key(self, token: str) -> jwt.PyJWK:
         if self._jwks_client is None:
-            self._jwks_client = jwt.PyJWKClient(self._jwks_url or "", cache_keys=True, lifespan=900, timeout=3)
+            # No per-kid cache (cache_keys): it never expires, so a key revoked at the identity
+            # provider would stay valid until the container is recycled. The JWK set cache
+            # (lifespan) already keeps requests off the network.
+            self._jwks_client = jwt.PyJWKClient(self._jwks_url or "", cache_keys=False, lifespan=900, timeout=3)
+        client = self._jwks_client
         try:
-            return self._jwks_client.get_signing_key_from_jwt(token).key
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            raise NotAuthenticated(INVALID, invalid_token=True) from None
+        if not isinstance(kid, str) or not kid:
+            raise NotAuthenticated(INVALID, invalid_token=True)
+        try:
+            client.get_signing_keys()  # cached; a failure here is the identity provider's, not the caller's
+        except (jwt.PyJWTError, ValueError) as exc:  # unreachable, HTTP error, not JSON, no usable keys
+            raise TransientFault(f"JWKS endpoint unusable: {exc}") from exc
+        try:
+            return client.get_signing_key(kid)
         except jwt.PyJWKClientConnectionError as exc:
-            raise TransientFault("JWKS endpoint unreachable") from exc
+            raise TransientFault(f"JWKS endpoint unreachable: {exc}") from exc
+        except (jwt.PyJWTError, ValueError):
+            raise NotAuthenticated(INVALID, invalid_token=True) from None
 
 
 def bearer_token(headers: Mapping[str, str]) -> str:

@@ -72,7 +72,10 @@ class CursorCodec:
                 status=data["s"],
                 method=data["m"],
                 forward=data["d"] == "n",
-                anchor={"id": int(anchor["id"]), **({"created_sort": str(anchor["created_sort"])} if "created_sort" in anchor else {})},
+                anchor={
+                    "id": int(anchor["id"]),
+                    **({"created_sort": str(anchor["created_sort"])} if "created_sort" in anchor else {}),
+                },
             )
         except (ValueError, KeyError, TypeError):
             raise BadRequest(INVALID_CURSOR) from None
@@ -89,6 +92,11 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    if not text or not all(c.isalnum() or c in "-_" for c in text):
+    if not text or not text.isascii() or not all(c.isalnum() or c in "-_" for c in text):
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        # The last character of unpadded base64 carries spare bits that decoding ignores: without
+        # this, several spellings of one cursor would pass, and a changed cursor would still verify.
+        raise ValueError("not canonical base64url")
+    return data

@@ -99,6 +99,10 @@ def create_api(
             run_preconditions()
         except DomainError as precondition_error:
             return _domain_error(precondition_error)
+        except TransientFault as fault:
+            return _transient(fault)
+        except Exception as exc:  # noqa: BLE001 - a precondition's own fault is still a clean 500
+            return _fault(exc)
         message = describe_validation_errors(exc.errors())
         logger.info("invalid request", extra={"status": 400, "reason": message})
         return error_response(400, message, error_style)

@@ -202,8 +202,8 @@ class CheckoutRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    shipping_address: Annotated[StrictInt, Field(ge=1)] | None = None
-    order: Annotated[StrictInt, Field(ge=1)] | None = None
+    shipping_address: Annotated[StrictInt, Field(ge=1, lt=10**18)] | None = None
+    order: Annotated[StrictInt, Field(ge=1, lt=10**18)] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CheckoutRequest:
@@ -215,7 +215,7 @@ class CheckoutRequest(BaseModel):
 class CodCheckoutRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    shipping_address: Annotated[StrictInt, Field(ge=1)]
+    shipping_address: Annotated[StrictInt, Field(ge=1, lt=10**18)]
 
 
 class CheckoutSessionOut(BaseModel):

@@ -20,7 +20,9 @@ def verify_gateway_signature(body: bytes, header: str | None, secrets: Sequence[
     presented = header.strip()
     if presented.lower().startswith("sha256="):
         presented = presented[len("sha256=") :]
-    presented_bytes = presented.encode("ascii", "replace")
+    # Hex is case-insensitive: the same MAC in uppercase (as e.g. .NET's Convert.ToHexString
+    # writes it) is the same MAC.
+    presented_bytes = presented.lower().encode("ascii", "replace")
     matched = False
     for secret in secrets:
         expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()

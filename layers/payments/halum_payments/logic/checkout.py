@@ -3,6 +3,7 @@ Stripe, a Checkout Session follows, and if Stripe fails everything is given back
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -11,7 +12,15 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 from ..clock import format_timestamp, parse_timestamp, utc_now
-from ..errors import BadRequest, Conflict, GatewayNotConfigured, OutOfStock, TransientFault, Unprocessable, UpstreamUnavailable
+from ..errors import (
+    BadRequest,
+    Conflict,
+    GatewayNotConfigured,
+    OutOfStock,
+    TransientFault,
+    Unprocessable,
+    UpstreamUnavailable,
+)
 from ..models import (
     Cart,
     CartItem,
@@ -123,6 +132,8 @@ class CheckoutService:
         items_total = sum((item.subtotal for item in order.items), Decimal(0))
         if not order.items or items_total != order.total_price:
             raise Unprocessable(f"Order {order.id} total {order.total_price} does not match its items.")
+        for item in order.items:  # before any write: Stripe must be able to charge every price exactly
+            _require_chargeable(item.price, order.currency, f"Order {order.id}'s product {item.variant}")
 
     def _resume(self, gateway: CheckoutGateway, order: Order, payment: Payment) -> StartedCheckout:
         if payment.amount != order.total_price:
@@ -174,7 +185,7 @@ class CheckoutService:
             success_url=self._options.success_url,
             cancel_url=self._options.cancel_url,
             expires_at=payment.checkout_expires_at or 0,
-            idempotency_key=f"halum-checkout-payment-{payment.id}",  # one attempt = one payment
+            idempotency_key=_attempt_key(payment),
         )
 
     def _names_for(self, order: Order) -> dict[int, str]:
@@ -272,6 +283,9 @@ class CheckoutService:
                 raise BadRequest(f"{label} is not available.")
             if variant.stock < quantity:
                 raise OutOfStock(variant.label, max(variant.stock, 0))
+            # Before anything is written: an amount the currency cannot represent (425.50 JPY)
+            # would otherwise surface only when the Stripe session is built, after the order.
+            _require_chargeable(variant.price, self._options.currency, variant.label)
             items.append(OrderItem(variant.id, quantity, variant.price, variant.sku, variant.name))
         return items
 
@@ -300,6 +314,21 @@ class CheckoutService:
     @staticmethod
     def _audit(order: Order, payment: Payment, reason: str) -> AuditEntry:
         return AuditEntry(payment.id, order.id, None, payment.status, "checkout", None, reason, payment.created_at)
+
+
+def _attempt_key(payment: Payment) -> str:
+    """Stripe's idempotency key for one checkout attempt (= one payment): rebuilt identically from
+    the stored payment on every retry and resume, yet unique across deployments sharing a Stripe
+    account, whose payment ids repeat (Stripe refuses a key reused with other parameters)."""
+    attempt = f"{payment.id}|{payment.order}|{payment.user}|{payment.created_at}|{payment.checkout_expires_at}"
+    return f"halum-checkout-{payment.id}-{hashlib.sha256(attempt.encode()).hexdigest()[:32]}"
+
+
+def _require_chargeable(price: Decimal, currency: str, what: str) -> None:
+    try:
+        to_minor_units(price, currency)
+    except MoneyError:
+        raise Unprocessable(f"{what} costs {price}, which cannot be charged in {currency.upper()}.") from None
 
 
 def _merge_lines(items: tuple[CartItem, ...]) -> dict[int, int]:

@@ -66,7 +66,7 @@ class PaymentQueries:
             raise BadRequest("Invalid cursor.")
 
         forward = cursor is None or cursor.forward
-        rows = self._payments.page(
+        rows, cut_short = self._payments.page(
             user=user,
             status=request.status,
             method=request.method,
@@ -75,7 +75,8 @@ class PaymentQueries:
             after=cursor.anchor if cursor else None,
             limit=request.page_size + 1,  # one extra row says whether another page exists
         )
-        more = len(rows) > request.page_size
+        # A short page with more behind it (DynamoDB's 1 MB cap) still links onward: never drop rows.
+        more = len(rows) > request.page_size or cut_short
         rows = rows[: request.page_size]
         if not forward:
             rows.reverse()

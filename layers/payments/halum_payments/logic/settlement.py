@@ -40,6 +40,7 @@ class Facts:
     amount: Decimal | None = None
     currency: str | None = None
     session_id: str | None = None
+    transaction_id: str | None = None  # the provider transaction the payment must already carry
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +364,7 @@ class Settlement:
             "reported_amount": str(change.facts.amount) if change.facts.amount is not None else None,
             "reported_currency": change.facts.currency,
             "reported_session": change.facts.session_id,
+            "reported_transaction": change.facts.transaction_id,
         }
         self._store.record(
             [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -124,7 +125,9 @@ class StripeEvents:
             target=PaymentStatus.REFUNDED,
             source="stripe",
             event_id=event_id,
-            facts=Facts(amount=known[0], currency=known[1]),
+            # Only the payment this PaymentIntent settled: one found through metadata alone may
+            # have been paid some other way (it is then recorded as a mismatch, never refunded).
+            facts=Facts(amount=known[0], currency=known[1], transaction_id=intent if isinstance(intent, str) else None),
             reason="refunded",
             details=details,
         )
@@ -177,16 +180,18 @@ def _amount(minor: Any, currency: Any) -> Decimal | None:
 # ---------------------------------------------------------------- generic gateway
 
 
+_DECIMAL_STRING = re.compile(r"[0-9]{1,16}(\.[0-9]{1,2})?")
+
+
 def _decimal_string(value: Any) -> Decimal:
-    if not isinstance(value, str):
-        raise ValueError('must be a decimal string such as "1598.00"')
+    # Plain digits with at most two decimals, as DRF's DecimalField(10, 2) renders and accepts:
+    # "1598.000", "1.598E+3" or " 1598" are not amounts a gateway should send.
+    if not isinstance(value, str) or not _DECIMAL_STRING.fullmatch(value):
+        raise ValueError('must be a decimal string with at most two decimal places, such as "1598.00"')
     try:
-        amount = parse_amount(value)
+        return parse_amount(value)
     except MoneyError as exc:
         raise ValueError(str(exc)) from None
-    if amount != amount.quantize(Decimal("0.01")):
-        raise ValueError("at most two decimal places")
-    return amount
 
 
 def _order_reference(value: Any) -> int:
@@ -240,7 +245,12 @@ class GatewayEvents:
                 logger.error("gateway amount does not match the order total", extra={"order": order.id})
                 raise Unprocessable(f"Amount {event.amount} does not match the order total {order.total_price}.")
             if order.completed_payment is not None and order.completed_transaction != event.payment_id:
-                raise Conflict(f"Order {order.id} already has a completed payment under another transaction.")
+                if target != PaymentStatus.COMPLETED:
+                    raise Conflict(f"Order {order.id} already has a completed payment under another transaction.")
+                # Money moved for an order that is paid already: settlement refuses it as
+                # needs_refund (audit record on our ONLINE payment if there is one, metric, error
+                # log), answered 409 below. It never completes a second payment.
+                return replace(change, payment_id=_other_online_payment(order))
             return replace(change, payment_id=_online_payment(order))
 
 
@@ -268,6 +278,16 @@ class GatewayEvents:
         if outcome.kind == "retry_later":
             raise Conflict(f"{outcome.message} Retry later.")
         raise Conflict(outcome.message)
+
+
+def _other_online_payment(order: Order) -> int | None:
+    """The order's newest ONLINE payment that is not its completed payment (e.g. one superseded)."""
+    others = [
+        pid
+        for pid, ref in order.payments.items()
+        if ref.method == PaymentMethod.ONLINE and pid != order.completed_payment
+    ]
+    return max(others, default=None)
 
 
 def _online_payment(order: Order) -> int | None:

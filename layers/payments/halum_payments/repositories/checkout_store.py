@@ -11,7 +11,15 @@ from . import catalog
 from . import orders as order_records
 from . import payments as payment_records
 from .counters import ORDER_SEQUENCE, PAYMENT_SEQUENCE, CountersRepository, created_deltas
-from .dynamo import TransactionCancelled, batch_get, dynamodb_client, from_item, put_request, transact_write, update_request
+from .dynamo import (
+    TransactionCancelled,
+    batch_get,
+    dynamodb_client,
+    from_item,
+    put_request,
+    transact_write,
+    update_request,
+)
 from .settlement_store import audit_record
 from .tables import Tables
 
@@ -82,6 +90,7 @@ class DynamoCheckoutStore:
         )
 
     def variants(self, variant_ids: list[int]) -> dict[int, Variant]:
+        variant_ids = list(dict.fromkeys(variant_ids))  # BatchGetItem refuses duplicate keys
         if not variant_ids:
             return {}
         found = batch_get(self.client, {self.tables.product_variants: {"Keys": [{"id": v} for v in variant_ids]}})
@@ -150,10 +159,10 @@ class DynamoCheckoutStore:
         order, payment = new.order, new.payment
         if order.payments:
             set_: dict[str, Any] = {f"payments.{payment.id}": order_records.encode_ref_of(payment)}
-            size_condition: tuple[str, str, Any] = ("payments", "size=", len(order.payments))
+            count_condition: tuple[str, str, Any] = ("payments", "size=", len(order.payments))
         else:
             set_ = {"payments": {str(payment.id): order_records.encode_ref_of(payment)}}
-            size_condition = ("payments", "not_exists", None)
+            count_condition = ("payments", "empty", None)
         set_["updated_at"] = payment.created_at
         operations: list[dict[str, Any]] = [
             self.counters.allocate(PAYMENT_SEQUENCE, new.payment_sequence),
@@ -163,7 +172,11 @@ class DynamoCheckoutStore:
                     self.tables.orders,
                     {"id": order.id},
                     set_=set_,
-                    condition=[("status", "=", str(order.status)), size_condition, ("completed_payment", "not_exists", None)],
+                    condition=[
+                        ("status", "=", str(order.status)),
+                        count_condition,
+                        ("completed_payment", "not_exists", None),
+                    ],
                 )
             },
             {"Put": put_request(self.tables.payment_audit, audit_record(new.audit))},

@@ -104,7 +104,7 @@ def update_request(
     """An Update for UpdateItem or TransactWriteItems.
 
     `condition` entries are (path, operator, value): operator is one of `=`, `<>`, `>=`, `<=`, `<`,
-    `>`, `exists`, `not_exists`, `size=`, `in`.
+    `>`, `exists`, `not_exists`, `empty`, `size=`, `in`.
     """
     expr = expression or Expression()
     clauses = []
@@ -132,6 +132,8 @@ def condition_expression(condition: Sequence[tuple[str, str, Any]], expr: Expres
             parts.append(f"attribute_exists({name})")
         elif op == "not_exists":
             parts.append(f"attribute_not_exists({name})")
+        elif op == "empty":  # absent, or present with no entries: both mean "none yet"
+            parts.append(f"(attribute_not_exists({name}) OR size({name}) = {expr.value(0)})")
         elif op == "size=":
             parts.append(f"size({name}) = {expr.value(value)}")
         elif op == "in":

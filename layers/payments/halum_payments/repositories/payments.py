@@ -121,8 +121,9 @@ class PaymentsRepository:
         ascending: bool,
         after: Mapping[str, Any] | None,
         limit: int,
-    ) -> list[Payment]:
-        """Up to `limit` of the user's payments in index order, strictly after the `after` anchor."""
+    ) -> tuple[list[Payment], bool]:
+        """Up to `limit` of the user's payments in index order, strictly after the `after` anchor,
+        and whether DynamoDB stopped early (its 1 MB page limit) with rows still to come."""
         partition_attr, partition = partition_value(user, status, method)
         request: dict[str, Any] = {
             "TableName": self.table,
@@ -137,7 +138,8 @@ class PaymentsRepository:
             start = {"id": after["id"], partition_attr: partition, sort_attr: after[sort_attr]}
             request["ExclusiveStartKey"] = to_item(start)
         response = self.client.query(**request)
-        return [decode(from_item(item)) for item in response.get("Items", [])]
+        rows = [decode(from_item(item)) for item in response.get("Items", [])]
+        return rows, len(rows) < limit and "LastEvaluatedKey" in response
 
     def open_stripe_before(self, cutoff_sort_key: str, *, limit: int, after: Mapping[str, Any] | None) -> tuple[
         list[Payment], dict[str, Any] | None

@@ -127,6 +127,8 @@ class DynamoSettlementStore:
                     condition.append(("currency", "=", facts.currency.lower()))
                 if facts.session_id is not None:
                     condition.append(("checkout_session_id", "=", facts.session_id))
+                if facts.transaction_id is not None:
+                    condition.append(("transaction_id", "=", facts.transaction_id))
             request = update_request(
                 self.tables.payments, {"id": transition.payment_id}, set_=set_, remove=remove, condition=condition
             )
@@ -181,7 +183,7 @@ class DynamoSettlementStore:
         if order.payments:
             condition.append(("payments", "size=", len(order.payments)))
         else:
-            condition.append(("payments", "not_exists", None))
+            condition.append(("payments", "empty", None))
         if plan.order_status is not None:
             set_["status"] = str(plan.order_status)
         if plan.completed_payment is not None:

@@ -1,0 +1,368 @@
+"""The local stand-in for API Gateway (HTTP API) in front of the functions' execution environments.
+
+`Gateway` holds one worker pool per function; `ApiServer` speaks HTTP, routes like API Gateway
+(see routing.py), builds payload-2.0 / Function URL events and maps results back. Local-only
+endpoints (`LocalRoutes`) are checked first and are never part of the API.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from local.events import http_event
+from local.routing import (
+    BAD_GATEWAY,
+    INTERNAL_ERROR,
+    NOT_FOUND,
+    TOO_LARGE,
+    UNAVAILABLE,
+    HttpResponse,
+    MalformedResponse,
+    Router,
+    gateway_error,
+    proxy_response,
+)
+from local.template import FunctionSpec
+from local.workers import MAX_REQUEST_BYTES, FunctionPool, Invocation, Outcome
+
+log = logging.getLogger("local")
+
+_HTTP_STATUS_MESSAGES = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+}
+
+
+class Gateway:
+    """Every function of the template, invocable by logical id, each in its own worker pool."""
+
+    def __init__(
+        self,
+        specs: Sequence[FunctionSpec],
+        environments: Mapping[str, Mapping[str, str]],
+        layer_dirs: Sequence[Path],
+        concurrency: int = 4,
+    ) -> None:
+        self.specs = {spec.logical_id: spec for spec in specs}
+        self.router = Router.from_specs(specs)
+        self.pools = {
+            spec.logical_id: FunctionPool(spec, environments[spec.logical_id], layer_dirs, concurrency)
+            for spec in specs
+        }
+
+    def invoke(self, function: str, event: Mapping[str, Any]) -> Invocation:
+        """Invoke a function synchronously with any event (KeyError for an unknown logical id)."""
+        return self.pools[function].invoke(event)
+
+    def warm(self) -> threading.Thread:
+        """Start one execution environment per function in the background."""
+
+        def run() -> None:
+            for pool in self.pools.values():
+                pool.warm()
+
+        thread = threading.Thread(target=run, name="warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
+
+
+def http_response(invocation: Invocation) -> HttpResponse:
+    """The answer API Gateway gives for an invocation's outcome."""
+    if invocation.outcome is Outcome.OK:
+        try:
+            return proxy_response(invocation.result)
+        except MalformedResponse as exc:
+            log.error("malformed Lambda proxy response: %s", exc)
+            return INTERNAL_ERROR
+    return {
+        Outcome.FUNCTION_ERROR: INTERNAL_ERROR,
+        Outcome.TIMEOUT: UNAVAILABLE,
+        Outcome.UNAVAILABLE: UNAVAILABLE,
+        Outcome.RESPONSE_TOO_LARGE: BAD_GATEWAY,
+        Outcome.REQUEST_TOO_LARGE: TOO_LARGE,
+    }[invocation.outcome]
+
+
+# ---------------------------------------------------------------------------- local-only routes
+@dataclass(frozen=True)
+class LocalRequest:
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]  # lower-cased names
+    body: bytes
+    base_url: str  # http://host:port as the client addressed us
+
+
+LocalHandler = Callable[[LocalRequest, Gateway], HttpResponse]
+
+
+class LocalRoutes:
+    """Endpoints of the local server itself (e.g. `POST /_local/reconcile`, `GET /docs`).
+
+    Exact (method, path) matches, checked before the API's routes; they do not exist in AWS, so
+    keep them under paths the API will never use.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[tuple[str, str], LocalHandler] = {}
+
+    def add(self, method: str, path: str, handler: LocalHandler) -> None:
+        key = (method.upper(), path)
+        if key in self._handlers:
+            raise ValueError(f"duplicate local route {method} {path}")
+        self._handlers[key] = handler
+
+    def route(self, method: str, path: str) -> Callable[[LocalHandler], LocalHandler]:
+        def register(handler: LocalHandler) -> LocalHandler:
+            self.add(method, path, handler)
+            return handler
+
+        return register
+
+    def get(self, method: str, path: str) -> LocalHandler | None:
+        return self._handlers.get((method.upper(), path))
+
+    def describe(self) -> list[str]:
+        return [f"{method} {path}" for method, path in self._handlers]
+
+
+def default_local_routes() -> LocalRoutes:
+    """The local-only endpoints `python -m local` serves; register new ones here."""
+    return LocalRoutes()
+
+
+# ---------------------------------------------------------------------------- HTTP
+class RequestTooLarge(Exception):
+    pass
+
+
+class BadRequest(Exception):
+    pass
+
+
+class ApiServer(ThreadingHTTPServer):
+    daemon_threads = True  # a keep-alive connection must not hold up shutdown
+
+    def __init__(self, address: tuple[str, int], gateway: Gateway, local_routes: LocalRoutes | None = None) -> None:
+        self.gateway = gateway
+        self.local_routes = local_routes or LocalRoutes()
+        super().__init__(address, _Handler)
+
+    @property
+    def host(self) -> str:
+        host = self.server_address[0]
+        return host if isinstance(host, str) else bytes(host).decode()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ApiServer
+    protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway offers
+    server_version = "halum-local"
+    timeout = 60  # idle keep-alive connections and stalled uploads
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
+
+    # BaseHTTPRequestHandler dispatches on do_<METHOD>: the methods an HTTP API route can declare.
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    def _serve(self) -> None:
+        started = time.perf_counter()
+        path, query = self._target()
+        note = ""
+        try:
+            response, note = self._dispatch(path, query)
+        except RequestTooLarge:
+            response = TOO_LARGE
+            self.close_connection = True  # the body was not read: the connection cannot be reused
+        except BadRequest as exc:
+            response = gateway_error(400, "Bad Request")
+            note = str(exc)
+            self.close_connection = True
+        except OSError:
+            raise  # the client's connection failed or stalled: the stdlib closes it
+        except Exception:
+            log.exception("%s %s: the local gateway failed", self.command, path)
+            response = INTERNAL_ERROR
+        self._send(response)
+        elapsed = (time.perf_counter() - started) * 1000
+        log.info("%s %s %d %.1f ms%s", self.command, path, response.status, elapsed, f" [{note}]" if note else "")
+
+    def _dispatch(self, path: str, query: str) -> tuple[HttpResponse, str]:
+        body = self._read_body()
+        headers = self._event_headers()
+        local = self.server.local_routes.get(self.command, path)
+        if local is not None:
+            request = LocalRequest(self.command, path, query, headers, body, f"http://{headers['host']}")
+            try:
+                return local(request, self.server.gateway), "local"
+            except Exception:
+                log.exception("local route %s %s failed", self.command, path)
+                return INTERNAL_ERROR, "local"
+        match = self.server.gateway.router.match(self.command, path)
+        if match is None:
+            return NOT_FOUND, ""
+        target = match.target
+        event = http_event(
+            self.command,
+            path,
+            query=query,
+            headers=headers,
+            body=body,
+            route_key=target.route_key,
+            path_parameters=match.path_parameters,
+            source_ip=self.client_address[0],
+            domain_name=_domain(headers["host"]),
+            function_url=target.function_url,
+        )
+        invocation = self.server.gateway.invoke(target.function, event)
+        note = target.function
+        if invocation.init_ms is not None:
+            note += f", cold start {invocation.init_ms:.0f} ms"
+        if invocation.outcome is not Outcome.OK:
+            note += f", {invocation.outcome.value}"
+        return http_response(invocation), note
+
+    def _target(self) -> tuple[str, str]:
+        if self.path.startswith("/"):
+            path, _, query = self.path.partition("?")
+            return path, query.partition("#")[0]
+        parts = urlsplit(self.path)  # absolute-form request target
+        return parts.path or "/", parts.query
+
+    def _event_headers(self) -> dict[str, str]:
+        """Lower-cased request headers as API Gateway forwards them (repeats joined with commas)."""
+        headers: dict[str, str] = {}
+        for raw_name, value in self.headers.items():
+            name = raw_name.lower()
+            if name in headers:
+                headers[name] += ("; " if name == "cookie" else ",") + value
+            else:
+                headers[name] = value
+        headers.setdefault("host", f"{self.server.host}:{self.server.port}")
+        # API Gateway sets these itself, whatever the client sent.
+        headers["x-forwarded-proto"] = "http"
+        headers["x-forwarded-port"] = str(self.server.port)
+        headers["x-forwarded-for"] = self.client_address[0]
+        return headers
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return b""
+        if not length.strip().isdigit():
+            raise BadRequest(f"invalid Content-Length {length!r}")
+        size = int(length)
+        if size > MAX_REQUEST_BYTES:
+            raise RequestTooLarge  # before reading a byte of it
+        body = self.rfile.read(size)
+        if len(body) != size:
+            raise BadRequest("body shorter than Content-Length")
+        return body
+
+    def _read_chunked(self) -> bytes:
+        body = bytearray()
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise BadRequest("malformed chunk size") from None
+            if size == 0:
+                while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):  # trailers
+                    pass
+                return bytes(body)
+            if len(body) + size > MAX_REQUEST_BYTES:
+                raise RequestTooLarge
+            chunk = self.rfile.read(size)
+            if len(chunk) != size:
+                raise BadRequest("truncated chunk")
+            body += chunk
+            self.rfile.readline(8)
+
+    def handle_expect_100(self) -> bool:
+        # `curl --data-binary @big` asks first: refuse before the client sends the body.
+        length = self.headers.get("Content-Length", "")
+        if length.strip().isdigit() and int(length) > MAX_REQUEST_BYTES:
+            self.close_connection = True
+            self._send(TOO_LARGE)
+            log.info("%s %s %d (refused before upload)", self.command, self._target()[0], TOO_LARGE.status)
+            return False
+        return super().handle_expect_100()
+
+    def _send(self, response: HttpResponse) -> None:
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away; nothing to tell it
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # Malformed requests the stdlib rejects itself: answer in API Gateway's JSON, not HTML.
+        self.close_connection = True
+        if not hasattr(self, "command") or self.command is None:
+            self.command = ""
+        self._send(gateway_error(code, _HTTP_STATUS_MESSAGES.get(code, "Bad Request")))
+        log.info("%s %s %d [%s]", self.command or "-", getattr(self, "path", "-"), code, message or "rejected")
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        message = format % args
+        if not message.startswith("Request timed out"):  # an idle keep-alive connection closing
+            log.debug("http: %s", message)
+
+
+def _domain(host: str) -> str:
+    """The Host header without its port ([::1]:3000 -> [::1])."""
+    if host.startswith("["):
+        return host[: host.find("]") + 1] or host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def serve_in_background(server: ApiServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, name="http", kwargs={"poll_interval": 0.2}, daemon=True)
+    thread.start()
+    return thread
+
+
+def describe_routes(gateway: Gateway, local_routes: LocalRoutes) -> Iterable[tuple[str, str]]:
+    yield from gateway.router.describe()
+    routed = {function for _, function in gateway.router.describe()}
+    for spec in gateway.specs.values():
+        if spec.logical_id not in routed:
+            reason = "scheduled" if spec.schedules else "no HTTP route"
+            yield f"({reason})", spec.logical_id
+    for route in local_routes.describe():
+        yield route, "local server"

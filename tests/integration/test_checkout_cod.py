@@ -1,0 +1,166 @@
+"""POST /orders/api/create-cod/ through the real handler: the cash-on-delivery checkout answers 201
+with the spec's payment JSON, writes the same single transaction as the Stripe checkout (order
+confirmed, payment COD pending), refuses exactly what checkout refuses (writing nothing), and
+never talks to Stripe."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from support import make_token
+from support.checkout import (
+    ADDRESS_1,
+    CART_1_TOTAL,
+    COD,
+    LABELS,
+    PANGAS,
+    PRAWN,
+    RICE,
+    RUI,
+    Shop,
+    fast_stripe_retries_fixture,  # noqa: F401 - fixture
+    hook,
+    post,
+    sandbox_fixture,  # noqa: F401 - fixture
+    shop_fixture,  # noqa: F401 - fixture
+)
+from support.dynamo_calls import recorded_calls
+from support.payment_data import ISO_Z
+
+STOCK = {1: 100, 2: 50, 3: 3, 4: 200, 5: 40}
+
+
+def test_cod_checkout_answers_201_with_the_confirmed_order_and_its_payment(shop):
+    with recorded_calls(shop.client) as operations:
+        reply = shop.cash(1, {"shipping_address": 1})
+
+    assert reply.status == 201, reply
+    payment = shop.store.payment(4)
+    assert payment is not None
+    assert reply.json == {
+        "order_id": 4,
+        "status": "confirmed",
+        "payment_method": "COD",
+        "payment": {
+            "id": 4, "order": 4, "user": 1, "amount": "2023.50", "method": "COD", "status": "pending",
+            "transaction_id": None, "created_at": payment["created_at"], "updated_at": payment["updated_at"],
+        },
+    }  # fmt: skip
+    assert reply.json["payment"]["created_at"] == reply.json["payment"]["updated_at"]
+    assert re.match(ISO_Z, reply.json["payment"]["created_at"])
+    # The same payment JSON the read endpoints serve, field for field.
+    detail = shop.detail(1, 4)
+    assert detail.status == 200 and detail.json == reply.json["payment"]
+    listed = shop.listed(1)
+    assert listed["count"] == 3 and listed["results"][-1] == reply.json["payment"]
+
+    order = shop.store.order(4)
+    assert order is not None
+    assert (order["user"], order["status"], order["shipping_address"], order["total_price"]) == (
+        1, "confirmed", 1, CART_1_TOTAL
+    )  # fmt: skip
+    assert [(i["variant"], i["quantity"], i["price"]) for i in order["items"]] == [
+        (RUI, 2, Decimal("799.00")), (RICE, 1, Decimal("425.50"))
+    ]  # fmt: skip
+    assert order["shipping"] == ADDRESS_1
+    assert order["payments"] == {"4": {"method": "COD", "status": "pending"}}
+    assert (payment["method"], payment["status"], payment["amount"]) == ("COD", "pending", CART_1_TOTAL)
+    assert payment.get("transaction_id") is None
+    assert payment.get("checkout_session_id") is None
+    assert shop.store.stocks() == {**STOCK, RUI: 98, RICE: 199}
+    assert shop.store.cart(1) == {}
+    assert shop.store.cart(2) == {PRAWN: 1}
+    assert [(a["to"], a["reason"]) for a in shop.store.audit(4)] == [("pending", "created")]
+    counts = shop.store.counts(1)
+    assert (counts["all"], counts["status#pending"], counts["method#COD"], counts["status#pending#method#COD"]) == (
+        3, 2, 2, 2
+    )  # fmt: skip
+    assert len(operations) <= 3, operations  # two reads, one transaction
+    assert shop.sandbox.requests == []
+
+
+def test_cod_needs_no_payment_gateway(shop):
+    cod = shop.cod_function(STRIPE_SECRET_KEY="", STRIPE_API_BASE="")
+    reply = shop.cash(1, {"shipping_address": 1}, module=cod)
+    assert reply.status == 201, reply
+    assert reply.json["payment"]["method"] == "COD"
+
+
+def refused(shop: Shop, user: int | None, body: Any, status: int, headers: dict[str, str] | None = None) -> str:
+    before = shop.store.dump()
+    reply = post(shop.cod, COD, user, body, headers=headers)
+    assert reply.status == status, reply
+    assert shop.store.dump() == before, "a refused checkout wrote something"
+    assert shop.sandbox.requests == []
+    return reply.json["detail"]
+
+
+REFUSALS = [
+    # (case, cart items (None: leave it), body, status, words the answer must contain)
+    ("another user's address", None, {"shipping_address": 2}, 400, ["2", "address"]),
+    ("no such address", None, {"shipping_address": 999}, 400, ["999", "address"]),
+    ("no address", None, {}, 400, ["shipping_address"]),
+    ("paying an order is not COD's", None, {"order": 1}, 400, []),
+    ("address as a string", None, {"shipping_address": "1"}, 400, []),
+    ("both fields", None, {"shipping_address": 1, "order": 1}, 400, []),
+    ("not json", None, "{oops", 400, ["JSON"]),
+    ("empty cart", [], {"shipping_address": 1}, 400, ["empty"]),
+    ("inactive product", [{"variant": PANGAS, "quantity": 1}], {"shipping_address": 1}, 400,
+     [LABELS[PANGAS], "not available"]),
+    ("zero quantity", [{"variant": RUI, "quantity": 0}], {"shipping_address": 1}, 400, [LABELS[RUI], "quantit"]),
+    ("negative quantity", [{"variant": RUI, "quantity": -1}], {"shipping_address": 1}, 400,
+     [LABELS[RUI], "quantit"]),
+    ("more than in stock", [{"variant": PRAWN, "quantity": 4}], {"shipping_address": 1}, 409,
+     [LABELS[PRAWN], "3 available"]),
+    ("address beyond any id", None, {"shipping_address": 10**40}, 400, []),
+]  # fmt: skip
+
+
+def test_cod_refuses_what_checkout_refuses_and_writes_nothing(shop, subtests):
+    for name, items, body, status, words in REFUSALS:
+        with subtests.test(name):
+            if items is not None:
+                shop.store.set_cart(1, items)
+            detail = refused(shop, 1, body, status)
+            for word in words:
+                assert word in detail
+    with subtests.test("no token"):
+        refused(shop, None, {"shipping_address": 1}, 401)
+    with subtests.test("no token and a bad body"):
+        refused(shop, None, "{oops", 401)
+    with subtests.test("an expired token"):
+        refused(shop, None, {"shipping_address": 1}, 401,
+                headers={"authorization": f"Bearer {make_token(1, exp=1)}"})
+
+
+def test_a_stock_race_lost_inside_the_transaction_is_a_409_and_writes_nothing(shop):
+    """Stock read as sufficient, then taken by someone else before the transaction: refused cleanly."""
+    shop.store.set_cart(1, [{"variant": PRAWN, "quantity": 2}])
+
+    def someone_buys_prawns(**_: Any) -> None:
+        shop.store.update_variant(PRAWN, stock=1)
+
+    before = shop.store.dump()
+    with hook(shop.client, "before-call.dynamodb.TransactWriteItems", someone_buys_prawns):
+        reply = shop.cash(1, {"shipping_address": 1})
+    assert reply.status == 409, reply
+    assert LABELS[PRAWN] in reply.json["detail"] and "1 available" in reply.json["detail"]
+    after = shop.store.dump()
+    assert {k: v for k, v in after.items() if k != "ProductVariantsTable"} == {
+        k: v for k, v in before.items() if k != "ProductVariantsTable"
+    }
+    assert shop.store.stock(PRAWN) == 1  # only the other buyer's change
+
+
+def test_the_same_idempotency_key_replays_the_201_and_makes_one_order(shop):
+    first = shop.cash(1, {"shipping_address": 1}, key="cod-click")
+    assert first.status == 201, first
+    after_first = shop.store.dump()
+    again = shop.cash(1, {"shipping_address": 1}, key="cod-click")
+    assert again.status == 201, again
+    assert again.json == first.json
+    assert shop.store.dump() == after_first
+    other = shop.cash(1, {"shipping_address": 999}, key="cod-click")
+    assert other.status == 422, other

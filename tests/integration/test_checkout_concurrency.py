@@ -1,0 +1,134 @@
+"""Concurrent checkouts, each through its own cold-started handler (as Lambda runs concurrent requests
+in separate environments) against one DynamoDB and one Stripe: double submits with and without an
+Idempotency-Key, the last units bought by two customers at once, and an order paid four times at
+once. Races are forced (every request planned from the same reads), never left to timing."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from support.checkout import (
+    LABELS,
+    PRAWN,
+    RUI,
+    Shop,
+    fast_stripe_retries_fixture,  # noqa: F401 - fixture
+    hook,
+    run_together,
+    sandbox_fixture,  # noqa: F401 - fixture
+    shop_fixture,  # noqa: F401 - fixture
+    transactions_meet,
+)
+
+SEEDED_ORDERS = {1, 2, 3}
+
+
+def new_orders(shop: Shop) -> dict[int, dict[str, Any]]:
+    return {oid: o for oid, o in shop.store.orders().items() if oid not in SEEDED_ORDERS}
+
+
+def pending_stripe_payments(shop: Shop) -> dict[int, dict[str, Any]]:
+    return {
+        pid: p for pid, p in shop.store.payments().items() if p["method"] == "stripe" and p["status"] == "pending"
+    }
+
+
+def test_four_simultaneous_requests_with_one_key_make_one_order_and_all_get_its_session(shop):
+    """A double (quadruple) click: the duplicates arrive while the first is still working, wait for
+    it, and answer with its session."""
+    callers = [shop.stripe_function() for _ in range(4)]
+    duplicates_waiting = threading.Semaphore(0)
+    released = threading.Event()
+
+    def count_duplicates(parsed: dict[str, Any], **_: Any) -> None:
+        if parsed.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            duplicates_waiting.release()  # an idempotency record already in progress
+
+    def first_waits_for_duplicates(**_: Any) -> None:
+        if not released.is_set():
+            for _ in range(3):
+                assert duplicates_waiting.acquire(timeout=10), "the duplicates never met the first request"
+            released.set()
+
+    with hook(shop.client, "after-call.dynamodb.PutItem", count_duplicates), \
+            hook(shop.client, "before-call.dynamodb.TransactWriteItems", first_waits_for_duplicates):
+        replies = run_together(
+            [lambda m=m: shop.checkout(1, {"shipping_address": 1}, key="double-click", module=m) for m in callers]
+        )
+
+    assert released.is_set()
+    assert [r.status for r in replies] == [200] * 4, replies
+    assert all(r.json == replies[0].json for r in replies)
+    (order,) = new_orders(shop).values()
+    (payment,) = pending_stripe_payments(shop).values()
+    assert payment["order"] == order["id"]
+    assert payment["checkout_session_id"] == replies[0].json["id"]
+    assert len(shop.creates()) == 1
+    assert shop.store.stock(RUI) == 98
+    assert shop.store.counts(1)["all"] == 3
+
+
+def test_four_simultaneous_requests_without_a_key_make_one_order_and_clean_refusals(shop):
+    callers = [shop.stripe_function() for _ in range(4)]
+    with transactions_meet(shop.client, 4):
+        replies = run_together([lambda m=m: shop.checkout(1, {"shipping_address": 1}, module=m) for m in callers])
+
+    statuses = sorted(r.status for r in replies)
+    assert statuses[0] == 200 and statuses.count(200) == 1, replies
+    for reply in replies:
+        if reply.status != 200:
+            assert reply.status in (400, 409), reply  # the cart is empty now / it changed: never a 5xx
+    (order,) = new_orders(shop).values()
+    assert order["status"] == "pending"
+    assert len(pending_stripe_payments(shop)) == 1
+    assert shop.store.stock(RUI) == 98  # taken once
+    assert shop.store.cart(1) == {}
+    assert len(shop.sandbox.sessions) == 1
+    assert shop.store.counts(1)["all"] == 3
+
+
+@pytest.mark.parametrize("method", ["stripe", "cod"])
+def test_the_last_unit_goes_to_exactly_one_of_two_customers(shop, method):
+    shop.store.update_variant(PRAWN, stock=1)
+    shop.store.set_cart(1, [{"variant": PRAWN, "quantity": 1}])
+    shop.store.set_cart(2, [{"variant": PRAWN, "quantity": 1}])
+    load = shop.stripe_function if method == "stripe" else shop.cod_function
+    send = shop.checkout if method == "stripe" else shop.cash
+    success = 200 if method == "stripe" else 201
+    one, two = load(), load()
+
+    with transactions_meet(shop.client, 2):
+        replies = run_together([
+            lambda: send(1, {"shipping_address": 1}, module=one),
+            lambda: send(2, {"shipping_address": 2}, module=two),
+        ])
+
+    assert sorted(r.status for r in replies) == [success, 409], replies
+    winner, loser = (1, 2) if replies[0].status == success else (2, 1)
+    lost = replies[loser - 1].json["detail"]
+    assert LABELS[PRAWN] in lost and "0 available" in lost
+    assert shop.store.stock(PRAWN) == 0  # never below zero
+    (order,) = new_orders(shop).values()
+    assert order["user"] == winner
+    assert shop.store.cart(winner) == {}
+    assert shop.store.cart(loser) == {PRAWN: 1}  # the loser keeps their cart
+    assert len(shop.sandbox.sessions) == (1 if method == "stripe" else 0)
+
+
+def test_an_order_paid_four_times_at_once_gets_one_stripe_payment_and_one_session(shop):
+    callers = [shop.stripe_function() for _ in range(4)]
+    with transactions_meet(shop.client, 4):
+        replies = run_together([lambda m=m: shop.checkout(1, {"order": 1}, module=m) for m in callers])
+
+    assert [r.status for r in replies] == [200] * 4, replies
+    assert all(r.json == replies[0].json for r in replies)
+    (payment,) = pending_stripe_payments(shop).values()
+    assert payment["order"] == 1 and payment["checkout_session_id"] == replies[0].json["id"]
+    assert len(shop.sandbox.sessions) == 1
+    order = shop.store.order(1)
+    assert order is not None
+    assert order["payments"] == {"1": {"method": "COD", "status": "pending"}, str(payment["id"]): {
+        "method": "stripe", "status": "pending"}}
+    assert shop.store.counts(1)["all"] == 3

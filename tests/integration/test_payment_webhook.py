@@ -1,0 +1,343 @@
+"""POST /orders/api/payment-webhook/ through the real handler: the spec's example, HMAC signatures,
+strict bodies, the settlement rules, replays and a 20-way storm, against the seeded data
+(order 1 pending with pending COD payment 1, total 1598.00; order 2 confirmed, paid by ONLINE
+payment 2 under txn_123456789)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from support import PAYMENT_WEBHOOK_SECRET
+from support.webhooks import Ledger, captured_output, concurrently, gateway_signature, send_gateway
+
+from halum_payments.models import OrderStatus, PaymentMethod, PaymentStatus
+from local import seed
+from local.seed import DEFAULT_SEED
+
+P = PaymentStatus
+OLD_SECRET = "pwh_rotating_old_" + "o" * 20
+NEW_SECRET = "pwh_rotating_new_" + "n" * 20
+SPEC_EVENT = {  # payments-api.md, "Generic Payment Webhook"
+    "event_type": "payment.completed",
+    "payment_id": "txn_123456789",
+    "order_reference": "1",
+    "amount": "1598.00",
+    "status": "completed",
+    "timestamp": "2023-01-15T15:30:00Z",
+}
+CONFIRMED = {"status": "success", "message": "Payment confirmed"}
+FIRST_NEW_PAYMENT = 4  # the seed's payments are 1..3
+
+
+@pytest.fixture(autouse=True)
+def output(capsys, caplog):
+    """Every test's output, at debug level for our logger; no secret may ever appear in it."""
+    with captured_output(capsys, caplog, level=logging.DEBUG) as out:
+        caplog.set_level(logging.INFO)
+        for name in ("halum_payments", "aws_lambda_powertools"):
+            caplog.set_level(logging.DEBUG, logger=name)
+        yield out
+        text = out.text
+    leaked = [secret for secret in (PAYMENT_WEBHOOK_SECRET, OLD_SECRET, NEW_SECRET) if secret in text]
+    assert not leaked, "a secret appeared in the output"
+
+
+@pytest.fixture
+def ledger(tables, dynamodb) -> Ledger:
+    seed.apply(seed.load(DEFAULT_SEED), dynamodb, tables)
+    return Ledger(dynamodb, tables)
+
+
+@pytest.fixture
+def load_hook(load_function, ledger):
+    return lambda **env: load_function("payment_webhook", **env)
+
+
+@pytest.fixture
+def hook(load_hook):
+    return load_hook()
+
+
+def event(kind: str = "completed", **changes: str) -> dict:
+    return {**SPEC_EVENT, "event_type": f"payment.{kind}", "status": kind, **changes}
+
+
+def error(reply, status: int) -> str:
+    assert reply.status == status, reply
+    assert set(reply.json) == {"status", "message"} and reply.json["status"] == "error", reply
+    assert isinstance(reply.json["message"], str) and reply.json["message"], reply
+    return reply.json["message"]
+
+
+def history(ledger, payment_id) -> list[tuple]:
+    return [
+        (a.get("from"), a.get("to"), a.get("reason")) for a in sorted(ledger.audit(payment_id), key=lambda a: a["at"])
+    ]
+
+
+def online_payments(ledger, order_id=1) -> dict:
+    return {pid: p for pid, p in ledger.payments_of(order_id).items() if p.method == PaymentMethod.ONLINE}
+
+
+# ---------------------------------------------------------------------- the spec's example
+
+
+def test_the_spec_example_confirms_order_1_and_supersedes_its_cod_payment(hook, ledger):
+    reply = send_gateway(hook, SPEC_EVENT)
+
+    assert (reply.status, reply.json) == (200, CONFIRMED)
+    order = ledger.order(1)
+    assert (order.status, order.completed_payment, order.completed_transaction) == (
+        OrderStatus.CONFIRMED,
+        FIRST_NEW_PAYMENT,
+        "txn_123456789",
+    )
+    online = ledger.payment(FIRST_NEW_PAYMENT)
+    assert (online.order, online.user, online.method, online.status, online.transaction_id, str(online.amount)) == (
+        1,
+        1,
+        PaymentMethod.ONLINE,
+        P.COMPLETED,
+        "txn_123456789",
+        "1598.00",
+    )
+    assert history(ledger, FIRST_NEW_PAYMENT) == [(None, "completed", "payment.completed")]
+    cod = ledger.payment(1)
+    assert cod.status == P.FAILED and cod.updated_at == online.updated_at
+    assert history(ledger, 1) == [("pending", "failed", "superseded")]
+    assert ledger.audit(1)[0]["event_id"] == "txn_123456789:payment.completed"
+    assert {pid: ref.status for pid, ref in order.payments.items()} == {1: P.FAILED, FIRST_NEW_PAYMENT: P.COMPLETED}
+    settled = ledger.snapshot()
+
+    again = send_gateway(hook, SPEC_EVENT)  # the gateway's replay
+
+    assert (again.status, again.json) == (200, CONFIRMED)
+    assert ledger.snapshot() == settled
+
+
+def test_twenty_concurrent_identical_deliveries_leave_one_payment_with_one_transition(load_hook, ledger):
+    body = json.dumps(SPEC_EVENT)
+    hooks = [load_hook() for _ in range(20)]  # 20 execution environments
+
+    replies = concurrently(20, lambda i: send_gateway(hooks[i], body))
+
+    assert [(r.status, r.json) for r in replies] == [(200, CONFIRMED)] * 20, [r for r in replies if r.status != 200]
+    (online,) = online_payments(ledger).values()
+    assert online.status == P.COMPLETED
+    assert history(ledger, online.id) == [(None, "completed", "payment.completed")]
+    assert history(ledger, 1) == [("pending", "failed", "superseded")]
+    assert set(ledger.order(1).payments) == {1, online.id}
+
+
+def test_concurrent_completions_under_different_transactions_complete_exactly_one_payment(load_hook, ledger):
+    hooks = [load_hook() for _ in range(10)]
+
+    replies = concurrently(10, lambda i: send_gateway(hooks[i], event(payment_id=f"txn_race_{i}")))
+
+    statuses = sorted(reply.status for reply in replies)
+    assert statuses == [200] + [409] * 9, replies
+    (winner,) = [i for i, reply in enumerate(replies) if reply.status == 200]
+    (online,) = online_payments(ledger).values()
+    assert (online.status, online.transaction_id) == (P.COMPLETED, f"txn_race_{winner}")
+    order = ledger.order(1)
+    assert (order.completed_payment, order.completed_transaction) == (online.id, f"txn_race_{winner}")
+    assert history(ledger, online.id) == [(None, "completed", "payment.completed")]
+    assert history(ledger, 1) == [("pending", "failed", "superseded")]
+
+
+# ---------------------------------------------------------------------- signatures
+
+
+def test_a_missing_or_wrong_signature_is_401_and_changes_nothing(hook, ledger, subtests):
+    raw = json.dumps(SPEC_EVENT)
+    good = gateway_signature(raw)
+    cases = {
+        "missing": {"signed": False},
+        "empty": {"signature": ""},
+        "not hex": {"signature": "not-a-signature"},
+        "wrong secret": {"secret": "pwh_someone_else_" + "q" * 20},
+        "truncated": {"signature": good[:-2]},
+        "one digit changed": {"signature": good[:-1] + ("0" if good[-1] != "0" else "1")},
+        "prefix with a wrong digest": {"signature": "sha256=" + "0" * 64},
+        "another algorithm's prefix": {"signature": "sha1=" + good},
+        "signature of another body": {"signature": gateway_signature(raw + " ")},
+        "oversized": {"signature": good * 40},
+    }
+    before = ledger.snapshot()
+    for case, arguments in cases.items():
+        with subtests.test(case=case):
+            error(send_gateway(hook, raw, **arguments), 401)
+    with subtests.test(case="tampered body"):
+        error(send_gateway(hook, event(amount="1.00"), signature=good), 401)
+    with subtests.test(case="unsigned and malformed: the signature is checked first"):
+        error(send_gateway(hook, "{not json", signed=False), 401)
+    assert ledger.snapshot() == before
+
+
+def test_a_sha256_prefix_and_uppercase_hex_are_accepted(hook, ledger):
+    processing = json.dumps(event("processing"))
+    completed = json.dumps(event("completed"))
+
+    first = send_gateway(hook, processing, signature="sha256=" + gateway_signature(processing))
+    second = send_gateway(hook, completed, signature=gateway_signature(completed).upper())
+
+    assert (first.status, second.status) == (200, 200), (first, second)
+    assert ledger.order(1).status == OrderStatus.CONFIRMED
+
+
+def test_during_a_rotation_either_secret_verifies_and_no_other(load_hook, ledger):
+    hook = load_hook(PAYMENT_WEBHOOK_SECRET=f"{OLD_SECRET},{NEW_SECRET}")
+    before = ledger.snapshot()
+    error(send_gateway(hook, event("processing"), secret=PAYMENT_WEBHOOK_SECRET), 401)
+    assert ledger.snapshot() == before
+
+    assert send_gateway(hook, event("processing"), secret=NEW_SECRET).status == 200  # the second of the two
+    assert send_gateway(hook, event("completed"), secret=OLD_SECRET).json == CONFIRMED
+    assert ledger.order(1).status == OrderStatus.CONFIRMED
+
+
+def test_without_a_configured_secret_every_delivery_is_503_and_logged(load_hook, ledger, output):
+    hook = load_hook(PAYMENT_WEBHOOK_SECRET="")
+    before = ledger.snapshot()
+    output.clear()
+
+    error(send_gateway(hook, SPEC_EVENT), 503)
+    error(send_gateway(hook, SPEC_EVENT, signed=False), 503)
+
+    assert ledger.snapshot() == before
+    assert sum("PAYMENT_WEBHOOK_SECRET is not configured" in message for message in output.errors()) == 2
+
+
+# ---------------------------------------------------------------------- malformed bodies
+
+
+def _without(field: str) -> str:
+    return json.dumps({k: v for k, v in SPEC_EVENT.items() if k != field})
+
+
+MALFORMED = {
+    "not JSON": '{"event_type": "payment.completed",',
+    "empty body": "",
+    "a JSON array": "[]",
+    "JSON null": "null",
+    **{f"missing {field}": _without(field) for field in SPEC_EVENT},
+    "amount as a float": json.dumps({**SPEC_EVENT, "amount": 1598.0}),
+    "amount as an integer": json.dumps({**SPEC_EVENT, "amount": 1598}),
+    "amount with 3 decimals": json.dumps(event(amount="1598.001")),
+    "amount with 3 decimals, zero": json.dumps(event(amount="1598.000")),
+    "amount in exponent notation": json.dumps(event(amount="1.598E+3")),
+    "negative amount": json.dumps(event(amount="-1598.00")),
+    "amount not a number": json.dumps(event(amount="NaN")),
+    "status inconsistent with event_type": json.dumps(event(status="failed")),
+    "unknown event_type": json.dumps(event(event_type="payment.authorized", status="completed")),
+    "non-numeric order_reference": json.dumps(event(order_reference="abc")),
+    "order_reference as a number": json.dumps({**SPEC_EVENT, "order_reference": 1}),
+    "order_reference zero": json.dumps(event(order_reference="0")),
+    "naive timestamp": json.dumps(event(timestamp="2023-01-15T15:30:00")),
+    "timestamp not a date": json.dumps(event(timestamp="yesterday")),
+    "empty payment_id": json.dumps(event(payment_id="")),
+    "payment_id with a space": json.dumps(event(payment_id="txn 1")),
+}
+
+
+def test_a_malformed_body_is_400_and_changes_nothing(hook, ledger, subtests):
+    before = ledger.snapshot()
+    for case, raw in MALFORMED.items():
+        with subtests.test(case=case):
+            error(send_gateway(hook, raw), 400)
+    assert ledger.snapshot() == before
+
+
+# ---------------------------------------------------------------------- the rules
+
+
+def test_an_unknown_order_is_404(hook, ledger):
+    before = ledger.snapshot()
+    error(send_gateway(hook, event(order_reference="999")), 404)
+    assert ledger.snapshot() == before
+
+
+@pytest.mark.parametrize("amount", ["1597.99", "1598.01", "0.00", "15980.00"])
+def test_an_amount_other_than_the_order_total_is_422_and_changes_nothing(hook, ledger, output, amount):
+    before = ledger.snapshot()
+    output.clear()
+
+    error(send_gateway(hook, event(amount=amount)), 422)
+
+    assert ledger.snapshot() == before
+    assert output.metrics()["AmountMismatch"] == 1
+    assert send_gateway(hook, event()).json == CONFIRMED  # the right amount, same event, goes through
+
+
+def test_an_order_paid_under_another_transaction_is_409(hook, ledger, output):
+    """Order 2 is paid by ONLINE payment 2 under txn_123456789."""
+    before = ledger.snapshot()
+    output.clear()
+    for kind in ("completed", "processing", "failed", "refunded"):
+        error(send_gateway(hook, event(kind, payment_id="txn_other", order_reference="2", amount="899.00")), 409)
+    assert ledger.snapshot() == before
+    assert output.metrics()["PaymentNeedsRefund"] == 1  # only "completed" says that money moved
+
+    same = send_gateway(hook, event(payment_id="txn_123456789", order_reference="2", amount="899.00"))
+    assert (same.status, same.json) == (200, CONFIRMED)  # its own transaction again: nothing to do
+    assert ledger.snapshot() == before
+
+
+def test_processing_then_completed(hook, ledger):
+    reply = send_gateway(hook, event("processing", payment_id="txn_p1"))
+
+    assert reply.json == {"status": "success", "message": "Payment processing recorded"}, reply
+    (online,) = online_payments(ledger).values()
+    assert (online.status, online.transaction_id) == (P.PROCESSING, "txn_p1")
+    assert ledger.order(1).status == OrderStatus.PENDING
+    assert ledger.payment(1).status == P.PENDING
+
+    assert send_gateway(hook, event("completed", payment_id="txn_p1")).json == CONFIRMED
+    assert ledger.payment(online.id).status == P.COMPLETED
+    assert ledger.payment(1).status == P.FAILED
+    assert ledger.order(1).status == OrderStatus.CONFIRMED
+    assert history(ledger, online.id) == [
+        (None, "processing", "payment.processing"),
+        ("processing", "completed", "payment.completed"),
+    ]
+
+
+def test_a_failure_leaves_the_order_pending_and_a_late_success_completes_it(hook, ledger):
+    reply = send_gateway(hook, event("failed", payment_id="txn_f1"))
+
+    assert reply.json == {"status": "success", "message": "Payment failure recorded"}, reply
+    (online,) = online_payments(ledger).values()
+    assert online.status == P.FAILED
+    assert ledger.order(1).status == OrderStatus.PENDING  # the customer may pay again
+    assert ledger.payment(1).status == P.PENDING
+
+    assert send_gateway(hook, event("completed", payment_id="txn_f1")).json == CONFIRMED
+    assert online_payments(ledger) == {online.id: ledger.payment(online.id)}  # the same payment, updated
+    assert ledger.payment(online.id).status == P.COMPLETED
+    assert ledger.order(1).status == OrderStatus.CONFIRMED
+    assert history(ledger, online.id)[-1] == ("failed", "completed", "payment.completed")
+
+
+def test_a_refund_before_completion_is_409_for_a_retry_and_applies_after_it(hook, ledger):
+    before = ledger.snapshot()
+
+    message = error(send_gateway(hook, event("refunded")), 409)
+
+    assert "retry" in message.lower()
+    assert ledger.snapshot() == before
+    assert send_gateway(hook, event("completed")).json == CONFIRMED
+    refunded = send_gateway(hook, event("refunded"))  # the gateway's retry
+    assert refunded.json == {"status": "success", "message": "Payment refund recorded"}, refunded
+    assert ledger.payment(FIRST_NEW_PAYMENT).status == P.REFUNDED
+    assert history(ledger, FIRST_NEW_PAYMENT)[-1] == ("completed", "refunded", "payment.refunded")
+
+
+def test_the_same_event_with_a_different_body_is_422(hook, ledger):
+    assert send_gateway(hook, SPEC_EVENT).json == CONFIRMED
+    settled = ledger.snapshot()
+
+    error(send_gateway(hook, event(timestamp="2023-01-15T15:31:00Z")), 422)
+
+    assert ledger.snapshot() == settled

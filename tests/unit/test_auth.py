@@ -1,0 +1,316 @@
+"""Who may call the API: simplejwt access tokens in, everything else out (401 + Bearer challenge).
+
+Driven through a function built from the layer exactly as the real ones are (see
+support/auth_app.py), so each case is what a caller sees: status, JSON body, WWW-Authenticate.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import jwt
+import pytest
+from support import JWT_SECRET, call, make_token
+from support.auth_app import settings_from, whoami_function
+from support.tokens import (
+    claims,
+    closed_port_url,
+    ec_key,
+    hmac_token,
+    hs_token,
+    jwks_server,
+    rsa_key,
+    tamper_payload,
+    unsigned_token,
+)
+
+from halum_payments.auth import MISSING
+
+pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # the HS512 case
+
+
+@pytest.fixture(scope="module")
+def keys() -> SimpleNamespace:
+    return SimpleNamespace(rsa=rsa_key("rsa-1"), other_rsa=rsa_key("rsa-1"), ec=ec_key("ec-1"))
+
+
+@pytest.fixture(scope="module")
+def hs_function() -> Any:
+    return whoami_function(settings_from())
+
+
+def whoami(function: Any, authorization: str | None, query: str = "") -> Any:
+    headers = {} if authorization is None else {"authorization": authorization}
+    return call(function, "GET", "/whoami/", query=query, headers=headers)
+
+
+def assert_unauthorized(reply: Any) -> None:
+    assert reply.status == 401, reply
+    assert reply.headers["content-type"] == "application/json"
+    assert isinstance(reply.json, dict) and set(reply.json) == {"detail"}
+    assert isinstance(reply.json["detail"], str) and reply.json["detail"]
+    assert reply.headers["www-authenticate"].startswith("Bearer ")
+    assert "user" not in reply.text
+
+
+def bearer(token: str) -> str:
+    return f"Bearer {token}"
+
+
+# Each case builds the Authorization header value (None: no header) from the module's keys.
+HOSTILE: dict[str, Callable[[SimpleNamespace], str | None]] = {
+    "missing header": lambda k: None,
+    "empty header": lambda k: "",
+    "basic scheme": lambda k: "Basic dXNlcjpwYXNzd29yZA==",
+    "token scheme with a valid token": lambda k: f"Token {make_token(1)}",
+    "JWT scheme with a valid token": lambda k: f"JWT {make_token(1)}",
+    "token without scheme": lambda k: make_token(1),
+    "Bearer alone": lambda k: "Bearer",
+    "Bearer and a space": lambda k: "Bearer ",
+    "Bearer with two values": lambda k: f"Bearer {make_token(1)} extra",
+    "garbage": lambda k: "Bearer not-a-jwt",
+    "three garbage segments": lambda k: "Bearer aaa.bbb.ccc",
+    "four segments": lambda k: bearer(make_token(1) + ".extra"),
+    "signature stripped": lambda k: bearer(make_token(1).rsplit(".", 1)[0] + "."),
+    "alg none, no signature": lambda k: bearer(unsigned_token(claims())),
+    "alg None, no signature": lambda k: bearer(unsigned_token(claims(), alg="None")),
+    "alg NONE with a signature": lambda k: bearer(
+        unsigned_token(claims(), alg="NONE", signature=make_token(1).rsplit(".", 1)[1])
+    ),
+    "HS512 with the right secret": lambda k: bearer(make_token(1, algorithm="HS512")),
+    "HS384 with the right secret": lambda k: bearer(make_token(1, algorithm="HS384")),
+    "RS256 (HS/RS confusion)": lambda k: bearer(k.rsa.sign(claims())),
+    "ES256": lambda k: bearer(k.ec.sign(claims())),
+    "wrong key": lambda k: bearer(make_token(1, secret="another-secret-" + "q" * 32)),
+    "payload swapped to another user": lambda k: bearer(tamper_payload(make_token(1), user_id="2")),
+    "expired": lambda k: bearer(make_token(1, exp=int(time.time()) - 5, iat=int(time.time()) - 1805)),
+    "not yet valid (nbf)": lambda k: bearer(make_token(1, nbf=int(time.time()) + 600)),
+    "missing exp": lambda k: bearer(make_token(1, exp=None)),
+    "exp not a number": lambda k: bearer(make_token(1, exp="tomorrow")),
+    "refresh token": lambda k: bearer(make_token(1, token_type="refresh")),
+    "missing token_type": lambda k: bearer(make_token(1, token_type=None)),
+    "token_type Access (case)": lambda k: bearer(make_token(1, token_type="Access")),
+    "missing user_id": lambda k: bearer(hs_token(claims(user_id=None))),
+    "oversized token": lambda k: bearer(make_token(1, padding="p" * 5000)),
+}
+
+BAD_USER_IDS = [
+    "abc",
+    True,
+    False,
+    -1,
+    "-1",
+    0,
+    "0",
+    1.5,
+    "1.5",
+    "",
+    " 1",
+    "1e3",
+    "\u0661",  # ARABIC-INDIC DIGIT ONE: str.isdigit() says yes
+    [1],
+    {"id": 1},
+    10**18,
+    "9" * 19,
+]
+
+
+@pytest.mark.parametrize("build", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_or_missing_credentials_are_401_with_a_bearer_challenge(hs_function, keys, build):
+    assert_unauthorized(whoami(hs_function, build(keys)))
+
+
+@pytest.mark.parametrize("user_id", BAD_USER_IDS, ids=repr)
+def test_a_user_id_that_is_not_a_positive_integer_is_401(hs_function, user_id):
+    assert_unauthorized(whoami(hs_function, bearer(hs_token(claims(user_id=user_id)))))
+
+
+def test_missing_credentials_read_as_drf_does(hs_function):
+    reply = whoami(hs_function, None)
+    assert_unauthorized(reply)
+    assert reply.json == {"detail": MISSING}
+    assert "invalid_token" not in reply.headers["www-authenticate"]
+
+
+def test_an_invalid_token_is_flagged_in_the_challenge(hs_function):
+    reply = whoami(hs_function, bearer(make_token(1, token_type="refresh")))
+    assert_unauthorized(reply)
+    assert 'error="invalid_token"' in reply.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize(
+    ("user_id", "expected"),
+    [("42", 42), (42, 42), ("1", 1), (999999999999999999, 999999999999999999)],
+    ids=["string", "int", "one", "largest"],
+)
+def test_simplejwt_access_token_is_accepted_with_user_id_as_string_or_int(hs_function, user_id, expected):
+    reply = whoami(hs_function, bearer(hs_token(claims(user_id=user_id))))
+    assert reply.status == 200, reply
+    assert reply.json["user"] == expected
+
+
+def test_a_token_of_ordinary_size_with_extra_claims_is_accepted(hs_function):
+    reply = whoami(hs_function, bearer(make_token(7, name="N" * 1500, email="n@example.com")))
+    assert (reply.status, reply.json["user"]) == (200, 7)
+
+
+def test_authentication_is_checked_before_the_query_is_validated(hs_function):
+    assert_unauthorized(whoami(hs_function, None, query="n=abc"))
+    assert_unauthorized(whoami(hs_function, bearer(make_token(1, token_type="refresh")), query="n=99"))
+    reply = whoami(hs_function, bearer(make_token(1)), query="n=99")
+    assert reply.status == 400 and "detail" in reply.json
+
+
+# ------------------------------------------------------------------ issuer / audience
+
+ISSUER = "https://auth.halumhut.example/"
+AUDIENCE = "halum-payments"
+
+
+@pytest.fixture(scope="module")
+def iss_aud_function() -> Any:
+    return whoami_function(settings_from(JWT_ISSUER=ISSUER, JWT_AUDIENCE=AUDIENCE))
+
+
+@pytest.mark.parametrize(
+    ("extra", "accepted"),
+    [
+        ({"iss": ISSUER, "aud": AUDIENCE}, True),
+        ({"iss": ISSUER, "aud": [AUDIENCE, "other-api"]}, True),
+        ({"iss": "https://evil.example/", "aud": AUDIENCE}, False),
+        ({"iss": ISSUER.rstrip("/"), "aud": AUDIENCE}, False),
+        ({"aud": AUDIENCE}, False),
+        ({"iss": ISSUER, "aud": "other-api"}, False),
+        ({"iss": ISSUER, "aud": []}, False),
+        ({"iss": ISSUER}, False),
+    ],
+    ids=[
+        "right",
+        "audience in a list",
+        "wrong issuer",
+        "issuer differs by a slash",
+        "missing issuer",
+        "wrong audience",
+        "empty audience",
+        "missing audience",
+    ],
+)
+def test_issuer_and_audience_are_checked_when_configured(iss_aud_function, extra, accepted):
+    reply = whoami(iss_aud_function, bearer(make_token(5, **extra)))
+    if accepted:
+        assert (reply.status, reply.json["user"]) == (200, 5)
+    else:
+        assert_unauthorized(reply)
+
+
+# ------------------------------------------------------------------ asymmetric mode (JWKS)
+
+
+@pytest.fixture(scope="module")
+def idp(keys):
+    with jwks_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def jwks(idp, keys):
+    idp.publish(keys.rsa, keys.ec)
+    idp.hits.clear()
+    return idp
+
+
+def jwks_function(url: str, algorithms: str = "RS256", **env: str) -> Any:
+    return whoami_function(settings_from(JWT_ALGORITHMS=algorithms, JWT_JWKS_URL=url, JWT_SECRET="", **env))
+
+
+@pytest.mark.parametrize("algorithms", ["RS256", "ES256", "RS256,ES256"])
+def test_jwks_mode_accepts_a_token_signed_by_a_published_key(jwks, keys, algorithms):
+    function = jwks_function(jwks.url, algorithms)
+    signer = keys.ec if algorithms == "ES256" else keys.rsa
+    reply = whoami(function, bearer(signer.sign(claims("11"))))
+    assert (reply.status, reply.json["user"]) == (200, 11)
+
+
+def test_jwks_is_fetched_once_not_per_request(jwks, keys):
+    function = jwks_function(jwks.url)
+    for user in (1, 2, 3, 4):
+        assert whoami(function, bearer(keys.rsa.sign(claims(str(user))))).json["user"] == user
+    assert len(jwks.hits) == 1
+
+
+ASYMMETRIC_HOSTILE: dict[str, Callable[[SimpleNamespace], str]] = {
+    "tampered payload": lambda k: tamper_payload(k.rsa.sign(claims()), user_id="2"),
+    "signed by an unpublished key with a published kid": lambda k: k.other_rsa.sign(claims()),
+    "unknown kid": lambda k: k.rsa.sign(claims(), kid="rotated-away"),
+    "no kid": lambda k: jwt.encode(claims(), k.rsa.private, algorithm="RS256"),
+    "HS256 keyed with the public key PEM": lambda k: hmac_token(
+        claims(), k.rsa.public_pem, {"alg": "HS256", "kid": "rsa-1"}
+    ),
+    "HS256 keyed with the shared secret": lambda k: hmac_token(
+        claims(), JWT_SECRET.encode(), {"alg": "HS256", "kid": "rsa-1"}
+    ),
+    "alg none": lambda k: unsigned_token(claims()),
+    "ES256 when only RS256 is configured": lambda k: k.ec.sign(claims()),
+    "expired": lambda k: k.rsa.sign(claims(exp=int(time.time()) - 5)),
+    "refresh token": lambda k: k.rsa.sign(claims(token_type="refresh")),
+    "missing user_id": lambda k: k.rsa.sign(claims(user_id=None)),
+    "garbage": lambda k: "not.a.jwt",
+}
+
+
+@pytest.mark.parametrize("build", ASYMMETRIC_HOSTILE.values(), ids=ASYMMETRIC_HOSTILE.keys())
+def test_jwks_mode_rejects(jwks, keys, build):
+    assert_unauthorized(whoami(jwks_function(jwks.url), bearer(build(keys))))
+
+
+def test_jwks_mode_rejects_a_token_whose_alg_does_not_match_its_key(jwks, keys):
+    """An ES256 token naming the RSA key's kid, both algorithms configured: refused, not a 500."""
+    function = jwks_function(jwks.url, "RS256,ES256")
+    assert_unauthorized(whoami(function, bearer(keys.ec.sign(claims(), kid=keys.rsa.kid))))
+
+
+def test_jwks_mode_sprayed_unknown_kids_do_not_hammer_the_identity_provider(jwks, keys):
+    function = jwks_function(jwks.url)
+    for n in range(20):
+        assert_unauthorized(whoami(function, bearer(keys.rsa.sign(claims(), kid=f"random-{n}"))))
+    assert len(jwks.hits) <= 2
+
+
+def test_jwks_mode_stops_accepting_a_key_removed_from_the_jwks(jwks, keys, monkeypatch):
+    """Revoking a leaked signing key at the identity provider must take effect once the JWKS cache
+    expires (15 minutes), not only when the Lambda container is recycled."""
+    clock = SimpleNamespace(now=time.monotonic())
+    fake_time = SimpleNamespace(monotonic=lambda: clock.now, time=time.time)
+    for module in (jwt.api_jwk, jwt.jwk_set_cache, jwt.jwks_client):
+        monkeypatch.setattr(module, "time", fake_time)
+
+    function = jwks_function(jwks.url)
+    assert whoami(function, bearer(keys.rsa.sign(claims("3")))).status == 200
+    jwks.publish(keys.ec)  # rsa-1 revoked
+    clock.now += 16 * 60
+    assert_unauthorized(whoami(function, bearer(keys.rsa.sign(claims("3")))))
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    ["unreachable", "http 500", "not json", "not an object", "no keys"],
+)
+@pytest.mark.parametrize("query", ["", "n=abc"], ids=["valid query", "invalid query"])
+def test_jwks_endpoint_failure_is_a_retryable_503_never_a_crash(jwks, keys, breakage, query):
+    """The identity provider's outage is not the caller's fault (not 401) nor a bug of ours (not 500)."""
+    url = closed_port_url() if breakage == "unreachable" else jwks.url
+    jwks.status, jwks.body = {
+        "unreachable": (200, jwks.body),
+        "http 500": (500, b'{"error": "down"}'),
+        "not json": (200, b"<html>maintenance</html>"),
+        "not an object": (200, b"[]"),
+        "no keys": (200, json.dumps({"keys": []}).encode()),
+    }[breakage]
+    reply = whoami(jwks_function(url), bearer(keys.rsa.sign(claims())), query=query)
+    assert reply.status == 503, reply
+    assert set(reply.json) == {"detail"}
+    assert reply.headers.get("retry-after")
