@@ -6,7 +6,8 @@ PYTHON ?= python3
 export PIP_ROOT_USER_ACTION := ignore
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/payments/requirements.txt | sha1sum | cut -c1-12)
+LAYER_REQUIREMENTS := $(wildcard layers/*/requirements.txt)
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt $(LAYER_REQUIREMENTS) | sha1sum | cut -c1-12)
 
 # Deployment tools live in their own venv: aws-sam-cli pins boto3 and pydantic, which must not
 # meet the app's. Newest releases that install together (checked with `pip check`).
@@ -41,11 +42,12 @@ BUILD_INPUTS := template.yaml samconfig.toml \
 TEST_BUILD_STAMP := $(TEST_BUILD_DIR)/.built-$(shell echo $(BUILD_INPUTS) | sha1sum | cut -c1-12)
 
 # $(call sam_build,<architecture>,<build dir>): sam build with no Docker. The layer's Makefile
-# learns the architecture and the interpreter from ARCH and PYTHON313 (sam passes only
+# learns the architecture, interpreter and shared rules from ARCH, PYTHON313 and LAYER_MK (sam passes only
 # ARTIFACTS_DIR to a makefile build and inherits the rest of its environment).
 define sam_build
 	@case "$(1)" in arm64|x86_64) ;; *) echo "ARCH must be arm64 or x86_64, not '$(1)'" >&2; exit 2;; esac
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(PY313_DIR):$$PATH" ARCH=$(1) PYTHON313="$(CURDIR)/$(PY313)" \
+		LAYER_MK="$(CURDIR)/layers/layer.mk" \
 		$(SAM) build --template-file template.yaml --build-dir $(2) --cache-dir $(dir $(2))cache \
 		--cached --parallel --parameter-overrides Architecture=$(1)
 endef
@@ -62,7 +64,7 @@ test: venv build-test-artifacts
 
 venv: $(STAMP)
 
-$(STAMP): requirements-dev.txt layers/payments/requirements.txt
+$(STAMP): requirements-dev.txt $(LAYER_REQUIREMENTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -101,7 +103,7 @@ lint: venv tools
 build: tools python313
 	$(call sam_build,$(ARCH),$(BUILD_DIR))
 	@echo $(ARCH) > $(BUILD_DIR)/.architecture  # what a deploy must pass as Architecture
-	@scripts/layer-size $(BUILD_DIR)/PaymentsLayer
+	@for layer in PaymentsLayer StripeLayer JwksLayer; do scripts/layer-size $(BUILD_DIR)/$$layer; done
 
 ## build-test-artifacts: the build for this machine that tests/build runs, plus the runtime's boto3
 build-test-artifacts: $(TEST_BUILD_STAMP) lambda-runtime

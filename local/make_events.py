@@ -273,6 +273,21 @@ PAYMENT_1 = {
     "updated_at": "2023-01-15T14:30:00Z",
 }
 NOT_FOUND = {"detail": "Not found."}
+GATEWAY_EVENT = {
+    "event_type": "payment.completed",
+    "payment_id": "txn_123456789",
+    "order_reference": "1",
+    "amount": "1598.00",
+    "status": "completed",
+    "timestamp": "2023-01-15T15:30:00Z",
+}
+STRIPE_EVENT = {
+    "id": "evt_local_not_ours",
+    "object": "event",
+    "type": "checkout.session.completed",
+    "data": {"object": {"id": "cs_test_elsewhere", "object": "checkout.session", "payment_status": "paid",
+                        "amount_total": 1000, "currency": "usd", "metadata": {}}},
+}
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 BAD_TOKEN = {"detail": "Given token not valid for any token type"}
 PAYMENTS = "/orders/api/payments/"
@@ -322,6 +337,26 @@ CASES: list[Case] = [
     Case("get_payment/malformed_id", GET(f"{PAYMENTS}abc/", user=1), 404, NOT_FOUND),
     Case("get_payment/unauthenticated", GET(f"{PAYMENTS}1/"), 401, NO_CREDENTIALS),
     Case("get_payment/refresh_token", GET(f"{PAYMENTS}1/", headers={"authorization": f"Bearer {token(1, token_type='refresh')}"}), 401, BAD_TOKEN),
+
+    # ---- POST /orders/api/create-cod/ (user 1's cart: 2 x Rui 799.00 + 1 x Rice 425.50)
+    Case("create_cod_order/ok", POST("/orders/api/create-cod/", body={"shipping_address": 1}, user=1), 201, {"order_id": 4, "status": "confirmed", "payment_method": "COD", "payment": {"id": 4, "order": 4, "user": 1, "amount": "2023.50", "method": "COD", "status": "pending", "transaction_id": None}}),
+    Case("create_cod_order/foreign_address", POST("/orders/api/create-cod/", body={"shipping_address": 2}, user=1), 400),
+    Case("create_cod_order/invalid_body", POST("/orders/api/create-cod/", body={"shipping_address": "one"}, user=1), 400),
+    Case("create_cod_order/unauthenticated", POST("/orders/api/create-cod/", body={"shipping_address": 1}), 401, NO_CREDENTIALS),
+    # ---- POST /orders/api/create-stripe-order/ (the events run without a Stripe key: 503 after auth)
+    Case("create_stripe_order/gateway_not_configured", POST("/orders/api/create-stripe-order/", body={"shipping_address": 1}, user=1), 503, {"detail": "Stripe payment gateway is not configured"}),
+    Case("create_stripe_order/unauthenticated", POST("/orders/api/create-stripe-order/", body={"shipping_address": 1}), 401, NO_CREDENTIALS),
+    # ---- POST /orders/api/payment-webhook/ (the spec's example confirms order 1)
+    Case("payment_webhook/payment_completed", POST("/orders/api/payment-webhook/", body=GATEWAY_EVENT), 200, {"status": "success", "message": "Payment confirmed"}, signer=gateway_signed()),
+    Case("payment_webhook/amount_mismatch", POST("/orders/api/payment-webhook/", body={**GATEWAY_EVENT, "amount": "1500.00"}), 422, {"status": "error"}, signer=gateway_signed()),
+    Case("payment_webhook/unknown_order", POST("/orders/api/payment-webhook/", body={**GATEWAY_EVENT, "order_reference": "999"}), 404, {"status": "error"}, signer=gateway_signed()),
+    Case("payment_webhook/bad_signature", POST("/orders/api/payment-webhook/", body=GATEWAY_EVENT, headers={"x-webhook-signature": "sha256=" + "0" * 64}), 401, {"status": "error"}),
+    # ---- POST /orders/api/stripe-webhook/ (Function URL; the demo seed has no Stripe payment)
+    Case("stripe_webhook/session_not_ours", POST("/orders/api/stripe-webhook/", body=STRIPE_EVENT), 200, {"status": "success"}, signer=stripe_signed()),
+    Case("stripe_webhook/unhandled_type", POST("/orders/api/stripe-webhook/", body={**STRIPE_EVENT, "id": "evt_local_unhandled", "type": "customer.created"}), 200, {"status": "success"}, signer=stripe_signed()),
+    Case("stripe_webhook/bad_signature", POST("/orders/api/stripe-webhook/", body=STRIPE_EVENT, headers={"stripe-signature": "t=1,v1=" + "0" * 64}), 400, {"status": "error"}),
+    # ---- scheduled reconciliation sweep (nothing open in the demo seed)
+    Case("reconcile_payments/scheduled", Scheduled(), result={"checked": 0, "finished": True}),
 ]
 # fmt: on
 

@@ -143,6 +143,42 @@ class Template:
     def functions(self, overrides: dict[str, str] | None = None) -> list[FunctionSpec]:
         return [self.function(fid, overrides) for fid in self.function_ids()]
 
+    def function_layers(self, logical_id: str) -> list[str]:
+        """The layer resources a function uses, in order: SAM puts Globals' layers first, then the
+        function's own; an `Fn::If` is decided with the parameters (AWS::NoValue drops it)."""
+        globals_ = (self.doc.get("Globals") or {}).get("Function") or {}
+        props = self.resources[logical_id]["Properties"]
+        names = []
+        for ref in list(globals_.get("Layers") or []) + list(props.get("Layers") or []):
+            while isinstance(ref, dict) and "Fn::If" in ref:
+                condition, when_true, when_false = ref["Fn::If"]
+                ref = when_true if self.condition(condition) else when_false
+            if isinstance(ref, dict) and ref.get("Ref") != "AWS::NoValue":
+                names.append(ref["Ref"])
+        return names
+
+    def condition(self, name: str) -> bool:
+        return bool(self._evaluate((self.doc.get("Conditions") or {})[name]))
+
+    def _evaluate(self, expression: Any) -> Any:
+        if not isinstance(expression, dict):
+            return expression
+        ((function, argument),) = expression.items()
+        if function == "Ref":
+            return self._ref(argument)
+        if function == "Condition":
+            return self.condition(argument)
+        if function == "Fn::Equals":
+            left, right = (self._evaluate(a) for a in argument)
+            return str(left) == str(right)
+        if function == "Fn::Not":
+            return not self._evaluate(argument[0])
+        if function == "Fn::And":
+            return all(self._evaluate(a) for a in argument)
+        if function == "Fn::Or":
+            return any(self._evaluate(a) for a in argument)
+        raise ValueError(f"cannot evaluate {function} locally")
+
     def layer_dirs(self) -> list[Path]:
         return [
             (self.path.parent / res["Properties"]["ContentUri"]).resolve()

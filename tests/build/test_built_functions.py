@@ -74,13 +74,10 @@ def built() -> Template:
 
 def _layer_dirs(built: Template, logical_id: str) -> list[Path]:
     """The built layers a function uses, in order (Lambda extracts them all into /opt)."""
-    globals_ = (built.doc.get("Globals") or {}).get("Function") or {}
-    props = built.resources[logical_id]["Properties"]
     dirs = []
-    for ref in props.get("Layers", globals_.get("Layers")) or []:
-        name = ref.get("Ref") if isinstance(ref, dict) else None
+    for name in built.function_layers(logical_id):
         if name not in built.resources:
-            pytest.fail(f"{logical_id}: layer {ref!r} is not a layer of this template")
+            pytest.fail(f"{logical_id}: layer {name!r} is not a layer of this template")
         dirs.append(BUILD_DIR / built.resources[name]["Properties"]["ContentUri"])
     return dirs
 

@@ -123,6 +123,9 @@ class Reconciler:
         metrics.add_metric(name="ReconcileSweepDuration", unit="Milliseconds", value=duration)
         if oldest is not None:
             metrics.add_metric(name="OldestOpenStripePaymentMinutes", unit="Count", value=oldest)
+            # In windows, so the alarm's threshold ("past twice the window") needs no arithmetic.
+            window = max(self._after.total_seconds() / 60, 1)
+            metrics.add_metric(name="OldestOpenStripePaymentWindows", unit="Count", value=round(oldest / window, 2))
         result = SweepResult(run, checked, dict(outcomes), errors, finished, oldest, duration)
         logger.info("reconciliation sweep", extra=result.summary())
         return result
