@@ -37,7 +37,7 @@ class EmbeddedDynamoDB:
     def endpoint(self) -> str:
         assert self._server is not None, "start() first"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     def start(self) -> str:
         app = _Serialised(DomainDispatcherApplication(create_backend_app))
@@ -48,7 +48,7 @@ class EmbeddedDynamoDB:
 
     def reset(self) -> None:
         """Forget every table and item (moto's reset API)."""
-        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")  # noqa: S310
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - our own loopback server
             pass
 

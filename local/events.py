@@ -35,8 +35,8 @@ def http_event(
     """A payload-2.0 event. Function URLs use the same shape with routeKey `$default`."""
     lowered: dict[str, str] = {}
     cookies: list[str] = []
-    for name, value in (headers or {}).items():
-        name = name.lower()
+    for raw_name, value in (headers or {}).items():
+        name = raw_name.lower()
         if name == "cookie":
             cookies.extend(part.strip() for part in value.split(";") if part.strip())
         elif name in lowered:
@@ -58,7 +58,7 @@ def http_event(
             "accountId": "anonymous" if function_url else "000000000000",
             "apiId": "local",
             "domainName": domain_name,
-            "domainPrefix": domain_name.split(".")[0],
+            "domainPrefix": domain_name.split(".", maxsplit=1)[0],
             "http": {
                 "method": method.upper(),
                 "path": unquote(raw_path),

@@ -164,7 +164,7 @@ def _describe(exc: ValidationError, raw: dict[str, Any]) -> str:
         loc = list(error["loc"])
         where = str(loc[0]) if loc else "seed"
         if len(loc) >= 2 and isinstance(loc[1], int):
-            record = raw.get(loc[0], [])[loc[1]]
+            record = raw.get(str(loc[0]), [])[loc[1]]
             label = f" (id {record['id']})" if isinstance(record, dict) and "id" in record else ""
             where = f"{loc[0]}[{loc[1]}]{label}"
             loc = loc[2:]
@@ -195,9 +195,9 @@ def _cross_check(seed: SeedFile) -> Iterable[str]:
                 yield f"carts[{index}] (user {cart.user}): unknown variant {item.variant}"
     for index, order in enumerate(seed.orders):
         label = f"orders[{index}] (id {order.id})"
-        for item in order.items:
-            if item.variant not in variants:
-                yield f"{label}: unknown variant {item.variant}"
+        for line in order.items:
+            if line.variant not in variants:
+                yield f"{label}: unknown variant {line.variant}"
         if order.shipping_address is not None:
             address = addresses.get(order.shipping_address)
             if address is None or address.user != order.user:
@@ -208,29 +208,40 @@ def _cross_check(seed: SeedFile) -> Iterable[str]:
     settled: dict[int, int] = {}
     for index, payment in enumerate(seed.payments):
         label = f"payments[{index}] (id {payment.id})"
-        order = orders_by_id.get(payment.order)
-        if order is None:
+        owner = orders_by_id.get(payment.order)
+        if owner is None:
             yield f"{label}: unknown order {payment.order}"
             continue
-        if order.user != payment.user:
+        if owner.user != payment.user:
             yield f"{label}: user {payment.user} does not own order {payment.order}"
         if payment.status in (PaymentStatus.COMPLETED, PaymentStatus.REFUNDED):
             if payment.order in settled:
                 yield f"{label}: order {payment.order} already has completed payment {settled[payment.order]}"
             settled[payment.order] = payment.id
-        if payment.status in (PaymentStatus.COMPLETED, PaymentStatus.REFUNDED) and not payment.transaction_id:
-            if payment.method != PaymentMethod.COD:
-                yield f"{label}: a settled {payment.method} payment needs its transaction_id"
+        settled_status = payment.status in (PaymentStatus.COMPLETED, PaymentStatus.REFUNDED)
+        if settled_status and not payment.transaction_id and payment.method != PaymentMethod.COD:
+            yield f"{label}: a settled {payment.method} payment needs its transaction_id"
 
 
 def apply(seed: SeedFile, client: Any, tables: dict[str, str], currency: str = "usd") -> dict[str, int]:
     """Write the seed; `tables` maps the template's logical ids to table names."""
-    batch_put(client, tables["ProductVariantsTable"], [catalog.encode_variant(Variant(**v.model_dump())) for v in seed.product_variants])
-    batch_put(client, tables["ShippingAddressesTable"], [catalog.encode_address(Address(**a.model_dump())) for a in seed.shipping_addresses])
+    batch_put(
+        client,
+        tables["ProductVariantsTable"],
+        [catalog.encode_variant(Variant(**v.model_dump())) for v in seed.product_variants],
+    )
+    batch_put(
+        client,
+        tables["ShippingAddressesTable"],
+        [catalog.encode_address(Address(**a.model_dump())) for a in seed.shipping_addresses],
+    )
     batch_put(
         client,
         tables["CartsTable"],
-        [catalog.encode_cart(Cart(c.user, tuple(CartItem(i.variant, i.quantity) for i in c.items))) for c in seed.carts],
+        [
+            catalog.encode_cart(Cart(c.user, tuple(CartItem(i.variant, i.quantity) for i in c.items)))
+            for c in seed.carts
+        ],
     )
     addresses = {a.id: a for a in seed.shipping_addresses}
     by_order: dict[int, list[SeedPayment]] = defaultdict(list)

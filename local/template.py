@@ -30,7 +30,7 @@ def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     return {name: value}
 
 
@@ -149,7 +149,8 @@ class Template:
         globals_ = (self.doc.get("Globals") or {}).get("Function") or {}
         props = self.resources[logical_id]["Properties"]
         names = []
-        for ref in list(globals_.get("Layers") or []) + list(props.get("Layers") or []):
+        for declared in list(globals_.get("Layers") or []) + list(props.get("Layers") or []):
+            ref = declared
             while isinstance(ref, dict) and "Fn::If" in ref:
                 condition, when_true, when_false = ref["Fn::If"]
                 ref = when_true if self.condition(condition) else when_false
@@ -192,7 +193,7 @@ class Template:
             return str(value).lower() if isinstance(value, bool) else str(value)
         if not isinstance(value, dict) or len(value) != 1:
             raise ValueError(f"cannot resolve {value!r} locally")
-        (name, arg), = value.items()
+        ((name, arg),) = value.items()
         if name == "Ref":
             return self._ref(arg)
         if name == "Fn::GetAtt":

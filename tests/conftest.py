@@ -7,7 +7,6 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -16,8 +15,8 @@ import pytest
 # Fake credentials before anything creates a boto3 client: no test may reach AWS.
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105
-    AWS_SESSION_TOKEN="testing",  # noqa: S105
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
     AWS_DEFAULT_REGION="us-east-1",
     AWS_REGION="us-east-1",
     POWERTOOLS_METRICS_NAMESPACE="HalumHut/Payments",
@@ -27,12 +26,12 @@ os.environ.update(
 for leaked in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(leaked, None)
 
+from support import JWT_SECRET, PAYMENT_WEBHOOK_SECRET, ROOT, STRIPE_WEBHOOK_SECRET  # noqa: E402
+
 from halum_payments import config  # noqa: E402
 from halum_payments.config import Settings  # noqa: E402
 from local.dynamodb import EmbeddedDynamoDB  # noqa: E402
 from local.template import Template  # noqa: E402
-
-from support import JWT_SECRET, PAYMENT_WEBHOOK_SECRET, ROOT, STRIPE_WEBHOOK_SECRET  # noqa: E402
 
 TABLE_SETTINGS = {
     "PaymentsTable": "PAYMENTS_TABLE",

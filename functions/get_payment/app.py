@@ -19,7 +19,10 @@ app = create_api(preconditions=[authenticated(wiring.authenticator(settings))])
     "/orders/api/payments/<payment_id>/",
     summary="Retrieve one of the caller's payments",
     tags=["payments"],
-    responses={200: {"description": "The payment"}, 404: {"description": "Not found", "content": {"application/json": {"model": ErrorOut}}}},
+    responses={
+        200: {"description": "The payment"},
+        404: {"description": "Not found", "content": {"application/json": {"model": ErrorOut}}},
+    },
 )
 def get_payment(payment_id: str) -> PaymentOut:
     # The id stays a string here: a malformed id must be 404 like any id that is not the caller's.

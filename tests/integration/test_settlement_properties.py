@@ -21,13 +21,13 @@ from halum_payments.models import (
     PaymentMethod,
     PaymentRef,
     PaymentStatus,
+    Variant,
 )
 from halum_payments.repositories import catalog, orders, payments
 from halum_payments.repositories.counters import PAYMENT_SEQUENCE, created_deltas, merge_deltas, user_payments_key
 from halum_payments.repositories.dynamo import batch_put, dynamodb_client, from_item
 from halum_payments.repositories.settlement_store import DynamoSettlementStore
 from halum_payments.repositories.tables import Tables
-from halum_payments.models import Variant
 from local.template import Template
 
 P = PaymentStatus
@@ -45,35 +45,70 @@ def build(dynamodb_server, with_cod):
     client = dynamodb_client()
     names = Template().create_tables(client, prefix=f"p{uuid.uuid4().hex[:6]}-")
     tables = Tables(
-        payments=names["PaymentsTable"], payment_audit=names["PaymentAuditTable"], orders=names["OrdersTable"],
-        product_variants=names["ProductVariantsTable"], shipping_addresses=names["ShippingAddressesTable"],
-        carts=names["CartsTable"], counters=names["CountersTable"],
-        gateway_transactions=names["GatewayTransactionsTable"], idempotency=names["IdempotencyTable"],
+        payments=names["PaymentsTable"],
+        payment_audit=names["PaymentAuditTable"],
+        orders=names["OrdersTable"],
+        product_variants=names["ProductVariantsTable"],
+        shipping_addresses=names["ShippingAddressesTable"],
+        carts=names["CartsTable"],
+        counters=names["CountersTable"],
+        gateway_transactions=names["GatewayTransactionsTable"],
+        idempotency=names["IdempotencyTable"],
     )
     now = now_text()
     cod = Payment(1, 7, 1, Decimal("1598.00"), "usd", PaymentMethod.COD, P.PENDING, None, now, now)
-    stripe = Payment(2, 7, 1, Decimal("1598.00"), "usd", PaymentMethod.STRIPE, P.PENDING, None, now, now,
-                     checkout_session_id="cs_1")
+    stripe = Payment(
+        2, 7, 1, Decimal("1598.00"), "usd", PaymentMethod.STRIPE, P.PENDING, None, now, now, checkout_session_id="cs_1"
+    )
     refs = {2: PaymentRef(PaymentMethod.STRIPE, P.PENDING)}
     if with_cod:
         refs[1] = PaymentRef(PaymentMethod.COD, P.PENDING)
-    order = Order(7, 1, 1, OrderStatus.PENDING, Decimal("1598.00"), "usd", (OrderItem(1, 2, Decimal("799.00")),),
-                  now, now, OrderOrigin.STRIPE_CHECKOUT, True, refs)
+    order = Order(
+        7,
+        1,
+        1,
+        OrderStatus.PENDING,
+        Decimal("1598.00"),
+        "usd",
+        (OrderItem(1, 2, Decimal("799.00")),),
+        now,
+        now,
+        OrderOrigin.STRIPE_CHECKOUT,
+        True,
+        refs,
+    )
     batch_put(client, tables.orders, [orders.encode(order)])
     batch_put(client, tables.payments, [payments.encode(stripe)] + ([payments.encode(cod)] if with_cod else []))
-    batch_put(client, tables.product_variants, [catalog.encode_variant(Variant(1, "RUI", "Rui", Decimal("799.00"), STOCK, True))])
-    batch_put(client, tables.counters, [
-        {"name": user_payments_key(1), **merge_deltas(
-            [created_deltas("pending", "stripe")] + ([created_deltas("pending", "COD")] if with_cod else []))},
-        {"name": PAYMENT_SEQUENCE, "value": 2},
-    ])
+    batch_put(
+        client,
+        tables.product_variants,
+        [catalog.encode_variant(Variant(1, "RUI", "Rui", Decimal("799.00"), STOCK, True))],
+    )
+    batch_put(
+        client,
+        tables.counters,
+        [
+            {
+                "name": user_payments_key(1),
+                **merge_deltas(
+                    [created_deltas("pending", "stripe")] + ([created_deltas("pending", "COD")] if with_cod else [])
+                ),
+            },
+            {"name": PAYMENT_SEQUENCE, "value": 2},
+        ],
+    )
     return client, tables
 
 
 def state(client, tables):
     order = orders.decode(from_item(client.get_item(TableName=tables.orders, Key={"id": {"N": "7"}})["Item"]))
-    items = client.query(TableName=tables.payments, IndexName="user-id", KeyConditionExpression="#u = :u",
-                         ExpressionAttributeNames={"#u": "user"}, ExpressionAttributeValues={":u": {"N": "1"}})["Items"]
+    items = client.query(
+        TableName=tables.payments,
+        IndexName="user-id",
+        KeyConditionExpression="#u = :u",
+        ExpressionAttributeNames={"#u": "user"},
+        ExpressionAttributeValues={":u": {"N": "1"}},
+    )["Items"]
     pays = {p.id: p for p in (payments.decode(from_item(i)) for i in items)}
     counters = from_item(client.get_item(TableName=tables.counters, Key={"name": {"S": user_payments_key(1)}})["Item"])
     stock = int(from_item(client.get_item(TableName=tables.product_variants, Key={"id": {"N": "1"}})["Item"])["stock"])
@@ -90,13 +125,23 @@ def test_no_event_sequence_breaks_the_money_invariants(dynamodb_server, with_cod
     for source, target, extra in events:
         if source == "stripe":
             amount = Decimal("1598.00") if extra else Decimal("1.00")
-            settlement.apply(Change(7, 2, target, "stripe", f"evt_{uuid.uuid4().hex}", transaction_id="pi_1",
-                                    facts=Facts(amount=amount, currency="usd", session_id="cs_1")))
+            settlement.apply(
+                Change(
+                    7,
+                    2,
+                    target,
+                    "stripe",
+                    f"evt_{uuid.uuid4().hex}",
+                    transaction_id="pi_1",
+                    facts=Facts(amount=amount, currency="usd", session_id="cs_1"),
+                )
+            )
         else:
             order, _, _, _ = state(client, tables)
             online = [pid for pid, ref in order.payments.items() if ref.method == PaymentMethod.ONLINE]
-            settlement.apply(Change(7, online[-1] if online else None, target, "gateway", f"{extra}:{target}",
-                                    transaction_id=extra))
+            settlement.apply(
+                Change(7, online[-1] if online else None, target, "gateway", f"{extra}:{target}", transaction_id=extra)
+            )
         order, pays, counters, stock = state(client, tables)
         settled = [p for p in pays.values() if p.status in (P.COMPLETED, P.REFUNDED)]
         assert len(settled) <= 1, "an order has at most one completed payment, ever"

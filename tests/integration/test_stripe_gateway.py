@@ -379,7 +379,10 @@ def test_partial_then_full_refund_deliver_charge_refunded(sandbox, receiver):
     for charge in (partial, full):
         assert charge["id"].startswith("ch_")
         assert (charge["object"], charge["amount"], charge["currency"]) == ("charge", 4498, "usd")
-        assert (charge["payment_intent"], charge["metadata"]) == (intent, {"order_id": "7", "payment_id": "9", "user_id": "1"})
+        assert (charge["payment_intent"], charge["metadata"]) == (
+            intent,
+            {"order_id": "7", "payment_id": "9", "user_id": "1"},
+        )
     assert (partial["amount_refunded"], partial["refunded"]) == (1000, False)
     assert (full["amount_refunded"], full["refunded"]) == (4498, True)
     assert partial["id"] == full["id"]

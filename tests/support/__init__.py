@@ -12,9 +12,9 @@ from typing import Any
 from local.events import LambdaContext, http_event
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-JWT_SECRET = "test-jwt-secret-" + "x" * 32  # noqa: S105
-STRIPE_WEBHOOK_SECRET = "whsec_test_" + "y" * 24  # noqa: S105
-PAYMENT_WEBHOOK_SECRET = "pwh_test_" + "z" * 24  # noqa: S105
+JWT_SECRET = "test-jwt-secret-" + "x" * 32
+STRIPE_WEBHOOK_SECRET = "whsec_test_" + "y" * 24
+PAYMENT_WEBHOOK_SECRET = "pwh_test_" + "z" * 24
 
 
 def make_token(user_id: Any = 1, *, secret: str = JWT_SECRET, algorithm: str = "HS256", **claims: Any) -> str:

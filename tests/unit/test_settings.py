@@ -106,6 +106,8 @@ def test_the_layers_ship_what_the_public_key_mode_needs():
 
     template = Template()
     assert template.resources["JwksLayer"]["Condition"] == "UsePublicKeyTokens"
-    assert template.doc["Conditions"]["UsePublicKeyTokens"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtJwksUrl"}, ""]}]}
+    assert template.doc["Conditions"]["UsePublicKeyTokens"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "JwtJwksUrl"}, ""]}]
+    }
     layers = template.doc["Globals"]["Function"]["Layers"]
     assert {"Fn::If": ["UsePublicKeyTokens", {"Ref": "JwksLayer"}, {"Ref": "AWS::NoValue"}]} in layers

@@ -103,14 +103,17 @@ def test_failed_stripe_payment_never_completes():
     assert isinstance(outcome, Outcome) and outcome.kind == "needs_refund"
 
 
-@pytest.mark.parametrize(("current", "target", "kind"), [
-    (P.COMPLETED, P.PROCESSING, "ignored"),
-    (P.COMPLETED, P.FAILED, "ignored"),
-    (P.REFUNDED, P.COMPLETED, "needs_refund"),
-    (P.COMPLETED, P.COMPLETED, "unchanged"),
-    (P.PENDING, P.REFUNDED, "retry_later"),
-    (P.PROCESSING, P.PENDING, "ignored"),
-])
+@pytest.mark.parametrize(
+    ("current", "target", "kind"),
+    [
+        (P.COMPLETED, P.PROCESSING, "ignored"),
+        (P.COMPLETED, P.FAILED, "ignored"),
+        (P.REFUNDED, P.COMPLETED, "needs_refund"),
+        (P.COMPLETED, P.COMPLETED, "unchanged"),
+        (P.PENDING, P.REFUNDED, "retry_later"),
+        (P.PROCESSING, P.PENDING, "ignored"),
+    ],
+)
 def test_stale_duplicate_and_early_events_do_not_plan_writes(current, target, kind):
     completed = 2 if current in (P.COMPLETED, P.REFUNDED) else None
     outcome = plan_change(order({2: (M.STRIPE, current)}, completed=completed), change(2, target), at="t")
@@ -124,15 +127,21 @@ def test_a_payment_of_another_order_is_unknown():
 
 def test_facts_travel_with_the_main_transition_only():
     facts = Facts(amount=Decimal("1598.00"), currency="usd", session_id="cs_1")
-    plan = plan_change(order({1: (M.COD, P.PENDING), 2: (M.STRIPE, P.PENDING)}), change(2, P.COMPLETED, facts=facts), at="t")
+    plan = plan_change(
+        order({1: (M.COD, P.PENDING), 2: (M.STRIPE, P.PENDING)}), change(2, P.COMPLETED, facts=facts), at="t"
+    )
     assert isinstance(plan, Plan)
     assert [t.facts for t in plan.transitions if t.payment_id == 2] == [facts]
     assert [t.facts for t in plan.transitions if t.payment_id == 1] == [None]
 
 
 def test_gateway_creates_its_online_payment_with_the_next_id():
-    plan = plan_change(order({1: (M.COD, P.PENDING)}, origin=OrderOrigin.PLATFORM),
-                       Change(7, None, P.COMPLETED, "gateway", transaction_id="txn_1"), at="t", payment_sequence=41)
+    plan = plan_change(
+        order({1: (M.COD, P.PENDING)}, origin=OrderOrigin.PLATFORM),
+        Change(7, None, P.COMPLETED, "gateway", transaction_id="txn_1"),
+        at="t",
+        payment_sequence=41,
+    )
     assert isinstance(plan, Plan) and plan.new_payment is not None
     assert plan.new_payment.id == 42 and plan.new_payment.method == M.ONLINE
     assert plan.new_payment.amount == Decimal("1598.00") and plan.new_payment.transaction_id == "txn_1"

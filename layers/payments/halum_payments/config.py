@@ -147,7 +147,7 @@ _settings: Settings | None = None
 
 def get_settings() -> Settings:
     """The process-wide settings, validated on first use (cold start)."""
-    global _settings
+    global _settings  # noqa: PLW0603 - one validated settings object per process (cold start)
     if _settings is None:
         _settings = Settings.from_env()
     return _settings

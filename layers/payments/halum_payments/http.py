@@ -101,8 +101,8 @@ def create_api(
             return _domain_error(precondition_error)
         except TransientFault as fault:
             return _transient(fault)
-        except Exception as exc:  # noqa: BLE001 - a precondition's own fault is still a clean 500
-            return _fault(exc)
+        except Exception as fault:  # noqa: BLE001 - a precondition's own fault is still a clean 500
+            return _fault(fault)
         message = describe_validation_errors(exc.errors())
         logger.info("invalid request", extra={"status": 400, "reason": message})
         return error_response(400, message, error_style)

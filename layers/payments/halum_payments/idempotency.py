@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -32,7 +32,7 @@ T = TypeVar("T", bound=BaseModel)
 WAIT_SCHEDULE = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.0)  # ~3.9 s: a Lambda request finishes well within
 
 
-class Idempotent:
+class Idempotent(Generic[T]):
     """Wraps `fn(payload) -> model` so each key runs once and later calls replay its result.
 
     `payload` is a dict with a "key" (what makes requests "the same") and a "body" (what must

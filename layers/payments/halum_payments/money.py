@@ -8,9 +8,9 @@ CENT = Decimal("0.01")
 
 # Stripe's lists: https://docs.stripe.com/currencies#zero-decimal and #three-decimal
 ZERO_DECIMAL = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
+    ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"]
 )
-THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
+THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 
 
 class MoneyError(ValueError):
@@ -19,7 +19,7 @@ class MoneyError(ValueError):
 
 def parse_amount(value: object) -> Decimal:
     """A non-negative decimal amount from a string, int or Decimal (never a float)."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise MoneyError("amounts must be decimal strings, not floats")
     try:
         amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())

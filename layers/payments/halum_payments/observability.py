@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "payments")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "HalumHut/Payments")
 
-__all__ = ["MetricUnit", "logger", "metrics", "count"]
+__all__ = ["MetricUnit", "count", "logger", "metrics"]
 
 
 def count(name: str, value: int = 1) -> None:

@@ -116,7 +116,11 @@ def checkout_service(
     )
 
 
-def stripe_events(settings: Settings, gateway: StripeCheckoutGateway | None = None, client: Any = None) -> StripeEvents:
+def stripe_events(
+    settings: Settings,
+    gateway: StripeCheckoutGateway | Callable[[], StripeCheckoutGateway | None] | None = None,
+    client: Any = None,
+) -> StripeEvents:
     store = DynamoSettlementStore(tables(settings), client)
 
     def payment_amount(payment_id: int) -> tuple[Decimal, str] | None:

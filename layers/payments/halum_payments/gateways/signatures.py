@@ -32,7 +32,9 @@ def verify_gateway_signature(body: bytes, header: str | None, secrets: Sequence[
         raise BadSignature("Missing or invalid webhook signature.", status=401)
 
 
-def verify_stripe_event(body: bytes, header: str | None, secrets: Sequence[str], tolerance: int = 300) -> dict[str, Any]:
+def verify_stripe_event(
+    body: bytes, header: str | None, secrets: Sequence[str], tolerance: int = 300
+) -> dict[str, Any]:
     """Verify with stripe-python's own verifier (constant-time, timestamp tolerance); return the event."""
     import stripe
 
@@ -51,7 +53,11 @@ def verify_stripe_event(body: bytes, header: str | None, secrets: Sequence[str],
             event = json.loads(payload)
         except json.JSONDecodeError:
             raise BadSignature("Signed payload is not JSON.") from None
-        if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        if (
+            not isinstance(event, dict)
+            or not isinstance(event.get("id"), str)
+            or not isinstance(event.get("type"), str)
+        ):
             raise BadSignature("Signed payload is not a Stripe event.")
         return event
     raise BadSignature("Missing or invalid Stripe signature.")

@@ -92,13 +92,17 @@ class BoundedUrllibClient(stripe.UrllibClient):
         super().__init__()
         self._opener = _TimeoutOpener(timeout)
 
-    def request(self, method: str, url: str, headers: Any, post_data: Any = None) -> Any:
+    def request(
+        self, method: str, url: str, headers: Any, post_data: Any = None, *, _usage: list[str] | None = None
+    ) -> Any:
         try:
             return super().request(method, url, headers, post_data)
         except stripe.APIConnectionError as exc:
             raise stripe.APIConnectionError(str(exc), should_retry=True) from exc
         except (OSError, http.client.HTTPException) as exc:
-            raise stripe.APIConnectionError(f"Network error talking to Stripe ({type(exc).__name__})", should_retry=True) from exc
+            raise stripe.APIConnectionError(
+                f"Network error talking to Stripe ({type(exc).__name__})", should_retry=True
+            ) from exc
 
 
 class StripeCheckoutGateway:

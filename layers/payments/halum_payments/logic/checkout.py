@@ -114,9 +114,7 @@ class CheckoutService:
                 return self._resume(gateway, order, payment)
             payment = self._new_payment(order, sequence + 1, PaymentMethod.STRIPE)
             try:
-                self._store.add_payment(
-                    NewPayment(order, payment, sequence, self._audit(order, payment, "created"))
-                )
+                self._store.add_payment(NewPayment(order, payment, sequence, self._audit(order, payment, "created")))
             except CheckoutConflict:
                 continue  # a concurrent request added a payment or moved the order: look again
             count("PaymentsCreated")
@@ -147,7 +145,9 @@ class CheckoutService:
         # key and parameters make Stripe return the session if it exists, or create it now.
         return self._open_session(gateway, order, payment, restore_cart=False)
 
-    def _open_session(self, gateway: CheckoutGateway, order: Order, payment: Payment, *, restore_cart: bool) -> StartedCheckout:
+    def _open_session(
+        self, gateway: CheckoutGateway, order: Order, payment: Payment, *, restore_cart: bool
+    ) -> StartedCheckout:
         request = self._session_request(order, payment)
         try:
             session = gateway.create_session(request)
@@ -203,8 +203,14 @@ class CheckoutService:
         def with_cart(plan: Plan) -> Plan:
             return replace(plan, restore_cart=(self._store.cart(order.user), items)) if restore_cart else plan
 
-        change = Change(order.id, payment.id, PaymentStatus.FAILED, "checkout", reason="stripe_unavailable",
-                        details={"error": reason})
+        change = Change(
+            order.id,
+            payment.id,
+            PaymentStatus.FAILED,
+            "checkout",
+            reason="stripe_unavailable",
+            details={"error": reason},
+        )
         outcome = self._settlement.apply(change, adjust=with_cart)
         logger.info("checkout compensated", extra={"outcome": outcome.kind})
 
@@ -261,7 +267,12 @@ class CheckoutService:
             try:
                 self._store.place_order(
                     NewOrder(
-                        order, payment, cart, variants, snapshot.order_sequence, snapshot.payment_sequence,
+                        order,
+                        payment,
+                        cart,
+                        variants,
+                        snapshot.order_sequence,
+                        snapshot.payment_sequence,
                         self._audit(order, payment, "created"),
                     )
                 )

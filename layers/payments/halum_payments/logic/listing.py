@@ -32,9 +32,7 @@ class Page:
 
 
 class PaymentQueries:
-    def __init__(
-        self, payments: PaymentsRepository, counters: CountersRepository, cursors: CursorCodec | None
-    ) -> None:
+    def __init__(self, payments: PaymentsRepository, counters: CountersRepository, cursors: CursorCodec | None) -> None:
         self._payments = payments
         self._counters = counters
         self._cursors = cursors
@@ -89,9 +87,7 @@ class PaymentQueries:
             key: dict[str, object] = {"id": anchor.id}
             if sort_attr != "id":
                 key[sort_attr] = sort_key(anchor.created_at, anchor.id)
-            return codec.encode(
-                Cursor(user, request.ordering, request.status, request.method, going_forward, key)
-            )
+            return codec.encode(Cursor(user, request.ordering, request.status, request.method, going_forward, key))
 
         next_cursor = make(rows[-1], True) if rows and has_next else None
         previous_cursor = make(rows[0], False) if rows and has_previous else None

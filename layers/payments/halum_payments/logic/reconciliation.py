@@ -103,7 +103,7 @@ class Reconciler:
                     outcomes[self._settle(payment, stripe, run)] += 1
                 except StripeUnavailable:
                     errors += 1
-                except Exception:  # noqa: BLE001 - one payment must not stop the sweep; it is retried next run
+                except Exception:
                     errors += 1
                     logger.exception("reconciliation of a payment failed", extra={"payment": payment.id})
                 after = {"id": payment.id, "open_method": "stripe", "created_sort": _sort_key(payment)}
@@ -137,7 +137,9 @@ class Reconciler:
             # the session (if any) expired long ago. Give the order up like an expiry would.
             return self._outcome(
                 self._settlement.apply(
-                    Change(payment.order, payment.id, PaymentStatus.FAILED, "reconciliation", event_id, reason="no_session")
+                    Change(
+                        payment.order, payment.id, PaymentStatus.FAILED, "reconciliation", event_id, reason="no_session"
+                    )
                 ),
                 PaymentStatus.FAILED,
             )
@@ -145,7 +147,7 @@ class Reconciler:
             raise StripeUnavailable("Stripe is not configured")
         try:
             session = stripe.retrieve_session(payment.checkout_session_id)
-        except Exception as exc:  # noqa: BLE001 - any provider failure: count it, retry next run
+        except Exception as exc:
             logger.warning("Stripe lookup failed during reconciliation", extra={"payment": payment.id})
             raise StripeUnavailable(str(exc)) from exc
         data = {

@@ -26,11 +26,13 @@ from ..models import (
     PaymentStatus,
 )
 from ..observability import count, logger
-from .state_machine import allowed, is_stale, may_become_allowed
+from .state_machine import allowed, may_become_allowed
 
 CLOSED_ORDER = frozenset({OrderStatus.CANCELLED, OrderStatus.FAILED})
 Source = Literal["stripe", "gateway", "reconciliation", "checkout"]
-OutcomeKind = Literal["applied", "unchanged", "ignored", "retry_later", "needs_refund", "mismatch", "unknown", "conflict"]
+OutcomeKind = Literal[
+    "applied", "unchanged", "ignored", "retry_later", "needs_refund", "mismatch", "unknown", "conflict"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,9 @@ def plan_change(order: Order, change: Change, *, at: str, payment_sequence: int 
     current = ref.status
 
     if target == PaymentStatus.COMPLETED and order.completed_payment not in (None, pid):
-        return Outcome("needs_refund", pid, current, f"Order {order.id} is already paid by payment {order.completed_payment}.")
+        return Outcome(
+            "needs_refund", pid, current, f"Order {order.id} is already paid by payment {order.completed_payment}."
+        )
     if target == PaymentStatus.COMPLETED and order.status in CLOSED_ORDER and current != target:
         return Outcome("needs_refund", pid, current, f"Order {order.id} is {order.status}; it cannot be paid.")
     if current == target:
@@ -161,7 +165,9 @@ def plan_change(order: Order, change: Change, *, at: str, payment_sequence: int 
         for other_id, other in sorted(order.open_payments().items()):
             if other_id != pid:
                 transitions.append(Transition(other_id, other.method, other.status, PaymentStatus.FAILED))
-                audit.append(_entry(order, other_id, other.status, PaymentStatus.FAILED, change, at, reason="superseded"))
+                audit.append(
+                    _entry(order, other_id, other.status, PaymentStatus.FAILED, change, at, reason="superseded")
+                )
         plan = replace(
             plan,
             order_status=OrderStatus.CONFIRMED if order.status == OrderStatus.PENDING else None,
@@ -187,7 +193,9 @@ def plan_change(order: Order, change: Change, *, at: str, payment_sequence: int 
 def _plan_new_online_payment(order: Order, change: Change, *, at: str, payment_sequence: int | None) -> Plan | Outcome:
     target = change.target
     if order.completed_payment is not None:
-        return Outcome("needs_refund", None, None, f"Order {order.id} is already paid by payment {order.completed_payment}.")
+        return Outcome(
+            "needs_refund", None, None, f"Order {order.id} is already paid by payment {order.completed_payment}."
+        )
     if target == PaymentStatus.COMPLETED and order.status in CLOSED_ORDER:
         return Outcome("needs_refund", None, None, f"Order {order.id} is {order.status}; it cannot be paid.")
     if target == PaymentStatus.REFUNDED:
@@ -276,6 +284,7 @@ class Settlement:
         without reading, saving a round trip; if the guess is wrong, the transaction's conditions
         refuse it and the change is re-planned from the real order."""
         for attempt in range(self.ATTEMPTS):
+            order: Order | None
             if attempt == 0 and predicted is not None:
                 order, sequence = predicted, None
             else:
@@ -297,7 +306,9 @@ class Settlement:
                     return self._mismatch(order, wanted, conflict.facts_mismatch, at)
                 if conflict.claimed:
                     logger.error("provider transaction already settled another payment", extra={"order": order.id})
-                    return Outcome("conflict", wanted.payment_id, None, "This transaction already paid another payment.")
+                    return Outcome(
+                        "conflict", wanted.payment_id, None, "This transaction already paid another payment."
+                    )
                 continue  # someone else moved first: re-plan from what is there now
             return self._applied(plan, wanted)
         raise TransientFault("settlement kept conflicting with concurrent updates")
@@ -313,8 +324,14 @@ class Settlement:
             count(f"Payments{plan.new_payment.status.capitalize()}")
         logger.info(
             "payment settled",
-            extra={"payment": main, "order": plan.order.id, "to": str(change.target), "source": change.source,
-                   "superseded": list(superseded), "order_status": plan.order_status},
+            extra={
+                "payment": main,
+                "order": plan.order.id,
+                "to": str(change.target),
+                "source": change.source,
+                "superseded": list(superseded),
+                "order_status": plan.order_status,
+            },
         )
         stripe_superseded = [
             t.payment_id for t in plan.transitions if t.payment_id != main and t.method == PaymentMethod.STRIPE
@@ -336,19 +353,35 @@ class Settlement:
             count("PaymentNeedsRefund")
             logger.error(
                 "money arrived for a payment that cannot complete: refund it",
-                extra={"order": order.id, "payment": change.payment_id, "transaction": change.transaction_id,
-                       "source": change.source, "reason": outcome.message},
+                extra={
+                    "order": order.id,
+                    "payment": change.payment_id,
+                    "transaction": change.transaction_id,
+                    "source": change.source,
+                    "reason": outcome.message,
+                },
             )
             if change.payment_id is not None:
                 self._store.record(
-                    [_entry(order, change.payment_id, outcome.status, outcome.status, change, at, reason="needs_refund")]
+                    [
+                        _entry(
+                            order, change.payment_id, outcome.status, outcome.status, change, at, reason="needs_refund"
+                        )
+                    ]
                 )
         elif outcome.kind == "unknown":
-            logger.warning("change for a payment that is not ours", extra={"order": order.id, "payment": change.payment_id})
+            logger.warning(
+                "change for a payment that is not ours", extra={"order": order.id, "payment": change.payment_id}
+            )
         else:
             logger.info(
-                "no change", extra={"order": order.id, "payment": change.payment_id, "kind": outcome.kind,
-                                    "reason": outcome.message},
+                "no change",
+                extra={
+                    "order": order.id,
+                    "payment": change.payment_id,
+                    "kind": outcome.kind,
+                    "reason": outcome.message,
+                },
             )
         return outcome
 
@@ -356,9 +389,14 @@ class Settlement:
         count("AmountMismatch")
         logger.error(
             "provider amount/currency/session does not match the payment; not settled",
-            extra={"order": order.id, "payment": payment.id, "expected_amount": str(payment.amount),
-                   "expected_currency": payment.currency, "reported_amount": str(change.facts.amount),
-                   "reported_currency": change.facts.currency},
+            extra={
+                "order": order.id,
+                "payment": payment.id,
+                "expected_amount": str(payment.amount),
+                "expected_currency": payment.currency,
+                "reported_amount": str(change.facts.amount),
+                "reported_currency": change.facts.currency,
+            },
         )
         details = {
             "reported_amount": str(change.facts.amount) if change.facts.amount is not None else None,
@@ -369,8 +407,15 @@ class Settlement:
         self._store.record(
             [
                 AuditEntry(
-                    payment.id, order.id, payment.status, payment.status, change.source, change.event_id,
-                    "amount_mismatch", at, {k: v for k, v in details.items() if v is not None},
+                    payment.id,
+                    order.id,
+                    payment.status,
+                    payment.status,
+                    change.source,
+                    change.event_id,
+                    "amount_mismatch",
+                    at,
+                    {k: v for k, v in details.items() if v is not None},
                 )
             ]
         )

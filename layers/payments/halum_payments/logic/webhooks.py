@@ -54,9 +54,7 @@ class StripeEvents:
         logger.info("stripe event type not handled", extra={"event_type": kind, "event_id": event_id})
         return Outcome("ignored", None, None, f"Event type {kind} is not handled.")
 
-    def apply_session(
-        self, kind: str, session: Mapping[str, Any], event_id: str, source: Source = "stripe"
-    ) -> Outcome:
+    def apply_session(self, kind: str, session: Mapping[str, Any], event_id: str, source: Source = "stripe") -> Outcome:
         """What a session event means; the reconciler calls this too, with the session it fetched."""
         ids = _our_ids(session.get("metadata"))
         if ids is None or not isinstance(session.get("id"), str):
@@ -115,7 +113,7 @@ class StripeEvents:
             logger.error("refund amount/currency does not match the payment", extra={"payment": payment_id})
             return Outcome("mismatch", payment_id, None, "Charge does not match the payment.")
         details = {"amount_refunded_minor": refunded, "charge": str(charge.get("id"))}
-        if not charge.get("refunded") or refunded < int(total):
+        if not charge.get("refunded") or refunded < int(str(total)):
             # Partial refund: the payment stays completed; the refund is on the audit trail.
             self._record_partial_refund(payment_id, order_id, details, event_id)
             return Outcome("unchanged", payment_id, PaymentStatus.COMPLETED, "Partial refund recorded.")
@@ -253,7 +251,6 @@ class GatewayEvents:
                 return replace(change, payment_id=_other_online_payment(order))
             return replace(change, payment_id=_online_payment(order))
 
-
         change = Change(
             order_id=event.order_reference,
             payment_id=None,
@@ -295,5 +292,8 @@ def _online_payment(order: Order) -> int | None:
     online = sorted(pid for pid, ref in order.payments.items() if ref.method == PaymentMethod.ONLINE)
     if order.completed_payment in online:
         return order.completed_payment
-    open_online = [pid for pid in online if order.payments[pid].status in (PaymentStatus.PENDING, PaymentStatus.PROCESSING)]
-    return (open_online or online or [None])[-1]
+    open_online = [
+        pid for pid in online if order.payments[pid].status in (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
+    ]
+    candidates = open_online or online
+    return candidates[-1] if candidates else None

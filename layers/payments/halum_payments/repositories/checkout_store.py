@@ -98,7 +98,9 @@ class DynamoCheckoutStore:
         return {variant.id: variant for variant in decoded if variant is not None}
 
     def cart(self, user: int) -> Cart | None:
-        response = self.client.get_item(TableName=self.tables.carts, Key={"user": {"N": str(user)}}, ConsistentRead=True)
+        response = self.client.get_item(
+            TableName=self.tables.carts, Key={"user": {"N": str(user)}}, ConsistentRead=True
+        )
         item = response.get("Item")
         return catalog.decode_cart(from_item(item)) if item else None
 
@@ -125,11 +127,22 @@ class DynamoCheckoutStore:
         operations: list[dict[str, Any]] = [
             self.counters.allocate(ORDER_SEQUENCE, new.order_sequence),
             self.counters.allocate(PAYMENT_SEQUENCE, new.payment_sequence),
-            {"Put": put_request(self.tables.orders, order_records.encode(order), condition=[("id", "not_exists", None)])},
-            {"Put": put_request(self.tables.payments, payment_records.encode(payment), condition=[("id", "not_exists", None)])},
+            {
+                "Put": put_request(
+                    self.tables.orders, order_records.encode(order), condition=[("id", "not_exists", None)]
+                )
+            },
+            {
+                "Put": put_request(
+                    self.tables.payments, payment_records.encode(payment), condition=[("id", "not_exists", None)]
+                )
+            },
             {
                 "Update": update_request(
-                    self.tables.carts, {"user": order.user}, set_={"items": []}, condition=[("items", "=", new.cart.raw_items)]
+                    self.tables.carts,
+                    {"user": order.user},
+                    set_={"items": []},
+                    condition=[("items", "=", new.cart.raw_items)],
                 )
             },
         ]
@@ -166,7 +179,11 @@ class DynamoCheckoutStore:
         set_["updated_at"] = payment.created_at
         operations: list[dict[str, Any]] = [
             self.counters.allocate(PAYMENT_SEQUENCE, new.payment_sequence),
-            {"Put": put_request(self.tables.payments, payment_records.encode(payment), condition=[("id", "not_exists", None)])},
+            {
+                "Put": put_request(
+                    self.tables.payments, payment_records.encode(payment), condition=[("id", "not_exists", None)]
+                )
+            },
             {
                 "Update": update_request(
                     self.tables.orders,

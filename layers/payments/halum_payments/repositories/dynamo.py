@@ -198,7 +198,7 @@ def transact_write(client: Any, operations: list[dict[str, Any]], *, attempts: i
                 raise
             if attempt + 1 == attempts:
                 raise TransientFault(f"DynamoDB transaction kept conflicting: {error.get('Code')}") from exc
-            time.sleep(random.uniform(0.02, 0.05) * (2**attempt))
+            time.sleep(random.uniform(0.02, 0.05) * (2**attempt))  # noqa: S311 - jitter
 
 
 def batch_get(client: Any, requests: Mapping[str, Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -220,7 +220,7 @@ def batch_get(client: Any, requests: Mapping[str, Mapping[str, Any]]) -> dict[st
             found[table].extend(from_item(item) for item in items)
         pending = response.get("UnprocessedKeys") or {}
         if pending:
-            time.sleep(random.uniform(0.02, 0.05) * (2**attempt))
+            time.sleep(random.uniform(0.02, 0.05) * (2**attempt))  # noqa: S311 - jitter
     raise TransientFault("DynamoDB kept returning unprocessed keys")
 
 
@@ -239,6 +239,6 @@ def batch_put(client: Any, table: str, records: Sequence[Mapping[str, Any]]) -> 
             pending = response.get("UnprocessedItems") or {}
             if not pending:
                 break
-            time.sleep(random.uniform(0.02, 0.05) * (2**attempt))
+            time.sleep(random.uniform(0.02, 0.05) * (2**attempt))  # noqa: S311 - jitter
         else:
             raise TransientFault("DynamoDB kept returning unprocessed items")

@@ -53,7 +53,7 @@ def index_attributes(payment_id: int, user: int, status: str, method: str, creat
 def status_attributes(payment: Payment, status: PaymentStatus) -> tuple[dict[str, Any], list[str]]:
     """(SET, REMOVE) that move a payment's index attributes to `status`."""
     attributes = index_attributes(payment.id, payment.user, status, payment.method, payment.created_at)
-    keep = {k: v for k, v in attributes.items() if v is not None and k != "created_sort" and k != "user_method"}
+    keep = {k: v for k, v in attributes.items() if v is not None and k not in {"created_sort", "user_method"}}
     remove = [k for k, v in attributes.items() if v is None]
     return keep, remove
 
@@ -141,9 +141,9 @@ class PaymentsRepository:
         rows = [decode(from_item(item)) for item in response.get("Items", [])]
         return rows, len(rows) < limit and "LastEvaluatedKey" in response
 
-    def open_stripe_before(self, cutoff_sort_key: str, *, limit: int, after: Mapping[str, Any] | None) -> tuple[
-        list[Payment], dict[str, Any] | None
-    ]:
+    def open_stripe_before(
+        self, cutoff_sort_key: str, *, limit: int, after: Mapping[str, Any] | None
+    ) -> tuple[list[Payment], dict[str, Any] | None]:
         """Open Stripe payments created before the cutoff, oldest first (reconciliation)."""
         request: dict[str, Any] = {
             "TableName": self.table,

@@ -102,7 +102,11 @@ class DynamoSettlementStore:
             assert plan.payment_sequence is not None
             operations.append(self.counters.allocate(PAYMENT_SEQUENCE, plan.payment_sequence))
             operations.append(
-                {"Put": put_request(self.tables.payments, payment_records.encode(new), condition=[("id", "not_exists", None)])}
+                {
+                    "Put": put_request(
+                        self.tables.payments, payment_records.encode(new), condition=[("id", "not_exists", None)]
+                    )
+                }
             )
             deltas.append(created_deltas(new.status, new.method))
 
@@ -146,7 +150,11 @@ class DynamoSettlementStore:
                 # Unconditional: stock going back must never be refused (a deleted variant is
                 # recreated as a stub without a sku, which readers treat as "not for sale").
                 operations.append(
-                    {"Update": update_request(self.tables.product_variants, {"id": item.variant}, add={"stock": item.quantity})}
+                    {
+                        "Update": update_request(
+                            self.tables.product_variants, {"id": item.variant}, add={"stock": item.quantity}
+                        )
+                    }
                 )
 
         if plan.restore_cart is not None:
@@ -200,7 +208,7 @@ class DynamoSettlementStore:
         assert plan.restore_cart is not None
         cart, items = plan.restore_cart
         merged: dict[int, int] = {}
-        for item in (cart.items if cart else ()):
+        for item in cart.items if cart else ():
             merged[item.variant] = merged.get(item.variant, 0) + item.quantity
         for item in items:
             merged[item.variant] = merged.get(item.variant, 0) + item.quantity
@@ -250,4 +258,3 @@ def _stub(order: Order, payment_id: int, method: Any, status: PaymentStatus) -> 
         created_at="1970-01-01T00:00:00Z",
         updated_at="1970-01-01T00:00:00Z",
     )
-
