@@ -17,6 +17,13 @@ CFN_LINT_VERSION := 1.58.0
 TOOLS_STAMP := $(TOOLS)/.installed-sam-$(SAM_CLI_VERSION)-cfn-lint-$(CFN_LINT_VERSION)
 SAM := $(TOOLS)/bin/sam
 CFN_LINT := $(TOOLS)/bin/cfn-lint
+# checkov (IaC scanner) pins its own large dependency tree: a venv of its own too.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := $(TOOLS)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+# make deploy ENV=dev|prod (samconfig.toml environments)
+ENV ?= dev
 
 # CPython 3.13 (the functions' runtime). Only `python3.13` is put on sam's PATH, as a tiny
 # wrapper in this folder, so nothing else the interpreter's bin/ holds shadows the user's tools.
@@ -52,15 +59,31 @@ define sam_build
 		--cached --parallel --parameter-overrides Architecture=$(1)
 endef
 
-.PHONY: run test venv tools python313 lint build build-test-artifacts lambda-runtime clean
+.PHONY: run test venv tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy token reconcile bench openapi events
 
 ## run: serve the whole API on http://127.0.0.1:3000 (embedded DynamoDB, demo data, Stripe sandbox)
 run: venv
 	$(PY) -m local
 
 ## test: install what is needed, build the functions for this machine, and run the whole suite
-test: venv build-test-artifacts
+test: venv build-test-artifacts browser
 	$(PY) -m pytest
+
+## token: print a demo Authorization header (USER=1 by default) signed with the local JWT secret
+token: venv
+	$(PY) -m local.tokens $(or $(USER_ID),1)
+
+## reconcile: run one reconciliation sweep on the running `make run` server
+reconcile: venv
+	$(PY) -m local.reconcile
+
+## events: regenerate events/ from local/make_events.py (add a case there, then run this)
+events: venv
+	$(PY) -m local.make_events
+
+# Debian's Chromium for the browser test (installed if missing; see the script)
+browser:
+	@scripts/ensure-chromium
 
 venv: $(STAMP)
 
@@ -81,6 +104,19 @@ $(TOOLS_STAMP):
 	$(TOOLS)/bin/python -m pip check
 	rm -f $(TOOLS)/.installed-* && touch $@
 
+checkov: $(CHECKOV_STAMP)
+
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
+## deploy: build for arm64 and deploy the samconfig.toml environment ENV (dev or prod)
+# (The environments set Architecture=arm64: deploy refuses a build made for anything else.)
+deploy: build
+	@test "$$(cat $(BUILD_DIR)/.architecture)" = arm64 || { echo "deploy needs the arm64 build: make deploy ARCH=arm64" >&2; exit 2; }
+	SAM_CLI_TELEMETRY=0 $(SAM) deploy --config-env $(ENV) --template-file $(BUILD_DIR)/template.yaml
+
 # Re-resolved on every use (cheap), so a newly installed or removed 3.13 is noticed.
 python313:
 	@mkdir -p $(PY313_DIR)
@@ -89,14 +125,15 @@ python313:
 	if cmp -s $(PY313).tmp $(PY313); then rm $(PY313).tmp; else mv -f $(PY313).tmp $(PY313); fi; \
 	echo "python3.13: $$found"
 
-## lint: ruff, mypy, cfn-lint and sam validate --lint (all run; fails if any fails)
-lint: venv tools
+## lint: ruff, mypy, cfn-lint, sam validate --lint and checkov (all run; fails if any fails)
+lint: venv tools checkov
 	@failed=; \
 	run() { echo "+ $$*"; "$$@" || failed="$$failed $$1"; }; \
 	run $(VENV)/bin/ruff check .; \
 	run $(VENV)/bin/mypy; \
 	run $(CFN_LINT) --include-checks I -- template.yaml; \
 	run env SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template-file template.yaml; \
+	run $(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f template.yaml; \
 	if [ -n "$$failed" ]; then echo "lint failed:$$failed" >&2; exit 1; fi
 
 ## build: sam build into .aws-sam/build for ARCH (arm64, the default, or x86_64); no Docker needed
