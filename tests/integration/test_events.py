@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 import pytest
 
+from halum_payments.observability import logger
 from local import seed
 from local.events import LambdaContext
 from local.make_events import (
@@ -70,8 +72,18 @@ def test_event_files_are_what_make_events_writes():
     assert not problems, "\n".join([*problems, REGENERATE])
 
 
+def secrets_in(event: dict[str, Any], env: dict[str, str]) -> list[str]:
+    """What must never reach a log: configured secrets, bearer tokens, signature headers."""
+    values = [v for k, v in env.items() if k in ("JWT_SECRET", "STRIPE_WEBHOOK_SECRET", "PAYMENT_WEBHOOK_SECRET") and v]
+    headers = event.get("headers") or {}
+    token = headers.get("authorization", "").removeprefix("Bearer ").strip()
+    values += [token] if len(token) > 20 else []
+    values += [headers[h] for h in ("stripe-signature", "x-webhook-signature") if headers.get(h)]
+    return values
+
+
 @pytest.mark.parametrize("name", sorted(FILES))
-def test_event(name, load_function, tables, dynamodb):
+def test_event(name, load_function, tables, dynamodb, capfd):
     function_dir = name.split("/", 1)[0]
     spec = FUNCTIONS.get(function_dir)
     if spec is None:
@@ -83,10 +95,22 @@ def test_event(name, load_function, tables, dynamodb):
         pytest.fail(f"{spec.logical_id}: Handler {spec.handler!r} is not app.<function> (functions/<name>/app.py)")
 
     seed.apply(seed.load(DEFAULT_SEED), dynamodb, tables)
-    module = load_function(function_dir, **environment(spec.logical_id, tables))
+    env = environment(spec.logical_id, tables)
+    module = load_function(function_dir, **env)
     handler = getattr(module, attribute)
     event = prepare(name, json.loads(FILES[name].read_text()))
-    response = handler(event, LambdaContext(spec.logical_id, spec.timeout, spec.memory))
+    logger.setLevel("DEBUG")  # the most a deployment could log
+    for handler_ in logger.handlers:  # the logger outlives tests: write to this test's capture
+        handler_.stream = sys.stdout  # type: ignore[attr-defined]
+    try:
+        response = handler(event, LambdaContext(spec.logical_id, spec.timeout, spec.memory))
+        logger.info("log capture check")
+    finally:
+        logger.setLevel("INFO")
+    logs = capfd.readouterr()
+    assert "log capture check" in logs.out, "the function's logs were not captured"
+    leaked = [value[:8] + "..." for value in secrets_in(event, env) if value in logs.out or value in logs.err]
+    assert not leaked, f"{name}: secrets or tokens in the logs: {leaked}"
 
     problem = check_response(name, response, EXPECTED[name])
     assert problem is None, problem
