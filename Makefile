@@ -81,6 +81,14 @@ reconcile: venv
 events: venv
 	$(PY) -m local.make_events
 
+## openapi: regenerate openapi.json from the functions' resolvers (a unit test fails when it is stale)
+openapi: venv
+	$(PY) -m local.openapi
+
+## bench: cold start, warm overhead, round trips, RSS and layer sizes of the built functions -> bench/results.json
+bench: venv build-test-artifacts
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 # Debian's Chromium for the browser test (installed if missing; see the script)
 browser:
 	@scripts/ensure-chromium

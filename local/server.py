@@ -2,11 +2,13 @@
 
 `Gateway` holds one worker pool per function; `ApiServer` speaks HTTP, routes like API Gateway
 (see routing.py), builds payload-2.0 / Function URL events and maps results back. Local-only
-endpoints (`LocalRoutes`) are checked first and are never part of the API.
+endpoints (`LocalRoutes`: `POST /_local/reconcile`, Stripe Checkout's return pages) are checked
+first and are never part of the API.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -17,7 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from local.events import http_event
+from local import pages
+from local.events import http_event, scheduled_event
+from local.openapi_docs import docs_routes
 from local.routing import (
     BAD_GATEWAY,
     INTERNAL_ERROR,
@@ -141,9 +145,52 @@ class LocalRoutes:
         return [f"{method} {path}" for method, path in self._handlers]
 
 
-def default_local_routes() -> LocalRoutes:
-    """The local-only endpoints `python -m local` serves; register new ones here."""
-    return LocalRoutes()
+RECONCILE_PATH = "/_local/reconcile"
+RECONCILER = "ReconcilePaymentsFunction"
+
+
+def default_local_routes(
+    *, checkout_sessions: pages.SessionLookup | None = None, stripe_dashboard: str | None = None
+) -> LocalRoutes:
+    """The local-only endpoints `python -m local` serves; register new ones here.
+
+    `checkout_sessions` looks up Checkout Sessions (the sandbox's) for the success page, and
+    `stripe_dashboard` is the sandbox's dashboard URL the pages link to.
+    """
+    routes = LocalRoutes()
+    routes.add("POST", RECONCILE_PATH, reconcile_handler(RECONCILER))
+    routes.add(
+        "GET",
+        pages.SUCCESS_PATH,
+        lambda request, _: pages.success_page(request.query, request.base_url, checkout_sessions, stripe_dashboard),
+    )
+    routes.add("GET", pages.CANCELLED_PATH, lambda request, _: pages.cancelled_page(request.base_url, stripe_dashboard))
+    return docs_routes(routes)
+
+
+def reconcile_handler(function: str) -> LocalHandler:
+    """`POST /_local/reconcile`: one sweep now, started as the schedule starts it; 200 with its summary.
+
+    The request body is ignored on purpose: the sweep's configuration (RECONCILE_AFTER_MINUTES,
+    RECONCILE_BATCH_SIZE) is the function's environment, set when the server starts, as in AWS.
+    """
+
+    def reconcile(request: LocalRequest, gateway: Gateway) -> HttpResponse:
+        if function not in gateway.pools:
+            return _json(404, {"message": f"{function} is not in the template"})
+        invocation = gateway.invoke(function, scheduled_event("local-reconcile"))
+        if invocation.outcome is Outcome.OK and isinstance(invocation.result, dict):
+            return _json(200, invocation.result)
+        # Details (a traceback, say) are in the function's log on the console, never in the body.
+        outcome = invocation.outcome.value
+        log.error("%s: %s %s", function, outcome, invocation.error or "(its result is not a JSON object)")
+        return _json(500, {"message": "The reconciliation sweep failed; see the server's log.", "outcome": outcome})
+
+    return reconcile
+
+
+def _json(status: int, data: Any) -> HttpResponse:
+    return HttpResponse(status, [("Content-Type", "application/json")], json.dumps(data).encode())
 
 
 # ---------------------------------------------------------------------------- HTTP
@@ -156,12 +203,39 @@ class BadRequest(Exception):
 
 
 class ApiServer(ThreadingHTTPServer):
-    daemon_threads = True  # a keep-alive connection must not hold up shutdown
+    """Binds at construction; serves once a gateway is attached (`serve_in_background`).
 
-    def __init__(self, address: tuple[str, int], gateway: Gateway, local_routes: LocalRoutes | None = None) -> None:
-        self.gateway = gateway
+    The gateway may come later: `python -m local` binds first because the functions' environment
+    needs the port (PORT=0 picks one) for the webhook and checkout URLs it contains.
+    """
+
+    daemon_threads = True  # a keep-alive connection must not hold up shutdown
+    # listen() backlog. socketserver's default of 5 resets connections of a burst (20 webhook
+    # deliveries at once) while the accept loop is busy; API Gateway takes such bursts.
+    request_queue_size = 128
+
+    def __init__(
+        self, address: tuple[str, int], gateway: Gateway | None = None, local_routes: LocalRoutes | None = None
+    ) -> None:
+        self._gateway = gateway
         self.local_routes = local_routes or LocalRoutes()
         super().__init__(address, _Handler)
+
+    @property
+    def gateway(self) -> Gateway:
+        if self._gateway is None:
+            raise RuntimeError("no gateway attached to the server yet")
+        return self._gateway
+
+    @gateway.setter
+    def gateway(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    @property
+    def local_url(self) -> str:
+        """The server's URL from this machine (a wildcard address is reached through loopback)."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @property
     def host(self) -> str:
@@ -185,6 +259,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, PROPFIND, ...) is routed too: API Gateway answers 404 where no
+        # route matches, where the stdlib would answer 501.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def _serve(self) -> None:
         started = time.perf_counter()

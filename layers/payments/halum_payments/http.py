@@ -12,7 +12,10 @@ from urllib.parse import parse_qsl, urlencode
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, LambdaFunctionUrlResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from .errors import DomainError, NotAuthenticated, TransientFault
@@ -73,11 +76,11 @@ def create_api(
                 app.append_context(**extra)
 
     def preconditions_middleware(app_: Any, next_middleware: Any) -> Any:
+        app.append_context(_request_read=True)  # Powertools has parsed and validated the request
         run_preconditions()
         return next_middleware(app_)
 
-    if preconditions:
-        app.use(middlewares=[preconditions_middleware])
+    app.use(middlewares=[preconditions_middleware])
 
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response:
@@ -92,8 +95,7 @@ def create_api(
         logger.info("request refused", extra={"status": exc.status, "reason": exc.message})
         return error_response(exc.status, exc.message, error_style, headers)
 
-    @app.exception_handler(RequestValidationError)
-    def _invalid_request(exc: RequestValidationError) -> Response:
+    def _refuse(status: int, message: str) -> Response:
         # Validation runs before middlewares; answer what a caller must fix first (e.g. 401).
         try:
             run_preconditions()
@@ -103,9 +105,16 @@ def create_api(
             return _transient(fault)
         except Exception as fault:  # noqa: BLE001 - a precondition's own fault is still a clean 500
             return _fault(fault)
-        message = describe_validation_errors(exc.errors())
-        logger.info("invalid request", extra={"status": 400, "reason": message})
-        return error_response(400, message, error_style)
+        logger.info("invalid request", extra={"status": status, "reason": message})
+        return error_response(status, message, error_style)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(exc: RequestValidationError) -> Response:
+        return _refuse(400, describe_validation_errors(exc.errors()))
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported_media_type(exc: RequestUnsupportedContentType) -> Response:
+        return _refuse(415, "Unsupported media type in request: send the body as application/json.")
 
     @app.exception_handler(TransientFault)
     def _transient(exc: TransientFault) -> Response:
@@ -117,6 +126,14 @@ def create_api(
         return error_response(404, "Not found.", error_style)
 
     @app.exception_handler(Exception)
+    def _unhandled(exc: Exception) -> Response:
+        if isinstance(exc, (ValueError, RecursionError)) and not app.context.get("_request_read"):
+            # Powertools could not read the request: a body that is not UTF-8 (UnicodeDecodeError),
+            # JSON nested too deeply for the parser (RecursionError), a multipart body without a
+            # boundary... The caller's to fix, never our 500.
+            return _refuse(400, "Request body is not valid JSON.")
+        return _fault(exc)
+
     def _fault(exc: Exception) -> Response:
         logger.exception("unhandled fault")
         return error_response(500, "Internal server error.", error_style)

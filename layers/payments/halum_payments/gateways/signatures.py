@@ -38,7 +38,8 @@ def verify_stripe_event(
     """Verify with stripe-python's own verifier (constant-time, timestamp tolerance); return the event."""
     import stripe
 
-    if not header or len(header) > MAX_SIGNATURE_HEADER:
+    if not header or len(header) > MAX_SIGNATURE_HEADER or not header.isascii():
+        # Non-ASCII: stripe-python's compare_digest raises TypeError on it (a 500, not a refusal).
         raise BadSignature("Missing or invalid Stripe signature.")
     try:
         payload = body.decode("utf-8")
@@ -51,13 +52,24 @@ def verify_stripe_event(
             continue
         try:
             event = json.loads(payload)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise BadSignature("Signed payload is not JSON.") from None
-        if (
-            not isinstance(event, dict)
-            or not isinstance(event.get("id"), str)
-            or not isinstance(event.get("type"), str)
-        ):
+        if not _is_stripe_event(event):
             raise BadSignature("Signed payload is not a Stripe event.")
         return event
     raise BadSignature("Missing or invalid Stripe signature.")
+
+
+def _is_stripe_event(event: Any) -> bool:
+    """The shape every Stripe event has and the handlers rely on: a non-empty id (the idempotency
+    key), a type, and `data.object` an object."""
+    if not isinstance(event, dict):
+        return False
+    data = event.get("data")
+    return (
+        isinstance(event.get("id"), str)
+        and bool(event["id"])
+        and isinstance(event.get("type"), str)
+        and isinstance(data, dict)
+        and isinstance(data.get("object"), dict)
+    )

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from ..errors import Conflict, NotFound, Unprocessable
 from ..models import Order, OrderOrigin, OrderStatus, PaymentMethod, PaymentRef, PaymentStatus, WebhookAck
@@ -208,8 +208,17 @@ class GatewayEvent(BaseModel):
 
     event_type: GatewayEventType
     payment_id: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
-    order_reference: Annotated[int, BeforeValidator(_order_reference)]
-    amount: Annotated[Decimal, BeforeValidator(_decimal_string)]
+    # What the validators accept, for the OpenAPI document (their own type would say int / number).
+    order_reference: Annotated[
+        int,
+        BeforeValidator(_order_reference),
+        WithJsonSchema({"type": "string", "pattern": "^0*[1-9][0-9]*$", "maxLength": 18, "examples": ["1"]}),
+    ]
+    amount: Annotated[
+        Decimal,
+        BeforeValidator(_decimal_string),
+        WithJsonSchema({"type": "string", "pattern": r"^[0-9]{1,16}(\.[0-9]{1,2})?$", "examples": ["1598.00"]}),
+    ]
     status: Literal["completed", "processing", "failed", "refunded"]
     timestamp: Annotated[datetime, Field(strict=False)]
 

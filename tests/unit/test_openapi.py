@@ -1,0 +1,476 @@
+"""openapi.json: current with the code, saying what the spec and the code say, and served by /docs.
+
+The document is generated from the functions' resolvers (`python -m local.openapi`); these tests
+fail when the committed file is stale and pin the shapes clients rely on. The spec's own examples
+(payments-api.md) must validate against the documented schemas.
+"""
+
+from __future__ import annotations
+
+import difflib
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+import pytest
+import schemathesis
+from schemathesis.core.result import Ok
+from support import ROOT
+
+from local import openapi, openapi_docs
+from local.routing import HttpResponse
+from local.server import ApiServer, Gateway, LocalRequest, LocalRoutes, serve_in_background
+
+DOCUMENT: dict[str, Any] = json.loads((ROOT / "openapi.json").read_text())
+PATHS: dict[str, Any] = DOCUMENT["paths"]
+SCHEMAS: dict[str, Any] = DOCUMENT["components"]["schemas"]
+
+# operationId -> (method, the path as the spec writes it, the status codes the code answers with)
+OPERATIONS = {
+    "list_payments": ("get", "/orders/api/payments/", {200, 400, 401, 503}),
+    "get_payment": ("get", "/orders/api/payments/{id}/", {200, 401, 404, 503}),
+    "create_stripe_order": ("post", "/orders/api/create-stripe-order/", {200, 400, 401, 409, 415, 422, 502, 503}),
+    "create_cod_order": ("post", "/orders/api/create-cod/", {201, 400, 401, 409, 415, 422, 503}),
+    "stripe_webhook": ("post", "/orders/api/stripe-webhook/", {200, 400, 409, 422, 503}),
+    "payment_webhook": ("post", "/orders/api/payment-webhook/", {200, 400, 401, 404, 409, 415, 422, 503}),
+}
+AUTHENTICATED = {"list_payments", "get_payment", "create_stripe_order", "create_cod_order"}
+SIGNATURE_HEADERS = {"stripe_webhook": "Stripe-Signature", "payment_webhook": "X-Webhook-Signature"}
+
+# payments-api.md's examples, verbatim.
+SPEC_PAYMENT_1 = {
+    "id": 1,
+    "order": 1,
+    "user": 1,
+    "amount": "1598.00",
+    "method": "COD",
+    "status": "pending",
+    "transaction_id": None,
+    "created_at": "2023-01-15T14:30:00Z",
+    "updated_at": "2023-01-15T14:30:00Z",
+}
+SPEC_PAYMENT_2 = {
+    "id": 2,
+    "order": 2,
+    "user": 1,
+    "amount": "899.00",
+    "method": "ONLINE",
+    "status": "completed",
+    "transaction_id": "txn_123456789",
+    "created_at": "2023-01-20T10:15:00Z",
+    "updated_at": "2023-01-20T10:20:00Z",
+}
+SPEC_GATEWAY_EVENT = {
+    "event_type": "payment.completed",
+    "payment_id": "txn_123456789",
+    "order_reference": "1",
+    "amount": "1598.00",
+    "status": "completed",
+    "timestamp": "2023-01-15T15:30:00Z",
+}
+SPEC_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
+    ("PaymentPage", {"count": 2, "next": None, "previous": None, "results": [SPEC_PAYMENT_1, SPEC_PAYMENT_2]}),
+    ("Payment", SPEC_PAYMENT_1),
+    ("CheckoutRequest", {"shipping_address": 1}),
+    ("CheckoutSessionOut", {"id": "cs_test_123456", "url": "https://checkout.stripe.com/c/pay/cs_test_123456"}),
+    ("GatewayEvent", SPEC_GATEWAY_EVENT),
+    ("WebhookAck", {"status": "success", "message": "Payment confirmed"}),
+]
+
+
+def operation(name: str, *, slash: bool = True) -> dict[str, Any]:
+    method, path, _ = OPERATIONS[name]
+    item: dict[str, Any] = PATHS[path if slash else path.rstrip("/")]
+    found: dict[str, Any] = item[method]
+    return found
+
+
+def validator(component: str) -> Any:
+    return jsonschema_rs.validator_for(
+        {"$ref": f"#/components/schemas/{component}", "components": DOCUMENT["components"]}
+    )
+
+
+# ---------------------------------------------------------------------------- current with the code
+def generate() -> str:
+    """What `python -m local.openapi` writes, generated in a process of its own (importing the
+    functions as cold starts must leave nothing behind in this one)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "local.openapi", "--stdout"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def generated() -> str:
+    return generate()
+
+
+def test_openapi_json_is_what_the_code_generates(generated: str) -> None:
+    committed = (ROOT / "openapi.json").read_text()
+    if committed != generated:
+        diff = difflib.unified_diff(
+            committed.splitlines(), generated.splitlines(), "openapi.json (committed)", "generated", lineterm=""
+        )
+        shown = "\n".join(list(diff)[:120])
+        pytest.fail(f"openapi.json is stale: run `python -m local.openapi` (make openapi) and commit it\n{shown}")
+
+
+def test_generating_twice_gives_the_same_bytes(generated: str) -> None:
+    assert generate() == generated
+
+
+def test_generating_in_process_leaves_the_process_as_it_was() -> None:
+    from halum_payments import config
+    from halum_payments.repositories import dynamo
+
+    environment, settings = dict(os.environ), config._settings
+    had_client = dynamo.dynamodb_client.cache_info().currsize > 0
+    client = dynamo.dynamodb_client() if had_client else None
+    document = openapi.build_document()
+    assert set(document["paths"]) == set(PATHS)
+    assert dict(os.environ) == environment
+    assert config._settings is settings
+    if had_client:
+        assert dynamo.dynamodb_client() is client
+    else:
+        assert dynamo.dynamodb_client.cache_info().currsize == 0  # none left pointing nowhere
+
+
+def test_check_exits_non_zero_for_a_stale_or_missing_file(
+    tmp_path: Path, generated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(openapi, "generate", lambda: generated)
+    fresh, stale = tmp_path / "fresh.json", tmp_path / "stale.json"
+    fresh.write_text(generated)
+    stale.write_text(generated.replace('"Halum Hut Payments API"', '"Some Other API"', 1))
+    assert openapi.main(["--check", "--file", str(fresh)]) == 0
+    assert openapi.main(["--check", "--file", str(stale)]) == 1
+    assert openapi.main(["--check", "--file", str(tmp_path / "missing.json")]) == 1
+    written = tmp_path / "written.json"
+    assert openapi.main(["--file", str(written)]) == 0
+    assert written.read_text() == generated
+
+
+def test_the_command_line_check_fails_on_a_stale_file(tmp_path: Path) -> None:
+    stale = tmp_path / "openapi.json"
+    stale.write_text("{}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "local.openapi", "--check", "--file", str(stale)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "stale" in result.stderr
+
+
+# ---------------------------------------------------------------------------- what it says
+def test_it_is_a_valid_openapi_3_1_document_of_the_whole_api() -> None:
+    assert DOCUMENT["openapi"] == "3.1.0"
+    assert DOCUMENT["info"]["title"] == "Halum Hut Payments API"
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        assert DOCUMENT["info"]["version"] == tomllib.load(file)["project"]["version"]
+    assert DOCUMENT["servers"][0]["url"] == "http://127.0.0.1:3000"
+    loaded = schemathesis.openapi.from_dict(DOCUMENT)
+    results = list(loaded.get_all_operations())
+    assert all(isinstance(result, Ok) for result in results), results  # Err: an invalid operation
+    assert len(results) == 2 * len(OPERATIONS)
+
+
+def test_every_path_is_documented_with_and_without_its_trailing_slash() -> None:
+    expected = {}
+    for method, path, _ in OPERATIONS.values():
+        expected[path] = {method}
+        expected[path.rstrip("/")] = {method}
+    assert {path: set(item) for path, item in PATHS.items()} == expected
+    for name in OPERATIONS:
+        with_slash, without = operation(name), operation(name, slash=False)
+        assert with_slash["operationId"] == name
+        assert without["operationId"] == f"{name}_without_slash"
+        assert without["summary"] == f"{with_slash['summary']} (without the trailing slash)"
+        differing = ("operationId", "summary", "description")
+        assert {k: v for k, v in with_slash.items() if k not in differing} == {
+            k: v for k, v in without.items() if k not in differing
+        }
+
+
+def test_the_detail_path_parameter_is_named_as_the_spec_names_it() -> None:
+    (parameter,) = operation("get_payment")["parameters"]
+    assert (parameter["name"], parameter["in"], parameter["required"]) == ("id", "path", True)
+    assert parameter["schema"]["type"] == "string"
+
+
+def test_the_payment_schema_is_the_specs_nine_fields() -> None:
+    payment = SCHEMAS["Payment"]
+    assert list(payment["properties"]) == [
+        "id",
+        "order",
+        "user",
+        "amount",
+        "method",
+        "status",
+        "transaction_id",
+        "created_at",
+        "updated_at",
+    ]
+    assert payment["required"] == list(payment["properties"])
+    types = {name: prop.get("type") for name, prop in payment["properties"].items()}
+    assert types == {
+        "id": "integer",
+        "order": "integer",
+        "user": "integer",
+        "amount": "string",
+        "method": None,
+        "status": None,
+        "transaction_id": None,
+        "created_at": "string",
+        "updated_at": "string",
+    }
+    assert payment["properties"]["transaction_id"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+    assert payment["properties"]["method"] == {"$ref": "#/components/schemas/PaymentMethod"}
+    assert payment["properties"]["status"] == {"$ref": "#/components/schemas/PaymentStatus"}
+    assert SCHEMAS["PaymentMethod"]["enum"] == ["COD", "stripe", "ONLINE"]
+    assert SCHEMAS["PaymentStatus"]["enum"] == ["pending", "processing", "completed", "failed", "refunded"]
+    page = SCHEMAS["PaymentPage"]
+    assert list(page["properties"]) == ["count", "next", "previous", "results"]
+    assert page["properties"]["results"]["items"] == {"$ref": "#/components/schemas/Payment"}
+
+
+@pytest.mark.parametrize(("component", "example"), SPEC_EXAMPLES, ids=[name for name, _ in SPEC_EXAMPLES])
+def test_the_specs_examples_validate_against_the_documented_schemas(component: str, example: dict[str, Any]) -> None:
+    errors = [f"{list(error.instance_path)}: {error.message}" for error in validator(component).iter_errors(example)]
+    assert not errors, f"the spec's example of {component} does not match openapi.json: {errors}"
+
+
+GATEWAY_FIELD_VALUES = [
+    ("order_reference", "1"),
+    ("order_reference", "01"),
+    ("order_reference", 1),
+    ("order_reference", "0"),
+    ("order_reference", "-1"),
+    ("order_reference", "1" * 19),
+    ("amount", "1598.00"),
+    ("amount", "1598"),
+    ("amount", "1598.5"),
+    ("amount", 1598),
+    ("amount", 1598.0),
+    ("amount", "1598.001"),
+    ("amount", "1.598E+3"),
+    ("amount", " 1598"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), GATEWAY_FIELD_VALUES)
+def test_the_documented_gateway_event_accepts_what_the_code_accepts(field: str, value: Any) -> None:
+    """Powertools documents a field by its Python type; the validators decide what is accepted."""
+    from pydantic import ValidationError
+
+    from halum_payments.logic.webhooks import GatewayEvent
+
+    event = {**SPEC_GATEWAY_EVENT, field: value}
+    try:
+        GatewayEvent.model_validate(event)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert validator("GatewayEvent").is_valid(event) == accepted, f"{field}={value!r}: the code accepts it: {accepted}"
+
+
+def test_list_query_parameters_match_the_code() -> None:
+    parameters = {parameter["name"]: parameter for parameter in operation("list_payments")["parameters"]}
+    assert list(parameters) == ["ordering", "status", "method", "page_size", "cursor", "page"]
+    assert all(parameter["in"] == "query" and not parameter["required"] for parameter in parameters.values())
+    page_size = parameters["page_size"]["schema"]
+    assert (page_size["type"], page_size["minimum"], page_size["maximum"], page_size["default"]) == (
+        "integer",
+        1,
+        1000,
+        100,
+    )
+    assert parameters["cursor"]["schema"] == {"type": "string", "maxLength": 512, "title": "Cursor"}
+    assert parameters["ordering"]["schema"]["enum"] == ["id", "-id", "created_at", "-created_at"]
+    assert parameters["status"]["schema"]["$ref"] == "#/components/schemas/PaymentStatus"
+
+
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_each_operation_documents_the_statuses_its_code_answers_with(name: str) -> None:
+    _, _, statuses = OPERATIONS[name]
+    responses = operation(name)["responses"]
+    assert {int(status) for status in responses} == statuses
+    error_schema = "Error" if name in AUTHENTICATED else "WebhookError"
+    for status, response in responses.items():
+        schema = response["content"]["application/json"]["schema"]
+        if int(status) >= 400:
+            refs = [branch["$ref"] for branch in schema.get("anyOf", [schema])]
+            assert refs[0] == f"#/components/schemas/{error_schema}", (status, schema)
+    assert "HTTPValidationError" not in json.dumps(DOCUMENT)  # Powertools' 422 shape: we answer 400
+
+
+def test_create_cod_answers_201_and_the_others_200() -> None:
+    for name in OPERATIONS:
+        success = {status for status in operation(name)["responses"] if status.startswith("2")}
+        assert success == ({"201"} if name == "create_cod_order" else {"200"}), name
+    created = operation("create_cod_order")["responses"]["201"]["content"]["application/json"]["schema"]
+    assert created == {"$ref": "#/components/schemas/CodOrderOut"}
+
+
+def test_error_shapes_are_what_the_error_mapping_writes() -> None:
+    assert SCHEMAS["Error"]["required"] == ["detail"]
+    assert set(SCHEMAS["Error"]["properties"]) == {"detail"}
+    assert set(SCHEMAS["WebhookError"]["properties"]) == {"status", "message"}
+    assert SCHEMAS["WebhookError"]["properties"]["status"]["const"] == "error"
+    assert SCHEMAS["GatewayError"]["required"] == ["message"]
+
+
+def test_bearer_auth_is_required_exactly_on_the_authenticated_operations() -> None:
+    scheme = DOCUMENT["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
+    assert "security" not in DOCUMENT  # no global requirement: each operation says its own
+    for name in OPERATIONS:
+        for slash in (True, False):
+            documented = operation(name, slash=slash)
+            if name in AUTHENTICATED:
+                assert documented["security"] == [{"bearerAuth": []}], name
+                challenge = documented["responses"]["401"]["headers"]["WWW-Authenticate"]
+                assert challenge["required"] is True
+            else:
+                assert documented["security"] == [], name
+
+
+@pytest.mark.parametrize("name", list(SIGNATURE_HEADERS))
+def test_webhooks_document_their_signature_header(name: str) -> None:
+    headers = [parameter for parameter in operation(name)["parameters"] if parameter["in"] == "header"]
+    assert [(h["name"], h["required"]) for h in headers] == [(SIGNATURE_HEADERS[name], True)]
+    assert operation(name)["requestBody"]["required"] is True
+
+
+def test_the_stripe_event_body_is_what_the_verifier_requires() -> None:
+    event = validator("StripeEvent")
+    assert event.is_valid({"id": "evt_1", "type": "checkout.session.completed", "data": {"object": {}}})
+    assert not event.is_valid({"id": "", "type": "x", "data": {"object": {}}})
+    assert not event.is_valid({"id": "evt_1", "type": "x", "data": "x"})
+
+
+def test_component_schemas_are_sorted_and_all_used() -> None:
+    assert list(SCHEMAS) == sorted(SCHEMAS)
+    text = json.dumps(PATHS) + json.dumps(SCHEMAS)
+    for name in SCHEMAS:
+        assert f'"#/components/schemas/{name}"' in text, f"{name} is never referenced"
+    assert not re.search(r'"(minimum|maximum|exclusiveMaximum)": \d+\.0\b', json.dumps(DOCUMENT))
+
+
+# ---------------------------------------------------------------------------- /docs
+class NoGateway(Gateway):
+    def __init__(self) -> None:
+        super().__init__([], {}, [])
+
+
+def local_request(path: str, base_url: str = "http://127.0.0.1:3000") -> LocalRequest:
+    return LocalRequest("GET", path, "", {"host": base_url.split("//", 1)[1]}, b"", base_url)
+
+
+def serve(routes: LocalRoutes, path: str, base_url: str = "http://127.0.0.1:3000") -> HttpResponse:
+    handler = routes.get("GET", path)
+    assert handler is not None, path
+    return handler(local_request(path, base_url), NoGateway())
+
+
+@pytest.fixture(scope="module")
+def docs() -> LocalRoutes:
+    return openapi_docs.docs_routes(LocalRoutes())
+
+
+def test_the_docs_page_loads_nothing_from_anywhere_else(docs: LocalRoutes) -> None:
+    page = serve(docs, "/docs")
+    assert page.status == 200
+    headers = dict(page.headers)
+    assert headers["Content-Type"].startswith("text/html")
+    policy = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src 'self'" in policy
+    assert "connect-src 'self'" in policy
+    html = page.body.decode()
+    assert "http://" not in html
+    assert "https://" not in html
+    assert "<script>" not in html  # no inline script: the policy allows none
+    references = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sorted(references) == sorted(
+        ["/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/docs/swagger-initializer.js"]
+    )
+    for reference in references:
+        asset = serve(docs, reference)
+        assert asset.status == 200
+        assert len(asset.body) > 100, reference
+    assert serve(docs, "/docs/").body == page.body
+
+
+def test_the_assets_are_swagger_ui_from_the_installed_package(docs: LocalRoutes) -> None:
+    bundle = serve(docs, "/docs/swagger-ui-bundle.js")
+    assert dict(bundle.headers)["Content-Type"].startswith("text/javascript")
+    assert b"SwaggerUIBundle" in bundle.body
+    assert dict(serve(docs, "/docs/swagger-ui.css").headers)["Content-Type"].startswith("text/css")
+    initializer = serve(docs, "/docs/swagger-initializer.js").body.decode()
+    assert 'url: "/openapi.json"' in initializer
+    assert "validatorUrl: null" in initializer  # Swagger UI would otherwise call validator.swagger.io
+
+
+def test_openapi_json_is_the_committed_document_with_this_server_first(docs: LocalRoutes) -> None:
+    reply = serve(docs, "/openapi.json", base_url="http://127.0.0.1:4321")
+    assert reply.status == 200
+    assert dict(reply.headers)["Content-Type"] == "application/json"
+    served = json.loads(reply.body)
+    assert served["servers"][0] == {"url": "http://127.0.0.1:4321", "description": "This local server"}
+    assert served["servers"][1:] == DOCUMENT["servers"]
+    assert {**served, "servers": DOCUMENT["servers"]} == DOCUMENT
+
+
+@pytest.fixture
+def docs_server(docs: LocalRoutes) -> Iterator[str]:
+    server = ApiServer(("127.0.0.1", 0), NoGateway(), docs)
+    serve_in_background(server)
+    yield f"127.0.0.1:{server.port}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/docs", "text/html"),
+        ("/docs/", "text/html"),
+        ("/openapi.json", "application/json"),
+        ("/docs/swagger-ui-bundle.js", "text/javascript"),
+        ("/docs/swagger-ui.css", "text/css"),
+        ("/docs/swagger-initializer.js", "text/javascript"),
+    ],
+)
+def test_the_local_server_serves_the_docs(docs_server: str, path: str, content_type: str) -> None:
+    connection = http.client.HTTPConnection(docs_server, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    assert response.status == 200
+    assert (response.getheader("Content-Type") or "").startswith(content_type)
+    assert body
+    if path == "/openapi.json":
+        assert json.loads(body)["servers"][0]["url"] == f"http://{docs_server}"
