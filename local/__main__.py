@@ -3,7 +3,11 @@
 Environment: HOST (127.0.0.1), PORT (3000; 0 picks a free port), SEED_FILE (local/seed.json;
 `none` skips seeding), LOCAL_CONCURRENCY (workers per function, 4), AWS_ENDPOINT_URL_DYNAMODB (use
 that DynamoDB instead of the embedded one), the functions' secrets (JWT_SECRET, ...; printed local
-defaults otherwise) and settings (CURRENCY, STRIPE_API_BASE, ...).
+defaults otherwise) and settings (CURRENCY, RECONCILE_AFTER_MINUTES, ...).
+
+Stripe: without STRIPE_SECRET_KEY a local Stripe sandbox runs on STRIPE_SANDBOX_PORT (12111; 0
+picks a free port) and the Stripe functions talk to it; STRIPE_SANDBOX=0 turns it off (then
+create-stripe-order answers 503). With a real key, forward Stripe's webhooks with `stripe listen`.
 """
 
 from __future__ import annotations
@@ -27,19 +31,33 @@ from pathlib import Path  # noqa: E402
 from types import FrameType  # noqa: E402
 from typing import Any  # noqa: E402
 
+from local import pages  # noqa: E402
 from local import seed as seeding  # noqa: E402
 from local.defaults import DEMO_USER, LOCAL_JWT_SECRET  # noqa: E402
-from local.environment import FAKE_AWS, function_environment, secret_sources, secret_value  # noqa: E402
+from local.environment import (  # noqa: E402
+    FAKE_AWS,
+    LOCAL_SECRET_DEFAULTS,
+    LOCAL_STRIPE_SANDBOX_KEY,
+    function_environment,
+    secret_sources,
+    secret_value,
+    stripe_sandbox_wanted,
+)
 from local.server import (  # noqa: E402
+    RECONCILE_PATH,
     ApiServer,
     Gateway,
     default_local_routes,
     describe_routes,
     serve_in_background,
 )
-from local.tokens import DEMO_TTL_SECONDS, header_line  # noqa: E402
+from local.stripe_sandbox import DEFAULT_PORT as STRIPE_SANDBOX_DEFAULT_PORT  # noqa: E402
+from local.stripe_sandbox import StripeSandbox  # noqa: E402
+from local.template import FunctionSpec  # noqa: E402
+from local.tokens import DEMO_TTL_SECONDS, mint  # noqa: E402
 
 log = logging.getLogger("local")
+STRIPE_WEBHOOK_FUNCTION = "StripeWebhookFunction"
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,8 @@ class Options:
     seed_file: Path | None
     concurrency: int
     dynamodb_endpoint: str | None
+    stripe_sandbox: bool
+    stripe_sandbox_port: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Options:
@@ -59,6 +79,8 @@ class Options:
             seed_file=None if seed.lower() == "none" else Path(seed) if seed else seeding.DEFAULT_SEED,
             concurrency=_int(env, "LOCAL_CONCURRENCY", 4, 1, 64),
             dynamodb_endpoint=env.get("AWS_ENDPOINT_URL_DYNAMODB", "").strip() or None,
+            stripe_sandbox=stripe_sandbox_wanted(env),
+            stripe_sandbox_port=_int(env, "STRIPE_SANDBOX_PORT", STRIPE_SANDBOX_DEFAULT_PORT, 0, 65535),
         )
 
 
@@ -128,9 +150,43 @@ def main(server_env: Mapping[str, str] | None = None) -> int:
         client = boto3.client("dynamodb", endpoint_url=endpoint)
         created = ensure_tables(TEMPLATE, client)
 
+        # Bind before building the functions' environment: it holds this server's URL (PORT=0).
+        try:
+            httpd = ApiServer((options.host, options.port))
+        except OSError as exc:
+            print(f"local server: cannot listen on {options.host}:{options.port}: {exc}", file=sys.stderr)
+            return 1
+        cleanup.callback(httpd.server_close)
+        base_url = httpd.local_url
+
         specs = TEMPLATE.functions()
+        webhook_url = base_url + _webhook_path(specs)
+        sandbox = None
+        if options.stripe_sandbox:
+            try:
+                sandbox = _start_sandbox(options, server_env, webhook_url)
+            except OSError as exc:
+                print(
+                    f"local server: the Stripe sandbox cannot listen on {options.host}:{options.stripe_sandbox_port}: "
+                    f"{exc} (STRIPE_SANDBOX_PORT=0 picks a free port; STRIPE_SANDBOX=0 turns it off)",
+                    file=sys.stderr,
+                )
+                return 1
+            cleanup.callback(sandbox.stop)
+        # The deployed site's checkout return pages are not here: default to the local ones.
+        checkout_pages = {
+            "CHECKOUT_SUCCESS_URL": pages.success_url(base_url),
+            "CHECKOUT_CANCEL_URL": pages.cancel_url(base_url),
+        }
         environments = {
-            spec.logical_id: function_environment(spec, server_env, dynamodb_endpoint=endpoint) for spec in specs
+            spec.logical_id: function_environment(
+                spec,
+                server_env,
+                dynamodb_endpoint=endpoint,
+                setting_defaults=checkout_pages,
+                stripe_sandbox=sandbox.base_url if sandbox else None,
+            )
+            for spec in specs
         }
         if seed is None:
             seed_summary = "none (SEED_FILE=none)"
@@ -144,41 +200,118 @@ def main(server_env: Mapping[str, str] | None = None) -> int:
         secrets = secret_sources(specs, server_env)
         gateway = Gateway(specs, environments, TEMPLATE.layer_dirs(), options.concurrency)
         cleanup.callback(gateway.close)
-        local_routes = default_local_routes()
-        try:
-            httpd = ApiServer((options.host, options.port), gateway, local_routes)
-        except OSError as exc:
-            print(f"local server: cannot listen on {options.host}:{options.port}: {exc}", file=sys.stderr)
-            return 1
-        cleanup.callback(httpd.server_close)
+        dashboard = f"{sandbox.public_url}/" if sandbox else None
+        local_routes = default_local_routes(
+            checkout_sessions=_session_lookup(sandbox) if sandbox else None, stripe_dashboard=dashboard
+        )
+        httpd.gateway, httpd.local_routes = gateway, local_routes
         serve_in_background(httpd)
-        cleanup.callback(httpd.shutdown)  # runs first: stop accepting, then workers, then DynamoDB
+        cleanup.callback(httpd.shutdown)  # runs first: stop accepting, then workers, the sandbox, DynamoDB
 
-        base_url = f"http://{options.host}:{httpd.port}"
         jwt_secret = secret_value("JWT_SECRET", server_env)[0] or LOCAL_JWT_SECRET
+        token = mint(DEMO_USER, jwt_secret)
         lines = [
             f"Halum Hut payments, local API Gateway + Lambda from {TEMPLATE.path.name} on {base_url}",
             f"  DynamoDB: {store}",
             f"  Seed:     {seed_summary}",
             f"  Workers:  up to {options.concurrency} per function (LOCAL_CONCURRENCY)",
+            *_describe_stripe(sandbox, server_env, webhook_url),
             "  Secrets:",
-            *(f"    {name}: {_describe_secret(name, source, jwt_secret)}" for name, source in secrets.items()),
+            *(
+                f"    {name}: {_describe_secret(name, source, jwt_secret, sandbox is not None)}"
+                for name, source in secrets.items()
+            ),
             "  Routes:",
             *(f"    {route:<48} {function}" for route, function in describe_routes(gateway, local_routes)),
             "",
             f"Demo user {DEMO_USER} (valid {DEMO_TTL_SECONDS // 3600} h; `python -m local.tokens USER_ID` for others):",
-            header_line(DEMO_USER, jwt_secret),
+            f"Authorization: Bearer {token}",
+            *(_stripe_demo(base_url, token) if sandbox or _has_key(server_env) else []),
             "",
             f"Ready on {base_url}",
         ]
         print("\n".join(lines), flush=True)
         gateway.warm()
-        stop.wait()
+        # Wake up now and then: Python runs signal handlers only in the main thread, and a blocked
+        # wait() is not woken when the kernel hands SIGTERM to another thread (a busy start-up).
+        while not stop.wait(0.25):
+            pass
         log.info("stopping")
     return 0
 
 
-def _describe_secret(name: str, source: str, jwt_secret: str) -> str:
+def _webhook_path(specs: list[FunctionSpec]) -> str:
+    """Where this server mounts Stripe's webhook (the Function URL's local path in the template)."""
+    spec = next(spec for spec in specs if spec.logical_id == STRIPE_WEBHOOK_FUNCTION)
+    return spec.local_path or "/"
+
+
+def _has_key(server_env: Mapping[str, str]) -> bool:
+    return secret_value("STRIPE_SECRET_KEY", server_env, {})[0] is not None
+
+
+def _start_sandbox(options: Options, server_env: Mapping[str, str], webhook_url: str) -> StripeSandbox:
+    # It signs with the secret the webhook function verifies (the first one during a rotation).
+    secret = secret_value("STRIPE_WEBHOOK_SECRET", server_env)[0] or LOCAL_SECRET_DEFAULTS["STRIPE_WEBHOOK_SECRET"]
+    sandbox = StripeSandbox(
+        options.host,
+        options.stripe_sandbox_port,
+        api_key=LOCAL_STRIPE_SANDBOX_KEY,
+        webhook_url=webhook_url,
+        webhook_secret=secret.split(",")[0].strip(),
+        public_url=server_env.get("STRIPE_SANDBOX_PUBLIC_URL", "").strip() or None,
+        # Longer than Stripe's wait: the first delivery may meet the webhook function's cold start
+        # on a busy laptop (up to the worker's 30 s init limit), and a retry would only queue behind it.
+        delivery_timeout=45.0,
+    )
+    sandbox.start()
+    return sandbox
+
+
+def _session_lookup(sandbox: StripeSandbox) -> pages.SessionLookup:
+    def lookup(session_id: str) -> dict[str, Any] | None:
+        try:
+            return sandbox.session(session_id)
+        except KeyError:
+            return None
+
+    return lookup
+
+
+def _describe_stripe(sandbox: StripeSandbox | None, server_env: Mapping[str, str], webhook_url: str) -> list[str]:
+    if sandbox is not None:
+        return [
+            f"  Stripe:   sandbox (test mode, no account) at {sandbox.base_url}, dashboard {sandbox.public_url}/",
+            f"            its signed events go to {webhook_url} (STRIPE_SANDBOX=0 turns it off)",
+        ]
+    if _has_key(server_env):
+        api = server_env.get("STRIPE_API_BASE", "").strip()
+        return [
+            f"  Stripe:   STRIPE_SECRET_KEY from the environment (no sandbox){f', API at {api}' if api else ''}.",
+            "            Forward Stripe's webhooks here with",
+            f"              stripe listen --forward-to {webhook_url}",
+            "            and start this server with STRIPE_WEBHOOK_SECRET set to the whsec_... secret it prints.",
+        ]
+    return ["  Stripe:   off (STRIPE_SANDBOX=0 and no STRIPE_SECRET_KEY): create-stripe-order answers 503"]
+
+
+def _stripe_demo(base_url: str, token: str) -> list[str]:
+    auth = '-H "Authorization: Bearer $TOKEN"'
+    return [
+        "",
+        f"Stripe checkout of demo user {DEMO_USER}'s cart (paste into a shell):",
+        f"  TOKEN={token}",
+        f"  curl -s -X POST {base_url}/orders/api/create-stripe-order/ {auth} "
+        """-H 'Content-Type: application/json' -d '{"shipping_address": 1}'""",
+        '  # open the "url" it answers in a browser and press Pay; then list the payments:',
+        f"  curl -s {base_url}/orders/api/payments/ {auth}",
+        f"  # a webhook lost (dashboard: pause webhooks)? settle it now: make reconcile (POST {RECONCILE_PATH})",
+    ]
+
+
+def _describe_secret(name: str, source: str, jwt_secret: str, sandbox: bool) -> str:
+    if name == "STRIPE_SECRET_KEY" and sandbox:
+        return "the local Stripe sandbox's test key"
     if source == "environment":
         return "from the environment"
     if source == "not set":

@@ -4,6 +4,9 @@ In AWS the template passes `<NAME>_SECRET_ID` and the function reads the secret 
 Locally there is no Secrets Manager: the secret's value itself is passed as `<NAME>`, from the
 server's environment or a printed local default, and only to the functions whose template
 declares that secret, so a function missing a declaration fails here as it would in AWS.
+
+With the local Stripe sandbox running, the functions that declare the Stripe key get the
+sandbox's test key and its URL as `STRIPE_API_BASE`, exactly as a real key would reach them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from local.defaults import LOCAL_JWT_SECRET, LOCAL_PAYMENT_WEBHOOK_SECRET, LOCAL
 from local.template import FunctionSpec
 
 SECRET_ID_SUFFIX = "_SECRET_ID"  # noqa: S105 - a variable-name suffix, not a secret
+STRIPE_KEY = "STRIPE_SECRET_KEY"
+# The key the local sandbox accepts (and nothing else does): printed, worthless anywhere else.
+LOCAL_STRIPE_SANDBOX_KEY = "sk_test_local_sandbox_development_only"
 SECRET_NAMES = frozenset(field.upper() for field in SECRET_FIELDS)
 # Settings a developer may set when starting the server; every function gets them. Table names
 # are not among them: the server creates and names the tables, the template wires them.
@@ -78,9 +84,20 @@ def function_environment(
     dynamodb_endpoint: str,
     local_defaults: Mapping[str, str] = LOCAL_SECRET_DEFAULTS,
     pass_through: Iterable[str] = PASS_THROUGH_SETTINGS,
+    setting_defaults: Mapping[str, str] | None = None,
+    stripe_sandbox: str | None = None,
 ) -> dict[str, str]:
-    """The complete environment of one function's worker (nothing else is inherited)."""
+    """The complete environment of one function's worker (nothing else is inherited).
+
+    `setting_defaults` replace the template's values of settings the function declares, unless
+    the server's environment sets them (local URLs instead of the deployed site's, say).
+    `stripe_sandbox` is the sandbox's URL: functions declaring the Stripe key get the sandbox key
+    and that URL as `STRIPE_API_BASE` (only those: no other function may reach Stripe).
+    """
     env = {name: value for name, value in spec.environment.items() if not name.endswith(SECRET_ID_SUFFIX)}
+    for name, default in (setting_defaults or {}).items():
+        if name in spec.environment:
+            env[name] = default
     for name in declared_secrets(spec):
         value, _ = secret_value(name, server_env, local_defaults)
         if value is not None:
@@ -90,6 +107,8 @@ def function_environment(
     for name in (*pass_through, *DEVELOPER_SWITCHES):
         if (value := _value(server_env, name)) is not None:
             env[name] = value
+    if stripe_sandbox is not None and STRIPE_KEY in declared_secrets(spec):
+        env.update({STRIPE_KEY: LOCAL_STRIPE_SANDBOX_KEY, "STRIPE_API_BASE": stripe_sandbox})
     env.update(FAKE_AWS)
     env.update(RUNTIME)
     env.update(
@@ -116,3 +135,9 @@ def secret_sources(
     """Where each secret some function declares comes from (for the start-up banner)."""
     names = sorted({name for spec in specs for name in declared_secrets(spec)})
     return {name: secret_value(name, server_env, local_defaults)[1] for name in names}
+
+
+def stripe_sandbox_wanted(server_env: Mapping[str, str]) -> bool:
+    """The sandbox runs unless STRIPE_SANDBOX=0 (or false/no/off) or a real Stripe key is configured."""
+    switched_off = (_value(server_env, "STRIPE_SANDBOX") or "").lower() in ("0", "false", "no", "off")
+    return not switched_off and _value(server_env, STRIPE_KEY) is None

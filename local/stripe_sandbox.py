@@ -169,7 +169,8 @@ class RecordedRequest:
 
 @dataclass
 class Delivery:
-    """One event's webhook delivery: `delivered`, `failed` (after every attempt) or `undelivered` (no URL)."""
+    """One event's webhook delivery: `delivered`, `failed` (after every attempt) or `undelivered` (no URL,
+    or webhooks paused: the event is lost, as when an endpoint is down past Stripe's retries)."""
 
     event: dict[str, Any]
     url: str | None
@@ -239,6 +240,7 @@ class StripeSandbox:
         self.delivery_backoff = delivery_backoff
         self.delivery_timeout = delivery_timeout
         self._webhook_url = webhook_url
+        self._webhooks_paused = False
         self._public_url = public_url.rstrip("/") if public_url else None
         self._quiet = quiet
         self._lock = threading.RLock()  # all state below
@@ -296,6 +298,16 @@ class StripeSandbox:
     def webhook_url(self, url: str | None) -> None:
         with self._lock:
             self._webhook_url = url
+
+    @property
+    def webhooks_paused(self) -> bool:
+        """While paused, events are dropped instead of delivered (lost webhooks, for reconciliation)."""
+        return self._webhooks_paused
+
+    @webhooks_paused.setter
+    def webhooks_paused(self, paused: bool) -> None:
+        with self._lock:
+            self._webhooks_paused = paused
 
     def _listen(self) -> None:
         server = ThreadingHTTPServer((self.host, self.port), _Handler)
@@ -427,9 +439,10 @@ class StripeSandbox:
     def deliver(self, event_: Mapping[str, Any]) -> Delivery:
         """POST the event to `webhook_url`, signed, retrying non-2xx and connection errors."""
         event = copy.deepcopy(dict(event_))
-        url = self._webhook_url
-        if not url:
-            delivery = Delivery(event, None, "undelivered", 0)
+        with self._lock:
+            url, paused = self._webhook_url, self._webhooks_paused
+        if not url or paused:
+            delivery = Delivery(event, url, "undelivered", 0)
         else:
             payload = json.dumps(event, indent=2)  # serialised once: the signature covers these bytes
             responses: list[int | str] = []
@@ -906,6 +919,7 @@ class StripeSandbox:
             "<h2>Webhook deliveries</h2><table><thead><tr><th>Type</th><th>Event</th><th>Delivery</th>"
             f"<th>Attempts</th></tr></thead><tbody>{deliveries}</tbody></table>"
             f"<h2>Faults</h2>{faults}<p>Webhook endpoint: {html.escape(self._webhook_url or 'not set')}</p>"
+            + _webhook_switch(self._webhooks_paused)
         )
         return self._page(200, "Dashboard", body)
 
@@ -926,6 +940,10 @@ class StripeSandbox:
             count = form.get("n", "1")
             self.fail_next(int(count) if count.isdigit() and int(count) > 0 else 1, form["mode"])  # type: ignore[arg-type]
             return _redirect("/")
+        if path == "/_sandbox/webhooks" and method == "POST" and form.get("state") in ("paused", "live"):
+            self.webhooks_paused = form["state"] == "paused"
+            self._say(f"webhooks {form['state']}")
+            return _redirect("/")
         if path == "/_sandbox/recover" and method == "POST":
             self.recover()
             return _redirect("/")
@@ -939,6 +957,18 @@ class StripeSandbox:
 
 def _success(obj: Mapping[str, Any]) -> str:
     return str(obj["success_url"]).replace("{CHECKOUT_SESSION_ID}", obj["id"])
+
+
+def _webhook_switch(paused: bool) -> str:
+    """Pause deliveries to lose events on purpose, e.g. to watch reconciliation settle them."""
+    state = "paused: events are dropped (lost)" if paused else "delivering"
+    value, id_, label = ("live", "resume-webhooks", "Resume") if paused else ("paused", "pause-webhooks", "Pause")
+    button = f'<button type="submit" id="{id_}">{label}</button>'
+    return (
+        f'<form method="post" action="/_sandbox/webhooks" class="inline"><span id="webhooks" data-paused='
+        f'"{str(paused).lower()}">Webhooks: {state}</span> <input type="hidden" name="state" value="{value}">'
+        f"{button}</form>"
+    )
 
 
 def _button(action: str, id_: str, label: str, css: str = "") -> str:

@@ -1,11 +1,19 @@
-"""The local server started as a user starts it (`python -m local`), spoken to over HTTP."""
+"""The local server started as a user starts it (`python -m local`), spoken to over HTTP.
+
+`local_server` serves the demo seed untouched (the spec's examples); `stripe_server` serves the
+demo seed plus e2e users and carts (`E2E_SEED`) and its Stripe sandbox, for the tests that check
+out, pay and deliver webhooks. The sandbox is reached over HTTP as a browser or Stripe would.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import http.client
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,12 +23,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from support import ROOT, make_token
+from support.webhooks import Ledger
 
-from local.environment import function_environment
+from local.environment import LOCAL_STRIPE_SANDBOX_KEY, function_environment
 from local.server import ApiServer, Gateway, LocalRoutes, serve_in_background
 from local.template import FunctionSpec, Route
 from local.workers import FunctionPool
@@ -28,6 +37,67 @@ from local.workers import FunctionPool
 START_TIMEOUT = 60.0  # a cold machine imports moto, boto3 and pydantic first
 STOP_TIMEOUT = 10.0
 E2E_JWT_SECRET = "e2e-jwt-secret-" + "q" * 32
+# Mid-rotation: the function accepts both; the sandbox signs with the first, as Stripe signs with the new one.
+ROTATED_SECRET = "whsec_e2e_current_" + "c" * 16 + ",whsec_e2e_previous_" + "p" * 16
+PAYMENTS = "/orders/api/payments/"
+CREATE_STRIPE_ORDER = "/orders/api/create-stripe-order/"
+TABLES = (
+    "PaymentsTable",
+    "PaymentAuditTable",
+    "OrdersTable",
+    "ProductVariantsTable",
+    "ShippingAddressesTable",
+    "CartsTable",
+    "CountersTable",
+    "GatewayTransactionsTable",
+    "IdempotencyTable",
+)
+
+
+# user -> {variant: quantity}; the address of user N is N (the demo user 1 keeps cart and address 1).
+E2E_CARTS: dict[int, dict[int, int]] = {
+    12: {12: 2},  # browser: cancel gives the scarce crab back...
+    13: {12: 2},  # ...which only then this cart can buy (COD)
+    14: {11: 1, 13: 2},  # browser: delayed payment, confirmed by the bank
+    15: {11: 3},  # Stripe webhook storm
+    21: {11: 1},  # reconciliation: paid, completion webhook lost
+    22: {13: 4},  # reconciliation: cancelled (expired), expiry webhook lost
+    23: {11: 2},  # reconciliation server: a payment whose webhook arrives (rotated secret)
+}
+
+
+def _e2e_seed() -> dict[str, Any]:
+    """The demo seed plus the users of E2E_CARTS (each with an address whose id is the user's) and their carts.
+
+    Variants 11..13 are the e2e tests' own, so stock checks never meet another test's checkout.
+    """
+    seed = copy.deepcopy(json.loads((ROOT / "local" / "seed.json").read_text()))
+    seed["product_variants"] += [
+        {"id": id_, "sku": sku, "name": name, "price": price, "stock": stock, "is_active": True}
+        for id_, sku, name, price, stock in (
+            (11, "E2E-SALMON", "Salmon Fillet 500g", "12.50", 100),
+            (12, "E2E-CRAB", "Mud Crab 1kg", "30.00", 2),
+            (13, "E2E-TUNA", "Tuna Steak 250g", "8.25", 100),
+        )
+    ]
+    for user, items in E2E_CARTS.items():
+        seed["shipping_addresses"].append(
+            {
+                "id": user,
+                "user": user,
+                "full_name": f"E2E User {user}",
+                "phone": f"+88017110000{user:02d}",
+                "address_line": f"House {user}, Road 1",
+                "city": "Dhaka",
+                "postal_code": "1207",
+                "country": "BD",
+            }
+        )
+        seed["carts"].append({"user": user, "items": [{"variant": v, "quantity": q} for v, q in items.items()]})
+    return seed
+
+
+E2E_SEED = _e2e_seed()
 
 
 class ServerOutput:
@@ -111,6 +181,67 @@ class HttpClient:
             connection.close()
 
 
+class StripeSandboxClient(HttpClient):
+    """The server's Stripe sandbox over HTTP: its API (with the local test key) and its pages' buttons."""
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        key = {"Authorization": f"Bearer {LOCAL_STRIPE_SANDBOX_KEY}"}
+        reply = self.request("GET", f"/v1/checkout/sessions/{session_id}", headers=key)
+        assert reply.status == 200, reply
+        return reply.json
+
+    def press(self, session_id: str, action: str) -> str:
+        """POST a checkout page's button (pay, pay-delayed, cancel, confirm, decline) as its form does;
+        where the sandbox redirects the browser. Its events are delivered before it answers."""
+        reply = self.request(
+            "POST",
+            f"/checkout/{session_id}/{action}",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            body=b"",
+        )
+        assert reply.status == 303, reply
+        return reply.headers["Location"]
+
+    def set_webhooks(self, state: str) -> None:
+        form = urlencode({"state": state}).encode()
+        reply = self.request(
+            "POST", "/_sandbox/webhooks", headers={"Content-Type": "application/x-www-form-urlencoded"}, body=form
+        )
+        assert reply.status == 303, reply
+
+    @contextlib.contextmanager
+    def webhooks_lost(self) -> Iterator[None]:
+        """Inside, the sandbox drops every event instead of delivering it (as its dashboard's Pause does)."""
+        self.set_webhooks("paused")
+        try:
+            yield
+        finally:
+            self.set_webhooks("live")
+
+
+def curl(command: str, **variables: str) -> tuple[str, str, dict[str, str], bytes | None]:
+    """(method, url, headers, body) of a `curl -s [-X M] URL [-H h]... [-d data]` line, `$NAME`s expanded."""
+    for name, value in variables.items():
+        command = command.replace(f"${name}", value)
+    words = shlex.split(command)
+    assert words[0] == "curl", command
+    method, url, headers, body = "GET", "", {}, None
+    args = iter(words[1:])
+    for word in args:
+        if word == "-X":
+            method = next(args)
+        elif word == "-H":
+            name, _, value = next(args).partition(":")
+            headers[name.strip()] = value.strip()
+        elif word == "-d":
+            body = next(args).encode()
+            method = "POST" if method == "GET" else method
+        elif word != "-s":
+            assert not word.startswith("-") and not url, f"unexpected {word!r} in {command}"
+            url = word
+    return method, url, headers, body
+
+
 def _proc_stat(pid: int | str) -> list[str] | None:
     """A process's state and parent from Linux's /proc (None once it is gone)."""
     try:
@@ -151,6 +282,57 @@ class LocalServer(HttpClient):
         """GET as `user` (None: without a token)."""
         return self.request("GET", target, headers=self.auth(user) if user is not None else {})
 
+    def post_json(self, target: str, body: Any, user: Any = 1) -> Reply:
+        headers = {"Content-Type": "application/json", **(self.auth(user) if user is not None else {})}
+        return self.request("POST", target, headers=headers, body=json.dumps(body).encode())
+
+    def checkout(self, user: int, address: int) -> dict[str, str]:
+        """create-stripe-order for `user`'s cart: the spec's `{id, url}`."""
+        reply = self.post_json(CREATE_STRIPE_ORDER, {"shipping_address": address}, user)
+        assert reply.status == 200, reply
+        return reply.json
+
+    def payments(self, user: int) -> list[dict[str, Any]]:
+        reply = self.get(f"{PAYMENTS}?page_size=1000", user)
+        assert reply.status == 200, reply
+        return reply.json["results"]
+
+    def payment_of_order(self, user: int, order: int, method: str = "stripe") -> dict[str, Any]:
+        (payment,) = [p for p in self.payments(user) if p["order"] == order and p["method"] == method]
+        return payment
+
+    def run_curl(self, command: str, **variables: str) -> Reply:
+        """Do what a printed `curl` line does (against this server), `$NAME`s expanded."""
+        method, url, headers, body = curl(command, **variables)
+        return self.request(method, url, headers=headers, body=body)
+
+    def banner(self, pattern: str) -> re.Match[str]:
+        """A line of the start-up banner (printed before "Ready on")."""
+        match = self.output.wait_for(pattern, timeout=0)
+        assert match is not None, f"no line matching {pattern!r} in:\n{self.output.text}"
+        return match
+
+    @property
+    def sandbox(self) -> StripeSandboxClient:
+        return StripeSandboxClient(self.banner(r"^  Stripe:   sandbox .* at (http://\S+), dashboard").group(1))
+
+    @property
+    def dynamodb_endpoint(self) -> str:
+        return self.banner(r"^  DynamoDB: .*?(http://\S+)$").group(1)
+
+    def ledger(self) -> Ledger:
+        """The server's own tables (named by logical id), read straight from its DynamoDB."""
+        import boto3
+
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=self.dynamodb_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # the embedded DynamoDB takes any
+        )
+        return Ledger(client, {name: name for name in TABLES})
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Send `sig`; the exit status (the process is killed if it does not stop in time)."""
         workers = self.worker_pids()
@@ -173,7 +355,8 @@ def server_environment(**overrides: str) -> dict[str, str]:
     """What a developer's shell would hold, minus anything from this test session's own setup."""
     env = {name: value for name, value in os.environ.items() if name in ("PATH", "HOME", "LANG", "TMPDIR")}
     env.update({name: value for name, value in os.environ.items() if name.startswith("COVERAGE_")})
-    env.update(PORT="0", JWT_SECRET=E2E_JWT_SECRET, LOCAL_CONCURRENCY="4")
+    # Free ports for the server and its Stripe sandbox: a developer's `make run` may hold the defaults.
+    env.update(PORT="0", STRIPE_SANDBOX_PORT="0", JWT_SECRET=E2E_JWT_SECRET, LOCAL_CONCURRENCY="4")
     env.update(overrides)
     return env
 
@@ -245,6 +428,31 @@ def start_local_server() -> Iterator[Callable[..., LocalServer]]:
     for server in started:
         if server.process.poll() is None:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def stripe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """`python -m local` with its Stripe sandbox and the e2e seed, shared by the checkout, browser
+    and storm tests (each uses users and carts of its own); secrets are the printed local defaults."""
+    seed = tmp_path_factory.mktemp("seed") / "e2e-seed.json"
+    seed.write_text(json.dumps(E2E_SEED))
+    server = start_server(SEED_FILE=str(seed))
+    yield server
+    status = server.stop(signal.SIGTERM)
+    assert status == 0, f"exit status {status} after SIGTERM:\n{server.output.text}"
+    assert "Traceback" not in server.output.text, server.output.text
+
+
+@pytest.fixture(scope="module")
+def reconcile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """A server of its own for the sweep's tests, whose counts must not see other tests' checkouts:
+    every open Stripe payment is due (RECONCILE_AFTER_MINUTES=0), and a webhook secret mid-rotation."""
+    seed = tmp_path_factory.mktemp("seed") / "e2e-seed.json"
+    seed.write_text(json.dumps(E2E_SEED))
+    server = start_server(SEED_FILE=str(seed), RECONCILE_AFTER_MINUTES="0", STRIPE_WEBHOOK_SECRET=ROTATED_SECRET)
+    yield server
+    status = server.stop(signal.SIGTERM)
+    assert status == 0, f"exit status {status} after SIGTERM:\n{server.output.text}"
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from local.routing import HttpResponse
-from local.server import http_response
+from local.server import http_response, reconcile_handler
 from local.template import ROOT
 from local.workers import MAX_REQUEST_BYTES, Invocation, Outcome
 
@@ -123,6 +123,8 @@ def test_paging_follows_absolute_links_both_ways(local_server):
         ("POST", PAYMENTS),
         ("DELETE", f"{PAYMENTS}1/"),
         ("HEAD", PAYMENTS),
+        ("TRACE", PAYMENTS),  # methods no route can declare too: never the stdlib's 501
+        ("PROPFIND", PAYMENTS),
     ],
 )
 def test_unknown_routes_and_methods_are_api_gateways_404(local_server, method, path):
@@ -207,6 +209,72 @@ def test_custom_seed_then_ctrl_c_stops_everything(start_local_server, write_seed
     assert server.stop(signal.SIGINT) == 0, server.output.text
     assert server.stray_workers == []
     assert "Traceback" not in server.output.text
+
+
+# ---------------------------------------------------------------------------- Stripe modes and local pages
+NOT_CONFIGURED = {"detail": "Stripe payment gateway is not configured"}
+
+
+def test_without_a_key_and_with_the_sandbox_off_stripe_checkout_is_503(start_local_server):
+    server = start_local_server(STRIPE_SANDBOX="0")
+    assert server.banner(r"^  Stripe:   off ")
+    assert server.banner(r"^    STRIPE_SECRET_KEY: not set")
+    reply = server.request(
+        "POST",
+        "/orders/api/create-stripe-order/",
+        headers={**server.auth(1), "Content-Type": "application/json"},
+        body=b'{"shipping_address": 1}',
+    )
+    assert (reply.status, reply.json) == (503, NOT_CONFIGURED)
+    assert "stripe-sandbox" not in server.output.text
+
+
+def test_with_a_real_key_there_is_no_sandbox_and_the_banner_says_how_to_forward_webhooks(start_local_server):
+    server = start_local_server(STRIPE_SECRET_KEY="sk_test_e2e_" + "k" * 24)
+    forward = server.banner(r"^\s+stripe listen --forward-to (\S+)$").group(1)
+    assert forward == f"{server.url}/orders/api/stripe-webhook/"
+    assert server.banner(r"STRIPE_WEBHOOK_SECRET set to the whsec_")
+    assert server.banner(r"^    STRIPE_SECRET_KEY: from the environment$")
+    assert server.output.wait_for(r"^  Stripe:   sandbox", timeout=0) is None
+    assert "sk_test_e2e_" not in server.output.text  # the key itself is never printed
+
+
+def test_a_taken_sandbox_port_stops_the_start_naming_the_setting(launch_local):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        process, output = launch_local(STRIPE_SANDBOX_PORT=str(taken.getsockname()[1]))
+        assert process.wait(30) == 1, output.text
+    output.finish()
+    assert "STRIPE_SANDBOX_PORT=0 picks a free port" in output.text
+    assert "Ready on" not in output.text
+
+
+def test_the_checkout_return_pages_are_local_html(local_server):
+    success = local_server.request("GET", "/_local/checkout/success?session_id=%3Cb%3Ecs_unknown")
+    assert success.status == 200
+    assert success.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert b"Payment received" in success.body
+    assert b"&lt;b&gt;cs_unknown" in success.body and b"<b>cs_unknown" not in success.body
+    cancelled = local_server.request("GET", "/_local/checkout/cancelled")
+    assert cancelled.status == 200 and b"Checkout cancelled" in cancelled.body
+    assert local_server.request("POST", "/_local/checkout/cancelled").status == 404
+
+
+def test_the_reconcile_route_answers_the_functions_summary_or_a_500(gateway_server):
+    gateway_server.local_routes.add("POST", "/_test/reconcile-echo", reconcile_handler("EchoFunction"))
+    gateway_server.local_routes.add("POST", "/_test/reconcile-broken", reconcile_handler("BrokenFunction"))
+    gateway_server.local_routes.add("POST", "/_test/reconcile-missing", reconcile_handler("NoSuchFunction"))
+
+    echoed = gateway_server.request("POST", "/_test/reconcile-echo", body=b'{"after_minutes": 5}')
+    assert echoed.status == 200
+    event = json.loads(echoed.json["body"])  # the echo function returns its event: a scheduled one, body ignored
+    assert (event["source"], event["detail-type"]) == ("aws.events", "Scheduled Event")
+    assert "after_minutes" not in json.dumps(event)
+    broken = gateway_server.request("POST", "/_test/reconcile-broken")
+    assert (broken.status, broken.json["outcome"]) == (500, "function error")
+    assert b"missing configuration" not in broken.body  # the init error stays in the log
+    assert gateway_server.request("POST", "/_test/reconcile-missing").status == 404
 
 
 # ---------------------------------------------------------------------------- execution environments

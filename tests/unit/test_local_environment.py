@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 
 from halum_payments.config import Settings
+from local import pages
 from local.defaults import LOCAL_JWT_SECRET, LOCAL_STRIPE_WEBHOOK_SECRET
-from local.environment import function_environment, secret_sources
+from local.environment import LOCAL_STRIPE_SANDBOX_KEY, function_environment, secret_sources, stripe_sandbox_wanted
 from local.template import FunctionSpec, Template
 
 ENDPOINT = "http://127.0.0.1:8000"
+SANDBOX = "http://127.0.0.1:12111"
 
 
 def spec(environment: dict[str, str], name: str = "ListPaymentsFunction") -> FunctionSpec:
@@ -117,3 +119,64 @@ def test_secret_sources_describe_where_each_declared_secret_comes_from():
         "STRIPE_SECRET_KEY": "not set",
     }
     assert secret_sources(specs, {"JWT_SECRET": "k"})["JWT_SECRET"] == "environment"
+
+
+def test_the_sandbox_key_and_url_go_only_to_functions_that_declare_the_stripe_key():
+    stripe = function_environment(
+        spec({"STRIPE_SECRET_KEY_SECRET_ID": "x"}), {}, dynamodb_endpoint=ENDPOINT, stripe_sandbox=SANDBOX
+    )
+    assert (stripe["STRIPE_SECRET_KEY"], stripe["STRIPE_API_BASE"]) == (LOCAL_STRIPE_SANDBOX_KEY, SANDBOX)
+    other = function_environment(
+        spec({"JWT_SECRET_SECRET_ID": "x"}), {}, dynamodb_endpoint=ENDPOINT, stripe_sandbox=SANDBOX
+    )
+    assert {"STRIPE_SECRET_KEY", "STRIPE_API_BASE"}.isdisjoint(other)
+
+
+def test_setting_defaults_replace_only_declared_settings_and_yield_to_the_servers_environment():
+    defaults = {"CHECKOUT_SUCCESS_URL": "http://local/ok?session_id={CHECKOUT_SESSION_ID}"}
+    declared = {"CHECKOUT_SUCCESS_URL": "https://shop.example/ok?session_id={CHECKOUT_SESSION_ID}"}
+
+    def build_with(environment: dict[str, str], server_env: dict[str, str]) -> dict[str, str]:
+        return function_environment(
+            spec(environment), server_env, dynamodb_endpoint=ENDPOINT, setting_defaults=defaults
+        )
+
+    assert build_with(declared, {})["CHECKOUT_SUCCESS_URL"] == defaults["CHECKOUT_SUCCESS_URL"]
+    assert "CHECKOUT_SUCCESS_URL" not in build_with({}, {})
+    mine = "https://mine.example/ok?session_id={CHECKOUT_SESSION_ID}"
+    assert build_with(declared, {"CHECKOUT_SUCCESS_URL": mine})["CHECKOUT_SUCCESS_URL"] == mine
+
+
+@pytest.mark.parametrize(
+    ("server_env", "wanted"),
+    [
+        ({}, True),
+        ({"STRIPE_SANDBOX": "1"}, True),
+        ({"STRIPE_SECRET_KEY": "  "}, True),  # blank is unset
+        ({"STRIPE_SANDBOX": "0"}, False),
+        ({"STRIPE_SANDBOX": "off"}, False),
+        ({"STRIPE_SECRET_KEY": "sk_test_real"}, False),  # a real key: real Stripe, no sandbox
+        ({"STRIPE_SANDBOX": "1", "STRIPE_SECRET_KEY": "sk_test_real"}, False),
+    ],
+)
+def test_the_sandbox_runs_unless_switched_off_or_a_real_key_is_configured(server_env, wanted):
+    assert stripe_sandbox_wanted(server_env) is wanted
+
+
+@pytest.mark.parametrize("function", Template().function_ids())
+def test_with_the_sandbox_every_function_is_valid_and_only_the_stripe_ones_are_configured_for_it(function):
+    template = Template()
+    template.use_table_names({table: table for table in template.table_ids()})
+    function_spec = template.function(function)
+    base = "http://127.0.0.1:3000"
+    checkout_pages = {"CHECKOUT_SUCCESS_URL": pages.success_url(base), "CHECKOUT_CANCEL_URL": pages.cancel_url(base)}
+    env = function_environment(
+        function_spec, {}, dynamodb_endpoint=ENDPOINT, setting_defaults=checkout_pages, stripe_sandbox=SANDBOX
+    )
+    settings = Settings.from_env(env)
+    declares_stripe = "STRIPE_SECRET_KEY_SECRET_ID" in function_spec.environment
+    assert settings.stripe_configured is declares_stripe
+    assert settings.stripe_api_base == (SANDBOX if declares_stripe else None)
+    if "CHECKOUT_SUCCESS_URL" in function_spec.environment:
+        assert settings.checkout_success_url == f"{base}/_local/checkout/success?session_id={{CHECKOUT_SESSION_ID}}"
+        assert settings.checkout_cancel_url == f"{base}/_local/checkout/cancelled"
