@@ -20,7 +20,9 @@ events = wiring.gateway_events(settings)
 
 
 def apply_event(payload: dict[str, Any]) -> WebhookAck:
-    return events.handle(payload["event"])
+    # The event itself travels beside the payload (app.context), not in it: Powertools deep-copies
+    # every payload to hash it, and only "key" and "body" are hashed.
+    return events.handle(app.context["gateway_event"])
 
 
 def signed(event: Any) -> None:
@@ -42,7 +44,8 @@ app = create_api(preconditions=[signed], error_style="status")
 def payment_webhook(body: GatewayEvent) -> WebhookAck:
     # The same event is the same (payment_id, event_type); its body must not change under it.
     key = f"{body.payment_id}:{body.event_type}"
-    return replay({"key": key, "body": body.model_dump(mode="json"), "event": body})
+    app.append_context(gateway_event=body)
+    return replay({"key": key, "body": body.model_dump(mode="json")})
 
 
 @metrics.log_metrics

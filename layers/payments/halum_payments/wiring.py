@@ -1,7 +1,9 @@
 """Composition root: builds each function's services from the settings, once per process.
 
 Functions call these at import time (cold start); tests build the same objects with their
-own settings and clients.
+own settings and clients. Each builder imports the modules it needs when called, so a function
+loads only its own code paths at cold start (the read functions never import checkout,
+settlement or the webhooks' pydantic models).
 """
 
 from __future__ import annotations
@@ -11,26 +13,20 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from .auth import Authenticator
-from .clock import now_text
 from .config import Settings, get_settings
-from .cursors import CursorCodec, derive_key
 from .errors import ConfigError
-from .logic.checkout import CheckoutOptions, CheckoutService
-from .logic.listing import PaymentQueries
-from .logic.reconciliation import Reconciler
-from .logic.settlement import AuditEntry, Settlement
-from .logic.webhooks import GatewayEvents, StripeEvents
-from .models import Payment, PaymentMethod
-from .repositories.checkout_store import DynamoCheckoutStore
-from .repositories.counters import CountersRepository
-from .repositories.payments import PaymentsRepository
-from .repositories.settlement_store import DynamoSettlementStore
-from .repositories.sweep_state import SweepStateRepository
-from .repositories.tables import Tables
 
-if TYPE_CHECKING:  # stripe is imported only by the functions that talk to Stripe
+if TYPE_CHECKING:  # imported where used: stripe only by the functions that talk to Stripe
+    from .auth import Authenticator
+    from .cursors import CursorCodec
     from .gateways.stripe_checkout import StripeCheckoutGateway
+    from .logic.checkout import CheckoutService
+    from .logic.listing import PaymentQueries
+    from .logic.reconciliation import Reconciler
+    from .logic.settlement import Settlement
+    from .logic.webhooks import GatewayEvents, StripeEvents
+    from .models import Payment
+    from .repositories.tables import Tables
 
 
 def settings() -> Settings:
@@ -38,10 +34,14 @@ def settings() -> Settings:
 
 
 def authenticator(settings: Settings) -> Authenticator:
+    from .auth import Authenticator
+
     return Authenticator(settings)
 
 
 def cursor_codec(settings: Settings) -> CursorCodec:
+    from .cursors import CursorCodec, derive_key
+
     secret = settings.cursor_secret or settings.jwt_secret
     if secret is None or not secret.get_secret_value():
         raise ConfigError("CURSOR_SECRET (or JWT_SECRET) is required to sign page cursors")
@@ -49,6 +49,10 @@ def cursor_codec(settings: Settings) -> CursorCodec:
 
 
 def payment_queries(settings: Settings, client: Any = None, *, paging: bool = True) -> PaymentQueries:
+    from .logic.listing import PaymentQueries
+    from .repositories.counters import CountersRepository
+    from .repositories.payments import PaymentsRepository
+
     return PaymentQueries(
         PaymentsRepository(settings.payments_table, client),
         CountersRepository(settings.counters_table, client),
@@ -57,6 +61,8 @@ def payment_queries(settings: Settings, client: Any = None, *, paging: bool = Tr
 
 
 def tables(settings: Settings) -> Tables:
+    from .repositories.tables import Tables
+
     return Tables.from_settings(settings)
 
 
@@ -90,6 +96,9 @@ def settlement(
     gateway: StripeCheckoutGateway | Callable[[], StripeCheckoutGateway | None] | None = None,
     client: Any = None,
 ) -> Settlement:
+    from .logic.settlement import Settlement
+    from .repositories.settlement_store import DynamoSettlementStore
+
     def expire_sessions(payments: list[Payment]) -> None:
         stripe = gateway() if callable(gateway) else gateway
         for payment in payments:
@@ -102,6 +111,9 @@ def settlement(
 def checkout_service(
     settings: Settings, gateway: StripeCheckoutGateway | None = None, client: Any = None
 ) -> CheckoutService:
+    from .logic.checkout import CheckoutOptions, CheckoutService
+    from .repositories.checkout_store import DynamoCheckoutStore
+
     options = CheckoutOptions(
         currency=settings.currency,
         success_url=settings.checkout_success_url,
@@ -121,6 +133,12 @@ def stripe_events(
     gateway: StripeCheckoutGateway | Callable[[], StripeCheckoutGateway | None] | None = None,
     client: Any = None,
 ) -> StripeEvents:
+    from .clock import now_text
+    from .logic.settlement import AuditEntry
+    from .logic.webhooks import StripeEvents
+    from .models import PaymentMethod
+    from .repositories.settlement_store import DynamoSettlementStore
+
     store = DynamoSettlementStore(tables(settings), client)
 
     def payment_amount(payment_id: int) -> tuple[Decimal, str] | None:
@@ -141,17 +159,41 @@ def stripe_events(
 
 
 def gateway_events(settings: Settings, client: Any = None) -> GatewayEvents:
+    from .logic.webhooks import GatewayEvents
+
     return GatewayEvents(settlement(settings, lazy_stripe_gateway(settings), client))
 
 
 def reconciler(settings: Settings, client: Any = None) -> Reconciler:
+    from .logic.reconciliation import Reconciler
+    from .repositories.payments import PaymentsRepository
+    from .repositories.sweep_state import SweepStateRepository
+
     gateway = lazy_stripe_gateway(settings)
     return Reconciler(
         PaymentsRepository(settings.payments_table, client),
         SweepStateRepository(settings.counters_table, client),
         stripe_events(settings, gateway, client),
         settlement(settings, gateway, client),
-        gateway,
+        _sessions_on_first_use(settings, gateway),
         after_minutes=settings.reconcile_after,
         batch_size=settings.reconcile_batch_size,
     )
+
+
+def _sessions_on_first_use(
+    settings: Settings, gateway: Callable[[], StripeCheckoutGateway | None]
+) -> Callable[[], Any]:
+    """What the sweep asks for at its start: None without a Stripe key (as `stripe_gateway` says),
+    else a stand-in that builds the Stripe client (importing stripe) on its first session lookup,
+    so that a sweep with nothing open never loads stripe."""
+    configured = settings.stripe_configured and settings.stripe_secret_key is not None
+
+    class Sessions:
+        def retrieve_session(self, session_id: str) -> Any:
+            stripe = gateway()
+            assert stripe is not None  # configured, so stripe_gateway built one
+            return stripe.retrieve_session(session_id)
+
+    sessions = Sessions()
+    return lambda: sessions if configured else None
