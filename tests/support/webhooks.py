@@ -95,10 +95,55 @@ def concurrently(n: int, fn: Callable[[int], Reply]) -> list[Reply]:
 
     Lambda runs one invocation at a time per execution environment, and concurrent deliveries in
     environments of their own: give each thread its own loaded function (a resolver keeps the
-    request it is serving on itself). What the environments still share here, Powertools' metric
-    set, is serialised; the code under test (idempotency, conditional writes) is not."""
-    with _serialised_metrics():
+    request it is serving on itself). What the environments would not share but threads do is
+    made per thread (the request Powertools keeps on its router class) or serialised (Powertools'
+    metric set); the code under test (idempotency, conditional writes) is not."""
+    with _serialised_metrics(), _request_per_thread():
         return _run_together(n, fn)
+
+
+@contextmanager
+def _request_per_thread() -> Iterator[None]:
+    """Powertools' resolvers keep the request being served on their base class
+    (`BaseRouter.current_event`, `.lambda_context`): one per process, which is right on Lambda
+    (one request at a time per process) but would hand one thread's request to another here.
+    For the duration, those two class attributes are per thread."""
+    from abc import ABCMeta
+
+    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
+    names = ("current_event", "lambda_context")
+    state = threading.local()
+    saved = {name: BaseRouter.__dict__.get(name) for name in names}
+
+    class PerThread:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __get__(self, instance: Any, owner: Any = None) -> Any:
+            try:
+                return getattr(state, self.name)
+            except AttributeError:
+                raise AttributeError(self.name) from None
+
+        def __set__(self, instance: Any, value: Any) -> None:
+            setattr(state, self.name, value)
+
+    # `BaseRouter.current_event = ...` is set on the class: a data descriptor on its metaclass
+    # takes that assignment; the same descriptor on the class serves `resolver.current_event`.
+    meta = type("PerThreadRequestMeta", (ABCMeta,), {name: PerThread(name) for name in names})
+    original_meta = type(BaseRouter)
+    for name in names:  # into the class's own namespace first, then the metaclass
+        setattr(BaseRouter, name, PerThread(name))
+    BaseRouter.__class__ = meta
+    try:
+        yield
+    finally:
+        BaseRouter.__class__ = original_meta
+        for name in names:
+            delattr(BaseRouter, name)
+            if saved[name] is not None:
+                setattr(BaseRouter, name, saved[name])
 
 
 @contextmanager
