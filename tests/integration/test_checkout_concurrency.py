@@ -16,11 +16,11 @@ from support.checkout import (
     Shop,
     fast_stripe_retries_fixture,  # noqa: F401 - fixture
     hook,
-    run_together,
     sandbox_fixture,  # noqa: F401 - fixture
     shop_fixture,  # noqa: F401 - fixture
     transactions_meet,
 )
+from support.environments import run_together
 
 SEEDED_ORDERS = {1, 2, 3}
 

@@ -353,27 +353,3 @@ def transactions_meet(client: Any, parties: int, timeout: float = 15.0) -> Itera
 
     with hook(client, "before-call.dynamodb.TransactWriteItems", meet):
         yield
-
-
-def run_together(calls: list[Callable[[], Any]], timeout: float = 30.0) -> list[Any]:
-    """Run the calls in threads released at once; returns their results (re-raises their errors)."""
-    start = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(index: int, fn: Callable[[], Any]) -> None:
-        try:
-            start.wait(timeout)
-            results[index] = fn()
-        except BaseException as exc:  # reported to the test below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i, fn), daemon=True) for i, fn in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "a concurrent call never finished"
-    if errors:
-        raise errors[0]
-    return results

@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from halum_payments.models import Order, Payment
 from halum_payments.repositories import catalog, orders, payments
 from halum_payments.repositories.dynamo import batch_put, from_item
 from support import PAYMENT_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET, Reply, call
+from support.environments import run_together
 
 STRIPE_KEY = "sk_test_webhooks_0123456789"  # the Stripe stand-in's API key (not a webhook secret)
 STRIPE_PATH = "/orders/api/stripe-webhook/"
@@ -91,106 +91,11 @@ def send_gateway(
 
 
 def concurrently(n: int, fn: Callable[[int], Reply]) -> list[Reply]:
-    """Run `fn(i)` in `n` threads released together; every thread's reply (its exception is re-raised).
-
-    Lambda runs one invocation at a time per execution environment, and concurrent deliveries in
-    environments of their own: give each thread its own loaded function (a resolver keeps the
-    request it is serving on itself). What the environments would not share but threads do is
-    made per thread (the request Powertools keeps on its router class) or serialised (Powertools'
-    metric set); the code under test (idempotency, conditional writes) is not."""
-    with _serialised_metrics(), _request_per_thread():
-        return _run_together(n, fn)
-
-
-@contextmanager
-def _request_per_thread() -> Iterator[None]:
-    """Powertools' resolvers keep the request being served on their base class
-    (`BaseRouter.current_event`, `.lambda_context`): one per process, which is right on Lambda
-    (one request at a time per process) but would hand one thread's request to another here.
-    For the duration, those two class attributes are per thread."""
-    from abc import ABCMeta
-
-    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
-
-    names = ("current_event", "lambda_context")
-    state = threading.local()
-    saved = {name: BaseRouter.__dict__.get(name) for name in names}
-
-    class PerThread:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def __get__(self, instance: Any, owner: Any = None) -> Any:
-            try:
-                return getattr(state, self.name)
-            except AttributeError:
-                raise AttributeError(self.name) from None
-
-        def __set__(self, instance: Any, value: Any) -> None:
-            setattr(state, self.name, value)
-
-    # `BaseRouter.current_event = ...` is set on the class: a data descriptor on its metaclass
-    # takes that assignment; the same descriptor on the class serves `resolver.current_event`.
-    meta = type("PerThreadRequestMeta", (ABCMeta,), {name: PerThread(name) for name in names})
-    original_meta = type(BaseRouter)
-    for name in names:  # into the class's own namespace first, then the metaclass
-        setattr(BaseRouter, name, PerThread(name))
-    BaseRouter.__class__ = meta
-    try:
-        yield
-    finally:
-        BaseRouter.__class__ = original_meta
-        for name in names:
-            delattr(BaseRouter, name)
-            if saved[name] is not None:
-                setattr(BaseRouter, name, saved[name])
-
-
-@contextmanager
-def _serialised_metrics() -> Iterator[None]:
-    from halum_payments.observability import metrics
-
-    provider = metrics.provider
-    lock = threading.RLock()
-    names = ("add_metric", "flush_metrics")
-
-    def locked(method: Callable[..., Any]) -> Callable[..., Any]:
-        def run(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return method(*args, **kwargs)
-
-        return run
-
-    for name in names:
-        setattr(provider, name, locked(getattr(provider, name)))
-    try:
-        yield
-    finally:
-        for name in names:
-            delattr(provider, name)  # back to the class's methods
-
-
-def _run_together(n: int, fn: Callable[[int], Reply]) -> list[Reply]:
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            results[index] = fn(index)
-        except BaseException as exc:
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    assert all(isinstance(r, Reply) for r in results), results
-    return results
+    """Run `fn(i)` in `n` threads released together (see support.environments); every thread's
+    reply (an exception is re-raised)."""
+    replies = run_together([lambda i=i: fn(i) for i in range(n)], timeout=60)
+    assert all(isinstance(reply, Reply) for reply in replies), replies
+    return replies
 
 
 # ---------------------------------------------------------------------- what is stored
