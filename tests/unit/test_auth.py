@@ -314,3 +314,21 @@ def test_jwks_endpoint_failure_is_a_retryable_503_never_a_crash(jwks, keys, brea
     assert reply.status == 503, reply
     assert set(reply.json) == {"detail"}
     assert reply.headers.get("retry-after")
+
+
+def test_a_token_verified_once_is_refused_once_it_expires():
+    """Verified tokens are remembered per process (a client repeats its token on every request);
+    the memory never outlives the token."""
+    function = whoami_function(settings_from())
+    token = make_token(9, exp=int(time.time()) + 2)
+    assert whoami(function, bearer(token)).json["user"] == 9
+    assert whoami(function, bearer(token)).json["user"] == 9
+    time.sleep(max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.05)
+    assert_unauthorized(whoami(function, bearer(token)))
+
+
+def test_a_remembered_token_does_not_vouch_for_a_tampered_copy(hs_function):
+    token = make_token(5)
+    assert whoami(hs_function, bearer(token)).json["user"] == 5
+    assert_unauthorized(whoami(hs_function, bearer(tamper_payload(token, user_id="6"))))
+    assert_unauthorized(whoami(hs_function, bearer(token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))))
