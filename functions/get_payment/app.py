@@ -6,7 +6,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
-from halum_payments.http import authenticated, create_api
+from halum_payments.http import authenticated, create_api, documented, json_response
 from halum_payments.models import ErrorOut, PaymentOut
 from halum_payments.observability import logger
 
@@ -20,13 +20,13 @@ app = create_api(preconditions=[authenticated(wiring.authenticator(settings))])
     summary="Retrieve one of the caller's payments",
     tags=["payments"],
     responses={
-        200: {"description": "The payment"},
+        **documented(PaymentOut, "The payment"),
         404: {"description": "Not found", "content": {"application/json": {"model": ErrorOut}}},
     },
 )
-def get_payment(payment_id: str) -> PaymentOut:
+def get_payment(payment_id: str):  # no return annotation: the body is JSON already (json_response)
     # The id stays a string here: a malformed id must be 404 like any id that is not the caller's.
-    return PaymentOut.of(queries.get_for_user(app.context["user_id"], payment_id))
+    return json_response(PaymentOut.of(queries.get_for_user(app.context["user_id"], payment_id)))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+from pydantic import BaseModel
 
 from .errors import DomainError, NotAuthenticated, TransientFault
 from .observability import logger
@@ -42,6 +43,18 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
     @staticmethod
     def _compile_regex(rule: str, base_regex: str = "^{}$") -> Any:
         return _trailing_slash_optional(rule, base_regex)
+
+
+def json_response(model: BaseModel, status: int = 200) -> Response:
+    """`model` as the JSON body, serialised by pydantic-core (Rust) here rather than by Powertools'
+    response validation and `json.dumps` (Python): a page of 100 payments answers in a fraction of
+    the time. Routes returning it document their model with `documented(...)`."""
+    return Response(status_code=status, content_type="application/json", body=model.model_dump_json())
+
+
+def documented(model: type[BaseModel], description: str) -> dict[int | str, Any]:
+    """The `responses` entry of a route answering `json_response(model)`."""
+    return {200: {"description": description, "content": {"application/json": {"model": model}}}}
 
 
 def error_body(message: str, style: ErrorStyle) -> dict[str, str]:
