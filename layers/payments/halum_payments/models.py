@@ -158,7 +158,13 @@ class Cart:
 # ---------------------------------------------------------------- API shapes
 
 
-class PaymentOut(BaseModel):
+class ApiModel(BaseModel):
+    # Each function uses a few of these shapes: build a model's validator and serialiser when it
+    # is first used, not at import, so no function's cold start pays for the others' shapes.
+    model_config = ConfigDict(defer_build=True)
+
+
+class PaymentOut(ApiModel):
     """The payment JSON of the spec, field for field."""
 
     id: int
@@ -191,7 +197,7 @@ def _payment_fields(payment: Payment) -> dict[str, Any]:
     }
 
 
-class PaymentPage(BaseModel):
+class PaymentPage(ApiModel):
     count: int
     next: str | None
     previous: str | None
@@ -206,11 +212,11 @@ class PaymentPage(BaseModel):
         return cls.model_validate({"count": count, "next": next, "previous": previous, "results": rows})
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(ApiModel):
     detail: str
 
 
-class CheckoutRequest(BaseModel):
+class CheckoutRequest(ApiModel):
     """Either check out the cart to an address, or pay an existing pending order."""
 
     model_config = ConfigDict(extra="forbid")
@@ -225,29 +231,29 @@ class CheckoutRequest(BaseModel):
         return self
 
 
-class CodCheckoutRequest(BaseModel):
+class CodCheckoutRequest(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     shipping_address: Annotated[StrictInt, Field(ge=1, lt=10**18)]
 
 
-class CheckoutSessionOut(BaseModel):
+class CheckoutSessionOut(ApiModel):
     id: str = Field(examples=["cs_test_123456"])
     url: str = Field(examples=["https://checkout.stripe.com/c/pay/cs_test_123456"])
 
 
-class CodOrderOut(BaseModel):
+class CodOrderOut(ApiModel):
     order_id: int
     status: OrderStatus
     payment_method: Literal["COD"] = "COD"
     payment: PaymentOut
 
 
-class WebhookAck(BaseModel):
+class WebhookAck(ApiModel):
     status: Literal["success"] = "success"
     message: str
 
 
-class WebhookError(BaseModel):
+class WebhookError(ApiModel):
     status: Literal["error"] = "error"
     message: str

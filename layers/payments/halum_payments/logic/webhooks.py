@@ -204,7 +204,7 @@ GatewayEventType = Literal["payment.completed", "payment.processing", "payment.f
 class GatewayEvent(BaseModel):
     """The generic gateway's event, strictly typed. Unknown extra fields are ignored."""
 
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True, defer_build=True)
 
     event_type: GatewayEventType
     payment_id: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
