@@ -1,7 +1,6 @@
 """POST /orders/api/create-stripe-order/ : check out the cart (or pay a pending order) with Stripe."""
 
-import functools
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Header
 from aws_lambda_powertools.logging import correlation_paths
@@ -10,11 +9,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from halum_payments import wiring
 from halum_payments.errors import GatewayNotConfigured
 from halum_payments.http import authenticated, create_api
+from halum_payments.keyed_requests import KeyedRequests
 from halum_payments.models import CheckoutRequest, CheckoutSessionOut
 from halum_payments.observability import logger, metrics
-
-if TYPE_CHECKING:
-    from halum_payments.idempotency import Idempotent
 
 settings = wiring.settings()
 gateway = wiring.stripe_gateway(settings)  # None without STRIPE_SECRET_KEY: every request is a 503
@@ -35,15 +32,9 @@ def gateway_configured(_: Any) -> None:
         raise GatewayNotConfigured("Stripe payment gateway is not configured")
 
 
-@functools.cache
-def replay() -> "Idempotent[CheckoutSessionOut]":
-    # Built by the first request with an Idempotency-Key: Powertools' idempotency utility (and
-    # the boto3 it imports) stays out of the cold start of requests without one.
-    from halum_payments.idempotency import Idempotent
-
-    return Idempotent(settings.idempotency_table, start_checkout, CheckoutSessionOut, expires_after_seconds=24 * 3600)
-
-
+checkouts = KeyedRequests(
+    settings.idempotency_table, start_checkout, CheckoutSessionOut, expires_after_seconds=24 * 3600
+)
 app = create_api(preconditions=[authenticated(wiring.authenticator(settings)), gateway_configured])
 
 
@@ -52,13 +43,7 @@ def create_stripe_order(
     body: CheckoutRequest,
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=255)] = None,
 ) -> CheckoutSessionOut:
-    user = app.context["user_id"]
-    payload = {"key": f"{user}:{idempotency_key}", "body": body.model_dump(), "user": user}
-    if not idempotency_key:
-        return start_checkout(payload)
-    keyed = replay()
-    keyed.register_lambda_context(app.lambda_context)
-    return keyed(payload)
+    return checkouts(app.context["user_id"], idempotency_key, body.model_dump(), app.lambda_context)
 
 
 @metrics.log_metrics

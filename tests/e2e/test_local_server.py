@@ -18,6 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+# The spec's two examples (shared/payments-api.md), which the demo seed must reproduce exactly.
+from support.payment_data import SPEC_LIST as LIST_EXAMPLE
+from support.payment_data import SPEC_PAYMENT_1 as PAYMENT_1
+from support.payment_data import SPEC_PAYMENT_2 as PAYMENT_2
+
 from local.routing import HttpResponse
 from local.server import http_response, reconcile_handler
 from local.template import ROOT
@@ -26,30 +31,6 @@ from local.workers import MAX_REQUEST_BYTES, Invocation, Outcome
 pytestmark = pytest.mark.e2e
 
 PAYMENTS = "/orders/api/payments/"
-# The spec's two examples (shared/payments-api.md), which the demo seed must reproduce exactly.
-PAYMENT_1 = {
-    "id": 1,
-    "order": 1,
-    "user": 1,
-    "amount": "1598.00",
-    "method": "COD",
-    "status": "pending",
-    "transaction_id": None,
-    "created_at": "2023-01-15T14:30:00Z",
-    "updated_at": "2023-01-15T14:30:00Z",
-}
-PAYMENT_2 = {
-    "id": 2,
-    "order": 2,
-    "user": 1,
-    "amount": "899.00",
-    "method": "ONLINE",
-    "status": "completed",
-    "transaction_id": "txn_123456789",
-    "created_at": "2023-01-20T10:15:00Z",
-    "updated_at": "2023-01-20T10:20:00Z",
-}
-LIST_EXAMPLE = {"count": 2, "next": None, "previous": None, "results": [PAYMENT_1, PAYMENT_2]}
 NOT_FOUND = {"detail": "Not found."}
 GATEWAY_NOT_FOUND = {"message": "Not Found"}
 

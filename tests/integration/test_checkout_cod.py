@@ -28,6 +28,7 @@ from support.checkout import (
 )
 from support.dynamo_calls import recorded_calls
 from support.payment_data import ISO_Z
+from support.webhooks import captured_output
 
 STOCK = {1: 100, 2: 50, 3: 3, 4: 200, 5: 40}
 
@@ -131,8 +132,7 @@ def test_cod_refuses_what_checkout_refuses_and_writes_nothing(shop, subtests):
     with subtests.test("no token and a bad body"):
         refused(shop, None, "{oops", 401)
     with subtests.test("an expired token"):
-        refused(shop, None, {"shipping_address": 1}, 401,
-                headers={"authorization": f"Bearer {make_token(1, exp=1)}"})
+        refused(shop, None, {"shipping_address": 1}, 401, headers={"authorization": f"Bearer {make_token(1, exp=1)}"})
 
 
 def test_a_stock_race_lost_inside_the_transaction_is_a_409_and_writes_nothing(shop):
@@ -154,13 +154,16 @@ def test_a_stock_race_lost_inside_the_transaction_is_a_409_and_writes_nothing(sh
     assert shop.store.stock(PRAWN) == 1  # only the other buyer's change
 
 
-def test_the_same_idempotency_key_replays_the_201_and_makes_one_order(shop):
-    first = shop.cash(1, {"shipping_address": 1}, key="cod-click")
-    assert first.status == 201, first
-    after_first = shop.store.dump()
-    again = shop.cash(1, {"shipping_address": 1}, key="cod-click")
-    assert again.status == 201, again
-    assert again.json == first.json
-    assert shop.store.dump() == after_first
+def test_the_same_idempotency_key_replays_the_201_and_makes_one_order(shop, capsys, caplog):
+    with captured_output(capsys, caplog) as output:
+        first = shop.cash(1, {"shipping_address": 1}, key="cod-click")
+        assert first.status == 201, first
+        after_first = shop.store.dump()
+        assert output.metrics()["DuplicateCheckouts"] == 0
+        again = shop.cash(1, {"shipping_address": 1}, key="cod-click")
+        assert again.status == 201, again
+        assert again.json == first.json
+        assert shop.store.dump() == after_first
+        assert output.metrics()["DuplicateCheckouts"] == 1
     other = shop.cash(1, {"shipping_address": 999}, key="cod-click")
     assert other.status == 422, other

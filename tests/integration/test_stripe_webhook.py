@@ -207,7 +207,7 @@ def test_without_a_configured_secret_every_delivery_is_503_and_logged(load_hook,
 # ---------------------------------------------------------------------- the events
 
 
-def test_paid_completion_completes_with_the_payment_intent_and_confirms_the_order(hook, shop, ledger, dynamodb):
+def test_paid_completion_completes_with_the_payment_intent_and_confirms_the_order(hook, shop, ledger, dynamodb, output):
     session = shop.from_cart()
     order_id, payment_id = ids(session)
     assert stock(ledger) == RESERVED_STOCK
@@ -238,10 +238,12 @@ def test_paid_completion_completes_with_the_payment_intent_and_confirms_the_orde
     assert stock(ledger) == RESERVED_STOCK  # sold: the reservation stays
     settled = ledger.snapshot()
 
+    assert output.metrics()["DuplicateDeliveries"] == 0
     again = send_stripe(hook, payload)  # Stripe redelivers the same event
 
     assert (again.status, again.json) == (200, answer)
     assert ledger.snapshot() == settled
+    assert output.metrics()["DuplicateDeliveries"] == 1
 
 
 def test_completion_supersedes_the_orders_other_pending_payments(hook, shop, ledger):

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from support.payment_data import SPEC_LIST
+
 API = "/orders/api"
 ROUTES = (
     "/orders/api/payments/",
@@ -44,35 +46,7 @@ LEAKS = re.compile(
 )
 
 # The spec's example (payments-api.md, "List Payments"): what user 1 sees on the demo seed.
-SPEC_LIST_EXAMPLE: dict[str, Any] = {
-    "count": 2,
-    "next": None,
-    "previous": None,
-    "results": [
-        {
-            "id": 1,
-            "order": 1,
-            "user": 1,
-            "amount": "1598.00",
-            "method": "COD",
-            "status": "pending",
-            "transaction_id": None,
-            "created_at": "2023-01-15T14:30:00Z",
-            "updated_at": "2023-01-15T14:30:00Z",
-        },
-        {
-            "id": 2,
-            "order": 2,
-            "user": 1,
-            "amount": "899.00",
-            "method": "ONLINE",
-            "status": "completed",
-            "transaction_id": "txn_123456789",
-            "created_at": "2023-01-20T10:15:00Z",
-            "updated_at": "2023-01-20T10:20:00Z",
-        },
-    ],
-}
+SPEC_LIST_EXAMPLE: dict[str, Any] = SPEC_LIST
 
 
 # ---------------------------------------------------------------------------- raw HTTP

@@ -24,6 +24,7 @@ import pytest
 import schemathesis
 from schemathesis.core.result import Ok
 from support import ROOT
+from support.payment_data import SPEC_LIST, SPEC_PAYMENT_1
 
 from local import openapi, openapi_docs
 from local.routing import HttpResponse
@@ -45,29 +46,6 @@ OPERATIONS = {
 AUTHENTICATED = {"list_payments", "get_payment", "create_stripe_order", "create_cod_order"}
 SIGNATURE_HEADERS = {"stripe_webhook": "Stripe-Signature", "payment_webhook": "X-Webhook-Signature"}
 
-# payments-api.md's examples, verbatim.
-SPEC_PAYMENT_1 = {
-    "id": 1,
-    "order": 1,
-    "user": 1,
-    "amount": "1598.00",
-    "method": "COD",
-    "status": "pending",
-    "transaction_id": None,
-    "created_at": "2023-01-15T14:30:00Z",
-    "updated_at": "2023-01-15T14:30:00Z",
-}
-SPEC_PAYMENT_2 = {
-    "id": 2,
-    "order": 2,
-    "user": 1,
-    "amount": "899.00",
-    "method": "ONLINE",
-    "status": "completed",
-    "transaction_id": "txn_123456789",
-    "created_at": "2023-01-20T10:15:00Z",
-    "updated_at": "2023-01-20T10:20:00Z",
-}
 SPEC_GATEWAY_EVENT = {
     "event_type": "payment.completed",
     "payment_id": "txn_123456789",
@@ -77,7 +55,7 @@ SPEC_GATEWAY_EVENT = {
     "timestamp": "2023-01-15T15:30:00Z",
 }
 SPEC_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
-    ("PaymentPage", {"count": 2, "next": None, "previous": None, "results": [SPEC_PAYMENT_1, SPEC_PAYMENT_2]}),
+    ("PaymentPage", SPEC_LIST),
     ("Payment", SPEC_PAYMENT_1),
     ("CheckoutRequest", {"shipping_address": 1}),
     ("CheckoutSessionOut", {"id": "cs_test_123456", "url": "https://checkout.stripe.com/c/pay/cs_test_123456"}),

@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel
 
 from .errors import RequestInProgress, TransientFault, Unprocessable
+from .observability import count, logger
 from .repositories.dynamo import dynamodb_client
 
 T = TypeVar("T", bound=BaseModel)
@@ -48,6 +49,7 @@ class Idempotent(Generic[T]):
         expires_after_seconds: int,
         client: Any = None,
         wait_schedule: tuple[float, ...] = WAIT_SCHEDULE,
+        duplicate_metric: str = "DuplicateDeliveries",
     ) -> None:
         from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 
@@ -56,7 +58,9 @@ class Idempotent(Generic[T]):
             payload_validation_jmespath="body",
             expires_after_seconds=expires_after_seconds,
             raise_on_no_idempotency_key=True,
+            response_hook=self._replayed,
         )
+        self._duplicate_metric = duplicate_metric
         persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=client or dynamodb_client())
         self._wait_schedule = wait_schedule
         self._run = idempotent_function(
@@ -65,6 +69,12 @@ class Idempotent(Generic[T]):
             config=self.config,
             output_serializer=PydanticSerializer(output),
         )(_named(fn))
+
+    def _replayed(self, response: Any, idempotent_data: Any) -> Any:
+        # Called by Powertools only when it answers with a stored result: a duplicate.
+        count(self._duplicate_metric)
+        logger.info("duplicate request answered with the stored result")
+        return response
 
     def register_lambda_context(self, context: Any) -> None:
         self.config.register_lambda_context(context)

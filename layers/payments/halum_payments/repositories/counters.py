@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .dynamo import dynamodb_client, from_item, is_condition_failure, update_request
+from .dynamo import TableRepository, from_item, is_condition_failure, update_request
 
 ORDER_SEQUENCE = "sequence#order"
 PAYMENT_SEQUENCE = "sequence#payment"
@@ -59,15 +59,7 @@ def merge_deltas(deltas: Iterable[dict[str, int]]) -> dict[str, int]:
     return {name: amount for name, amount in total.items() if amount}
 
 
-class CountersRepository:
-    def __init__(self, table: str, client: Any = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamodb_client()
-
+class CountersRepository(TableRepository):
     def sequence_keys(self) -> list[dict[str, str]]:
         return [{"name": ORDER_SEQUENCE}, {"name": PAYMENT_SEQUENCE}]
 

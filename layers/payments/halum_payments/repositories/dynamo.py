@@ -50,6 +50,18 @@ def dynamodb_client() -> Any:
     return botocore.session.get_session().create_client("dynamodb", config=CLIENT_CONFIG)
 
 
+class TableRepository:
+    """One table's repository: its name, and the client to reach it (the process's, unless given)."""
+
+    def __init__(self, table: str, client: Any = None) -> None:
+        self.table = table
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or dynamodb_client()
+
+
 @functools.cache
 def _boto3_types() -> tuple[Any, Any]:
     """boto3's TypeSerializer and TypeDeserializer, for the values the fast paths below leave to

@@ -8,22 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .dynamo import dynamodb_client, from_item, put_request
+from .dynamo import TableRepository, from_item, put_request
 
 
 def claim_key(method: str, transaction_id: str) -> str:
     return f"{method}#{transaction_id}"
 
 
-class GatewayTransactionsRepository:
-    def __init__(self, table: str, client: Any = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamodb_client()
-
+class GatewayTransactionsRepository(TableRepository):
     def record(self, method: str, transaction_id: str, payment: int, order: int) -> dict[str, Any]:
         return {"transaction_id": claim_key(method, transaction_id), "payment": payment, "order": order}
 

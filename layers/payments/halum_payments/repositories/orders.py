@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..models import Order, OrderItem, OrderOrigin, OrderStatus, Payment, PaymentMethod, PaymentRef, PaymentStatus
-from .dynamo import dynamodb_client, from_item
+from .dynamo import TableRepository, from_item
 
 
 def encode(order: Order) -> dict[str, Any]:
@@ -83,15 +83,7 @@ def decode(record: Mapping[str, Any]) -> Order:
     )
 
 
-class OrdersRepository:
-    def __init__(self, table: str, client: Any = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamodb_client()
-
+class OrdersRepository(TableRepository):
     def get(self, order_id: int) -> Order | None:
         response = self.client.get_item(TableName=self.table, Key={"id": {"N": str(order_id)}}, ConsistentRead=True)
         item = response.get("Item")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from ..clock import sortable
 from ..models import OPEN_STATUSES, Payment, PaymentMethod, PaymentStatus
-from .dynamo import dynamodb_client, from_item, to_attr, to_item
+from .dynamo import TableRepository, from_item, to_attr, to_item
 
 Ordering = Literal["id", "-id", "created_at", "-created_at"]
 
@@ -128,15 +128,7 @@ def _optional_text(item: Mapping[str, Any], name: str) -> str | None:
     return None if value is None else value.get("S")  # absent or {"NULL": true}
 
 
-class PaymentsRepository:
-    def __init__(self, table: str, client: Any = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamodb_client()
-
+class PaymentsRepository(TableRepository):
     def get(self, payment_id: int) -> Payment | None:
         response = self.client.get_item(TableName=self.table, Key={"id": {"N": str(payment_id)}}, ConsistentRead=True)
         item = response.get("Item")

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .dynamo import dynamodb_client, from_item, to_attr
+from .dynamo import TableRepository, from_item, to_attr
 
 SWEEP_CURSOR = "reconciliation#cursor"
 
 
-class SweepStateRepository:
-    def __init__(self, table: str, client: Any = None) -> None:
-        self.table = table
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamodb_client()
-
+class SweepStateRepository(TableRepository):
     def load(self) -> dict[str, Any] | None:
         response = self.client.get_item(TableName=self.table, Key={"name": {"S": SWEEP_CURSOR}}, ConsistentRead=True)
         item = from_item(response.get("Item") or {})
