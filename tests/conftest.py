@@ -26,24 +26,12 @@ os.environ.update(
 for leaked in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(leaked, None)
 
-from support import JWT_SECRET, PAYMENT_WEBHOOK_SECRET, ROOT, STRIPE_WEBHOOK_SECRET  # noqa: E402
+from support import JWT_SECRET, PAYMENT_WEBHOOK_SECRET, ROOT, STRIPE_WEBHOOK_SECRET, TABLE_SETTINGS  # noqa: E402
 
 from halum_payments import config  # noqa: E402
 from halum_payments.config import Settings  # noqa: E402
 from local.dynamodb import EmbeddedDynamoDB  # noqa: E402
 from local.template import Template  # noqa: E402
-
-TABLE_SETTINGS = {
-    "PaymentsTable": "PAYMENTS_TABLE",
-    "PaymentAuditTable": "PAYMENT_AUDIT_TABLE",
-    "OrdersTable": "ORDERS_TABLE",
-    "ProductVariantsTable": "PRODUCT_VARIANTS_TABLE",
-    "ShippingAddressesTable": "SHIPPING_ADDRESSES_TABLE",
-    "CartsTable": "CARTS_TABLE",
-    "CountersTable": "COUNTERS_TABLE",
-    "GatewayTransactionsTable": "GATEWAY_TRANSACTIONS_TABLE",
-    "IdempotencyTable": "IDEMPOTENCY_TABLE",
-}
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,18 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 JWT_SECRET = "test-jwt-secret-" + "x" * 32
 STRIPE_WEBHOOK_SECRET = "whsec_test_" + "y" * 24
 PAYMENT_WEBHOOK_SECRET = "pwh_test_" + "z" * 24
+# Template logical id -> the setting that names the table in a function's environment.
+TABLE_SETTINGS = {
+    "PaymentsTable": "PAYMENTS_TABLE",
+    "PaymentAuditTable": "PAYMENT_AUDIT_TABLE",
+    "OrdersTable": "ORDERS_TABLE",
+    "ProductVariantsTable": "PRODUCT_VARIANTS_TABLE",
+    "ShippingAddressesTable": "SHIPPING_ADDRESSES_TABLE",
+    "CartsTable": "CARTS_TABLE",
+    "CountersTable": "COUNTERS_TABLE",
+    "GatewayTransactionsTable": "GATEWAY_TRANSACTIONS_TABLE",
+    "IdempotencyTable": "IDEMPOTENCY_TABLE",
+}
 
 
 def make_token(user_id: Any = 1, *, secret: str = JWT_SECRET, algorithm: str = "HS256", **claims: Any) -> str:

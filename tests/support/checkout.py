@@ -25,7 +25,7 @@ from halum_payments.repositories.dynamo import from_item, to_item
 from local import seed
 from local.seed import DEFAULT_SEED
 from local.stripe_sandbox import StripeSandbox
-from support import Reply, auth, call
+from support import TABLE_SETTINGS, Reply, auth, call
 
 STRIPE_KEY = "sk_test_checkout_" + "c" * 24
 SUCCESS_URL = "https://shop.example/checkout/done?session={CHECKOUT_SESSION_ID}"
@@ -35,18 +35,6 @@ COD = "/orders/api/create-cod/"
 PAYMENTS = "/orders/api/payments/"
 NOT_CONFIGURED = {"detail": "Stripe payment gateway is not configured"}
 
-# Template logical id -> the setting naming that table (as tests/conftest.py wires them).
-TABLE_SETTINGS = {
-    "PaymentsTable": "PAYMENTS_TABLE",
-    "PaymentAuditTable": "PAYMENT_AUDIT_TABLE",
-    "OrdersTable": "ORDERS_TABLE",
-    "ProductVariantsTable": "PRODUCT_VARIANTS_TABLE",
-    "ShippingAddressesTable": "SHIPPING_ADDRESSES_TABLE",
-    "CartsTable": "CARTS_TABLE",
-    "CountersTable": "COUNTERS_TABLE",
-    "GatewayTransactionsTable": "GATEWAY_TRANSACTIONS_TABLE",
-    "IdempotencyTable": "IDEMPOTENCY_TABLE",
-}
 
 # The default seed (local/seed.json), as a user sees it.
 RUI, HILSA, PRAWN, RICE, PANGAS = 1, 2, 3, 4, 5
@@ -193,8 +181,15 @@ class Store:
 # ---------------------------------------------------------------------- calling the functions
 
 
-def post(module: ModuleType, path: str, user: int | None, body: Any, *, key: str | None = None,
-         headers: dict[str, str] | None = None) -> Reply:
+def post(
+    module: ModuleType,
+    path: str,
+    user: int | None,
+    body: Any,
+    *,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
     """POST as a client would; checks what holds for every answer (JSON; errors exactly {"detail"})."""
     request_headers = auth(user) if user is not None else {}
     if key is not None:
@@ -271,8 +266,15 @@ class Shop:
             self._modules["cod"] = self.cod_function()
         return self._modules["cod"]
 
-    def checkout(self, user: int | None, body: Any, *, key: str | None = None, module: ModuleType | None = None,
-                 headers: dict[str, str] | None = None) -> Reply:
+    def checkout(
+        self,
+        user: int | None,
+        body: Any,
+        *,
+        key: str | None = None,
+        module: ModuleType | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
         return post(module or self.stripe, CHECKOUT, user, body, key=key, headers=headers)
 
     def cash(self, user: int | None, body: Any, *, key: str | None = None, module: ModuleType | None = None) -> Reply:
@@ -313,8 +315,9 @@ def sandbox_fixture() -> Iterator[StripeSandbox]:
 
 
 @pytest.fixture(name="shop")
-def shop_fixture(dynamodb: Any, tables: dict[str, str], sandbox: StripeSandbox, load_function: Any,
-         fast_stripe_retries: None) -> Shop:
+def shop_fixture(
+    dynamodb: Any, tables: dict[str, str], sandbox: StripeSandbox, load_function: Any, fast_stripe_retries: None
+) -> Shop:
     """The default seed (users 1 and 2, variants 1..5, carts, orders 1..3, payments 1..3)."""
     world = Shop(dynamodb, tables, sandbox, load_function)
     world.seed(default_seed())
