@@ -242,6 +242,16 @@ def test_the_checkout_return_pages_are_local_html(local_server):
     assert local_server.request("POST", "/_local/checkout/cancelled").status == 404
 
 
+def test_the_api_documentation_is_served_for_this_server(local_server):
+    page = local_server.request("GET", "/docs")
+    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+    document = local_server.request("GET", "/openapi.json")
+    assert document.status == 200
+    spec = json.loads(document.body)
+    assert spec["servers"][0]["url"] == local_server.url  # "Try it out" calls this server
+    assert "/orders/api/payments/" in spec["paths"]
+
+
 def test_the_reconcile_route_answers_the_functions_summary_or_a_500(gateway_server):
     gateway_server.local_routes.add("POST", "/_test/reconcile-echo", reconcile_handler("EchoFunction"))
     gateway_server.local_routes.add("POST", "/_test/reconcile-broken", reconcile_handler("BrokenFunction"))

@@ -192,7 +192,8 @@ def _sessions_on_first_use(
     class Sessions:
         def retrieve_session(self, session_id: str) -> Any:
             stripe = gateway()
-            assert stripe is not None  # configured, so stripe_gateway built one
+            if stripe is None:  # cannot happen: configured, so stripe_gateway builds one
+                raise ConfigError("STRIPE_SECRET_KEY is required to reconcile Stripe payments")
             return stripe.retrieve_session(session_id)
 
     sessions = Sessions()
