@@ -13,6 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from . import snapstart
 from .config import Settings, get_settings
 from .errors import ConfigError
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:  # imported where used: stripe only by the functions that talk
 
 
 def settings() -> Settings:
+    """The function's settings, validated once; every function calls this first at init."""
+    snapstart.register()
     return get_settings()
 
 
