@@ -4,7 +4,6 @@ and the Lambda-like processes (bench/lambda_proc.py) that run the built function
 from __future__ import annotations
 
 import copy
-import http.client
 import json
 import logging
 import os
@@ -20,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 for entry in (ROOT / "layers" / "payments", ROOT):
@@ -262,20 +260,8 @@ class World:
         gateway = StripeCheckoutGateway(STRIPE_KEY, api_base=self.sandbox.base_url, timeout=5.0, max_network_retries=0)
         started = wiring.checkout_service(settings, gateway, self.client).stripe_from_cart(1, 1)
         before = len(self.sandbox.deliveries)
-        url = urlsplit(self.sandbox.base_url)
-        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
-        try:
-            connection.request(
-                "POST",
-                f"/checkout/{started.session_id}/pay",
-                body=urlencode({}),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-            )
-            response = connection.getresponse()
-            response.read()
-        finally:
-            connection.close()
-        assert response.status == 303, response.status
+        status, _ = self.sandbox.submit(f"/checkout/{started.session_id}/pay")
+        assert status == 303, status
         (event,) = [d.event for d in self.sandbox.deliveries[before:]]
         assert event["type"] == "checkout.session.completed", event["type"]
         return event

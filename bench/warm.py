@@ -41,20 +41,27 @@ WARM_SCENARIOS = [
 REFERENCES = ["ref_detail", "ref_list100", "ref_post"]
 
 
+def record(world: World, proc: Any, scenario: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Wait for the process's cold start, then serve one real request, recording every DynamoDB and
+    Stripe answer; returns the event and the recording."""
+    proc.receive()
+    event = fresh_event(world, scenario)
+    recorded = proc.request({"op": "record", "event": event})
+    check_status(scenario, recorded["response"])
+    if recorded["late"]:  # Stripe's gateway was imported during the request: record again, now stubbed
+        event = fresh_event(world, scenario)
+        recorded = proc.request({"op": "record", "event": event})
+        check_status(scenario, recorded["response"])
+    return event, recorded
+
+
 def run_scenario(
     world: World, name: str, requests: int, warmup: int, profile: str | None = None, build_dir: Any = None
 ) -> dict[str, Any]:
     scenario = SCENARIOS[name]
     proc = world.spawn(scenario.function, "serve", build_dir=build_dir)
     try:
-        proc.receive()
-        event = fresh_event(world, scenario)
-        recorded = proc.request({"op": "record", "event": event})
-        check_status(scenario, recorded["response"])
-        if recorded["late"]:  # Stripe's gateway was imported during the request: record again, now stubbed
-            event = fresh_event(world, scenario)
-            recorded = proc.request({"op": "record", "event": event})
-            check_status(scenario, recorded["response"])
+        event, recorded = record(world, proc, scenario)
         op = {"op": "profile", "path": profile, "top": 45} if profile else {"op": "replay"}
         result = proc.request({**op, "event": event, "n": requests, "warmup": warmup}, timeout=1200)
         check_status(scenario, {"statusCode": result["status"]} if scenario.expect else None)
@@ -77,14 +84,7 @@ def start_scenario(world: World, name: str, warmup: int) -> tuple[Any, dict[str,
     scenario = SCENARIOS[name]
     proc = world.spawn(scenario.function, "serve")
     try:
-        proc.receive()
-        event = fresh_event(world, scenario)
-        recorded = proc.request({"op": "record", "event": event})
-        check_status(scenario, recorded["response"])
-        if recorded["late"]:  # Stripe's gateway was imported during the request: record again, now stubbed
-            event = fresh_event(world, scenario)
-            recorded = proc.request({"op": "record", "event": event})
-            check_status(scenario, recorded["response"])
+        event, recorded = record(world, proc, scenario)
         proc.request({"op": "replay", "event": event, "n": warmup})
     except BaseException:
         proc.close()

@@ -18,6 +18,7 @@ import copy
 import hashlib
 import hmac
 import html
+import http.client
 import json
 import os
 import secrets
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 API_VERSION = "2026-10-28.endive"  # the version stripe-python 16 pins
 DEFAULT_PORT = 12111
@@ -402,6 +403,21 @@ class StripeSandbox:
     def session(self, session_id: str) -> dict[str, Any]:
         with self._lock:
             return copy.deepcopy(self._sessions[session_id].obj)
+
+    def submit(self, path: str, form: Mapping[str, str] | None = None) -> tuple[int, str]:
+        """A browser's form POST to this sandbox's pages (a checkout page's buttons, the dashboard's);
+        returns (status, Location). Any events it causes are delivered before it answers."""
+        url = urlsplit(self.base_url)
+        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+        try:
+            connection.request(
+                "POST", path, body=urlencode(form or {}), headers={"Content-Type": "application/x-www-form-urlencoded"}
+            )
+            response = connection.getresponse()
+            response.read()
+            return response.status, response.getheader("Location") or ""
+        finally:
+            connection.close()
 
     # ------------------------------------------------------------------ events
 

@@ -3,7 +3,6 @@ verified by stripe-python in a small receiving HTTP server, as our webhook funct
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 import time
@@ -11,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl
 
 import pytest
 import stripe
@@ -124,21 +123,6 @@ def session_request(
         expires_at=int(time.time()) + 3600,
         idempotency_key=key,
     )
-
-
-def post_form(box: StripeSandbox, path: str, form: dict[str, str] | None = None) -> tuple[int, str]:
-    """A browser's form POST on the checkout page; returns (status, Location)."""
-    url = urlsplit(box.base_url)
-    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
-    try:
-        connection.request(
-            "POST", path, body=urlencode(form or {}), headers={"Content-Type": "application/x-www-form-urlencoded"}
-        )
-        response = connection.getresponse()
-        response.read()
-        return response.status, response.getheader("Location") or ""
-    finally:
-        connection.close()
 
 
 # ---------------------------------------------------------------------- the API through stripe-python
@@ -309,7 +293,7 @@ def open_session(sandbox: StripeSandbox, key: str = "halum-checkout-payment-9") 
 
 def test_pay_delivers_a_signed_completed_event_then_redirects_to_success(sandbox, receiver):
     session = open_session(sandbox)
-    status, location = post_form(sandbox, f"/checkout/{session.id}/pay")
+    status, location = sandbox.submit(f"/checkout/{session.id}/pay")
     assert (status, location) == (303, f"https://shop.example/orders/paid?session={session.id}")
     (received,) = receiver.events  # delivered before the redirect: no waiting
     assert received.content_type.startswith("application/json")
@@ -333,23 +317,23 @@ def test_pay_delivers_a_signed_completed_event_then_redirects_to_success(sandbox
 
 def test_pay_delayed_then_bank_confirms(sandbox, receiver):
     session = open_session(sandbox)
-    assert post_form(sandbox, f"/checkout/{session.id}/pay-delayed") == (303, f"/checkout/{session.id}")
+    assert sandbox.submit(f"/checkout/{session.id}/pay-delayed") == (303, f"/checkout/{session.id}")
     completed = receiver.events[0].event["data"]["object"]
     assert (completed["status"], completed["payment_status"]) == ("complete", "unpaid")
     assert completed["payment_intent"].startswith("pi_")
-    status, location = post_form(sandbox, f"/checkout/{session.id}/confirm")
+    status, location = sandbox.submit(f"/checkout/{session.id}/confirm")
     assert (status, location) == (303, f"https://shop.example/orders/paid?session={session.id}")
     assert receiver.types() == ["checkout.session.completed", "checkout.session.async_payment_succeeded"]
     succeeded = receiver.events[1].event["data"]["object"]
     assert (succeeded["id"], succeeded["status"], succeeded["payment_status"]) == (session.id, "complete", "paid")
     assert succeeded["payment_intent"] == completed["payment_intent"]
-    assert post_form(sandbox, f"/checkout/{session.id}/decline")[0] == 409  # decided already
+    assert sandbox.submit(f"/checkout/{session.id}/decline")[0] == 409  # decided already
 
 
 def test_pay_delayed_then_bank_declines(sandbox, receiver):
     session = open_session(sandbox)
-    post_form(sandbox, f"/checkout/{session.id}/pay-delayed")
-    assert post_form(sandbox, f"/checkout/{session.id}/decline") == (303, CANCEL)
+    sandbox.submit(f"/checkout/{session.id}/pay-delayed")
+    assert sandbox.submit(f"/checkout/{session.id}/decline") == (303, CANCEL)
     assert receiver.types() == ["checkout.session.completed", "checkout.session.async_payment_failed"]
     failed = receiver.events[1].event["data"]["object"]
     assert (failed["id"], failed["status"], failed["payment_status"]) == (session.id, "complete", "unpaid")
@@ -359,7 +343,7 @@ def test_pay_delayed_then_bank_declines(sandbox, receiver):
 
 def test_cancel_expires_the_session_and_redirects_to_cancel(sandbox, receiver):
     session = open_session(sandbox)
-    assert post_form(sandbox, f"/checkout/{session.id}/cancel") == (303, CANCEL)
+    assert sandbox.submit(f"/checkout/{session.id}/cancel") == (303, CANCEL)
     (received,) = receiver.events
     obj = received.event["data"]["object"]
     assert (received.event["type"], obj["id"], obj["status"], obj["payment_status"]) == (
@@ -370,10 +354,10 @@ def test_cancel_expires_the_session_and_redirects_to_cancel(sandbox, receiver):
 
 def test_partial_then_full_refund_deliver_charge_refunded(sandbox, receiver):
     session = open_session(sandbox)
-    post_form(sandbox, f"/checkout/{session.id}/pay")
+    sandbox.submit(f"/checkout/{session.id}/pay")
     intent = receiver.events[0].event["data"]["object"]["payment_intent"]
-    assert post_form(sandbox, f"/checkout/{session.id}/refund", {"amount": "1000"}) == (303, "/")
-    assert post_form(sandbox, f"/checkout/{session.id}/refund") == (303, "/")
+    assert sandbox.submit(f"/checkout/{session.id}/refund", {"amount": "1000"}) == (303, "/")
+    assert sandbox.submit(f"/checkout/{session.id}/refund") == (303, "/")
     assert receiver.types() == ["checkout.session.completed", "charge.refunded", "charge.refunded"]
     partial, full = (received.event["data"]["object"] for received in receiver.events[1:])
     for charge in (partial, full):
@@ -391,7 +375,7 @@ def test_partial_then_full_refund_deliver_charge_refunded(sandbox, receiver):
 def test_a_failing_receiver_gets_three_signed_attempts(sandbox, receiver):
     receiver.answers = [500, 503, 500]
     session = open_session(sandbox)
-    assert post_form(sandbox, f"/checkout/{session.id}/pay")[0] == 303
+    assert sandbox.submit(f"/checkout/{session.id}/pay")[0] == 303
     assert len(receiver.events) == 3
     assert len({received.event["id"] for received in receiver.events}) == 1  # the same event, redelivered
     (delivery,) = sandbox.deliveries

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
-import http.client
 import io
 import json
 import logging
@@ -20,7 +19,6 @@ from contextlib import contextmanager
 from decimal import Decimal
 from types import ModuleType
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 from halum_payments.models import Order, Payment
 from halum_payments.repositories import catalog, orders, payments
@@ -195,20 +193,8 @@ class StripeShop:
         """Press a button on the stand-in's checkout page (or refund from its dashboard); the events it produced."""
         session_id = session if isinstance(session, str) else session["id"]
         before = len(self.sandbox.deliveries)
-        url = urlsplit(self.sandbox.base_url)
-        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
-        try:
-            connection.request(
-                "POST",
-                f"/checkout/{session_id}/{action}",
-                body=urlencode(form or {}),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-            )
-            response = connection.getresponse()
-            response.read()
-        finally:
-            connection.close()
-        assert response.status == 303, f"{action} on {session_id}: {response.status}"
+        status, _ = self.sandbox.submit(f"/checkout/{session_id}/{action}", form)
+        assert status == 303, f"{action} on {session_id}: {status}"
         return [delivery.event for delivery in self.sandbox.deliveries[before:]]
 
     def event(self, type_: str, obj: dict[str, Any]) -> dict[str, Any]:
