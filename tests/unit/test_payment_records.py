@@ -8,9 +8,9 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from halum_payments.models import Payment, PaymentMethod, PaymentStatus
+from halum_payments.models import Payment, PaymentMethod, PaymentOut, PaymentPage, PaymentStatus
 from halum_payments.repositories.dynamo import from_item, to_item
-from halum_payments.repositories.payments import decode, decode_item, encode
+from halum_payments.repositories.payments import api_row, decode, decode_item, encode
 
 NOW = "2023-01-15T14:30:00Z"
 ids = st.integers(min_value=1, max_value=10**18 - 1)
@@ -40,6 +40,15 @@ def test_a_stored_payment_reads_back_the_same_through_either_decoder(payment: Pa
     item = to_item(encode(payment))
     assert decode_item(item) == payment
     assert decode(from_item(item)) == payment
+
+
+@given(payments)
+def test_a_list_row_read_from_the_item_shows_the_payment_as_the_detail_does(payment: Payment) -> None:
+    row = api_row(to_item(encode(payment)))
+    detail = PaymentOut.of(payment).model_dump_json()
+    assert PaymentOut.model_validate(row).model_dump_json() == detail
+    page = PaymentPage.of(1, None, None, [row])
+    assert page.results[0].model_dump_json() == detail
 
 
 def test_a_null_transaction_id_and_a_missing_currency_read_as_none_and_usd() -> None:

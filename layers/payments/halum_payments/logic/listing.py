@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..cursors import Cursor, CursorCodec
 from ..errors import BadRequest, NotFound
-from ..models import Payment
+from ..models import Payment, PaymentRow
 from ..repositories.counters import CountersRepository
 from ..repositories.payments import SORTS, PaymentsRepository, sort_key
 
@@ -26,7 +26,7 @@ class PageRequest:
 @dataclass(frozen=True, slots=True)
 class Page:
     count: int
-    results: list[Payment]
+    results: list[PaymentRow]
     next_cursor: str | None
     previous_cursor: str | None
 
@@ -83,10 +83,10 @@ class PaymentQueries:
 
         count = self._counters.payment_count(user, request.status, request.method)
 
-        def make(anchor: Payment, going_forward: bool) -> str:
-            key: dict[str, object] = {"id": anchor.id}
+        def make(anchor: PaymentRow, going_forward: bool) -> str:
+            key: dict[str, object] = {"id": anchor["id"]}
             if sort_attr != "id":
-                key[sort_attr] = sort_key(anchor.created_at, anchor.id)
+                key[sort_attr] = sort_key(anchor["created_at"], anchor["id"])
             return codec.encode(Cursor(user, request.ordering, request.status, request.method, going_forward, key))
 
         next_cursor = make(rows[-1], True) if rows and has_next else None

@@ -7,7 +7,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from ..clock import sortable
-from ..models import OPEN_STATUSES, Payment, PaymentMethod, PaymentStatus
+from ..models import OPEN_STATUSES, Payment, PaymentMethod, PaymentRow, PaymentStatus
+from ..money import format_amount
 from .dynamo import TableRepository, from_item, to_attr, to_item
 
 Ordering = Literal["id", "-id", "created_at", "-created_at"]
@@ -123,6 +124,21 @@ def decode_item(item: Mapping[str, Any]) -> Payment:
     )
 
 
+def api_row(item: Mapping[str, Any]) -> PaymentRow:
+    """The API's view of a stored payment, read straight from its DynamoDB item: the list's rows."""
+    return {
+        "id": int(item["id"]["N"]),
+        "order": int(item["order"]["N"]),
+        "user": int(item["user"]["N"]),
+        "amount": format_amount(Decimal(item["amount"]["N"])),
+        "method": item["method"]["S"],
+        "status": item["status"]["S"],
+        "transaction_id": _optional_text(item, "transaction_id"),
+        "created_at": item["created_at"]["S"],
+        "updated_at": item["updated_at"]["S"],
+    }
+
+
 def _optional_text(item: Mapping[str, Any], name: str) -> str | None:
     value = item.get(name)
     return None if value is None else value.get("S")  # absent or {"NULL": true}
@@ -144,9 +160,10 @@ class PaymentsRepository(TableRepository):
         ascending: bool,
         after: Mapping[str, Any] | None,
         limit: int,
-    ) -> tuple[list[Payment], bool]:
-        """Up to `limit` of the user's payments in index order, strictly after the `after` anchor,
-        and whether DynamoDB stopped early (its 1 MB page limit) with rows still to come."""
+    ) -> tuple[list[PaymentRow], bool]:
+        """Up to `limit` of the user's payments in index order (as the API shows them), strictly after
+        the `after` anchor, and whether DynamoDB stopped early (its 1 MB page limit) with rows still
+        to come."""
         partition_attr, partition = partition_value(user, status, method)
         request: dict[str, Any] = {
             "TableName": self.table,
@@ -161,7 +178,7 @@ class PaymentsRepository(TableRepository):
             start = {"id": after["id"], partition_attr: partition, sort_attr: after[sort_attr]}
             request["ExclusiveStartKey"] = to_item(start)
         response = self.client.query(**request)
-        rows = [decode_item(item) for item in response.get("Items", [])]
+        rows = [api_row(item) for item in response.get("Items", [])]
         return rows, len(rows) < limit and "LastEvaluatedKey" in response
 
     def open_stripe_before(
