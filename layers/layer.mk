@@ -8,7 +8,8 @@
 # whole dependency tree again; unchecked-hash pycs are used whatever the files' timestamps.
 #
 # A layer's Makefile sets LAYER (its logical id) and may set PACKAGES (folders of ours to copy),
-# PIP_FLAGS and NO_BYTECODE (a -x regex of trees that get no bytecode).
+# PIP_FLAGS, NO_BYTECODE (a -x regex of trees that get no bytecode) and LAZY_REEXPORTS (packages
+# whose re-export-only __init__.py is made to import on first use: see layers/lazy_reexports.py).
 
 ARCH ?= arm64
 PYTHON313 ?= python3.13
@@ -17,6 +18,8 @@ PLATFORM_x86_64 := manylinux2014_x86_64
 PLATFORM := $(PLATFORM_$(ARCH))
 SITE = $(ARTIFACTS_DIR)/python
 NO_BYTECODE ?= ^$$
+LAZY_REEXPORTS ?=
+LAYERS_DIR := $(dir $(LAYER_MK))
 
 .PHONY: build-$(LAYER)
 
@@ -37,4 +40,5 @@ build-$(LAYER):
 # boto3/botocore come from the Lambda runtime; a copy here would shadow it and add ~25 MB.
 	@if ls -d "$(SITE)"/boto3 "$(SITE)"/botocore >/dev/null 2>&1; then \
 		echo "boto3/botocore got into $(LAYER) (pulled in by a requirement?): keep them out" >&2; exit 1; fi
+	$(if $(strip $(LAZY_REEXPORTS)),"$(PYTHON313)" "$(LAYERS_DIR)lazy_reexports.py" "$(SITE)" $(LAZY_REEXPORTS))
 	"$(PYTHON313)" -m compileall -q -j 0 --invalidation-mode unchecked-hash -x '$(NO_BYTECODE)' "$(SITE)"

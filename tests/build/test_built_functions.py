@@ -21,6 +21,7 @@ import select
 import subprocess
 import sys
 import tempfile
+import textwrap
 import uuid
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,37 @@ def test_layer_ships_unchecked_hash_bytecode_for_python313(built, python313):
             problems.append(f"{pyc.relative_to(site)}: flags {flags:#b}, not unchecked-hash")
     assert len(sources) > 100
     assert not problems, f"{len(problems)} of {len(sources)} modules: {problems[:10]}"
+
+
+def test_layer_loads_only_the_powertools_resolver_and_event_class_in_use(built, python313):
+    """layers/lazy_reexports.py: every exported name still resolves, but the HTTP resolver alone
+    no longer drags in AppSync (and asyncio), Bedrock or the Kinesis/S3/SQS event classes."""
+    probe = textwrap.dedent(
+        """
+        import json, sys
+        sys.path[:0] = sys.argv[1:]
+        from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+        loaded = sorted(m for m in sys.modules if m == "asyncio" or ".event_handler.appsync" in m
+                        or ".event_handler.bedrock" in m or m.endswith(("kinesis_stream_event", "s3_event", "sqs_event")))
+        import aws_lambda_powertools.event_handler as handlers
+        import aws_lambda_powertools.utilities.data_classes as events
+        missing = [f"{p.__name__}.{n}" for p in (handlers, events) for n in p.__all__ if getattr(p, n, None) is None]
+        print(json.dumps({"loaded_before_use": loaded, "missing": missing, "count": len(handlers.__all__ + events.__all__)}))
+        """
+    )
+    site = _layer_site(built)
+    result = subprocess.run(
+        [python313, "-S", "-c", probe, str(site), str(RUNTIME_SITE)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONDONTWRITEBYTECODE": "1", "PATH": os.environ.get("PATH", "")},
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["loaded_before_use"] == []
+    assert report["missing"] == []
+    assert report["count"] > 50
 
 
 # --------------------------------------------------------------------------- the functions
