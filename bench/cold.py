@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 path = handle.name
             wall, answer, _ = cold_once(world, args.profile, profile=path)
             print(Path(path).read_text())
+            print(f"raw stats: {path}.prof")
             print(
                 f"(profiled) wall {wall:.0f} ms, import {answer['init_ms']:.0f} ms, "
                 f"first request {answer['first_ms']:.0f} ms"

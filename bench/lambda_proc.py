@@ -294,6 +294,7 @@ def write_profile(profiler: object, path: str, top: int) -> None:
     import io
     import pstats
 
+    profiler.dump_stats(path + ".prof")  # type: ignore[attr-defined]  # for pstats callers/callees
     with open(path, "w") as report:
         for order in ("tottime", "cumulative"):
             stream = io.StringIO()
