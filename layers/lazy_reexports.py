@@ -22,7 +22,7 @@ from pathlib import Path
 
 MARKER = "# made lazy at build time by layers/lazy_reexports.py"
 
-TEMPLATE = '''{docstring}
+TEMPLATE = """{docstring}
 {marker}
 import importlib as _importlib
 
@@ -47,7 +47,7 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_EXPORTS))
-'''
+"""
 
 
 class NotReexportOnly(ValueError):

@@ -10,7 +10,7 @@ from halum_payments import wiring
 from halum_payments.errors import BadRequest
 from halum_payments.http import authenticated, create_api, documented, json_response, page_url
 from halum_payments.logic.listing import PageRequest
-from halum_payments.models import PaymentMethod, PaymentPage, PaymentStatus
+from halum_payments.models import PaymentMethod, PaymentPage, PaymentPageBody, PaymentStatus
 from halum_payments.observability import logger
 
 settings = wiring.settings()
@@ -36,14 +36,13 @@ def list_payments(
         raise BadRequest("Page numbers are not supported: follow the 'next' and 'previous' links instead.")
     request = PageRequest(ordering, status and status.value, method and method.value, page_size, cursor)
     result = queries.list_for_user(app.context["user_id"], request)
-    return json_response(
-        PaymentPage.of(
-            result.count,
-            page_url(app.current_event, result.next_cursor),
-            page_url(app.current_event, result.previous_cursor),
-            result.results,
-        )
-    )
+    body: PaymentPageBody = {
+        "count": result.count,
+        "next": page_url(app.current_event, result.next_cursor),
+        "previous": page_url(app.current_event, result.previous_cursor),
+        "results": result.results,
+    }
+    return json_response(body)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

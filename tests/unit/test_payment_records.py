@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic_core import to_json
 
-from halum_payments.models import Payment, PaymentMethod, PaymentOut, PaymentPage, PaymentStatus
+from halum_payments.models import (
+    Payment,
+    PaymentMethod,
+    PaymentOut,
+    PaymentPage,
+    PaymentPageBody,
+    PaymentStatus,
+    payment_row,
+)
 from halum_payments.repositories.dynamo import from_item, to_item
 from halum_payments.repositories.payments import api_row, decode, decode_item, encode
 
@@ -43,12 +53,16 @@ def test_a_stored_payment_reads_back_the_same_through_either_decoder(payment: Pa
 
 
 @given(payments)
-def test_a_list_row_read_from_the_item_shows_the_payment_as_the_detail_does(payment: Payment) -> None:
-    row = api_row(to_item(encode(payment)))
-    detail = PaymentOut.of(payment).model_dump_json()
-    assert PaymentOut.model_validate(row).model_dump_json() == detail
-    page = PaymentPage.of(1, None, None, [row])
-    assert page.results[0].model_dump_json() == detail
+def test_the_rows_the_read_functions_serialise_are_the_documented_payment_json(payment: Payment) -> None:
+    documented = PaymentOut.model_validate(
+        {**asdict(payment), "amount": f"{payment.amount:.2f}", "method": payment.method, "status": payment.status}
+    ).model_dump_json()
+    list_row = api_row(to_item(encode(payment)))
+    assert to_json(list_row).decode() == documented
+    assert to_json(payment_row(payment)).decode() == documented
+    assert PaymentOut.of(payment).model_dump_json() == documented
+    page: PaymentPageBody = {"count": 1, "next": None, "previous": None, "results": [list_row]}
+    assert to_json(page).decode() == PaymentPage.model_validate(page).model_dump_json()
 
 
 def test_a_null_transaction_id_and_a_missing_currency_read_as_none_and_usd() -> None:

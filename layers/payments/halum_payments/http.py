@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from .errors import DomainError, NotAuthenticated, TransientFault
 from .observability import logger
@@ -45,11 +46,13 @@ class FunctionUrlApi(LambdaFunctionUrlResolver):
         return _trailing_slash_optional(rule, base_regex)
 
 
-def json_response(model: BaseModel, status: int = 200) -> Response:
-    """`model` as the JSON body, serialised by pydantic-core (Rust) here rather than by Powertools'
-    response validation and `json.dumps` (Python): a page of 100 payments answers in a fraction of
-    the time. Routes returning it document their model with `documented(...)`."""
-    return Response(status_code=status, content_type="application/json", body=model.model_dump_json())
+def json_response(body: BaseModel | Mapping[str, Any], status: int = 200) -> Response:
+    """`body` (a model, or plain typed data such as `PaymentRow`) as JSON, serialised by pydantic-core
+    (Rust) here rather than by Powertools' response validation and `json.dumps` (Python): a page of
+    100 payments answers in a fraction of the time. Routes returning it document their model with
+    `documented(...)`."""
+    data = body.model_dump_json() if isinstance(body, BaseModel) else to_json(body).decode()
+    return Response(status_code=status, content_type="application/json", body=data)
 
 
 def documented(model: type[BaseModel], description: str) -> dict[int | str, Any]:
