@@ -5,6 +5,7 @@ Used to measure each code change: copy the build before it (`cp -a .aws-sam/test
 
     python bench/ab.py --a /tmp/build-before cold GetPaymentFunction ListPaymentsFunction --runs 9
     python bench/ab.py --a /tmp/build-before warm detail list100 --rounds 3 --requests 500
+    python bench/ab.py --a /tmp/build-before cold GetPaymentFunction --secrets-manager   # secrets as deployed
 
 Cold: F, A, B are started in turn, run after run; reported are the medians, each ÷ F (paired),
 and B/A (paired). Warm: one process per build, requests sent to each in alternating chunks.
@@ -21,7 +22,7 @@ from cold import cold_once, floor_once
 from common import BUILD_DIR, World, summary
 
 
-def cold_ab(world: World, a: Path, b: Path, functions: list[str], runs: int) -> None:
+def cold_ab(world: World, a: Path, b: Path, functions: list[str], runs: int, secrets_manager: bool = False) -> None:
     for function in functions:
         rows: dict[str, list[float]] = {
             "F": [],
@@ -39,7 +40,7 @@ def cold_ab(world: World, a: Path, b: Path, functions: list[str], runs: int) -> 
             f, f_cpu = floor_once(world, with_cpu=True)
             walls, cpus = {}, {}
             for label, build in order:
-                wall, answer, _ = cold_once(world, function, build_dir=build)
+                wall, answer, _ = cold_once(world, function, build_dir=build, secrets_manager=secrets_manager)
                 walls[label], cpus[label] = wall, answer["cpu_ms"]
             rows["cpu B/A"].append(cpus["B"] / cpus["A"])
             rows["cpu A/F"].append(cpus["A"] / f_cpu)
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", choices=["cold", "warm"])
     parser.add_argument("names", nargs="+", help="functions (cold) or scenarios (warm)")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--secrets-manager", action="store_true", help="cold: secrets read from Secrets Manager")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args(argv)
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     try:
         if args.what == "cold":
-            cold_ab(world, args.a.resolve(), args.b.resolve(), args.names, args.runs)
+            cold_ab(world, args.a.resolve(), args.b.resolve(), args.names, args.runs, args.secrets_manager)
         else:
             warm_ab(world, args.a.resolve(), args.b.resolve(), args.names, args.rounds, args.requests)
     finally:
