@@ -6,6 +6,7 @@ from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic_core import to_json
@@ -71,3 +72,14 @@ def test_a_null_transaction_id_and_a_missing_currency_read_as_none_and_usd() -> 
     del item["currency"]
     item["transaction_id"] = {"NULL": True}
     assert decode_item(item) == payment
+
+
+def test_a_stored_status_or_method_outside_the_spec_is_a_fault_not_an_answer() -> None:
+    payment = Payment(1, 1, 1, Decimal("1598.00"), "usd", PaymentMethod.COD, PaymentStatus.PENDING, None, NOW, NOW)
+    for attribute, value in (("status", "settled"), ("method", "cheque")):
+        item = to_item(encode(payment))
+        item[attribute] = {"S": value}
+        with pytest.raises(KeyError):
+            api_row(item)
+        with pytest.raises(KeyError):
+            decode_item(item)

@@ -100,6 +100,8 @@ def decode(record: Mapping[str, Any]) -> Payment:
 
 _METHODS = {method.value: method for method in PaymentMethod}
 _STATUSES = {status.value: status for status in PaymentStatus}
+_METHOD_TEXT = {method.value: method.value for method in PaymentMethod}
+_STATUS_TEXT = {status.value: status.value for status in PaymentStatus}
 
 
 def decode_item(item: Mapping[str, Any]) -> Payment:
@@ -131,8 +133,8 @@ def api_row(item: Mapping[str, Any]) -> PaymentRow:
         "order": int(item["order"]["N"]),
         "user": int(item["user"]["N"]),
         "amount": format_amount(Decimal(item["amount"]["N"])),
-        "method": item["method"]["S"],
-        "status": item["status"]["S"],
+        "method": _METHOD_TEXT[item["method"]["S"]],  # an unknown value fails here, as in decode_item
+        "status": _STATUS_TEXT[item["status"]["S"]],
         "transaction_id": _optional_text(item, "transaction_id"),
         "created_at": item["created_at"]["S"],
         "updated_at": item["updated_at"]["S"],
