@@ -91,6 +91,10 @@ HOSTILE: dict[str, Callable[[SimpleNamespace], str | None]] = {
     "not yet valid (nbf)": lambda k: bearer(make_token(1, nbf=int(time.time()) + 600)),
     "missing exp": lambda k: bearer(make_token(1, exp=None)),
     "exp not a number": lambda k: bearer(make_token(1, exp="tomorrow")),
+    # Validly signed, but past any float: once a 500 (OverflowError) instead of a refusal.
+    "exp of 10**309": lambda k: bearer(make_token(1, exp=10**309)),
+    "exp of 10**309 and iat too": lambda k: bearer(make_token(1, exp=10**309, iat=10**309)),
+    "exp past year 9999": lambda k: bearer(make_token(1, exp=1e300)),
     "refresh token": lambda k: bearer(make_token(1, token_type="refresh")),
     "missing token_type": lambda k: bearer(make_token(1, token_type=None)),
     "token_type Access (case)": lambda k: bearer(make_token(1, token_type="Access")),

@@ -216,6 +216,8 @@ def test_stripe_refuses_another_secrets_signature_and_no_signature(payload: byte
         b'{"id": "evt_1", "type": "checkout.session.completed", "data": {"object": 5}}',
         b"[" * 100_000 + b"]" * 100_000,
         b"\xff\xfe",
+        # Python refuses to parse integers over 4,300 digits (ValueError): once a 500.
+        b'{"id": "evt_1", "type": "x", "data": {"object": {"amount_total": ' + b"9" * 5000 + b"}}}",
     ],
     ids=[
         "not-json",
@@ -227,6 +229,7 @@ def test_stripe_refuses_another_secrets_signature_and_no_signature(payload: byte
         "object-int",
         "deep",
         "not-utf8",
+        "5000-digit-number",
     ],
 )
 def test_stripe_refuses_signed_payloads_that_are_not_events(payload: bytes) -> None:

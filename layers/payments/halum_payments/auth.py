@@ -20,6 +20,7 @@ INVALID = "Given token not valid for any token type"
 # VERIFIED_CACHE_SECONDS, so a JWKS key withdrawn at the identity provider stops working at most
 # that much later than it would without this memory.
 VERIFIED_CACHE_SIZE = 256
+LAST_NUMERIC_DATE = 253402300800  # 10000-01-01T00:00:00Z: datetime's limit, and any issuer's
 VERIFIED_CACHE_SECONDS = 300
 
 
@@ -54,8 +55,13 @@ class Authenticator:
         if claims.get("token_type") != "access":
             raise NotAuthenticated(INVALID, invalid_token=True)
         user_id = parse_user_id(claims.get("user_id"))
-        # PyJWT refuses a token once `exp <= now - leeway`; `exp` is required and numeric.
-        valid_until = min(float(claims["exp"]) + self._leeway, now + VERIFIED_CACHE_SECONDS)
+        # PyJWT refuses a token once `exp <= now - leeway`; `exp` is required and numeric, but may be
+        # any number: one past the last representable date (10**309 would overflow a float) is no
+        # expiry a token issuer writes.
+        expires = claims["exp"]
+        if not expires < LAST_NUMERIC_DATE:
+            raise NotAuthenticated(INVALID, invalid_token=True)
+        valid_until = min(float(expires) + self._leeway, now + VERIFIED_CACHE_SECONDS)
         if len(self._verified) >= VERIFIED_CACHE_SIZE:
             self._verified.clear()  # simple and safe: the next requests re-verify their tokens
         self._verified[token] = (user_id, valid_until)

@@ -52,7 +52,7 @@ def verify_stripe_event(
             continue
         try:
             event = json.loads(payload)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # JSONDecodeError, or an integer past Python's 4,300-digit limit
             raise BadSignature("Signed payload is not JSON.") from None
         if not _is_stripe_event(event):
             raise BadSignature("Signed payload is not a Stripe event.")
