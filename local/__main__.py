@@ -43,6 +43,7 @@ from local.environment import (  # noqa: E402
     secret_value,
     stripe_sandbox_wanted,
 )
+from local.routing import InvalidRoute, Router  # noqa: E402
 from local.server import (  # noqa: E402
     RECONCILE_PATH,
     ApiServer,
@@ -121,6 +122,11 @@ def main(server_env: Mapping[str, str] | None = None) -> int:
         options = Options.from_env(server_env)
     except ValueError as exc:
         print(f"local server: {exc}", file=sys.stderr)
+        return 2
+    try:  # a route AWS would refuse stops the start, before anything is started
+        Router.from_specs(TEMPLATE.functions())
+    except InvalidRoute as exc:
+        print(f"local server: {TEMPLATE.path.name}: {exc}", file=sys.stderr)
         return 2
     stop = _stop_on_signals()
 

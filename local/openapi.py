@@ -350,8 +350,9 @@ def _template_paths(spec: FunctionSpec, method: str, generated_path: str) -> lis
     if spec.function_url:
         base = "/" + (spec.local_path or "").strip("/")
         candidates = [Route(method, base + "/"), Route(method, base)]
-    else:
-        candidates = [route for route in spec.routes if route.method == method]
+    else:  # routes are declared without the slash; API Gateway sends `/x/` to `/x` (routing.py)
+        declared = [route for route in spec.routes if route.method == method]
+        candidates = [*declared, *(Route(method, route.path + "/") for route in declared)]
     matching = [route.path for route in candidates if _route_shape(route.path) == _route_shape(generated_path)]
     if not matching:
         raise OpenApiError(f"{spec.logical_id}: {method} {generated_path} has no route in template.yaml")

@@ -78,8 +78,11 @@ class _Route:
 
 
 def _split(path: str) -> list[str]:
-    # "/x" and "/x/" are distinct routes: the trailing empty segment is kept.
     return [unquote(segment) for segment in path.split("/")[1:]]
+
+
+class InvalidRoute(ValueError):
+    """A route API Gateway would not accept (or SAM would silently drop)."""
 
 
 class Router:
@@ -99,7 +102,15 @@ class Router:
         return router
 
     def add_route(self, method: str, path: str, function: str) -> None:
+        """An HTTP API route `METHOD /path` of `function`. A path ending in "/" is refused as API
+        Gateway refuses it (SAM drops such a route silently): declare `/x`; a request for `/x/`
+        reaches it."""
         method = method.upper()
+        if len(path) > 1 and path.endswith("/"):
+            raise InvalidRoute(
+                f"{function}: route {method} {path} ends in '/', which an HTTP API route key cannot: "
+                f"declare {method} {path.rstrip('/')} (API Gateway sends a request for {path} to it)"
+            )
         self._add(method, path, Target(function, f"{method} {path}"))
 
     def add_function_url(self, path: str, function: str) -> None:
@@ -116,7 +127,7 @@ class Router:
             if part.startswith("{") and part.endswith("}"):
                 greedy = part.endswith("+}")
                 if greedy and index != len(parts) - 1:
-                    raise ValueError(f"a greedy parameter must be the last segment: {path!r}")
+                    raise InvalidRoute(f"a greedy parameter must be the last segment: {path!r}")
                 segments.append(part[1:-2] if greedy else part[1:-1])
                 kinds.append(_GREEDY if greedy else _PARAMETER)
             else:
@@ -124,11 +135,20 @@ class Router:
                 kinds.append(_STATIC)
         route = _Route(method, tuple(segments), tuple(kinds), target)
         if any(r.method == method and r.shape == route.shape for r in self._routes):
-            raise ValueError(f"duplicate route {method} {path}")
+            raise InvalidRoute(f"duplicate route {method} {path}")
         self._routes.append(route)
 
     def match(self, method: str, raw_path: str) -> Match | None:
-        segments = _split(raw_path)
+        """The route API Gateway picks for a request; the event keeps the rawPath as sent.
+
+        A request for `/x/` that matches no route as it stands is matched as `/x` (API Gateway does
+        the same; "Create routes for HTTP APIs", and tests/unit/test_local_routing.py)."""
+        found = self._match(method, _split(raw_path))
+        if found is None and len(raw_path) > 1 and raw_path.endswith("/"):
+            found = self._match(method, _split(raw_path[:-1]))
+        return found
+
+    def _match(self, method: str, segments: list[str]) -> Match | None:
         best: tuple[_Route, dict[str, str]] | None = None
         for route in self._routes:
             parameters = route.match(method.upper(), segments)
