@@ -49,12 +49,11 @@ BUILD_INPUTS := template.yaml samconfig.toml \
 TEST_BUILD_STAMP := $(TEST_BUILD_DIR)/.built-$(shell echo $(BUILD_INPUTS) | sha1sum | cut -c1-12)
 
 # $(call sam_build,<architecture>,<build dir>): sam build with no Docker. The layer's Makefile
-# learns the architecture, interpreter and shared rules from ARCH, PYTHON313 and LAYER_MK (sam passes only
-# ARTIFACTS_DIR to a makefile build and inherits the rest of its environment).
+# learns the architecture and interpreter from ARCH and PYTHON313 (sam passes only ARTIFACTS_DIR to a
+# makefile build and inherits the rest of its environment); it finds layers/layer.mk by itself.
 define sam_build
 	@case "$(1)" in arm64|x86_64) ;; *) echo "ARCH must be arm64 or x86_64, not '$(1)'" >&2; exit 2;; esac
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(PY313_DIR):$$PATH" ARCH=$(1) PYTHON313="$(CURDIR)/$(PY313)" \
-		LAYER_MK="$(CURDIR)/layers/layer.mk" \
 		$(SAM) build --template-file template.yaml --build-dir $(2) --cache-dir $(dir $(2))cache \
 		--cached --parallel --parameter-overrides Architecture=$(1)
 endef
