@@ -56,6 +56,9 @@ define sam_build
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(PY313_DIR):$$PATH" ARCH=$(1) PYTHON313="$(CURDIR)/$(PY313)" \
 		$(SAM) build --template-file template.yaml --build-dir $(2) --cache-dir $(dir $(2))cache \
 		--cached --parallel --parameter-overrides Architecture=$(1)
+	@# Each function's content hash (code, layers, configuration with ENV's parameters) as its
+	@# AutoPublishCodeSha256: a new version goes live whenever anything it runs changes.
+	$(TOOLS)/bin/python scripts/stamp_versions.py $(2)/template.yaml --config-env $(ENV) Architecture=$(1)
 endef
 
 .PHONY: run test venv tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy token reconcile bench openapi events
@@ -118,7 +121,8 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
-## deploy: build for arm64 and deploy the samconfig.toml environment ENV (dev or prod)
+## deploy: build for arm64 and deploy the samconfig.toml environment ENV (dev or prod); the build is
+## stamped with ENV's parameters, so deploy what `make deploy` built, with the same ENV
 # (The environments set Architecture=arm64: deploy refuses a build made for anything else.)
 deploy: build
 	@test "$$(cat $(BUILD_DIR)/.architecture)" = arm64 || { echo "deploy needs the arm64 build: make deploy ARCH=arm64" >&2; exit 2; }

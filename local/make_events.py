@@ -370,8 +370,9 @@ def function_environment(template_variables: Mapping[str, str]) -> dict[str, str
     """A function's variables from template.yaml as the events are meant to run with: each secret
     the template passes by id (`<NAME>_SECRET_ID`, read from Secrets Manager in AWS) becomes
     `<NAME>` with its local value, and a secret the function does not declare is blank (unset),
-    so a function that lacks a declaration fails here as it would in AWS."""
-    variables = {k: v for k, v in template_variables.items() if not k.endswith("_SECRET_ID")}
+    so a function that lacks a declaration fails here as it would in AWS. Variables the template
+    declares empty (for `sam local` to override, e.g. AWS_ENDPOINT_URL_DYNAMODB) are left unset."""
+    variables = {k: v for k, v in template_variables.items() if not k.endswith("_SECRET_ID") and v != ""}
     for name, value in LOCAL_ENVIRONMENT.items():
         declared = f"{name}_SECRET_ID" in template_variables or name in template_variables
         variables[name] = value if declared else ""

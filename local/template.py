@@ -37,6 +37,12 @@ def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any
 _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
+def load_template(text: str) -> dict[str, Any]:
+    """A CloudFormation/SAM template as data, short-form intrinsics (`!Ref X`) in their long form."""
+    document: dict[str, Any] = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return document
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -61,7 +67,7 @@ class FunctionSpec:
 class Template:
     def __init__(self, path: Path = TEMPLATE, parameters: dict[str, str] | None = None) -> None:
         self.path = path
-        self.doc: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        self.doc: dict[str, Any] = load_template(path.read_text())
         self.resources: dict[str, Any] = self.doc["Resources"]
         self.parameters = {
             name: str(spec.get("Default", "")) for name, spec in (self.doc.get("Parameters") or {}).items()
