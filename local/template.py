@@ -149,6 +149,17 @@ class Template:
     def functions(self, overrides: dict[str, str] | None = None) -> list[FunctionSpec]:
         return [self.function(fid, overrides) for fid in self.function_ids()]
 
+    def http_api_cors(self) -> dict[str, Any] | None:
+        """The HTTP API's CorsConfiguration with its values resolved (None: CORS not configured)."""
+        apis = [r for r in self.resources.values() if r["Type"] == "AWS::Serverless::HttpApi"]
+        config = next((api["Properties"].get("CorsConfiguration") for api in apis if api.get("Properties")), None)
+        if not config:
+            return None
+        return {
+            key: [self.resolve(v) for v in value] if isinstance(value, list) else self.resolve(value)
+            for key, value in config.items()
+        }
+
     def function_layers(self, logical_id: str) -> list[str]:
         """The layer resources a function uses, in order: SAM puts Globals' layers first, then the
         function's own; an `Fn::If` is decided with the parameters (AWS::NoValue drops it)."""

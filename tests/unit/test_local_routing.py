@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from local.routing import InvalidRoute, MalformedResponse, Router, proxy_response
+from local.routing import Cors, HttpResponse, InvalidRoute, MalformedResponse, Router, proxy_response
 from local.template import TEMPLATE, Template
 
 
@@ -168,3 +168,30 @@ def test_anything_else_is_a_200_json_body(result, body):
 def test_a_malformed_response_is_refused(result):
     with pytest.raises(MalformedResponse):
         proxy_response(result)
+
+
+# ---------------------------------------------------------------------------- CORS
+def test_cors_from_the_template_replaces_the_functions_own_cors_headers():
+    """API Gateway ignores CORS headers from the integration when the API configures CORS."""
+    cors = Cors.from_config(Template().http_api_cors() or {})
+    assert cors.allow_origins == ("https://halumhut.example",)
+    response = HttpResponse(200, [("Access-Control-Allow-Origin", "*"), ("Content-Type", "application/json")], b"{}")
+    applied = cors.apply(response, {"origin": "https://halumhut.example"})
+    assert applied.headers == [
+        ("Content-Type", "application/json"),
+        ("Access-Control-Allow-Origin", "https://halumhut.example"),
+    ]
+    assert cors.apply(response, {}).headers == [("Content-Type", "application/json")]
+
+
+def test_a_wildcard_cors_configuration_allows_any_origin_and_echoes_requested_headers():
+    cors = Cors.from_config({"AllowOrigins": ["*"], "AllowHeaders": ["*"], "AllowMethods": ["GET"]})
+    reply = cors.preflight(
+        {
+            "origin": "http://localhost:5173",
+            "access-control-request-method": "GET",
+            "access-control-request-headers": "X-A, x-b",
+        }
+    )
+    assert dict(reply.headers)["Access-Control-Allow-Origin"] == "*"
+    assert dict(reply.headers)["Access-Control-Allow-Headers"] == "x-a,x-b"
