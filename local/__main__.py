@@ -56,7 +56,7 @@ from local.server import (  # noqa: E402
 )
 from local.stripe_sandbox import DEFAULT_PORT as STRIPE_SANDBOX_DEFAULT_PORT  # noqa: E402
 from local.stripe_sandbox import StripeSandbox  # noqa: E402
-from local.template import FunctionSpec  # noqa: E402
+from local.template import FunctionSpec, ensure_tables  # noqa: E402
 from local.tokens import DEMO_TTL_SECONDS, mint  # noqa: E402
 
 log = logging.getLogger("local")
@@ -94,27 +94,6 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise ValueError(f"{name} must be an integer from {low} to {high}, not {raw!r}")
     return int(raw)
-
-
-def ensure_tables(template: Template, client: Any) -> list[str]:
-    """Create the template's tables that do not exist yet (named by logical id); the created ones."""
-    existing: set[str] = set()
-    for page in client.get_paginator("list_tables").paginate():
-        existing.update(page["TableNames"])
-    created = []
-    for logical_id in template.table_ids():
-        if logical_id in existing:
-            continue
-        client.create_table(**template.create_table_request(logical_id, logical_id))
-        client.get_waiter("table_exists").wait(TableName=logical_id, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        ttl = template.resources[logical_id]["Properties"].get("TimeToLiveSpecification")
-        if ttl and ttl.get("Enabled"):
-            client.update_time_to_live(
-                TableName=logical_id, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
-            )
-        created.append(logical_id)
-    template.use_table_names({logical_id: logical_id for logical_id in template.table_ids()})
-    return created
 
 
 def main(server_env: Mapping[str, str] | None = None) -> int:

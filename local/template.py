@@ -235,3 +235,24 @@ class Template:
         if name in self.resources:
             return name
         raise ValueError(f"unknown reference {name}")
+
+
+def ensure_tables(template: Template, client: Any) -> list[str]:
+    """Create the template's tables that do not exist yet (named by logical id); the created ones."""
+    existing: set[str] = set()
+    for page in client.get_paginator("list_tables").paginate():
+        existing.update(page["TableNames"])
+    created = []
+    for logical_id in template.table_ids():
+        if logical_id in existing:
+            continue
+        client.create_table(**template.create_table_request(logical_id, logical_id))
+        client.get_waiter("table_exists").wait(TableName=logical_id, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        ttl = template.resources[logical_id]["Properties"].get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            client.update_time_to_live(
+                TableName=logical_id, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+            )
+        created.append(logical_id)
+    template.use_table_names({logical_id: logical_id for logical_id in template.table_ids()})
+    return created
