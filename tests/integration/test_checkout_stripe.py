@@ -105,7 +105,8 @@ def test_stripe_receives_exactly_the_checkout_form(shop):
     (request,) = shop.sandbox.requests
     payment = shop.store.payment(4)
     assert payment is not None
-    metadata = {"order_id": "4", "payment_id": "4", "user_id": "1"}
+    # checkout_key names this attempt (its idempotency key): it proves a session is this payment's.
+    metadata = {"order_id": "4", "payment_id": "4", "user_id": "1", "checkout_key": payment["checkout_key"]}
     assert request.params == {
         "mode": "payment",
         "line_items": [line(LABELS[RUI], 79900, 2), line(LABELS[RICE], 42550, 1)],  # 425.50 -> 42550, no float
@@ -117,7 +118,7 @@ def test_stripe_receives_exactly_the_checkout_form(shop):
         "expires_at": str(payment["checkout_expires_at"]),
     }
     assert request.header("Authorization") == f"Bearer {STRIPE_KEY}"
-    assert request.header("Idempotency-Key")
+    assert request.header("Idempotency-Key") == payment["checkout_key"]
     session = shop.sandbox.session(reply.json["id"])
     assert session["amount_total"] == 202350
 
@@ -535,7 +536,8 @@ def test_paying_a_pending_order_opens_one_stripe_payment_for_its_total(shop):
     }
     (request,) = shop.sandbox.requests
     assert request.params["line_items"] == [line(LABELS[RUI], 79900, 2)]  # the order's items, names from the catalog
-    assert request.params["metadata"] == {"order_id": "1", "payment_id": "4", "user_id": "1"}
+    metadata = {"order_id": "1", "payment_id": "4", "user_id": "1", "checkout_key": payment["checkout_key"]}
+    assert request.params["metadata"] == metadata
     assert request.params["client_reference_id"] == "1"
     assert session["amount_total"] == 159800
     assert shop.store.stocks() == STOCK  # paying an order reserves nothing new
@@ -670,9 +672,10 @@ def test_an_order_without_any_payment_yet_can_be_paid(shop, stored):
     (payment_id,) = order["payments"]
     assert order["payments"] == {payment_id: {"method": "stripe", "status": "pending"}}
     session = shop.sandbox.session(reply.json["id"])
-    assert session["metadata"] == {"order_id": "24", "payment_id": payment_id, "user_id": "1"}
     payment = shop.store.payment(int(payment_id))
     assert payment is not None
+    metadata = {"order_id": "24", "payment_id": payment_id, "user_id": "1", "checkout_key": payment["checkout_key"]}
+    assert session["metadata"] == metadata
     assert (payment["order"], payment["status"], payment["amount"]) == (24, "pending", order["total_price"])
 
 

@@ -59,6 +59,9 @@ class Payment:
     checkout_session_id: str | None = None
     checkout_url: str | None = None
     checkout_expires_at: int | None = None  # epoch seconds, fixed at creation so Stripe retries match
+    # Names this checkout attempt to Stripe (idempotency key and session metadata), unique across
+    # deployments sharing a Stripe account: an event naming it is provably about this payment.
+    checkout_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,7 +176,14 @@ class CheckoutService:
             )
         except MoneyError as exc:
             raise Unprocessable(str(exc)) from None
-        metadata = {"order_id": str(order.id), "payment_id": str(payment.id), "user_id": str(order.user)}
+        if payment.checkout_key is None:
+            raise Unprocessable(f"Payment {payment.id} was not created for a Stripe checkout.")
+        metadata = {
+            "order_id": str(order.id),
+            "payment_id": str(payment.id),
+            "user_id": str(order.user),
+            "checkout_key": payment.checkout_key,
+        }
         return SessionRequest(
             currency=order.currency,
             line_items=line_items,
@@ -185,7 +192,7 @@ class CheckoutService:
             success_url=self._options.success_url,
             cancel_url=self._options.cancel_url,
             expires_at=payment.checkout_expires_at or 0,
-            idempotency_key=_attempt_key(payment),
+            idempotency_key=payment.checkout_key,
         )
 
     def _names_for(self, order: Order) -> dict[int, str]:
@@ -302,13 +309,7 @@ class CheckoutService:
 
     def _new_payment(self, order: Order, payment_id: int, method: PaymentMethod) -> Payment:
         now = self._clock()
-        expires = None
-        if method == PaymentMethod.STRIPE:
-            # Stripe wants 30 min..24 h from the session's creation, which happens a moment after
-            # this: leave two minutes of slack inside that window so the bounds never bite.
-            seconds = min(self._options.expires_minutes * 60 + 120, 24 * 3600 - 60)
-            expires = int((parse_timestamp(now) + timedelta(seconds=seconds)).timestamp())
-        return Payment(
+        payment = Payment(
             id=payment_id,
             order=order.id,
             user=order.user,
@@ -319,19 +320,25 @@ class CheckoutService:
             transaction_id=None,
             created_at=now,
             updated_at=now,
-            checkout_expires_at=expires,
         )
+        if method != PaymentMethod.STRIPE:
+            return payment
+        # Stripe wants 30 min..24 h from the session's creation, which happens a moment after
+        # this: leave two minutes of slack inside that window so the bounds never bite.
+        seconds = min(self._options.expires_minutes * 60 + 120, 24 * 3600 - 60)
+        expires = int((parse_timestamp(now) + timedelta(seconds=seconds)).timestamp())
+        return replace(payment, checkout_expires_at=expires, checkout_key=_checkout_key(payment, expires))
 
     @staticmethod
     def _audit(order: Order, payment: Payment, reason: str) -> AuditEntry:
         return AuditEntry(payment.id, order.id, None, payment.status, "checkout", None, reason, payment.created_at)
 
 
-def _attempt_key(payment: Payment) -> str:
-    """Stripe's idempotency key for one checkout attempt (= one payment): rebuilt identically from
-    the stored payment on every retry and resume, yet unique across deployments sharing a Stripe
-    account, whose payment ids repeat (Stripe refuses a key reused with other parameters)."""
-    attempt = f"{payment.id}|{payment.order}|{payment.user}|{payment.created_at}|{payment.checkout_expires_at}"
+def _checkout_key(payment: Payment, expires_at: int) -> str:
+    """One checkout attempt (= one payment) as Stripe sees it: its idempotency key on every retry and
+    resume, and its metadata. Unique across deployments sharing a Stripe account, whose payment ids
+    repeat (Stripe refuses a key reused with other parameters)."""
+    attempt = f"{payment.id}|{payment.order}|{payment.user}|{payment.created_at}|{expires_at}"
     return f"halum-checkout-{payment.id}-{hashlib.sha256(attempt.encode()).hexdigest()[:32]}"
 
 

@@ -31,18 +31,25 @@ from .state_machine import allowed, may_become_allowed
 CLOSED_ORDER = frozenset({OrderStatus.CANCELLED, OrderStatus.FAILED})
 Source = Literal["stripe", "gateway", "reconciliation", "checkout"]
 OutcomeKind = Literal[
-    "applied", "unchanged", "ignored", "retry_later", "needs_refund", "mismatch", "unknown", "conflict"
+    "applied", "unchanged", "ignored", "retry_later", "needs_refund", "mismatch", "unknown", "conflict", "has_session"
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class Facts:
-    """What the provider says about money, checked inside the transaction against the payment."""
+    """What must be true of the payment, checked inside the transaction that changes it."""
 
     amount: Decimal | None = None
     currency: str | None = None
+    # The provider's checkout session: the payment's own, or none recorded yet (an event can
+    # overtake the checkout that is about to record it); the change then records it.
     session_id: str | None = None
+    checkout_key: str | None = None  # our name for the attempt, from the session's metadata
     transaction_id: str | None = None  # the provider transaction the payment must already carry
+    user: int | None = None  # the owner the provider was told about (our metadata)
+    # No checkout session recorded: giving a checkout up must never undo a payment that a
+    # concurrent request has attached a payable session to.
+    without_session: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +118,12 @@ class Outcome:
 
 class CommitConflict(Exception):
     """The transaction's conditions no longer hold. `facts_mismatch` when the payment is in the
-    expected status but its amount/currency/session differ from the provider's facts."""
+    expected status but does not match the change's facts (amount, currency, session)."""
 
-    def __init__(self, *, facts_mismatch: Payment | None = None, claimed: bool = False, stock: bool = False) -> None:
+    def __init__(self, *, facts_mismatch: Payment | None = None, claimed: bool = False) -> None:
         super().__init__("settlement conflict")
         self.facts_mismatch = facts_mismatch
         self.claimed = claimed
-        self.stock = stock
 
 
 class SettlementStore(Protocol):
@@ -141,6 +147,8 @@ def plan_change(order: Order, change: Change, *, at: str, payment_sequence: int 
         return Outcome("unknown", pid, None, f"Payment {pid} does not belong to order {order.id}.")
     current = ref.status
 
+    if change.facts.user is not None and change.facts.user != order.user:
+        return Outcome("mismatch", pid, current, f"Order {order.id} belongs to another user.")
     if target == PaymentStatus.COMPLETED and order.completed_payment not in (None, pid):
         return Outcome(
             "needs_refund", pid, current, f"Order {order.id} is already paid by payment {order.completed_payment}."
@@ -275,33 +283,25 @@ class Settlement:
         *,
         decide: Callable[[Order, Change], Change] | None = None,
         adjust: Callable[[Plan], Plan] | None = None,
-        predicted: Order | None = None,
     ) -> Outcome:
         """Apply `change`. `decide` sees the order as read and may refine the change (or raise a
-        domain error to refuse it); `adjust` may add writes to the plan's transaction.
-
-        `predicted` is what the order most likely looks like: the first attempt is planned from it
-        without reading, saving a round trip; if the guess is wrong, the transaction's conditions
-        refuse it and the change is re-planned from the real order."""
-        for attempt in range(self.ATTEMPTS):
-            order: Order | None
-            if attempt == 0 and predicted is not None:
-                order, sequence = predicted, None
-            else:
-                order, sequence = self._store.load(change.order_id, with_payment_sequence=change.payment_id is None)
+        domain error to refuse it); `adjust` may add writes to the plan's transaction."""
+        for _ in range(self.ATTEMPTS):
+            order, sequence = self._store.load(change.order_id, with_payment_sequence=change.payment_id is None)
             if order is None:
                 return Outcome("unknown", change.payment_id, None, f"Order {change.order_id} not found.")
             wanted = decide(order, change) if decide else change
             at = self._clock()
             planned = plan_change(order, wanted, at=at, payment_sequence=sequence)
             if isinstance(planned, Outcome):
-                if order is predicted:
-                    continue  # never conclude anything from a guess: read the real order
                 return self._settle_without_change(order, wanted, planned, at)
             plan = adjust(planned) if adjust else planned
             try:
                 self._store.commit(plan)
             except CommitConflict as conflict:
+                if conflict.facts_mismatch is not None and wanted.facts.without_session:
+                    payment = conflict.facts_mismatch
+                    return Outcome("has_session", payment.id, payment.status, "A checkout session was attached.")
                 if conflict.facts_mismatch is not None:
                     return self._mismatch(order, wanted, conflict.facts_mismatch, at)
                 if conflict.claimed:
@@ -368,6 +368,16 @@ class Settlement:
                             order, change.payment_id, outcome.status, outcome.status, change, at, reason="needs_refund"
                         )
                     ]
+                )
+        elif outcome.kind == "mismatch":
+            count("AmountMismatch")
+            logger.error(
+                "provider facts do not match the order; not settled",
+                extra={"order": order.id, "payment": change.payment_id, "reason": outcome.message},
+            )
+            if change.payment_id is not None:
+                self._store.record(
+                    [_entry(order, change.payment_id, outcome.status, outcome.status, change, at, reason="mismatch")]
                 )
         elif outcome.kind == "unknown":
             logger.warning(

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from ..errors import Conflict, NotFound, Unprocessable
-from ..models import Order, OrderOrigin, OrderStatus, PaymentMethod, PaymentRef, PaymentStatus, WebhookAck
+from ..models import Order, PaymentMethod, PaymentStatus, WebhookAck
 from ..money import MoneyError, from_minor_units, parse_amount
 from ..observability import count, logger
 from .settlement import Change, Facts, Outcome, Settlement, Source
@@ -66,14 +66,16 @@ class StripeEvents:
             target = PaymentStatus.COMPLETED if paid else PaymentStatus.PROCESSING
         else:
             target = StripeTargets[kind]
-        facts = Facts(session_id=session["id"])
+        metadata = session.get("metadata")
+        user, key = _metadata_user(metadata), _metadata_text(metadata, "checkout_key")
+        facts = Facts(session_id=session["id"], checkout_key=key, user=user)
         if target != PaymentStatus.FAILED:
             amount = _amount(session.get("amount_total"), session.get("currency"))
             if amount is None:
                 count("AmountMismatch")
                 logger.error("stripe session without a usable amount", extra={"event_id": event_id})
                 return Outcome("mismatch", payment_id, None, "Session amount is missing or invalid.")
-            facts = Facts(amount=amount, currency=str(session["currency"]).lower(), session_id=session["id"])
+            facts = replace(facts, amount=amount, currency=str(session["currency"]).lower())
         intent = session.get("payment_intent")
         if isinstance(intent, Mapping):
             intent = intent.get("id")
@@ -87,7 +89,7 @@ class StripeEvents:
             facts=facts,
             reason={"checkout.session.expired": "expired"}.get(kind, kind),
         )
-        return self._settlement.apply(change, predicted=_predicted_order(session, change))
+        return self._settlement.apply(change)
 
     def _refund(self, charge: Mapping[str, Any], event_id: str) -> Outcome:
         intent = charge.get("payment_intent")
@@ -132,27 +134,15 @@ class StripeEvents:
         return self._settlement.apply(change)
 
 
-def _predicted_order(session: Mapping[str, Any], change: Change) -> Order | None:
-    """The usual shape of the order a session completes: created by our checkout, this payment
-    its only one, still open. Lets the common case commit without reading first."""
-    user = (session.get("metadata") or {}).get("user_id")
-    if change.target not in (PaymentStatus.COMPLETED, PaymentStatus.PROCESSING) or not str(user or "").isdigit():
-        return None
-    before = PaymentStatus.PENDING if change.reason == "checkout.session.completed" else PaymentStatus.PROCESSING
-    return Order(
-        id=change.order_id,
-        user=int(str(user)),
-        shipping_address=None,
-        status=OrderStatus.PENDING,
-        total_price=change.facts.amount or Decimal(0),
-        currency=change.facts.currency or "usd",
-        items=(),
-        created_at="1970-01-01T00:00:00Z",
-        updated_at="1970-01-01T00:00:00Z",
-        origin=OrderOrigin.STRIPE_CHECKOUT,
-        stock_reserved=True,
-        payments={change.payment_id or 0: PaymentRef(PaymentMethod.STRIPE, before)},
-    )
+def _metadata_text(metadata: Any, name: str) -> str | None:
+    value = metadata.get(name) if isinstance(metadata, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _metadata_user(metadata: Any) -> int | None:
+    """The user our checkout wrote into the session's metadata (checked against the order)."""
+    user = metadata.get("user_id") if isinstance(metadata, Mapping) else None
+    return int(user) if isinstance(user, str) and user.isascii() and user.isdigit() and len(user) <= 18 else None
 
 
 def _our_ids(metadata: Any) -> tuple[int, int] | None:

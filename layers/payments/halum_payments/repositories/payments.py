@@ -74,6 +74,7 @@ def encode(payment: Payment) -> dict[str, Any]:
         "checkout_session_id": payment.checkout_session_id,
         "checkout_url": payment.checkout_url,
         "checkout_expires_at": payment.checkout_expires_at,
+        "checkout_key": payment.checkout_key,
     }
     record.update(index_attributes(payment.id, payment.user, payment.status, payment.method, payment.created_at))
     return record
@@ -95,6 +96,7 @@ def decode(record: Mapping[str, Any]) -> Payment:
         checkout_session_id=record.get("checkout_session_id"),
         checkout_url=record.get("checkout_url"),
         checkout_expires_at=int(expires) if expires is not None else None,
+        checkout_key=record.get("checkout_key"),
     )
 
 
@@ -123,6 +125,7 @@ def decode_item(item: Mapping[str, Any]) -> Payment:
         checkout_session_id=_optional_text(item, "checkout_session_id"),
         checkout_url=_optional_text(item, "checkout_url"),
         checkout_expires_at=int(expires["N"]) if expires is not None and "N" in expires else None,
+        checkout_key=_optional_text(item, "checkout_key"),
     )
 
 

@@ -85,13 +85,13 @@ class DynamoSettlementStore:
         batch_put(self.client, self.tables.payment_audit, [audit_record(e) for e in entries])
 
     def commit(self, plan: Plan) -> None:
-        operations, payment_slots, claim_slot, stock_slots = self._operations(plan)
+        operations, payment_slots, claim_slot = self._operations(plan)
         try:
             transact_write(self.client, operations)
         except TransactionCancelled as cancelled:
-            raise self._diagnose(plan, cancelled, payment_slots, claim_slot, stock_slots) from None
+            raise self._diagnose(plan, cancelled, payment_slots, claim_slot) from None
 
-    def _operations(self, plan: Plan) -> tuple[list[dict[str, Any]], dict[int, int], int | None, set[int]]:
+    def _operations(self, plan: Plan) -> tuple[list[dict[str, Any]], dict[int, int], int | None]:
         order = plan.order
         operations: list[dict[str, Any]] = []
         payment_slots: dict[int, int] = {}  # operation index -> payment id
@@ -124,17 +124,34 @@ class DynamoSettlementStore:
                 ("user", "=", order.user),
             ]
             facts = transition.facts
+            extra_condition = None
+            expr = Expression()
             if facts is not None:
                 if facts.amount is not None:
                     condition.append(("amount", "=", facts.amount))
                 if facts.currency is not None:
                     condition.append(("currency", "=", facts.currency.lower()))
                 if facts.session_id is not None:
-                    condition.append(("checkout_session_id", "=", facts.session_id))
+                    # The payment's own session; or, if the event overtook the checkout that records
+                    # it, a session naming this very checkout attempt (our metadata's key).
+                    session = expr.name("checkout_session_id")
+                    extra_condition = f"{session} = {expr.value(facts.session_id)}"
+                    if facts.checkout_key is not None:
+                        key = f"{expr.name('checkout_key')} = {expr.value(facts.checkout_key)}"
+                        extra_condition += f" OR (attribute_not_exists({session}) AND {key})"
+                    set_["checkout_session_id"] = facts.session_id
                 if facts.transaction_id is not None:
                     condition.append(("transaction_id", "=", facts.transaction_id))
+                if facts.without_session:
+                    condition.append(("checkout_session_id", "not_exists", None))
             request = update_request(
-                self.tables.payments, {"id": transition.payment_id}, set_=set_, remove=remove, condition=condition
+                self.tables.payments,
+                {"id": transition.payment_id},
+                set_=set_,
+                remove=remove,
+                condition=condition,
+                expression=expr,
+                extra_condition=extra_condition,
             )
             request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
             payment_slots[len(operations)] = transition.payment_id
@@ -143,10 +160,8 @@ class DynamoSettlementStore:
 
         operations.append({"Update": self._order_update(plan)})
 
-        stock_slots: set[int] = set()
         if plan.release_stock:
             for item in order.items:
-                stock_slots.add(len(operations))
                 # Unconditional: stock going back must never be refused (a deleted variant is
                 # recreated as a stub without a sku, which readers treat as "not for sale").
                 operations.append(
@@ -171,7 +186,7 @@ class DynamoSettlementStore:
         if counters is not None:
             operations.append(counters)
         operations.extend({"Put": put_request(self.tables.payment_audit, audit_record(e))} for e in plan.audit)
-        return operations, payment_slots, claim_slot, stock_slots
+        return operations, payment_slots, claim_slot
 
     def _order_update(self, plan: Plan) -> dict[str, Any]:
         order = plan.order
@@ -228,7 +243,6 @@ class DynamoSettlementStore:
         cancelled: TransactionCancelled,
         payment_slots: dict[int, int],
         claim_slot: int | None,
-        stock_slots: set[int],
     ) -> CommitConflict:
         by_id = {t.payment_id: t for t in plan.transitions}
         for index in cancelled.condition_failures:
@@ -239,8 +253,6 @@ class DynamoSettlementStore:
                     return CommitConflict(facts_mismatch=payment_records.decode(old))
             if index == claim_slot:
                 return CommitConflict(claimed=True)
-            if index in stock_slots:
-                return CommitConflict(stock=True)
         return CommitConflict()
 
 
