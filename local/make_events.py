@@ -331,7 +331,7 @@ CASES: list[Case] = [
     Case("list_payments/expired_token", GET(PAYMENTS, headers={"authorization": f"Bearer {token(1, exp=TOKEN_ISSUED_AT + 1800)}"}), 401, BAD_TOKEN),
     # ---- GET /orders/api/payments/{id}/
     Case("get_payment/ok", GET(f"{PAYMENTS}1/", user=1), 200, PAYMENT_1),
-    Case("get_payment/ok_without_trailing_slash", GET(f"{PAYMENTS}2", user=1), 200, {"id": 2, "status": "completed", "transaction_id": "txn_123456789"}),
+    Case("get_payment/ok_without_trailing_slash", GET(f"{PAYMENTS}2", user=1), 200, {"id": 2, "status": "completed", "transaction_id": "txn_987654321"}),
     Case("get_payment/not_found", GET(f"{PAYMENTS}999/", user=1), 404, NOT_FOUND),
     Case("get_payment/other_users_payment", GET(f"{PAYMENTS}1/", user=2), 404, NOT_FOUND),
     Case("get_payment/malformed_id", GET(f"{PAYMENTS}abc/", user=1), 404, NOT_FOUND),

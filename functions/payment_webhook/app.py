@@ -42,10 +42,8 @@ app = create_api(preconditions=[signed], error_style="status")
 
 @app.post("/orders/api/payment-webhook/", summary="Generic payment gateway webhook", tags=["webhooks"])
 def payment_webhook(body: GatewayEvent) -> WebhookAck:
-    # The same event is the same (payment_id, event_type); its body must not change under it.
-    key = f"{body.payment_id}:{body.event_type}"
     app.append_context(gateway_event=body)
-    return replay({"key": key, "body": body.model_dump(mode="json")})
+    return replay({"key": body.key, "body": body.model_dump(mode="json")})  # same key, same body
 
 
 @metrics.log_metrics

@@ -15,6 +15,7 @@ import time
 import pytest
 from support import STRIPE_WEBHOOK_SECRET
 from support.dynamo_calls import recorded_calls
+from support.payment_data import DEMO_TRANSACTION
 from support.webhooks import (
     STRIPE_KEY,
     Ledger,
@@ -574,7 +575,7 @@ def test_a_refund_whose_metadata_names_a_payment_settled_elsewhere_refunds_nothi
     ok(send_stripe(hook, shop.event("charge.refunded", charge)))
 
     payment = ledger.payment(2)
-    assert (payment.status, payment.transaction_id) == (P.COMPLETED, "txn_123456789")
+    assert (payment.status, payment.transaction_id) == (P.COMPLETED, DEMO_TRANSACTION)
     assert ledger.order(2).payments[2].status == P.COMPLETED
     assert output.metrics()["PaymentsRefunded"] == 0
     (entry,) = ledger.audit(2)

@@ -182,7 +182,7 @@ def plan_change(order: Order, change: Change, *, at: str, payment_sequence: int 
             completed_payment=pid,
             completed_transaction=change.transaction_id,
         )
-        if change.transaction_id and ref.method == PaymentMethod.STRIPE:
+        if change.transaction_id and ref.method != PaymentMethod.COD:
             plan = replace(plan, claim=(ref.method, change.transaction_id, pid))
     elif target == PaymentStatus.FAILED and ref.method == PaymentMethod.STRIPE:
         still_open = [p for p in order.open_payments() if p != pid]
@@ -234,6 +234,7 @@ def _plan_new_online_payment(order: Order, change: Change, *, at: str, payment_s
             order_status=OrderStatus.CONFIRMED if order.status == OrderStatus.PENDING else None,
             completed_payment=payment.id,
             completed_transaction=change.transaction_id,
+            claim=(payment.method, change.transaction_id, payment.id) if change.transaction_id else None,
         )
     return replace(plan, transitions=tuple(transitions), audit=tuple(audit))
 

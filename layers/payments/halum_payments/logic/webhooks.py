@@ -212,6 +212,11 @@ class GatewayEvent(BaseModel):
     status: Literal["completed", "processing", "failed", "refunded"]
     timestamp: Annotated[datetime, Field(strict=False)]
 
+    @property
+    def key(self) -> str:
+        """What makes two deliveries the same event: one transaction's event about one order."""
+        return f"{self.payment_id}:{self.order_reference}:{self.event_type}"
+
     @model_validator(mode="after")
     def _consistent(self) -> GatewayEvent:
         if self.event_type != f"payment.{self.status}":
@@ -255,7 +260,7 @@ class GatewayEvents:
             payment_id=None,
             target=target,
             source="gateway",
-            event_id=f"{event.payment_id}:{event.event_type}",
+            event_id=event.key,
             transaction_id=event.payment_id,
             reason=event.event_type,
             details={"gateway_timestamp": event.timestamp.isoformat()},
