@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -275,9 +277,13 @@ def transact_write(client: Any, operations: list[dict[str, Any]], *, attempts: i
     """
     if not operations:
         return
+    # A commit whose answer is lost is resent (by botocore's retries, or this loop after a conflict
+    # it was told of): the same token makes DynamoDB answer the resend with success for 10 minutes
+    # instead of running the writes again against their own result. Same content, same token.
+    token = hashlib.sha256(json.dumps(operations, sort_keys=True).encode()).hexdigest()[:36]
     for attempt in range(attempts):
         try:
-            client.transact_write_items(TransactItems=operations)
+            client.transact_write_items(TransactItems=operations, ClientRequestToken=token)
             return
         except ClientError as exc:
             error = exc.response.get("Error", {})
