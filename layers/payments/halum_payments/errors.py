@@ -61,10 +61,10 @@ class OutOfStock(Conflict):
 
 
 class RequestInProgress(Conflict):
-    """A concurrent request with the same idempotency key is still running; retry shortly."""
+    """A concurrent request doing the same thing is still running; retry shortly (409, Retry-After)."""
 
-    def __init__(self) -> None:
-        super().__init__("A request with this idempotency key is still in progress; retry shortly.")
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or "A request with this idempotency key is still in progress; retry shortly.")
 
 
 class Unprocessable(DomainError):

@@ -157,6 +157,17 @@ class Cart:
     raw_items: Any = None  # the stored list, compared verbatim when the cart is emptied
 
 
+@dataclass(frozen=True, slots=True)
+class RequestKey:
+    """A caller's Idempotency-Key for a checkout: the request it named (a fingerprint of the body)
+    and until when it names it (epoch seconds)."""
+
+    user: int
+    key: str
+    request: str
+    expires_at: int
+
+
 # ---------------------------------------------------------------- API shapes
 
 

@@ -9,6 +9,7 @@ Duplicates and late events therefore change nothing twice, whatever the interlea
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -24,6 +25,7 @@ from ..models import (
     Payment,
     PaymentMethod,
     PaymentStatus,
+    RequestKey,
 )
 from ..observability import count, logger
 from .state_machine import allowed, may_become_allowed
@@ -97,13 +99,13 @@ class Plan:
     at: str
     transitions: tuple[Transition, ...] = ()
     new_payment: Payment | None = None
-    payment_sequence: int | None = None  # the sequence value read, when allocating new_payment
     order_status: OrderStatus | None = None
     completed_payment: int | None = None
     completed_transaction: str | None = None
     release_stock: bool = False
     claim: tuple[PaymentMethod, str, int] | None = None  # provider transaction id -> payment
     restore_cart: tuple[Cart | None, tuple[Any, ...]] | None = None  # (cart as read, items to add back)
+    forget_key: RequestKey | None = None  # a given-back checkout's Idempotency-Key may try again
     audit: tuple[AuditEntry, ...] = ()
 
 
@@ -127,7 +129,9 @@ class CommitConflict(Exception):
 
 
 class SettlementStore(Protocol):
-    def load(self, order_id: int, *, with_payment_sequence: bool = False) -> tuple[Order | None, int | None]: ...
+    def load(self, order_id: int) -> Order | None: ...
+
+    def new_payment_id(self) -> int: ...
 
     def commit(self, plan: Plan) -> None: ...
 
@@ -136,11 +140,14 @@ class SettlementStore(Protocol):
     def payments(self, payment_ids: list[int]) -> list[Payment]: ...
 
 
-def plan_change(order: Order, change: Change, *, at: str, payment_sequence: int | None = None) -> Plan | Outcome:
-    """Pure: what `change` means for this snapshot of the order."""
+def plan_change(
+    order: Order, change: Change, *, at: str, new_payment_id: Callable[[], int] | None = None
+) -> Plan | Outcome:
+    """Pure: what `change` means for this snapshot of the order. `new_payment_id` gives the id of
+    the order's ONLINE payment, asked only once the change is sure to create it."""
     target = change.target
     if change.payment_id is None:
-        return _plan_new_online_payment(order, change, at=at, payment_sequence=payment_sequence)
+        return _plan_new_online_payment(order, change, at=at, new_payment_id=new_payment_id)
     pid = change.payment_id
     ref = order.payments.get(pid)
     if ref is None:
@@ -198,7 +205,9 @@ def plan_change(order: Order, change: Change, *, at: str, payment_sequence: int 
     return replace(plan, transitions=tuple(transitions), audit=tuple(audit))
 
 
-def _plan_new_online_payment(order: Order, change: Change, *, at: str, payment_sequence: int | None) -> Plan | Outcome:
+def _plan_new_online_payment(
+    order: Order, change: Change, *, at: str, new_payment_id: Callable[[], int] | None
+) -> Plan | Outcome:
     target = change.target
     if order.completed_payment is not None:
         return Outcome(
@@ -208,10 +217,10 @@ def _plan_new_online_payment(order: Order, change: Change, *, at: str, payment_s
         return Outcome("needs_refund", None, None, f"Order {order.id} is {order.status}; it cannot be paid.")
     if target == PaymentStatus.REFUNDED:
         return Outcome("retry_later", None, None, "No completed payment to refund yet.")
-    if payment_sequence is None:
-        raise ValueError("creating a payment needs the payment sequence value")
+    if new_payment_id is None:
+        raise ValueError("creating a payment needs its id")
     payment = Payment(
-        id=payment_sequence + 1,
+        id=new_payment_id(),
         order=order.id,
         user=order.user,
         amount=order.total_price,
@@ -224,7 +233,7 @@ def _plan_new_online_payment(order: Order, change: Change, *, at: str, payment_s
     )
     transitions: list[Transition] = []
     audit = [_entry(order, payment.id, None, target, change, at, reason=change.reason or "created")]
-    plan = Plan(order=order, user=order.user, at=at, new_payment=payment, payment_sequence=payment_sequence)
+    plan = Plan(order=order, user=order.user, at=at, new_payment=payment)
     if target == PaymentStatus.COMPLETED:
         for other_id, other in sorted(order.open_payments().items()):
             transitions.append(Transition(other_id, other.method, other.status, PaymentStatus.FAILED))
@@ -287,13 +296,14 @@ class Settlement:
     ) -> Outcome:
         """Apply `change`. `decide` sees the order as read and may refine the change (or raise a
         domain error to refuse it); `adjust` may add writes to the plan's transaction."""
+        new_payment_id = functools.cache(self._store.new_payment_id)  # one id, whatever the attempts
         for _ in range(self.ATTEMPTS):
-            order, sequence = self._store.load(change.order_id, with_payment_sequence=change.payment_id is None)
+            order = self._store.load(change.order_id)
             if order is None:
                 return Outcome("unknown", change.payment_id, None, f"Order {change.order_id} not found.")
             wanted = decide(order, change) if decide else change
             at = self._clock()
-            planned = plan_change(order, wanted, at=at, payment_sequence=sequence)
+            planned = plan_change(order, wanted, at=at, new_payment_id=new_payment_id)
             if isinstance(planned, Outcome):
                 return self._settle_without_change(order, wanted, planned, at)
             plan = adjust(planned) if adjust else planned

@@ -260,13 +260,41 @@ class CancellationReason:
 
 
 class TransactionCancelled(Exception):
-    def __init__(self, reasons: list[CancellationReason]) -> None:
+    def __init__(self, reasons: list[CancellationReason], tags: Sequence[str] = ()) -> None:
         super().__init__(", ".join(r.code for r in reasons))
         self.reasons = reasons
+        self.tags = tags
 
     @property
     def condition_failures(self) -> list[int]:
         return [i for i, r in enumerate(self.reasons) if r.code == "ConditionalCheckFailed"]
+
+    @property
+    def failed(self) -> dict[str, dict[str, Any] | None]:
+        """Tag -> the item as it was (where ALL_OLD was asked for) of each write whose condition failed."""
+        return {self.tags[i]: self.reasons[i].item for i in self.condition_failures}
+
+
+class Transaction:
+    """One TransactWriteItems whose writes are named by tags, so that a cancellation is diagnosed
+    by what failed, not by where it sat in the list."""
+
+    def __init__(self) -> None:
+        self.operations: list[dict[str, Any]] = []
+        self.tags: list[str] = []
+
+    def add(self, tag: str, kind: str, request: dict[str, Any]) -> None:
+        """`kind` is Put, Update, Delete or ConditionCheck; a tag names one write."""
+        if tag in self.tags:
+            raise ValueError(f"two writes tagged {tag!r}")
+        self.tags.append(tag)
+        self.operations.append({kind: request})
+
+    def commit(self, client: Any) -> None:
+        try:
+            transact_write(client, self.operations)
+        except TransactionCancelled as cancelled:
+            raise TransactionCancelled(cancelled.reasons, self.tags) from None
 
 
 def transact_write(client: Any, operations: list[dict[str, Any]], *, attempts: int = 4) -> None:

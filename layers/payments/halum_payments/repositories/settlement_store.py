@@ -10,7 +10,8 @@ from ..logic.settlement import AuditEntry, CommitConflict, Plan
 from ..models import Order, Payment, PaymentRef, PaymentStatus
 from . import orders as order_records
 from . import payments as payment_records
-from .counters import PAYMENT_SEQUENCE, CountersRepository, created_deltas, merge_deltas, transition_deltas
+from . import request_keys
+from .counters import PAYMENT_SEQUENCE, CountersRepository, IdBlocks, created_deltas, merge_deltas, transition_deltas
 from .dynamo import (
     Expression,
     TransactionCancelled,
@@ -46,6 +47,7 @@ class DynamoSettlementStore:
         self.tables = tables
         self._client = client
         self.counters = CountersRepository(tables.counters, client)
+        self.ids = IdBlocks(tables.counters, client)
         self.transactions = GatewayTransactionsRepository(tables.gateway_transactions, client)
 
     @property
@@ -54,23 +56,15 @@ class DynamoSettlementStore:
 
     # ------------------------------------------------------------------ reads
 
-    def load(self, order_id: int, *, with_payment_sequence: bool = False) -> tuple[Order | None, int | None]:
-        if not with_payment_sequence:
-            response = self.client.get_item(
-                TableName=self.tables.orders, Key={"id": {"N": str(order_id)}}, ConsistentRead=True
-            )
-            item = response.get("Item")
-            return (order_records.decode(from_item(item)) if item else None), None
-        found = batch_get(
-            self.client,
-            {
-                self.tables.orders: {"Keys": [{"id": order_id}]},
-                self.tables.counters: {"Keys": [{"name": PAYMENT_SEQUENCE}]},
-            },
+    def load(self, order_id: int) -> Order | None:
+        response = self.client.get_item(
+            TableName=self.tables.orders, Key={"id": {"N": str(order_id)}}, ConsistentRead=True
         )
-        orders = found[self.tables.orders]
-        sequence = self.counters.sequence_value(found[self.tables.counters], PAYMENT_SEQUENCE)
-        return (order_records.decode(orders[0]) if orders else None), sequence
+        item = response.get("Item")
+        return order_records.decode(from_item(item)) if item else None
+
+    def new_payment_id(self) -> int:
+        return self.ids.next(PAYMENT_SEQUENCE)
 
     def payments(self, payment_ids: list[int]) -> list[Payment]:
         found = batch_get(self.client, {self.tables.payments: {"Keys": [{"id": pid} for pid in payment_ids]}})
@@ -99,8 +93,6 @@ class DynamoSettlementStore:
 
         new = plan.new_payment
         if new is not None:
-            assert plan.payment_sequence is not None
-            operations.append(self.counters.allocate(PAYMENT_SEQUENCE, plan.payment_sequence))
             operations.append(
                 {
                     "Put": put_request(
@@ -175,6 +167,9 @@ class DynamoSettlementStore:
         if plan.restore_cart is not None:
             restore = self._cart_restore(plan)
             operations.append({"Put": restore} if "Item" in restore else {"Update": restore})
+
+        if plan.forget_key is not None:
+            operations.append({"Delete": request_keys.forget(self.tables.idempotency, plan.forget_key)})
 
         claim_slot = None
         if plan.claim is not None:
