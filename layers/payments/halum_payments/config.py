@@ -65,6 +65,9 @@ class Settings(BaseModel):
     checkout_success_url: str = "http://127.0.0.1:3000/checkout/success?session_id={CHECKOUT_SESSION_ID}"
     checkout_cancel_url: str = "http://127.0.0.1:3000/checkout/cancelled"
     checkout_expires_minutes: int = Field(default=30, ge=30, le=1440)  # Stripe's own bounds
+    # The Stripe checkout function's time limit (its template Timeout): how long a checkout may
+    # still be opening the session of a payment it created.
+    checkout_timeout_seconds: int = Field(default=29, ge=1, le=900)
 
     # Reconciliation sweeper.
     reconcile_after_minutes: int | None = Field(default=None, ge=0)

@@ -50,14 +50,16 @@ class CheckoutSession:
     amount_total: int | None = None
     currency: str | None = None
     payment_intent: str | None = None
+    payment_intent_status: str | None = None  # when the PaymentIntent was expanded
     metadata: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, session: Any) -> CheckoutSession:
         data = session.to_dict() if hasattr(session, "to_dict") else dict(session)
-        intent = data.get("payment_intent")
+        intent: Any = data.get("payment_intent")
+        intent_status = None
         if isinstance(intent, dict):
-            intent = intent.get("id")
+            intent, intent_status = intent.get("id"), intent.get("status")
         return cls(
             id=data["id"],
             url=data.get("url"),
@@ -66,6 +68,7 @@ class CheckoutSession:
             amount_total=data.get("amount_total"),
             currency=data.get("currency"),
             payment_intent=intent,
+            payment_intent_status=intent_status,
             metadata=dict(data.get("metadata") or {}),
         )
 
@@ -152,7 +155,12 @@ class StripeCheckoutGateway:
         return CheckoutSession.of(session)
 
     def retrieve_session(self, session_id: str) -> CheckoutSession:
-        return CheckoutSession.of(self._call(lambda: self._client.v1.checkout.sessions.retrieve(session_id)))
+        """The session with its PaymentIntent expanded: how a completed but unpaid session ended."""
+        return CheckoutSession.of(
+            self._call(
+                lambda: self._client.v1.checkout.sessions.retrieve(session_id, params={"expand": ["payment_intent"]})
+            )
+        )
 
     def expire_session(self, session_id: str) -> None:
         try:
