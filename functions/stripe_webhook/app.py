@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
-from halum_payments.errors import Conflict, GatewayNotConfigured
+from halum_payments.errors import GatewayNotConfigured, RetryLater
 from halum_payments.gateways.signatures import verify_stripe_event
 from halum_payments.http import create_api, raw_body
 from halum_payments.idempotency import Idempotent
@@ -26,7 +26,7 @@ def apply_event(payload: dict[str, Any]) -> WebhookAck:
     if outcome.kind == "retry_later":
         # It cannot apply yet (a refund before its completion): refuse it so that Stripe delivers
         # it again later; raising also forgets the event id, so the redelivery is applied.
-        raise Conflict(f"{outcome.message} Retry later.")
+        raise RetryLater(f"{outcome.message} Retry later.")
     return WebhookAck(message=f"{outcome.kind}: {outcome.message}")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -266,11 +267,38 @@ def test_an_amount_other_than_the_order_total_is_422_and_changes_nothing(hook, l
     before = ledger.snapshot()
     output.clear()
 
-    error(send_gateway(hook, event(amount=amount)), 422)
+    refused = error(send_gateway(hook, event(amount=amount)), 422)
 
     assert ledger.snapshot() == before
     assert output.metrics()["AmountMismatch"] == 1
-    assert send_gateway(hook, event()).json == CONFIRMED  # the right amount, same event, goes through
+    # The refusal is remembered with the event: its replays get it again and raise no new alarm ...
+    for _ in range(3):
+        assert error(send_gateway(hook, event(amount=amount)), 422) == refused
+    assert output.metrics()["AmountMismatch"] == 1
+    assert output.metrics()["DuplicateDeliveries"] == 3
+    # ... and the same event (transaction, order, type) with another amount is not a new event.
+    assert "different body" in error(send_gateway(hook, event()), 422)
+    assert ledger.snapshot() == before
+
+
+def test_a_replayed_refusal_for_an_order_paid_otherwise_raises_one_refund_alarm(hook, ledger, output):
+    """Order 2 is paid; money reported for it under another transaction needs a refund: once."""
+    paid_elsewhere = event(payment_id="txn_other", order_reference="2", amount="899.00")
+    for _ in range(4):
+        error(send_gateway(hook, paid_elsewhere), 409)
+    assert output.metrics()["PaymentNeedsRefund"] == 1
+
+
+def test_an_optional_maximum_age_refuses_stale_bodies(load_hook, ledger, output):
+    hook = load_hook(PAYMENT_WEBHOOK_MAX_AGE_SECONDS="300")
+    before = ledger.snapshot()
+
+    stale = send_gateway(hook, SPEC_EVENT)  # the spec's example is from 2023
+
+    assert "timestamp" in error(stale, 400)
+    assert ledger.snapshot() == before
+    fresh = event(timestamp=datetime.now(UTC).isoformat())
+    assert send_gateway(hook, fresh).json == CONFIRMED
 
 
 def test_an_order_paid_under_another_transaction_is_409(hook, ledger, output):

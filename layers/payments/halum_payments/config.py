@@ -59,6 +59,9 @@ class Settings(BaseModel):
     stripe_max_network_retries: int = Field(default=2, ge=0, le=5)
     stripe_webhook_secret: tuple[SecretStr, ...] = ()
     payment_webhook_secret: tuple[SecretStr, ...] = ()
+    # Optional: refuse gateway events whose `timestamp` is further than this from now (off by
+    # default: the spec's own example is from 2023).
+    payment_webhook_max_age_seconds: int | None = Field(default=None, ge=60)
 
     # Checkout.
     currency: str = "usd"

@@ -60,6 +60,11 @@ class OutOfStock(Conflict):
         self.available = available
 
 
+class RetryLater(Conflict):
+    """It cannot apply yet, but may once an earlier event arrives (a refund before its payment
+    completed): 409, so that the sender delivers it again, and never remembered as final."""
+
+
 class RequestInProgress(Conflict):
     """A concurrent request doing the same thing is still running; retry shortly (409, Retry-After)."""
 

@@ -88,7 +88,7 @@ class Idempotent(Generic[T]):
                     raise RequestInProgress() from None
                 time.sleep(delay)
             except IdempotencyValidationError:
-                raise Unprocessable("This idempotency key was already used with a different request.") from None
+                raise Unprocessable("This event was already received with a different body.") from None
             except IdempotencyPersistenceLayerError as exc:
                 raise TransientFault("idempotency store unavailable") from exc
         raise RequestInProgress()  # pragma: no cover - the loop always returns or raises

@@ -288,3 +288,11 @@ class WebhookAck(ApiModel):
 class WebhookError(ApiModel):
     status: Literal["error"] = "error"
     message: str
+
+
+class WebhookReply(ApiModel):
+    """A webhook's answer as remembered with its event, so that a redelivery gets it again."""
+
+    status_code: int
+    status: Literal["success", "error"]
+    message: str

@@ -164,7 +164,10 @@ def stripe_events(
 def gateway_events(settings: Settings, client: Any = None) -> GatewayEvents:
     from .logic.webhooks import GatewayEvents
 
-    return GatewayEvents(settlement(settings, lazy_stripe_gateway(settings), client))
+    return GatewayEvents(
+        settlement(settings, lazy_stripe_gateway(settings), client),
+        max_age_seconds=settings.payment_webhook_max_age_seconds,
+    )
 
 
 def reconciler(settings: Settings, client: Any = None) -> Reconciler:

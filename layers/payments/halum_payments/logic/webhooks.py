@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from ..errors import Conflict, NotFound, Unprocessable
+from ..clock import utc_now
+from ..errors import BadRequest, Conflict, DomainError, NotFound, RequestInProgress, RetryLater, Unprocessable
 from ..models import Order, PaymentMethod, PaymentStatus, WebhookAck
 from ..money import MoneyError, from_minor_units, parse_amount
 from ..observability import count, logger
@@ -234,11 +235,28 @@ GATEWAY_MESSAGES = {
 }
 
 
+def is_final_refusal(error: DomainError) -> bool:
+    """A refusal that no redelivery of the same event can change (a mismatched amount, an order
+    paid under another transaction): remembered with the event, so a replay raises no new alarm."""
+    return isinstance(error, (Conflict, Unprocessable)) and not isinstance(error, (RetryLater, RequestInProgress))
+
+
 class GatewayEvents:
-    def __init__(self, settlement: Settlement) -> None:
+    def __init__(
+        self,
+        settlement: Settlement,
+        *,
+        max_age_seconds: int | None = None,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._settlement = settlement
+        self._max_age = timedelta(seconds=max_age_seconds) if max_age_seconds is not None else None
+        self._now = now
 
     def handle(self, event: GatewayEvent) -> WebhookAck:
+        if self._max_age is not None and abs(self._now() - event.timestamp) > self._max_age:
+            # A body replayed long after it was sent (or dated far ahead): refused before anything.
+            raise BadRequest(f"Event timestamp is more than {int(self._max_age.total_seconds())} s from now.")
         target = PaymentStatus(event.status)
 
         def decide(order: Order, change: Change) -> Change:
@@ -277,7 +295,7 @@ class GatewayEvents:
         if outcome.kind == "ignored":
             return WebhookAck(message=f"No change: {outcome.message}")
         if outcome.kind == "retry_later":
-            raise Conflict(f"{outcome.message} Retry later.")
+            raise RetryLater(f"{outcome.message} Retry later.")
         raise Conflict(outcome.message)
 
 
