@@ -11,7 +11,7 @@ from halum_payments.errors import DomainError, GatewayNotConfigured
 from halum_payments.gateways.signatures import verify_gateway_signature
 from halum_payments.http import create_api, documented, raw_body
 from halum_payments.idempotency import Idempotent
-from halum_payments.logic.webhooks import GatewayEvent, is_final_refusal
+from halum_payments.logic.webhooks import GATEWAY_REPLAY_SECONDS, GatewayEvent, is_final_refusal
 from halum_payments.models import WebhookAck, WebhookReply
 from halum_payments.observability import count, logger, metrics
 
@@ -43,7 +43,7 @@ def signed(event: Any) -> None:
         raise
 
 
-replay = Idempotent(settings.idempotency_table, apply_event, WebhookReply, expires_after_seconds=7 * 24 * 3600)
+replay = Idempotent(settings.idempotency_table, apply_event, WebhookReply, expires_after_seconds=GATEWAY_REPLAY_SECONDS)
 app = create_api(preconditions=[signed], error_style="status")
 
 

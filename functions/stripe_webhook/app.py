@@ -9,10 +9,9 @@ from halum_payments.errors import GatewayNotConfigured, RetryLater
 from halum_payments.gateways.signatures import verify_stripe_event
 from halum_payments.http import create_api, raw_body
 from halum_payments.idempotency import Idempotent
+from halum_payments.logic.webhooks import STRIPE_REPLAY_SECONDS
 from halum_payments.models import WebhookAck
 from halum_payments.observability import count, logger, metrics
-
-STRIPE_RETRY_WINDOW = 4 * 24 * 3600  # Stripe retries for 3 days; remember deliveries a day longer
 
 settings = wiring.settings()
 secrets = [secret.get_secret_value() for secret in settings.stripe_webhook_secret]
@@ -43,7 +42,7 @@ def verified_event(event: Any) -> dict[str, Any]:
     return {"stripe_event": stripe_event}
 
 
-replay = Idempotent(settings.idempotency_table, apply_event, WebhookAck, expires_after_seconds=STRIPE_RETRY_WINDOW)
+replay = Idempotent(settings.idempotency_table, apply_event, WebhookAck, expires_after_seconds=STRIPE_REPLAY_SECONDS)
 app = create_api(preconditions=[verified_event], error_style="status", function_url=True)
 
 

@@ -52,7 +52,7 @@ from ..models import (
 )
 from ..money import MoneyError, to_minor_units
 from ..observability import count, logger
-from .settlement import AuditEntry, Change, Facts, Plan, Settlement
+from .settlement import AuditEntry, Change, Facts, Plan, Settlement, require_order_total
 
 if TYPE_CHECKING:
     from ..gateways.stripe_checkout import CheckoutSession, SessionRequest
@@ -240,8 +240,7 @@ class CheckoutService:
             _require_chargeable(item.price, order.currency, f"Order {order.id}'s product {item.variant}")
 
     def _resume(self, gateway: CheckoutGateway, order: Order, payment: Payment) -> StartedCheckout:
-        if payment.amount != order.total_price:
-            raise Unprocessable(f"Payment amount {payment.amount} does not match the order total {order.total_price}.")
+        require_order_total(order, payment.amount, "Payment amount")
         if (payment.checkout_expires_at or 0) <= time.time() + 60:
             raise Conflict(f"The checkout for order {order.id} has expired.")
         if payment.checkout_session_id and payment.checkout_url:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from ..clock import format_timestamp, parse_timestamp, sortable, utc_now
+from ..clock import format_timestamp, parse_timestamp, utc_now
 from ..models import Payment, PaymentStatus
 from ..observability import count, logger, metrics
 from .settlement import Change, Facts, Outcome, Settlement
@@ -25,8 +25,12 @@ FAILED_INTENT = frozenset({"requires_payment_method", "canceled"})
 
 class OpenPayments(Protocol):
     def open_stripe_before(
-        self, cutoff_sort_key: str, *, limit: int, after: dict[str, Any] | None
+        self, cutoff: datetime, *, limit: int, after: dict[str, Any] | None
     ) -> tuple[list[Payment], dict[str, Any] | None]: ...
+
+    def position(self, payment: Payment) -> dict[str, Any]:
+        """Where a listing resumes right after `payment`."""
+        ...
 
 
 class SweepCursor(Protocol):
@@ -95,11 +99,11 @@ class Reconciler:
         started = time.monotonic()
         run = uuid.uuid4().hex[:12]
         now = parse_timestamp(self._now())
-        cutoff = sortable(format_timestamp(now - self._after))
+        cutoff = now - self._after
         outcomes: Counter[str] = Counter()
         errors = checked = 0
         stripe = self._stripe()
-        oldest_page, _ = self._payments.open_stripe_before(sortable(format_timestamp(now)), limit=1, after=None)
+        oldest_page, _ = self._payments.open_stripe_before(now, limit=1, after=None)
         oldest = int((now - parse_timestamp(oldest_page[0].created_at)).total_seconds() // 60) if oldest_page else None
 
         after = self._cursor.load()  # where the previous run stopped, if it did
@@ -121,7 +125,7 @@ class Reconciler:
                 except Exception:
                     errors += 1
                     logger.exception("reconciliation of a payment failed", extra={"payment": payment.id})
-                after = {"id": payment.id, "open_method": "stripe", "created_sort": _sort_key(payment)}
+                after = self._payments.position(payment)
                 self._cursor.save(after)  # progress as it goes: a sweep stopped anywhere resumes here
             else:
                 if next_key is None:  # also right when a full last page is followed by an empty one
@@ -204,9 +208,3 @@ class Reconciler:
 
 class StripeUnavailable(Exception):
     pass
-
-
-def _sort_key(payment: Payment) -> str:
-    from ..repositories.payments import sort_key
-
-    return sort_key(payment.created_at, payment.id)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from ..clock import now_text
-from ..errors import TransientFault
+from ..errors import TransientFault, Unprocessable
 from ..models import (
     Cart,
     Order,
@@ -138,6 +138,12 @@ class SettlementStore(Protocol):
     def record(self, entries: list[AuditEntry]) -> None: ...
 
     def payments(self, payment_ids: list[int]) -> list[Payment]: ...
+
+
+def require_order_total(order: Order, amount: Decimal, what: str) -> None:
+    """The money rule every payment obeys: it is for exactly its order's total."""
+    if amount != order.total_price:
+        raise Unprocessable(f"{what} {amount} does not match the order total {order.total_price}.")
 
 
 def plan_change(

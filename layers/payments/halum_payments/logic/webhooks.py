@@ -16,10 +16,14 @@ from ..errors import BadRequest, Conflict, DomainError, NotFound, RequestInProgr
 from ..models import Order, PaymentMethod, PaymentStatus, WebhookAck
 from ..money import MoneyError, from_minor_units, parse_amount
 from ..observability import count, logger
-from .settlement import Change, Facts, Outcome, Settlement, Source
+from .settlement import Change, Facts, Outcome, Settlement, Source, require_order_total
 
 # ---------------------------------------------------------------- Stripe
 
+
+# How long a delivered event is remembered, so that its redeliveries are answered, not re-run.
+STRIPE_REPLAY_SECONDS = 4 * 24 * 3600  # Stripe retries for 3 days: a day longer
+GATEWAY_REPLAY_SECONDS = 7 * 24 * 3600
 
 StripeTargets = {
     "checkout.session.async_payment_succeeded": PaymentStatus.COMPLETED,
@@ -260,10 +264,12 @@ class GatewayEvents:
         target = PaymentStatus(event.status)
 
         def decide(order: Order, change: Change) -> Change:
-            if event.amount != order.total_price:
+            try:
+                require_order_total(order, event.amount, "Amount")
+            except Unprocessable:
                 count("AmountMismatch")
                 logger.error("gateway amount does not match the order total", extra={"order": order.id})
-                raise Unprocessable(f"Amount {event.amount} does not match the order total {order.total_price}.")
+                raise
             if order.completed_payment is not None and order.completed_transaction != event.payment_id:
                 if target != PaymentStatus.COMPLETED:
                     raise Conflict(f"Order {order.id} already has a completed payment under another transaction.")
