@@ -157,6 +157,15 @@ HOSTILE: dict[str, tuple[Callable[[SimpleNamespace], str | None], dict[str, Any]
         "missing exp",
     ),
     "exp not a number": (lambda k: bearer(make_token(1, exp="tomorrow")), INVALID, "malformed"),
+    # PyJWT reads exp with int(): digits in a string pass its check, and once made a 500 here.
+    "exp a string of digits": (lambda k: bearer(make_token(1, exp=str(NOW + 600))), INVALID, "not a number (str)"),
+    "exp true": (lambda k: bearer(make_token(1, exp=True)), EXPIRED, "expired"),
+    "expired and no token_type": (
+        lambda k: bearer(make_token(1, exp=NOW - 5, token_type=None)),
+        EXPIRED,
+        "expired",
+    ),  # simplejwt's order: the expiry first
+    "no exp and not yet valid": (lambda k: bearer(make_token(1, exp=None, nbf=NOW + 600)), INVALID, "not yet valid"),
     # Validly signed, but past any float: once a 500 (OverflowError) instead of a refusal.
     "exp of 10**309": (lambda k: bearer(make_token(1, exp=10**309)), INVALID, "beyond the year 9999"),
     "exp of 10**309 and iat too": (lambda k: bearer(make_token(1, exp=10**309, iat=10**309)), INVALID, "not yet valid"),

@@ -70,18 +70,12 @@ _PYJWT_REFUSALS: tuple[tuple[type[jwt.PyJWTError], str, str], ...] = (
     (jwt.InvalidIssuedAtError, TOKEN_INVALID, "iat claim is not a number"),
     (jwt.DecodeError, TOKEN_INVALID, "malformed token or claim"),
 )
-_MISSING_CLAIMS = {
-    "exp": (NO_EXP, "missing exp claim"),
-    "token_type": (NO_TYPE, "missing token_type claim"),
-    "iss": (TOKEN_INVALID, "wrong issuer (no iss claim)"),
-    "aud": (TOKEN_INVALID, "wrong audience (no aud claim)"),
-}
+_MISSING_CLAIMS = {"iss": "wrong issuer (no iss claim)", "aud": "wrong audience (no aud claim)"}
 
 
 def _refusal(error: jwt.PyJWTError) -> InvalidToken:
-    if isinstance(error, jwt.MissingRequiredClaimError):
-        message, reason = _MISSING_CLAIMS.get(error.claim, (TOKEN_INVALID, f"missing {error.claim} claim"))
-        return InvalidToken(reason, message)
+    if isinstance(error, jwt.MissingRequiredClaimError):  # PyJWT requires iss/aud when they are configured
+        return InvalidToken(_MISSING_CLAIMS.get(error.claim, f"missing {error.claim} claim"))
     for kind, message, reason in _PYJWT_REFUSALS:
         if isinstance(error, kind):
             return InvalidToken(reason, message)
@@ -116,14 +110,23 @@ class Authenticator:
         if verified is not None and now < verified[1]:
             return verified[0]
         claims = self._decode(token)
-        # PyJWT refuses a token once `exp <= now - leeway`; `exp` is required and numeric, but may be
-        # any number: one past the last representable date (10**309 would overflow a float) is no
-        # expiry a token issuer writes.
-        expires = claims["exp"]
+        # In simplejwt's order, after the signature and PyJWT's time checks: exp present, token type
+        # present and "access", then the user claim. PyJWT refuses a token once `exp <= now - leeway`
+        # and reads `exp` with int(), which also takes "123" or True: only a JSON number is an expiry
+        # here, and one past the last representable date (10**309 would overflow a float) is none an
+        # issuer writes.
+        expires = claims.get("exp")
+        if expires is None:
+            raise InvalidToken("missing exp claim", NO_EXP)
+        if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+            raise InvalidToken(f"exp claim is not a number ({type(expires).__name__})")
         if not expires < LAST_NUMERIC_DATE:
             raise InvalidToken("exp claim beyond the year 9999")
-        if claims["token_type"] != "access":  # noqa: S105 - simplejwt checks the type after the expiry
-            raise InvalidToken(f"wrong token type ({str(claims['token_type'])[:20]!r})", WRONG_TYPE)
+        token_type = claims.get("token_type")
+        if token_type is None:
+            raise InvalidToken("missing token_type claim", NO_TYPE)
+        if token_type != "access":  # noqa: S105 - a token type, not a secret
+            raise InvalidToken(f"wrong token type ({str(token_type)[:20]!r})", WRONG_TYPE)
         user_id = parse_user_id(claims.get("user_id"))
         valid_until = min(float(expires) + self._leeway, now + VERIFIED_CACHE_SECONDS)
         if len(self._verified) >= VERIFIED_CACHE_SIZE:
@@ -143,8 +146,8 @@ class Authenticator:
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=self._leeway,
-                # In simplejwt's order: expiry, then type (the user claim is checked after both).
-                options={"require": ["exp", "token_type"], "verify_sub": False, "verify_jti": False},
+                # `exp` and `token_type` are required, but checked after decoding (simplejwt's order).
+                options={"verify_sub": False, "verify_jti": False},
             )
         except jwt.PyJWTError as error:
             raise _refusal(error) from None
