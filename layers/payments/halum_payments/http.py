@@ -20,10 +20,11 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from .errors import DomainError, NotAuthenticated, TransientFault
+from .errors import BadRequest, DomainError, NotAuthenticated, TransientFault
 from .observability import logger
 
 ErrorStyle = Literal["detail", "status"]
+NON_FIELD_ERRORS = "non_field_errors"  # DRF's key for errors about the whole body
 Precondition = Callable[[BaseProxyEvent], dict[str, Any] | None]
 
 
@@ -60,19 +61,48 @@ def documented(model: type[BaseModel], description: str) -> dict[int | str, Any]
     return {200: {"description": description, "content": {"application/json": {"model": model}}}}
 
 
-def error_body(message: str, style: ErrorStyle) -> dict[str, str]:
-    return {"detail": message} if style == "detail" else {"status": "error", "message": message}
+def error_body(message: str, style: ErrorStyle, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`{"detail": message, **extra}` (DRF's shape: `extra` holds simplejwt's `code`/`messages` or the
+    field-keyed validation errors), or the webhooks' `{"status": "error", "message": message}`."""
+    if style == "status":
+        return {"status": "error", "message": message}
+    return {"detail": message, **(extra or {})}
 
 
 def error_response(
-    status: int, message: str, style: ErrorStyle = "detail", headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    style: ErrorStyle = "detail",
+    headers: dict[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Response:
     return Response(
         status_code=status,
         content_type="application/json",
-        body=json.dumps(error_body(message, style)),
+        body=json.dumps(error_body(message, style, extra)),
         headers=headers or {},
     )
+
+
+class InvalidInput(BadRequest):
+    """A 400 naming the fields at fault, as DRF's ValidationError does: `{"detail": "<field>: <message>; ...",
+    "<field>": ["<message>", ...], "non_field_errors": [...]}`. (Transport-level: the validation shaping
+    lives here, next to the mapping that writes it.)"""
+
+    def __init__(self, fields: Mapping[str, Sequence[str]]) -> None:
+        super().__init__(
+            "; ".join(
+                message if name == NON_FIELD_ERRORS else f"{name}: {message}"
+                for name, messages in fields.items()
+                for message in messages
+            )
+            or "Invalid request."
+        )
+        self.extra_body = {name: list(messages) for name, messages in fields.items()}
+
+    @classmethod
+    def field(cls, name: str, message: str) -> InvalidInput:
+        return cls({name: [message]})
 
 
 def create_api(
@@ -108,10 +138,11 @@ def create_api(
             headers["WWW-Authenticate"] = challenge
         if exc.status == HTTPStatus.CONFLICT and type(exc).__name__ == "RequestInProgress":
             headers["Retry-After"] = "1"
-        logger.info("request refused", extra={"status": exc.status, "reason": exc.message})
-        return error_response(exc.status, exc.message, error_style, headers)
+        # `reason` may say more than the answer (which token check failed); never the token itself.
+        logger.info("request refused", extra={"status": exc.status, "reason": getattr(exc, "reason", exc.message)})
+        return error_response(exc.status, exc.message, error_style, headers, getattr(exc, "extra_body", None))
 
-    def _refuse(status: int, message: str) -> Response:
+    def _refuse(status: int, message: str, extra: Mapping[str, Any] | None = None) -> Response:
         # Validation runs before middlewares; answer what a caller must fix first (e.g. 401).
         try:
             run_preconditions()
@@ -122,11 +153,12 @@ def create_api(
         except Exception as fault:  # noqa: BLE001 - a precondition's own fault is still a clean 500
             return _fault(fault)
         logger.info("invalid request", extra={"status": status, "reason": message})
-        return error_response(status, message, error_style)
+        return error_response(status, message, error_style, extra=extra)
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response:
-        return _refuse(400, describe_validation_errors(exc.errors()))
+        invalid = validation_errors(exc.errors())
+        return _refuse(400, invalid.message, invalid.extra_body)
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _unsupported_media_type(exc: RequestUnsupportedContentType) -> Response:
@@ -147,7 +179,7 @@ def create_api(
             # Powertools could not read the request: a body that is not UTF-8 (UnicodeDecodeError),
             # JSON nested too deeply for the parser (RecursionError), a multipart body without a
             # boundary... The caller's to fix, never our 500.
-            return _refuse(400, "Request body is not valid JSON.")
+            return _refuse(400, NOT_JSON, {NON_FIELD_ERRORS: [NOT_JSON]})
         return _fault(exc)
 
     def _fault(exc: Exception) -> Response:
@@ -166,17 +198,62 @@ def authenticated(authenticator: Any) -> Precondition:
     return check
 
 
-def describe_validation_errors(errors: Sequence[Any]) -> str:
-    messages = []
+NOT_JSON = "Request body is not valid JSON."
+NO_BODY = "Request body is required."
+_LOCATIONS = ("body", "query", "path", "header")
+_SHOWN_INPUT = 100  # characters of a refused value echoed back ("x" is not a valid choice.)
+
+
+def validation_errors(errors: Sequence[Any]) -> InvalidInput:
+    """Powertools' (pydantic's) validation errors as DRF would word and key them: each message under
+    its field's name (query parameters included), errors about the whole body under `non_field_errors`."""
+    fields: dict[str, list[str]] = {}
     for error in errors:
-        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
-        if error.get("type") == "json_invalid":
-            return "Request body is not valid JSON."
-        if error.get("type") == "missing" and not location:
-            return "Request body is required."
-        text = str(error.get("msg", "Invalid value")).removeprefix("Value error, ")
-        messages.append(f"{'.'.join(location)}: {text}" if location else text)
-    return "; ".join(messages) or "Invalid request."
+        location = [str(part) for part in error.get("loc", ()) if part not in _LOCATIONS]
+        kind = error.get("type")
+        if kind == "json_invalid":
+            return InvalidInput.field(NON_FIELD_ERRORS, NOT_JSON)
+        if kind == "missing" and not location:
+            return InvalidInput.field(NON_FIELD_ERRORS, NO_BODY)
+        if kind == "extra_forbidden" and location:
+            # Not a field of ours (and possibly named "detail"): about the body as a whole.
+            name, message = NON_FIELD_ERRORS, f'Unexpected field "{".".join(location)[:_SHOWN_INPUT]}".'
+        else:
+            name = ".".join(location) if location else NON_FIELD_ERRORS
+            message = drf_message(error)
+        if message not in fields.setdefault(name, []):
+            fields[name].append(message)
+    return InvalidInput(fields)
+
+
+def drf_message(error: Mapping[str, Any]) -> str:
+    """DRF's own wording for what its serializer fields would refuse (rest_framework/fields.py)."""
+    kind, ctx, value = error.get("type"), error.get("ctx") or {}, error.get("input")
+    if kind == "missing":
+        return "This field is required."
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return "This field may not be null." if value is None else "A valid integer is required."
+    if kind == "greater_than_equal":
+        return f"Ensure this value is greater than or equal to {ctx.get('ge')}."
+    if kind == "greater_than" and isinstance(ctx.get("gt"), int):
+        return f"Ensure this value is greater than or equal to {ctx['gt'] + 1}."
+    if kind == "less_than_equal":
+        return f"Ensure this value is less than or equal to {ctx.get('le')}."
+    if kind == "less_than" and isinstance(ctx.get("lt"), int):
+        return f"Ensure this value is less than or equal to {ctx['lt'] - 1}."
+    if kind in ("literal_error", "enum"):
+        shown = value if isinstance(value, str) else json.dumps(value, default=str)
+        return f'"{shown[:_SHOWN_INPUT]}" is not a valid choice.'
+    if kind == "string_too_long":
+        return f"Ensure this field has no more than {ctx.get('max_length')} characters."
+    if kind == "string_too_short":
+        return f"Ensure this field has at least {ctx.get('min_length')} characters."
+    if kind == "string_type":
+        return "This field may not be null." if value is None else "Not a valid string."
+    if kind in ("model_attributes_type", "model_type", "dict_type"):
+        return "Invalid data. Expected a dictionary."
+    text = str(error.get("msg", "Invalid value.")).removeprefix("Value error, ")
+    return text if text.endswith(".") else text + "."
 
 
 def raw_body(event: BaseProxyEvent) -> bytes:
