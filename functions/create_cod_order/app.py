@@ -7,7 +7,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
-from halum_payments.http import authenticated, create_api
+from halum_payments.http import authenticated, create_api, routed
 from halum_payments.models import CodCheckoutRequest, CodOrderOut, PaymentOut
 from halum_payments.observability import logger, metrics
 
@@ -16,7 +16,7 @@ checkout = wiring.checkout_service(settings)
 app = create_api(preconditions=[authenticated(wiring.authenticator(settings))])
 
 
-@app.post("/orders/api/create-cod/", status_code=201, summary="Cash-on-delivery checkout", tags=["checkout"])
+@routed(app.post, "/orders/api/create-cod/", status_code=201, summary="Cash-on-delivery checkout", tags=["checkout"])
 def create_cod_order(
     body: CodCheckoutRequest,
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=255)] = None,

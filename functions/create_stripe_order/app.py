@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
 from halum_payments.errors import GatewayNotConfigured
-from halum_payments.http import authenticated, create_api
+from halum_payments.http import authenticated, create_api, routed
 from halum_payments.models import CheckoutRequest, CheckoutSessionOut
 from halum_payments.observability import logger, metrics
 
@@ -25,7 +25,7 @@ def gateway_configured(_: Any) -> None:
 app = create_api(preconditions=[authenticated(wiring.authenticator(settings)), gateway_configured])
 
 
-@app.post("/orders/api/create-stripe-order/", summary="Start a Stripe Checkout", tags=["checkout"])
+@routed(app.post, "/orders/api/create-stripe-order/", summary="Start a Stripe Checkout", tags=["checkout"])
 def create_stripe_order(
     body: CheckoutRequest,
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=255)] = None,

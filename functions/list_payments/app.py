@@ -7,8 +7,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
-from halum_payments.errors import BadRequest
-from halum_payments.http import InvalidInput, authenticated, create_api, documented, json_response, page_url
+from halum_payments.errors import BadRequest, InvalidInput
+from halum_payments.http import authenticated, create_api, documented, json_response, page_url, routed
 from halum_payments.logic.listing import PageRequest
 from halum_payments.models import PaymentMethod, PaymentOrdering, PaymentPage, PaymentPageBody, PaymentStatus
 from halum_payments.observability import logger
@@ -23,7 +23,8 @@ CURSOR = (
 )
 
 
-@app.get(
+@routed(
+    app.get,
     "/orders/api/payments/",
     summary="List the caller's payments",
     tags=["payments"],

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from halum_payments import wiring
 from halum_payments.errors import DomainError, GatewayNotConfigured
 from halum_payments.gateways.signatures import verify_gateway_signature
-from halum_payments.http import create_api, documented, raw_body
+from halum_payments.http import create_api, documented, raw_body, routed, status_of
 from halum_payments.idempotency import Idempotent
 from halum_payments.logic.webhooks import GATEWAY_REPLAY_SECONDS, GatewayEvent, is_final_refusal
 from halum_payments.models import WebhookAck, WebhookReply
@@ -28,7 +28,7 @@ def apply_event(payload: dict[str, Any]) -> WebhookReply:
     except DomainError as refusal:
         if not is_final_refusal(refusal):
             raise  # not remembered: a redelivery runs again
-        return WebhookReply(status_code=refusal.status, status="error", message=refusal.message)
+        return WebhookReply(status_code=status_of(refusal), status="error", message=refusal.message)
     return WebhookReply(status_code=200, status="success", message=ack.message)
 
 
@@ -37,7 +37,7 @@ def signed(event: Any) -> None:
         logger.error("PAYMENT_WEBHOOK_SECRET is not configured: refusing unverifiable events")
         raise GatewayNotConfigured("Payment webhook is not configured")
     try:
-        verify_gateway_signature(raw_body(event), (event.headers or {}).get("x-webhook-signature"), secrets)
+        verify_gateway_signature(raw_body(event), (event.get("headers") or {}).get("x-webhook-signature"), secrets)
     except Exception:
         count("WebhookSignatureFailures")
         raise
@@ -47,7 +47,8 @@ replay = Idempotent(settings.idempotency_table, apply_event, WebhookReply, expir
 app = create_api(preconditions=[signed], error_style="status")
 
 
-@app.post(
+@routed(
+    app.post,
     "/orders/api/payment-webhook/",
     summary="Generic payment gateway webhook",
     tags=["webhooks"],

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from halum_payments import wiring
 from halum_payments.errors import GatewayNotConfigured, RetryLater
 from halum_payments.gateways.signatures import verify_stripe_event
-from halum_payments.http import create_api, raw_body
+from halum_payments.http import create_api, raw_body, routed
 from halum_payments.idempotency import Idempotent
 from halum_payments.logic.webhooks import STRIPE_REPLAY_SECONDS
 from halum_payments.models import WebhookAck
@@ -34,7 +34,9 @@ def verified_event(event: Any) -> dict[str, Any]:
         logger.error("STRIPE_WEBHOOK_SECRET is not configured: refusing unverifiable events")
         raise GatewayNotConfigured("Stripe webhook is not configured")
     try:
-        stripe_event = verify_stripe_event(raw_body(event), (event.headers or {}).get("stripe-signature"), secrets)
+        stripe_event = verify_stripe_event(
+            raw_body(event), (event.get("headers") or {}).get("stripe-signature"), secrets
+        )
     except Exception:
         count("WebhookSignatureFailures")
         raise
@@ -46,7 +48,7 @@ replay = Idempotent(settings.idempotency_table, apply_event, WebhookAck, expires
 app = create_api(preconditions=[verified_event], error_style="status", function_url=True)
 
 
-@app.post("/orders/api/stripe-webhook/", summary="Stripe webhook", tags=["webhooks"])
+@routed(app.post, "/orders/api/stripe-webhook/", summary="Stripe webhook", tags=["webhooks"])
 def stripe_webhook() -> WebhookAck:
     event = app.context["stripe_event"]
     return replay({"key": event["id"], "body": {"type": event["type"]}})

@@ -411,12 +411,12 @@ def test_every_enum_has_member_names_a_generator_can_use() -> None:
 
 def answered_errors() -> list[tuple[str, dict[str, Any]]]:
     """(component, a body the error mapping writes), built by the code itself."""
-    from halum_payments.auth import EXPIRED, MISSING, NO_USER, InvalidToken
-    from halum_payments.errors import BadRequest, NotAuthenticated, NotFound
-    from halum_payments.http import InvalidInput, error_body, validation_errors
+    from halum_payments.auth import EXPIRED, MISSING, NO_USER
+    from halum_payments.errors import BadRequest, InvalidInput, InvalidToken, NotAuthenticated, NotFound
+    from halum_payments.http import error_body, validation_errors
 
     def body(error: Any) -> dict[str, Any]:
-        return error_body(error.message, "detail", getattr(error, "extra_body", None))
+        return error_body(error.message, "detail", error.extra_body)
 
     missing = {"type": "missing", "loc": ("body", "shipping_address"), "msg": "Field required"}
     too_big = {"type": "less_than_equal", "loc": ("query", "page_size"), "msg": "", "ctx": {"le": 1000}}

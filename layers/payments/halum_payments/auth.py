@@ -15,18 +15,14 @@ from typing import Any
 import jwt
 
 from .config import Settings
-from .errors import ConfigError, NotAuthenticated, TransientFault
+from .errors import TOKEN_INVALID, ConfigError, InvalidToken, NotAuthenticated, TransientFault
 
 MAX_TOKEN_LENGTH = 4096  # simplejwt tokens are ~250 bytes; anything huge is an attack or a mistake
 MISSING = "Authentication credentials were not provided."  # DRF's NotAuthenticated
-INVALID = "Given token not valid for any token type"
-TOKEN_NOT_VALID = "token_not_valid"  # noqa: S105 - an error code, not a secret
 TWO_VALUES = "Authorization header must contain two space-delimited values"
 NO_USER = "Token contained no recognizable user identification"
 # simplejwt's per-token-class messages (AccessToken is the only class the platform configures).
 EXPIRED = "Token is expired"
-# simplejwt says this for every other failure of the signature or a claim
-TOKEN_INVALID = "Token is invalid"  # noqa: S105 - a message, not a secret
 NO_EXP = "Token has no 'exp' claim"
 NO_TYPE = "Token has no type"
 WRONG_TYPE = "Token has wrong type"
@@ -38,25 +34,6 @@ WRONG_TYPE = "Token has wrong type"
 VERIFIED_CACHE_SIZE = 256
 LAST_NUMERIC_DATE = 253402300800  # 10000-01-01T00:00:00Z: datetime's limit, and any issuer's
 VERIFIED_CACHE_SECONDS = 300
-
-
-class InvalidToken(NotAuthenticated):
-    """simplejwt's InvalidToken / AuthenticationFailed: 401 `{"detail", "code", "messages"?}`.
-
-    `message` is the AccessToken's line in `messages` (None: simplejwt sends no `messages`, as for a
-    token without a usable user claim); `reason` says precisely what failed, for the log only.
-    (A DomainError subclass kept beside the rules that raise it: only this module raises it.)
-    """
-
-    def __init__(
-        self, reason: str, message: str | None = TOKEN_INVALID, *, detail: str = INVALID, code: str = TOKEN_NOT_VALID
-    ) -> None:
-        super().__init__(detail, invalid_token=True)
-        self.reason = reason
-        extra: dict[str, Any] = {"code": code}
-        if message is not None:
-            extra["messages"] = [{"token_class": "AccessToken", "token_type": "access", "message": message}]
-        self.extra_body = extra
 
 
 # PyJWT's refusals: (simplejwt's message, the reason logged). Most specific class first.

@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
-from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, LambdaFunctionUrlResolver, Response
-from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -20,31 +18,65 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from .errors import BadRequest, DomainError, NotAuthenticated, TransientFault
+from .errors import (
+    NON_FIELD_ERRORS,
+    BadGatewaySignature,
+    BadRequest,
+    BadSignature,
+    Conflict,
+    DomainError,
+    GatewayNotConfigured,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    RequestInProgress,
+    TransientFault,
+    Unprocessable,
+    UpstreamUnavailable,
+)
 from .observability import logger
 
 ErrorStyle = Literal["detail", "status"]
-NON_FIELD_ERRORS = "non_field_errors"  # DRF's key for errors about the whole body
-Precondition = Callable[[BaseProxyEvent], dict[str, Any] | None]
+# Checks that answer before the request is read (see create_api); given the raw event.
+Precondition = Callable[[Mapping[str, Any]], dict[str, Any] | None]
 
 
-def _trailing_slash_optional(rule: str, base_regex: str) -> Any:
-    # API Gateway routes both `/x/` and `/x` to the function; DRF clients use the slash.
-    return ApiGatewayResolver._compile_regex(rule.rstrip("/") or "/", "^{}/?$")
+class _Preconditioned:
+    """Runs the function's preconditions before Powertools reads the request (its validation comes
+    first in its middleware stack): what they add goes into the request's context; what they refuse
+    is answered by the error mapping in place of anything else (see create_api)."""
+
+    preconditions: Sequence[Precondition] = ()
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        app: Any = self
+        try:
+            for precondition in self.preconditions:
+                app.append_context(**(precondition(event) or {}))
+        except Exception as refusal:  # noqa: BLE001 - answered through the error mapping
+            app.append_context(refusal=refusal)
+        result: dict[str, Any] = super().resolve(event, context)  # type: ignore[misc]
+        return result
 
 
-class HttpApi(APIGatewayHttpResolver):
-    """HTTP API (payload v2) resolver with optional trailing slashes."""
-
-    @staticmethod
-    def _compile_regex(rule: str, base_regex: str = "^{}$") -> Any:
-        return _trailing_slash_optional(rule, base_regex)
+class HttpApi(_Preconditioned, APIGatewayHttpResolver):
+    """HTTP API (payload v2)."""
 
 
-class FunctionUrlApi(LambdaFunctionUrlResolver):
-    @staticmethod
-    def _compile_regex(rule: str, base_regex: str = "^{}$") -> Any:
-        return _trailing_slash_optional(rule, base_regex)
+class FunctionUrlApi(_Preconditioned, LambdaFunctionUrlResolver):
+    """Lambda Function URL (the Stripe webhook)."""
+
+
+def routed(register: Callable[..., Any], path: str, **options: Any) -> Callable[[Any], Any]:
+    """Registers a route under the spec's path (`/x/`, as the platform's DRF clients send it) and,
+    left out of the OpenAPI document, under `/x`: API Gateway routes both to the route `/x` with
+    the path as sent."""
+
+    def decorate(handler: Any) -> Any:
+        register(path.rstrip("/"), include_in_schema=False)(handler)
+        return register(path, **options)(handler)
+
+    return decorate
 
 
 def json_response(body: BaseModel | Mapping[str, Any], status: int = 200) -> Response:
@@ -84,25 +116,24 @@ def error_response(
     )
 
 
-class InvalidInput(BadRequest):
-    """A 400 naming the fields at fault, as DRF's ValidationError does: `{"detail": "<field>: <message>; ...",
-    "<field>": ["<message>", ...], "non_field_errors": [...]}`. (Transport-level: the validation shaping
-    lives here, next to the mapping that writes it.)"""
+# The one place an outcome becomes an HTTP status: the first row the error is an instance of
+# (subclasses before their bases). Anything else is our fault: 500.
+STATUSES: tuple[tuple[type[BaseException], int], ...] = (
+    (NotAuthenticated, 401),
+    (BadGatewaySignature, 401),  # the generic gateway's contract
+    (BadSignature, 400),  # Stripe's convention
+    (BadRequest, 400),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unprocessable, 422),
+    (UpstreamUnavailable, 502),
+    (GatewayNotConfigured, 503),
+    (TransientFault, 503),
+)
 
-    def __init__(self, fields: Mapping[str, Sequence[str]]) -> None:
-        super().__init__(
-            "; ".join(
-                message if name == NON_FIELD_ERRORS else f"{name}: {message}"
-                for name, messages in fields.items()
-                for message in messages
-            )
-            or "Invalid request."
-        )
-        self.extra_body = {name: list(messages) for name, messages in fields.items()}
 
-    @classmethod
-    def field(cls, name: str, message: str) -> InvalidInput:
-        return cls({name: [message]})
+def status_of(error: BaseException) -> int:
+    return next((status for kind, status in STATUSES if isinstance(error, kind)), 500)
 
 
 def create_api(
@@ -111,58 +142,55 @@ def create_api(
     error_style: ErrorStyle = "detail",
     function_url: bool = False,
 ) -> APIGatewayHttpResolver | LambdaFunctionUrlResolver:
-    """A resolver with validation, the error mapping, and `preconditions` run in order before
-    anything else (authentication before configuration before request validation)."""
+    """A resolver with validation and the error mapping. `preconditions` (who is asking, is the
+    function configured, is the body signed) run in order before Powertools reads the request, so
+    that they answer first (401 before 400, as DRF does), and exactly once."""
     app: Any = (FunctionUrlApi if function_url else HttpApi)(enable_validation=True)
+    app.preconditions = preconditions
 
-    def run_preconditions() -> None:
-        for precondition in preconditions:
-            extra = precondition(app.current_event)
-            if extra:
-                app.append_context(**extra)
+    def refusal_first(answer: Callable[[], Response]) -> Response:
+        refusal = app.context.get("refusal")
+        return answer() if refusal is None else mapped(refusal)
 
     def preconditions_middleware(app_: Any, next_middleware: Any) -> Any:
         app.append_context(_request_read=True)  # Powertools has parsed and validated the request
-        run_preconditions()
+        refusal = app.context.get("refusal")
+        if refusal is not None:
+            raise refusal
         return next_middleware(app_)
 
     app.use(middlewares=[preconditions_middleware])
 
+    def mapped(error: BaseException) -> Response:
+        if isinstance(error, DomainError):
+            return _domain_error(error)
+        if isinstance(error, TransientFault):
+            return _transient(error)
+        return _fault(error)
+
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response:
+        status = status_of(exc)
         headers = {}
         if isinstance(exc, NotAuthenticated):
             challenge = 'Bearer realm="api"'
             if exc.invalid_token:
                 challenge += ', error="invalid_token"'
             headers["WWW-Authenticate"] = challenge
-        if exc.status == HTTPStatus.CONFLICT and type(exc).__name__ == "RequestInProgress":
+        if isinstance(exc, RequestInProgress):
             headers["Retry-After"] = "1"
         # `reason` may say more than the answer (which token check failed); never the token itself.
-        logger.info("request refused", extra={"status": exc.status, "reason": getattr(exc, "reason", exc.message)})
-        return error_response(exc.status, exc.message, error_style, headers, getattr(exc, "extra_body", None))
-
-    def _refuse(status: int, message: str, extra: Mapping[str, Any] | None = None) -> Response:
-        # Validation runs before middlewares; answer what a caller must fix first (e.g. 401).
-        try:
-            run_preconditions()
-        except DomainError as precondition_error:
-            return _domain_error(precondition_error)
-        except TransientFault as fault:
-            return _transient(fault)
-        except Exception as fault:  # noqa: BLE001 - a precondition's own fault is still a clean 500
-            return _fault(fault)
-        logger.info("invalid request", extra={"status": status, "reason": message})
-        return error_response(status, message, error_style, extra=extra)
+        logger.info("request refused", extra={"status": status, "reason": exc.reason})
+        return error_response(status, exc.message, error_style, headers, exc.extra_body)
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response:
-        invalid = validation_errors(exc.errors())
-        return _refuse(400, invalid.message, invalid.extra_body)
+        return refusal_first(lambda: _domain_error(validation_errors(exc.errors())))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _unsupported_media_type(exc: RequestUnsupportedContentType) -> Response:
-        return _refuse(415, "Unsupported media type in request: send the body as application/json.")
+        message = "Unsupported media type in request: send the body as application/json."
+        return refusal_first(lambda: error_response(415, message, error_style))
 
     @app.exception_handler(TransientFault)
     def _transient(exc: TransientFault) -> Response:
@@ -179,11 +207,11 @@ def create_api(
             # Powertools could not read the request: a body that is not UTF-8 (UnicodeDecodeError),
             # JSON nested too deeply for the parser (RecursionError), a multipart body without a
             # boundary... The caller's to fix, never our 500.
-            return _refuse(400, NOT_JSON, {NON_FIELD_ERRORS: [NOT_JSON]})
+            return refusal_first(lambda: _domain_error(InvalidInput.field(NON_FIELD_ERRORS, NOT_JSON)))
         return _fault(exc)
 
-    def _fault(exc: Exception) -> Response:
-        logger.exception("unhandled fault")
+    def _fault(exc: BaseException) -> Response:
+        logger.exception("unhandled fault", exc_info=exc)
         return error_response(500, "Internal server error.", error_style)
 
     return app
@@ -192,8 +220,8 @@ def create_api(
 def authenticated(authenticator: Any) -> Precondition:
     """Precondition putting the caller's id in `app.context["user_id"]` (401 otherwise)."""
 
-    def check(event: BaseProxyEvent) -> dict[str, Any]:
-        return {"user_id": authenticator.user_id(event.headers or {})}
+    def check(event: Mapping[str, Any]) -> dict[str, Any]:
+        return {"user_id": authenticator.user_id(event.get("headers") or {})}
 
     return check
 
@@ -256,7 +284,7 @@ def drf_message(error: Mapping[str, Any]) -> str:
     return text if text.endswith(".") else text + "."
 
 
-def raw_body(event: BaseProxyEvent) -> bytes:
+def raw_body(event: Mapping[str, Any]) -> bytes:
     """The request body exactly as sent (signatures are computed over these bytes)."""
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
