@@ -25,7 +25,7 @@ FLOWS: list[tuple[str, str, bool, int | None]] = [
     ("checkout (Stripe) + Idempotency-Key", "checkout_key", False, 4),
     ("COD checkout", "cod", False, None),
     ("COD checkout + Idempotency-Key", "cod_key", False, None),
-    ("stripe webhook (checkout.session.completed)", "stripe_webhook", True, 3),
+    ("stripe webhook (checkout.session.completed)", "stripe_webhook", True, 4),
     ("gateway webhook (spec example)", "gateway_webhook", True, 4),
     ("reconcile sweep (nothing open)", "reconcile", False, None),
 ]

@@ -286,6 +286,7 @@ STRIPE_EVENT = {
 }
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 BAD_TOKEN = {"detail": "Given token not valid for any token type"}
+INVALID_CURSOR = {"detail": "cursor: Invalid cursor.", "cursor": ["Invalid cursor."]}
 PAYMENTS = "/orders/api/payments/"
 
 
@@ -319,15 +320,15 @@ CASES: list[Case] = [
     Case("list_payments/filtered_by_status", GET(PAYMENTS, query="status=completed", user=1), 200, {"count": 1, "results": [{"id": 2, "status": "completed"}]}),
     Case("list_payments/first_page", GET(PAYMENTS, query="page_size=1", user=1), 200, {"count": 2, "previous": None, "results": [{"id": 1}]}),
     Case("list_payments/second_page", GET(PAYMENTS, query="page_size=1", user=1), 200, {"count": 2, "next": None, "results": [{"id": 2}]}, signer=signed_cursor(user=1, after_id=1)),
-    Case("list_payments/forged_cursor", GET(PAYMENTS, query=f"page_size=1&cursor={FORGED_CURSOR}", user=1), 400, {"detail": "Invalid cursor."}),
-    Case("list_payments/other_users_cursor", GET(PAYMENTS, query="page_size=1", user=2), 400, {"detail": "Invalid cursor."}, signer=signed_cursor(user=1, after_id=1)),
+    Case("list_payments/forged_cursor", GET(PAYMENTS, query=f"page_size=1&cursor={FORGED_CURSOR}", user=1), 400, INVALID_CURSOR),
+    Case("list_payments/other_users_cursor", GET(PAYMENTS, query="page_size=1", user=2), 400, INVALID_CURSOR, signer=signed_cursor(user=1, after_id=1)),
     Case("list_payments/invalid_page_size", GET(PAYMENTS, query="page_size=0", user=1), 400),
     Case("list_payments/page_number", GET(PAYMENTS, query="page=2", user=1), 400),
     Case("list_payments/unauthenticated", GET(PAYMENTS), 401, NO_CREDENTIALS),
     Case("list_payments/expired_token", GET(PAYMENTS, headers={"authorization": f"Bearer {token(1, exp=TOKEN_ISSUED_AT + 1800)}"}), 401, BAD_TOKEN),
     # ---- GET /orders/api/payments/{id}/
     Case("get_payment/ok", GET(f"{PAYMENTS}1/", user=1), 200, PAYMENT_1),
-    Case("get_payment/ok_without_trailing_slash", GET(f"{PAYMENTS}2", user=1), 200, {"id": 2, "status": "completed", "transaction_id": "txn_123456789"}),
+    Case("get_payment/ok_without_trailing_slash", GET(f"{PAYMENTS}2", user=1), 200, {"id": 2, "status": "completed", "transaction_id": "txn_987654321"}),
     Case("get_payment/not_found", GET(f"{PAYMENTS}999/", user=1), 404, NOT_FOUND),
     Case("get_payment/other_users_payment", GET(f"{PAYMENTS}1/", user=2), 404, NOT_FOUND),
     Case("get_payment/malformed_id", GET(f"{PAYMENTS}abc/", user=1), 404, NOT_FOUND),

@@ -12,13 +12,17 @@ models, query/header constraints, status codes) and merges them (`OpenAPIMerge`,
 errors). What a resolver cannot know is added here, from the template and from the error mapping
 in `halum_payments.http`:
 
-- the paths as API Gateway routes them (template.yaml): the trailing-slash path as the spec
-  writes it (`/orders/api/payments/{id}/`) and the same operation without the slash;
+- the paths from template.yaml: one operation per route, under the path as the spec writes it
+  (`/orders/api/payments/{id}/`, with the trailing slash) whether the template routes `/x/`, `/x` or
+  both (API Gateway sends `/x/` to the route `/x`; every path is served with and without the slash);
 - bearer JWT security on the functions the template gives the JWT secret;
 - the webhook signature headers, and the Stripe event body the Stripe webhook verifies itself;
-- the error responses the code produces, each with its JSON shape (`{"detail": ...}` for the
-  authenticated API, `{"status": "error", "message": ...}` for the webhooks). Powertools' own
-  422 `HTTPValidationError` is dropped: our error mapping answers validation errors with 400.
+- the error responses the code produces, each with its JSON shape: for the authenticated API
+  DRF's (`{"detail": ...}`; a 400 adds field-keyed messages and `non_field_errors`; a 401 is
+  simplejwt's `{"detail", "code", "messages"}`), for the webhooks `{"status": "error", "message": ...}`.
+  Powertools' own 422 `HTTPValidationError` is dropped: our error mapping answers validation errors
+  with 400;
+- `x-enum-varnames` from the code's enums' member names (`-id` is `ID_DESC`), for client generators.
 
 The output is deterministic (same code, same bytes), so `--check` can guard the committed file.
 """
@@ -50,9 +54,15 @@ DESCRIPTION = (
     "cash on delivery, and receive payment gateway webhooks.\n\n"
     "Authenticated operations take the platform's access token (djangorestframework-simplejwt, HS256): "
     "`Authorization: Bearer <access_token>`. Every path is served with and without its trailing slash.\n\n"
-    'Error bodies: `{"detail": "..."}` on the authenticated operations, '
-    '`{"status": "error", "message": "..."}` on the webhooks. Answers of the gateway itself '
-    '(no route, throttling, a function that timed out) are `{"message": "..."}`.'
+    'Error bodies on the authenticated operations are DRF\'s: `{"detail": "..."}`. A 400 also maps each field '
+    "at fault (body fields and query parameters) to its messages, and errors about the whole body to "
+    '`non_field_errors`: `{"detail": "shipping_address: This field is required.", "shipping_address": '
+    '["This field is required."]}`. A 401 is djangorestframework-simplejwt\'s: `{"detail": "Given token not valid '
+    'for any token type", "code": "token_not_valid", "messages": [{"token_class": "AccessToken", "token_type": '
+    '"access", "message": "Token is expired"}]}` (refresh the access token when `code` is `token_not_valid`), or '
+    '`{"detail": "Authentication credentials were not provided."}`. The webhooks answer '
+    '`{"status": "error", "message": "..."}`. Answers of the gateway itself (no route, throttling, a function '
+    'that timed out) are `{"message": "..."}`.'
 )
 SERVERS = [
     {"url": "http://127.0.0.1:3000", "description": "Local server (`make run`)"},
@@ -81,7 +91,12 @@ SECURITY_SCHEMES = {
 UNREACHABLE_DYNAMODB = "http://127.0.0.1:9"
 
 # Component names as the spec speaks of them (the models are named for their role in the code).
-RENAMED_SCHEMAS = {"PaymentOut": "Payment", "ErrorOut": "Error"}
+RENAMED_SCHEMAS = {
+    "PaymentOut": "Payment",
+    "ErrorOut": "Error",
+    "InvalidRequestOut": "InvalidRequest",
+    "AuthenticationFailedOut": "AuthenticationFailed",
+}
 # Powertools documents validation failures as 422 with these; our error mapping answers 400.
 POWERTOOLS_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
 
@@ -94,8 +109,8 @@ MEDIA_415 = "A `Content-Type` the API does not read: send the body as `applicati
 RETRY_503 = "A transient fault (DynamoDB throttling, contention): retry after `Retry-After` seconds."
 ERRORS: dict[str, dict[int, str]] = {
     "list_payments": {
-        400: "A query parameter out of range, an invalid or foreign `cursor`, or `page` (page numbers are not "
-        "supported: follow `next` and `previous`).",
+        400: "A query parameter out of range or not one of its choices, an invalid or foreign `cursor`, or `page` "
+        "(page numbers are not supported: follow `next` and `previous`); each keyed by the parameter's name.",
         401: AUTH_401,
         503: RETRY_503,
     },
@@ -316,6 +331,7 @@ def build_document(functions: list[LoadedFunction] | None = None) -> dict[str, A
     }
     document = _renamed(document, RENAMED_SCHEMAS)
     document["components"]["schemas"] = _referenced_schemas(document)
+    _enum_names(document["components"]["schemas"])
     return _normalized_numbers(document)
 
 
@@ -331,32 +347,59 @@ def _check_component_conflicts(functions: list[LoadedFunction], schemas: list[di
 
 def _model_schemas() -> dict[str, Any]:
     """The error shapes, from the models the code answers with."""
-    from halum_payments.models import ErrorOut, WebhookError
+    from halum_payments.models import AuthenticationFailedOut, ErrorOut, InvalidRequestOut, WebhookError
 
-    schemas = {}
-    for model in (ErrorOut, WebhookError):
-        schema = model.model_json_schema(mode="serialization")
-        schema["required"] = sorted(schema.get("properties", {}))  # serialized: always present
+    schemas: dict[str, Any] = {}
+    for model in (ErrorOut, WebhookError, InvalidRequestOut, AuthenticationFailedOut):
+        schema = model.model_json_schema(mode="serialization", ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        if model in (ErrorOut, WebhookError):
+            schema["required"] = sorted(schema.get("properties", {}))  # serialized: always present
+        else:  # `detail` always; the rest only when there is something to say (no defaults to invent)
+            schema["required"] = ["detail"]
+            for prop in schema.get("properties", {}).values():
+                prop.pop("default", None)
         schemas[model.__name__] = schema
     return schemas
+
+
+def _enum_names(components: dict[str, Any]) -> None:
+    """`x-enum-varnames` (what openapi-python-client and openapi-generator name enum members by) from the
+    code's own enums, so `-id` is `PaymentOrdering.ID_DESC` rather than `VALUE_1`."""
+    from enum import Enum
+
+    from halum_payments import models
+    from halum_payments.logic import webhooks
+
+    enums = {
+        name: value
+        for module in (models, webhooks)
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, Enum) and value is not Enum
+    }
+    for name, schema in components.items():
+        enum = enums.get(name)
+        if enum is not None and "enum" in schema:
+            if schema["enum"] != [member.value for member in enum]:
+                raise OpenApiError(f"schema {name} does not list the values of {enum.__qualname__}")
+            schema["x-enum-varnames"] = [member.name for member in enum]
 
 
 def _route_shape(path: str) -> tuple[str, ...]:
     return tuple("{}" if part.startswith("{") else part for part in path.strip("/").split("/"))
 
 
-def _template_paths(spec: FunctionSpec, method: str, generated_path: str) -> list[str]:
-    """The template's paths for this operation: the trailing-slash one first, then the other."""
+def _documented_path(spec: FunctionSpec, method: str, generated_path: str) -> str:
+    """The operation's one path: the template's route (its parameter names), written as the spec writes
+    paths, with the trailing slash, whether the template routes `/x/`, `/x` or both."""
     if spec.function_url:
-        base = "/" + (spec.local_path or "").strip("/")
-        candidates = [Route(method, base + "/"), Route(method, base)]
-    else:  # routes are declared without the slash; API Gateway sends `/x/` to `/x` (routing.py)
-        declared = [route for route in spec.routes if route.method == method]
-        candidates = [*declared, *(Route(method, route.path + "/") for route in declared)]
-    matching = [route.path for route in candidates if _route_shape(route.path) == _route_shape(generated_path)]
+        candidates = [Route(method, "/" + (spec.local_path or "").strip("/"))]
+    else:
+        candidates = [route for route in spec.routes if route.method == method]
+    matching = sorted({route.path for route in candidates if _route_shape(route.path) == _route_shape(generated_path)})
     if not matching:
         raise OpenApiError(f"{spec.logical_id}: {method} {generated_path} has no route in template.yaml")
-    return sorted(set(matching), key=lambda path: (not path.endswith("/"), path))
+    return matching[0].rstrip("/") + "/"
 
 
 def _function_paths(function: LoadedFunction, schema: dict[str, Any]) -> dict[str, Any]:
@@ -368,17 +411,9 @@ def _function_paths(function: LoadedFunction, schema: dict[str, Any]) -> dict[st
         for method, operation in item.items():
             documented.add((method.upper(), _route_shape(generated_path)))
             name = _handler_name(operation["operationId"], generated_path, method)
-            for index, path in enumerate(_template_paths(spec, method.upper(), generated_path)):
-                documented_op = _operation(function, name, operation, generated_path, path)
-                if index:
-                    documented_op["operationId"] = f"{name}_without_slash"
-                    if "summary" in documented_op:
-                        documented_op["summary"] += " (without the trailing slash)"
-                    documented_op["description"] = (
-                        f"The same operation as `{path}/`: every path is routed with and without its trailing "
-                        "slash." + ("\n\n" + documented_op["description"] if documented_op.get("description") else "")
-                    )
-                paths.setdefault(path, {})[method] = _ordered(documented_op, OPERATION_KEYS)
+            path = _documented_path(spec, method.upper(), generated_path)
+            documented_op = _operation(function, name, operation, generated_path, path)
+            paths.setdefault(path, {})[method] = _ordered(documented_op, OPERATION_KEYS)
     if missing := routed - documented:
         raise OpenApiError(f"{spec.logical_id}: template routes without a handler: {sorted(missing)}")
     return paths
@@ -458,9 +493,8 @@ def _operation(
         for status, response in operation.get("responses", {}).items()
         if not _is_powertools_validation_error(response)
     }
-    style = "Error" if function.authenticated else "WebhookError"
     for status, when in ERRORS.get(name, {}).items():
-        responses[str(status)] = _error_response(status, when, style, function.authenticated)
+        responses[str(status)] = _error_response(status, when, function.authenticated)
     if unknown := set(ERRORS.get(name, {})) - ERROR_STATUSES:
         raise OpenApiError(f"{name}: the code produces no error with status {sorted(unknown)}")
     operation["responses"] = dict(sorted(responses.items()))
@@ -488,7 +522,10 @@ def _is_powertools_validation_error(response: dict[str, Any]) -> bool:
     return schema.get("$ref") == "#/components/schemas/HTTPValidationError"
 
 
-def _error_response(status: int, when: str, style: str, authenticated: bool) -> dict[str, Any]:
+def _error_response(status: int, when: str, authenticated: bool) -> dict[str, Any]:
+    style = (
+        {400: "InvalidRequest", 401: "AuthenticationFailed"}.get(status, "Error") if authenticated else "WebhookError"
+    )
     schema: dict[str, Any] = {"$ref": f"#/components/schemas/{style}"}
     if status in (502, 503):
         # The function's own answer, or API Gateway's when the function could not answer.

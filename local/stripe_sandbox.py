@@ -7,7 +7,11 @@ cancel and refund without a Stripe account or internet, each action sending the 
 
 It behaves like Stripe where our code depends on it: form-encoded bracket params, Bearer auth,
 the Stripe error JSON and statuses, idempotency keys (replay / idempotency_error), `expires_at`
-bounds, `url` only while a session is open, and `Stripe-Signature: t=...,v1=...` webhooks.
+bounds, `url` only while a session is open, and `Stripe-Signature: t=...,v1=...` webhooks. Its
+Checkout Sessions, Charges (with their Refunds) and Events carry every field Stripe sends for such
+an object, null where Stripe sends null (a test holds them to Stripe's published shapes: see
+tests/unit/test_stripe_shapes.py), so a service tested against it cannot come to depend on a field
+Stripe does not send, nor miss one it does.
 Stdlib only, so the local server can import it without extra dependencies.
 """
 
@@ -671,28 +675,16 @@ class StripeSandbox:
         intent_metadata = _metadata(intent_data.get("metadata"), "payment_intent_data[metadata]")
         total = sum(line["unit_amount"] * line["quantity"] for line in lines)
         session_id = _new_id("cs_test_")
-        obj: dict[str, Any] = {
-            "id": session_id,
-            "object": "checkout.session",
-            "amount_subtotal": total,
-            "amount_total": total,
-            "cancel_url": params["cancel_url"],
-            "client_reference_id": params.get("client_reference_id"),
-            "created": now,
-            "currency": currency,
-            "customer": None,
-            "customer_email": params.get("customer_email"),
-            "expires_at": expires_at,
-            "livemode": False,
-            "metadata": metadata,
-            "mode": "payment",
-            "payment_intent": None,
-            "payment_method_types": ["card"],
-            "payment_status": "unpaid",
-            "status": "open",
-            "success_url": params["success_url"],
-            "url": f"{self.public_url}/checkout/{session_id}",
-        }
+        obj = _session_object(
+            session_id,
+            params,
+            currency=currency,
+            total=total,
+            created=now,
+            expires_at=expires_at,
+            metadata=metadata,
+            url=f"{self.public_url}/checkout/{session_id}",
+        )
         self._sessions[session_id] = _Session(obj, lines, intent_metadata=intent_metadata)
         return obj
 
@@ -763,22 +755,9 @@ class StripeSandbox:
 
     def _charge(self, session: _Session) -> dict[str, Any]:
         obj = session.obj
-        charge = {
-            "id": _new_id("ch_test_"),
-            "object": "charge",
-            "amount": obj["amount_total"],
-            "amount_captured": obj["amount_total"],
-            "amount_refunded": 0,
-            "captured": True,
-            "created": int(time.time()),
-            "currency": obj["currency"],
-            "livemode": False,
-            "metadata": dict(session.intent_metadata),
-            "paid": True,
-            "payment_intent": obj["payment_intent"],
-            "refunded": False,
-            "status": "succeeded",
-        }
+        charge = _charge_object(
+            obj, session.intent_metadata, receipt_url=f"{self.public_url}/checkout/{quote(obj['id'])}"
+        )
         session.charge = charge
         self._charges[charge["id"]] = charge
         return charge
@@ -793,6 +772,8 @@ class StripeSandbox:
             if action in ("pay", "pay-delayed", "cancel") and obj["status"] != "open":
                 return self._checkout_page(session, status=409)
             events: list[dict[str, Any]] = []
+            if action in ("pay", "pay-delayed"):  # the customer filled the form: Stripe records who paid
+                obj.update(customer_details=_customer_details(obj["customer_email"]))
             if action == "pay":
                 obj.update(status="complete", payment_status="paid", payment_intent=_new_id("pi_test_"), url=None)
                 self._charge(session)
@@ -833,6 +814,9 @@ class StripeSandbox:
                     )
                 charge["amount_refunded"] += amount
                 charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+                refunds = charge["refunds"]
+                refunds["data"].insert(0, _refund_object(charge, amount))  # newest first, as Stripe lists
+                refunds["total_count"] = len(refunds["data"])
                 events.append(self.event("charge.refunded", charge))
                 location = "/"
             else:
@@ -969,6 +953,249 @@ class StripeSandbox:
         if not self._quiet:  # looked up per call: test runners swap sys.stderr
             sys.stderr.write(f"stripe-sandbox: {line}\n")
             sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------- Stripe's object shapes
+# Every field Stripe sends for these objects (the fields of Stripe's own fixtures for API version
+# 2026-10-28: tests/unit/test_stripe_shapes.py), with the values Stripe gives a hosted, card-only,
+# one-time payment Checkout Session built from `price_data` line items and no Customer: the
+# features we do not use are null (or off), as Stripe sends them.
+
+TEST_CUSTOMER_NAME = "Test Customer"
+TEST_CARD = {"brand": "visa", "country": "US", "exp_month": 12, "exp_year": 2034, "last4": "4242"}
+
+
+def _session_object(
+    session_id: str,
+    params: Mapping[str, Any],
+    *,
+    currency: str,
+    total: int,
+    created: int,
+    expires_at: int,
+    metadata: dict[str, str],
+    url: str,
+) -> dict[str, Any]:
+    return {
+        "id": session_id,
+        "object": "checkout.session",
+        "adaptive_pricing": {"enabled": False},
+        "after_expiration": None,
+        "allow_promotion_codes": None,
+        "amount_subtotal": total,
+        "amount_total": total,
+        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
+        "billing_address_collection": None,
+        "cancel_url": params["cancel_url"],
+        "client_reference_id": params.get("client_reference_id"),
+        "client_secret": None,  # embedded modes only
+        "collected_information": None,
+        "consent": None,
+        "consent_collection": None,
+        "created": created,
+        "currency": currency,
+        "currency_conversion": None,
+        "custom_fields": [],
+        "custom_text": {
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
+            "terms_of_service_acceptance": None,
+        },
+        "customer": None,
+        "customer_account": None,
+        "customer_creation": "if_required",
+        "customer_details": None,  # until the customer fills the form
+        "customer_email": params.get("customer_email"),
+        "discounts": [],
+        "expires_at": expires_at,
+        "integration_identifier": None,
+        "invoice": None,
+        "invoice_creation": {
+            "enabled": False,
+            "invoice_data": {
+                "account_tax_ids": None,
+                "custom_fields": None,
+                "description": None,
+                "footer": None,
+                "issuer": None,
+                "metadata": {},
+                "rendering_options": None,
+            },
+        },
+        "livemode": False,
+        "locale": None,
+        "managed_payments": None,
+        "metadata": metadata,
+        "mode": "payment",
+        "origin_context": None,
+        "payment_intent": None,  # created when the customer pays
+        "payment_link": None,
+        "payment_method_collection": "if_required",
+        "payment_method_configuration_details": None,
+        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+        "payment_method_types": ["card"],
+        "payment_status": "unpaid",
+        "permissions": None,
+        "phone_number_collection": {"enabled": False},
+        "recovered_from": None,
+        "saved_payment_method_options": None,
+        "setup_intent": None,
+        "shipping_address_collection": None,
+        "shipping_cost": None,
+        "shipping_options": [],
+        "status": "open",
+        "submit_type": None,
+        "subscription": None,
+        "success_url": params["success_url"],
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        "ui_mode": "hosted_page",
+        "url": url,
+        "wallet_options": None,
+    }
+
+
+def _address() -> dict[str, Any]:
+    """What Checkout collects for a card in the US: country and postal code."""
+    return {"city": None, "country": "US", "line1": None, "line2": None, "postal_code": "42424", "state": None}
+
+
+def _customer_details(email: str | None) -> dict[str, Any]:
+    return {
+        "address": _address(),
+        "business_name": None,
+        "email": email or "customer@example.com",
+        "individual_name": None,
+        "name": TEST_CUSTOMER_NAME,
+        "phone": None,
+        "tax_exempt": "none",
+        "tax_ids": [],
+    }
+
+
+def _charge_object(session: Mapping[str, Any], metadata: Mapping[str, str], *, receipt_url: str) -> dict[str, Any]:
+    charge_id = _new_id("ch_test_")
+    amount = session["amount_total"]
+    details = session.get("customer_details") or _customer_details(session.get("customer_email"))
+    return {
+        "id": charge_id,
+        "object": "charge",
+        "amount": amount,
+        "amount_captured": amount,
+        "amount_refunded": 0,
+        "application": None,
+        "application_fee": None,
+        "application_fee_amount": None,
+        "balance_transaction": _new_id("txn_test_"),
+        "billing_details": {
+            "address": details["address"],
+            "email": details["email"],
+            "name": details["name"],
+            "phone": None,
+            "tax_id": None,
+        },
+        "calculated_statement_descriptor": "HALUM HUT",
+        "captured": True,
+        "created": int(time.time()),
+        "currency": session["currency"],
+        "customer": None,
+        "description": None,
+        "disputed": False,
+        "failure_balance_transaction": None,
+        "failure_code": None,
+        "failure_message": None,
+        "fraud_details": {},
+        "livemode": False,
+        "metadata": dict(metadata),  # the PaymentIntent's, which Stripe copies onto its charges
+        "on_behalf_of": None,
+        "outcome": {
+            "advice_code": None,
+            "network_advice_code": None,
+            "network_decline_code": None,
+            "network_status": "approved_by_network",
+            "reason": None,
+            "risk_level": "normal",
+            "risk_score": 32,
+            "seller_message": "Payment complete.",
+            "type": "authorized",
+        },
+        "paid": True,
+        "payment_intent": session["payment_intent"],
+        "payment_method": _new_id("pm_test_"),
+        "payment_method_details": {
+            "card": {
+                "amount_authorized": amount,
+                "authorization_code": None,
+                "brand": TEST_CARD["brand"],
+                "checks": {"address_line1_check": None, "address_postal_code_check": "pass", "cvc_check": "pass"},
+                "country": TEST_CARD["country"],
+                "exp_month": TEST_CARD["exp_month"],
+                "exp_year": TEST_CARD["exp_year"],
+                "extended_authorization": {"status": "disabled"},
+                "fingerprint": "sandboxFingerprint",
+                "funding": "credit",
+                "incremental_authorization": {"status": "unavailable"},
+                "installments": None,
+                "last4": TEST_CARD["last4"],
+                "mandate": None,
+                "multicapture": {"status": "unavailable"},
+                "network": TEST_CARD["brand"],
+                "network_token": {"used": False},
+                "network_transaction_id": "".join(secrets.choice(string.digits) for _ in range(15)),
+                "overcapture": {"maximum_amount_capturable": amount, "status": "unavailable"},
+                "regulated_status": "unregulated",
+                "three_d_secure": None,
+                "wallet": None,
+            },
+            "type": "card",
+        },
+        "receipt_email": None,
+        "receipt_number": None,
+        "receipt_url": receipt_url,
+        "refunded": False,
+        "refunds": {
+            "object": "list",
+            "data": [],
+            "has_more": False,
+            "total_count": 0,
+            "url": f"/v1/charges/{charge_id}/refunds",
+        },
+        "review": None,
+        "shipping": None,
+        "source": None,
+        "source_transfer": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": "succeeded",
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+
+
+def _refund_object(charge: Mapping[str, Any], amount: int) -> dict[str, Any]:
+    return {
+        "id": _new_id("re_test_"),
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": _new_id("txn_test_"),
+        "charge": charge["id"],
+        "created": int(time.time()),
+        "currency": charge["currency"],
+        "customer": None,
+        "customer_account": None,
+        "destination_details": {
+            "card": {"reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund"},
+            "type": "card",
+        },
+        "metadata": {},
+        "payment_intent": charge["payment_intent"],
+        "payment_method": charge["payment_method"],
+        "reason": None,
+        "receipt_number": None,
+        "source_transfer_reversal": None,
+        "status": "succeeded",
+        "transfer_reversal": None,
+    }
 
 
 def _success(obj: Mapping[str, Any]) -> str:

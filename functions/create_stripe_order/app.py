@@ -8,8 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
 from halum_payments.errors import GatewayNotConfigured
-from halum_payments.http import authenticated, create_api
-from halum_payments.keyed_requests import KeyedRequests
+from halum_payments.http import authenticated, create_api, routed
 from halum_payments.models import CheckoutRequest, CheckoutSessionOut
 from halum_payments.observability import logger, metrics
 
@@ -18,32 +17,25 @@ gateway = wiring.stripe_gateway(settings)  # None without STRIPE_SECRET_KEY: eve
 checkout = wiring.checkout_service(settings, gateway)
 
 
-def start_checkout(payload: dict[str, Any]) -> CheckoutSessionOut:
-    request = CheckoutRequest.model_validate(payload["body"])
-    if request.order is not None:
-        started = checkout.stripe_for_order(payload["user"], request.order)
-    else:
-        started = checkout.stripe_from_cart(payload["user"], request.shipping_address or 0)
-    return CheckoutSessionOut(id=started.session_id, url=started.url)
-
-
 def gateway_configured(_: Any) -> None:
     if gateway is None:
         raise GatewayNotConfigured("Stripe payment gateway is not configured")
 
 
-checkouts = KeyedRequests(
-    settings.idempotency_table, start_checkout, CheckoutSessionOut, expires_after_seconds=24 * 3600
-)
 app = create_api(preconditions=[authenticated(wiring.authenticator(settings)), gateway_configured])
 
 
-@app.post("/orders/api/create-stripe-order/", summary="Start a Stripe Checkout", tags=["checkout"])
+@routed(app.post, "/orders/api/create-stripe-order/", summary="Start a Stripe Checkout", tags=["checkout"])
 def create_stripe_order(
     body: CheckoutRequest,
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=255)] = None,
 ) -> CheckoutSessionOut:
-    return checkouts(app.context["user_id"], idempotency_key, body.model_dump(), app.lambda_context)
+    user = app.context["user_id"]
+    if body.order is not None:
+        started = checkout.stripe_for_order(user, body.order, idempotency_key)
+    else:
+        started = checkout.stripe_from_cart(user, body.shipping_address or 0, idempotency_key)
+    return CheckoutSessionOut(id=started.session_id, url=started.url)
 
 
 @metrics.log_metrics

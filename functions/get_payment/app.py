@@ -6,7 +6,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
-from halum_payments.http import authenticated, create_api, documented, json_response
+from halum_payments.http import authenticated, create_api, documented, json_response, routed
 from halum_payments.models import ErrorOut, PaymentOut, payment_row
 from halum_payments.observability import logger
 
@@ -15,7 +15,8 @@ queries = wiring.payment_queries(settings, paging=False)
 app = create_api(preconditions=[authenticated(wiring.authenticator(settings))])
 
 
-@app.get(
+@routed(
+    app.get,
     "/orders/api/payments/<payment_id>/",
     summary="Retrieve one of the caller's payments",
     tags=["payments"],

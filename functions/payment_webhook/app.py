@@ -2,16 +2,17 @@
 
 from typing import Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
-from halum_payments.errors import GatewayNotConfigured
+from halum_payments.errors import DomainError, GatewayNotConfigured
 from halum_payments.gateways.signatures import verify_gateway_signature
-from halum_payments.http import create_api, raw_body
+from halum_payments.http import create_api, documented, raw_body, routed, status_of
 from halum_payments.idempotency import Idempotent
-from halum_payments.logic.webhooks import GatewayEvent
-from halum_payments.models import WebhookAck
+from halum_payments.logic.webhooks import GATEWAY_REPLAY_SECONDS, GatewayEvent, is_final_refusal
+from halum_payments.models import WebhookAck, WebhookReply
 from halum_payments.observability import count, logger, metrics
 
 settings = wiring.settings()
@@ -19,10 +20,16 @@ secrets = [secret.get_secret_value() for secret in settings.payment_webhook_secr
 events = wiring.gateway_events(settings)
 
 
-def apply_event(payload: dict[str, Any]) -> WebhookAck:
+def apply_event(payload: dict[str, Any]) -> WebhookReply:
     # The event itself travels beside the payload (app.context), not in it: Powertools deep-copies
     # every payload to hash it, and only "key" and "body" are hashed.
-    return events.handle(app.context["gateway_event"])
+    try:
+        ack = events.handle(app.context["gateway_event"])
+    except DomainError as refusal:
+        if not is_final_refusal(refusal):
+            raise  # not remembered: a redelivery runs again
+        return WebhookReply(status_code=status_of(refusal), status="error", message=refusal.message)
+    return WebhookReply(status_code=200, status="success", message=ack.message)
 
 
 def signed(event: Any) -> None:
@@ -30,22 +37,27 @@ def signed(event: Any) -> None:
         logger.error("PAYMENT_WEBHOOK_SECRET is not configured: refusing unverifiable events")
         raise GatewayNotConfigured("Payment webhook is not configured")
     try:
-        verify_gateway_signature(raw_body(event), (event.headers or {}).get("x-webhook-signature"), secrets)
+        verify_gateway_signature(raw_body(event), (event.get("headers") or {}).get("x-webhook-signature"), secrets)
     except Exception:
         count("WebhookSignatureFailures")
         raise
 
 
-replay = Idempotent(settings.idempotency_table, apply_event, WebhookAck, expires_after_seconds=7 * 24 * 3600)
+replay = Idempotent(settings.idempotency_table, apply_event, WebhookReply, expires_after_seconds=GATEWAY_REPLAY_SECONDS)
 app = create_api(preconditions=[signed], error_style="status")
 
 
-@app.post("/orders/api/payment-webhook/", summary="Generic payment gateway webhook", tags=["webhooks"])
-def payment_webhook(body: GatewayEvent) -> WebhookAck:
-    # The same event is the same (payment_id, event_type); its body must not change under it.
-    key = f"{body.payment_id}:{body.event_type}"
+@routed(
+    app.post,
+    "/orders/api/payment-webhook/",
+    summary="Generic payment gateway webhook",
+    tags=["webhooks"],
+    responses=documented(WebhookAck, "The event was applied (or changed nothing)"),
+)
+def payment_webhook(body: GatewayEvent):  # no return annotation: the answer is the remembered reply
     app.append_context(gateway_event=body)
-    return replay({"key": key, "body": body.model_dump(mode="json")})
+    reply = replay({"key": body.key, "body": body.model_dump(mode="json")})  # same key, same body
+    return Response(reply.status_code, "application/json", reply.model_dump_json(exclude={"status_code"}))
 
 
 @metrics.log_metrics

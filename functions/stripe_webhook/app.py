@@ -5,14 +5,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
-from halum_payments.errors import Conflict, GatewayNotConfigured
+from halum_payments.errors import GatewayNotConfigured, RetryLater
 from halum_payments.gateways.signatures import verify_stripe_event
-from halum_payments.http import create_api, raw_body
+from halum_payments.http import create_api, raw_body, routed
 from halum_payments.idempotency import Idempotent
+from halum_payments.logic.webhooks import STRIPE_REPLAY_SECONDS
 from halum_payments.models import WebhookAck
 from halum_payments.observability import count, logger, metrics
-
-STRIPE_RETRY_WINDOW = 4 * 24 * 3600  # Stripe retries for 3 days; remember deliveries a day longer
 
 settings = wiring.settings()
 secrets = [secret.get_secret_value() for secret in settings.stripe_webhook_secret]
@@ -26,7 +25,7 @@ def apply_event(payload: dict[str, Any]) -> WebhookAck:
     if outcome.kind == "retry_later":
         # It cannot apply yet (a refund before its completion): refuse it so that Stripe delivers
         # it again later; raising also forgets the event id, so the redelivery is applied.
-        raise Conflict(f"{outcome.message} Retry later.")
+        raise RetryLater(f"{outcome.message} Retry later.")
     return WebhookAck(message=f"{outcome.kind}: {outcome.message}")
 
 
@@ -35,7 +34,9 @@ def verified_event(event: Any) -> dict[str, Any]:
         logger.error("STRIPE_WEBHOOK_SECRET is not configured: refusing unverifiable events")
         raise GatewayNotConfigured("Stripe webhook is not configured")
     try:
-        stripe_event = verify_stripe_event(raw_body(event), (event.headers or {}).get("stripe-signature"), secrets)
+        stripe_event = verify_stripe_event(
+            raw_body(event), (event.get("headers") or {}).get("stripe-signature"), secrets
+        )
     except Exception:
         count("WebhookSignatureFailures")
         raise
@@ -43,11 +44,11 @@ def verified_event(event: Any) -> dict[str, Any]:
     return {"stripe_event": stripe_event}
 
 
-replay = Idempotent(settings.idempotency_table, apply_event, WebhookAck, expires_after_seconds=STRIPE_RETRY_WINDOW)
+replay = Idempotent(settings.idempotency_table, apply_event, WebhookAck, expires_after_seconds=STRIPE_REPLAY_SECONDS)
 app = create_api(preconditions=[verified_event], error_style="status", function_url=True)
 
 
-@app.post("/orders/api/stripe-webhook/", summary="Stripe webhook", tags=["webhooks"])
+@routed(app.post, "/orders/api/stripe-webhook/", summary="Stripe webhook", tags=["webhooks"])
 def stripe_webhook() -> WebhookAck:
     event = app.context["stripe_event"]
     return replay({"key": event["id"], "body": {"type": event["type"]}})

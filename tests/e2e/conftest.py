@@ -63,6 +63,7 @@ E2E_CARTS: dict[int, dict[int, int]] = {
     21: {11: 1},  # reconciliation: paid, completion webhook lost
     22: {13: 4},  # reconciliation: cancelled (expired), expiry webhook lost
     23: {11: 2},  # reconciliation server: a payment whose webhook arrives (rotated secret)
+    31: {13: 2},  # the client generated from openapi.json starts a checkout
 }
 
 

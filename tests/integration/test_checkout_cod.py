@@ -9,6 +9,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import ClientError
 from support import make_token
 from support.checkout import (
     ADDRESS_1,
@@ -78,7 +79,9 @@ def test_cod_checkout_answers_201_with_the_confirmed_order_and_its_payment(shop)
     assert (counts["all"], counts["status#pending"], counts["method#COD"], counts["status#pending#method#COD"]) == (
         3, 2, 2, 2
     )  # fmt: skip
-    assert len(operations) <= 3, operations  # two reads, one transaction
+    # Two reads and one transaction; this environment's first checkout also reserved its blocks of
+    # order and payment ids (an UpdateItem each, outside the transaction).
+    assert operations == ["BatchGetItem", "BatchGetItem", "UpdateItem", "UpdateItem", "TransactWriteItems"]
     assert shop.sandbox.requests == []
 
 
@@ -167,3 +170,44 @@ def test_the_same_idempotency_key_replays_the_201_and_makes_one_order(shop, caps
         assert output.metrics()["DuplicateCheckouts"] == 1
     other = shop.cash(1, {"shipping_address": 999}, key="cod-click")
     assert other.status == 422, other
+
+
+def lose_answers(shop: Shop, count: int):
+    """The next `count` TransactWriteItems calls are carried out, but their answers are lost (a
+    timeout after DynamoDB committed): the caller sees an error."""
+    lost: list[int] = []
+
+    def lose(**_: Any) -> None:
+        if len(lost) < count:
+            lost.append(1)
+            error = {"Error": {"Code": "InternalServerError", "Message": "answer lost"}}
+            raise ClientError(error, "TransactWriteItems")
+
+    return hook(shop.client, "after-call.dynamodb.TransactWriteItems", lose)
+
+
+def test_a_committed_checkout_whose_answer_is_lost_answers_201_for_its_order(shop):
+    """The transaction committed, its answer was lost, the retry finds its own writes: that is the
+    order placed, answered 201, never "your cart is empty" and never a second order."""
+    with lose_answers(shop, 1):
+        reply = shop.cash(1, {"shipping_address": 1}, key="cod-lost")
+
+    assert reply.status == 201, reply
+    assert reply.json["order_id"] == 4
+    assert set(shop.store.orders()) == {1, 2, 3, 4}
+    assert shop.store.stock(RUI) == 98
+
+
+def test_a_keyed_checkout_answered_as_a_failure_after_it_committed_answers_201_on_its_retry(shop):
+    """Every answer lost (DynamoDB throttled past all retries after the commit): the caller gets a
+    retryable 503, and the retry with the same key gets the placed order, not a 400."""
+    with lose_answers(shop, 4):
+        failed = shop.cash(1, {"shipping_address": 1}, key="cod-throttled")
+    assert failed.status == 503, failed
+
+    again = shop.cash(1, {"shipping_address": 1}, key="cod-throttled")
+
+    assert again.status == 201, again
+    assert again.json["order_id"] == 4 and again.json["payment"]["status"] == "pending"
+    assert set(shop.store.orders()) == {1, 2, 3, 4}
+    assert shop.store.stock(RUI) == 98 and shop.store.cart(1) == {}

@@ -15,7 +15,6 @@ from support.checkout import (
     RUI,
     Shop,
     fast_stripe_retries_fixture,  # noqa: F401 - fixture
-    hook,
     sandbox_fixture,  # noqa: F401 - fixture
     shop_fixture,  # noqa: F401 - fixture
     transactions_meet,
@@ -36,36 +35,23 @@ def pending_stripe_payments(shop: Shop) -> dict[int, dict[str, Any]]:
 
 
 def test_four_simultaneous_requests_with_one_key_make_one_order_and_all_get_its_session(shop):
-    """A double (quadruple) click: the duplicates arrive while the first is still working, wait for
-    it, and answer with its session."""
+    """A double (quadruple) click: all four are planned from the same reads and race into the
+    transaction; the key is claimed in it, so one order is placed and the others answer with its
+    session."""
     callers = [shop.stripe_function() for _ in range(4)]
-    duplicates_waiting = threading.Semaphore(0)
-    released = threading.Event()
 
-    def count_duplicates(parsed: dict[str, Any], **_: Any) -> None:
-        if parsed.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            duplicates_waiting.release()  # an idempotency record already in progress
-
-    def first_waits_for_duplicates(**_: Any) -> None:
-        if not released.is_set():
-            for _ in range(3):
-                assert duplicates_waiting.acquire(timeout=10), "the duplicates never met the first request"
-            released.set()
-
-    with hook(shop.client, "after-call.dynamodb.PutItem", count_duplicates), \
-            hook(shop.client, "before-call.dynamodb.TransactWriteItems", first_waits_for_duplicates):
+    with transactions_meet(shop.client, 4):
         replies = run_together(
             [lambda m=m: shop.checkout(1, {"shipping_address": 1}, key="double-click", module=m) for m in callers]
         )
 
-    assert released.is_set()
     assert [r.status for r in replies] == [200] * 4, replies
     assert all(r.json == replies[0].json for r in replies)
     (order,) = new_orders(shop).values()
     (payment,) = pending_stripe_payments(shop).values()
     assert payment["order"] == order["id"]
     assert payment["checkout_session_id"] == replies[0].json["id"]
-    assert len(shop.creates()) == 1
+    assert len(shop.sandbox.sessions) == 1
     assert shop.store.stock(RUI) == 98
     assert shop.store.counts(1)["all"] == 3
 
@@ -132,3 +118,86 @@ def test_an_order_paid_four_times_at_once_gets_one_stripe_payment_and_one_sessio
     assert order["payments"] == {"1": {"method": "COD", "status": "pending"}, str(payment["id"]): {
         "method": "stripe", "status": "pending"}}
     assert shop.store.counts(1)["all"] == 3
+
+
+def paused_stripe(module: Any) -> tuple[threading.Event, threading.Event]:
+    """Holds `module`'s calls to create a session until released: (waiting, release)."""
+    waiting, release = threading.Event(), threading.Event()
+    create = module.gateway.create_session
+
+    def held(request: Any) -> Any:
+        waiting.set()
+        assert release.wait(20), "never released"
+        return create(request)
+
+    module.gateway.create_session = held
+    return waiting, release
+
+
+def failing_stripe(module: Any) -> None:
+    from halum_payments.gateways.stripe_checkout import ProviderError
+
+    def fail(request: Any) -> Any:
+        raise ProviderError("unavailable", "Stripe is unavailable (500)")
+
+    module.gateway.create_session = fail
+
+
+def test_paying_an_order_whose_checkout_waits_for_stripe_never_gives_that_checkout_back(shop):
+    """A checks out its cart and waits for Stripe; B pays the same order ({"order": N}) and meets a
+    Stripe failure. B did not create the payment, so B gives nothing back and says nothing about
+    the cart; A's session then completes normally when the customer pays."""
+    first, second = shop.stripe_function(), shop.stripe_function()
+    waiting, release = paused_stripe(first)
+    failing_stripe(second)
+    replies: list[Any] = []
+    a = threading.Thread(target=lambda: replies.append(shop.checkout(1, {"shipping_address": 1}, module=first)))
+    a.start()
+    assert waiting.wait(20)
+
+    b = shop.checkout(1, {"order": 4}, module=second)
+
+    assert b.status == 502, b
+    assert b.json == {"detail": "The payment provider is unavailable; please retry."}
+    release.set()
+    a.join(20)
+    (a_reply,) = replies
+    assert a_reply.status == 200, a_reply
+    payment = shop.store.payment(4)
+    assert payment is not None
+    assert (payment["status"], payment["checkout_session_id"]) == ("pending", a_reply.json["id"])
+    assert shop.store.order(4)["status"] == "pending"  # type: ignore[index]
+    assert shop.store.stock(RUI) == 98 and shop.store.cart(1) == {}
+    shop.sandbox.submit(f"/checkout/{a_reply.json['id']}/pay")
+    assert shop.sandbox.session(a_reply.json["id"])["payment_status"] == "paid"
+
+
+def test_a_checkout_whose_stripe_call_fails_answers_with_the_session_another_request_opened(shop):
+    """A waits for Stripe and then fails; meanwhile B paid the same order and opened its session:
+    A must not give back a payment with a payable session; its answer is that session."""
+    first, second = shop.stripe_function(), shop.stripe_function()
+    waiting, release = paused_stripe(first)
+    a_create = first.gateway.create_session
+
+    def then_fail(request: Any) -> Any:
+        a_create(request)  # waits for the release, then Stripe "fails" for A
+        from halum_payments.gateways.stripe_checkout import ProviderError
+
+        raise ProviderError("unavailable", "Stripe is unavailable (500)")
+
+    first.gateway.create_session = then_fail
+    replies: list[Any] = []
+    a = threading.Thread(target=lambda: replies.append(shop.checkout(1, {"shipping_address": 1}, module=first)))
+    a.start()
+    assert waiting.wait(20)
+
+    b = shop.checkout(1, {"order": 4}, module=second)
+    release.set()
+    a.join(20)
+
+    assert b.status == 200, b
+    (a_reply,) = replies
+    assert (a_reply.status, a_reply.json) == (200, b.json)
+    payment = shop.store.payment(4)
+    assert payment is not None and (payment["status"], payment["checkout_session_id"]) == ("pending", b.json["id"])
+    assert shop.store.stock(RUI) == 98 and shop.store.cart(1) == {}

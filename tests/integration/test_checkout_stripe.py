@@ -105,7 +105,8 @@ def test_stripe_receives_exactly_the_checkout_form(shop):
     (request,) = shop.sandbox.requests
     payment = shop.store.payment(4)
     assert payment is not None
-    metadata = {"order_id": "4", "payment_id": "4", "user_id": "1"}
+    # checkout_key names this attempt (its idempotency key): it proves a session is this payment's.
+    metadata = {"order_id": "4", "payment_id": "4", "user_id": "1", "checkout_key": payment["checkout_key"]}
     assert request.params == {
         "mode": "payment",
         "line_items": [line(LABELS[RUI], 79900, 2), line(LABELS[RICE], 42550, 1)],  # 425.50 -> 42550, no float
@@ -117,7 +118,7 @@ def test_stripe_receives_exactly_the_checkout_form(shop):
         "expires_at": str(payment["checkout_expires_at"]),
     }
     assert request.header("Authorization") == f"Bearer {STRIPE_KEY}"
-    assert request.header("Idempotency-Key")
+    assert request.header("Idempotency-Key") == payment["checkout_key"]
     session = shop.sandbox.session(reply.json["id"])
     assert session["amount_total"] == 202350
 
@@ -270,12 +271,21 @@ def test_an_item_added_to_the_cart_during_checkout_is_ordered_not_lost(shop):
     assert shop.sandbox.session(reply.json["id"])["amount_total"] == 292250
 
 
-def test_a_cart_checkout_takes_at_most_four_dynamodb_round_trips(shop):
-    with recorded_calls(shop.client) as operations:
+def test_a_cart_checkout_takes_four_dynamodb_round_trips_and_no_id_is_contended(shop):
+    """Cart and address, the variants, the transaction, the session. The first checkout of an
+    execution environment also reserves its blocks of ids (one UpdateItem per sequence, every ten
+    checkouts): no transaction writes a shared sequence item."""
+    with recorded_calls(shop.client) as first:
+        assert shop.checkout(1, {"shipping_address": 1}).status == 200
+    shop.store.set_cart(1, [{"variant": RUI, "quantity": 1}])
+    with recorded_calls(shop.client) as second:
         reply = shop.checkout(1, {"shipping_address": 1})
+
     assert reply.status == 200, reply
-    assert len(operations) <= 4, operations
-    assert "Scan" not in operations
+    assert first == ["BatchGetItem", "BatchGetItem", "UpdateItem", "UpdateItem", "TransactWriteItems", "UpdateItem"]
+    assert second == ["BatchGetItem", "BatchGetItem", "TransactWriteItems", "UpdateItem"]
+    placed = shop.store.order(5)
+    assert placed is not None and placed["payments"] == {"5": {"method": "stripe", "status": "pending"}}
 
 
 # ====================================================================== refusals: nothing is written
@@ -535,7 +545,8 @@ def test_paying_a_pending_order_opens_one_stripe_payment_for_its_total(shop):
     }
     (request,) = shop.sandbox.requests
     assert request.params["line_items"] == [line(LABELS[RUI], 79900, 2)]  # the order's items, names from the catalog
-    assert request.params["metadata"] == {"order_id": "1", "payment_id": "4", "user_id": "1"}
+    metadata = {"order_id": "1", "payment_id": "4", "user_id": "1", "checkout_key": payment["checkout_key"]}
+    assert request.params["metadata"] == metadata
     assert request.params["client_reference_id"] == "1"
     assert session["amount_total"] == 159800
     assert shop.store.stocks() == STOCK  # paying an order reserves nothing new
@@ -630,12 +641,12 @@ def test_a_crash_after_stripe_answered_is_resumed_with_the_same_session(shop):
     then gets that very session back (same idempotency key and parameters), not a second one."""
     crashed: list[bool] = []
 
-    def crash_once(**_: Any) -> None:
-        if not crashed:
+    def crash_once(params: dict[str, Any], **_: Any) -> None:
+        if not crashed and params["TableName"] == shop.tables["PaymentsTable"]:  # storing the session
             crashed.append(True)
             raise ClientError({"Error": {"Code": "InternalServerError", "Message": "boom"}}, "UpdateItem")
 
-    with hook(shop.client, "before-call.dynamodb.UpdateItem", crash_once):
+    with hook(shop.client, "before-parameter-build.dynamodb.UpdateItem", crash_once):
         first = call(shop.stripe, "POST", CHECKOUT, headers=auth(1), body={"shipping_address": 1})
     assert first.status >= 500 and set(first.json) == {"detail"}, first
     (made,) = shop.sandbox.sessions.values()
@@ -670,9 +681,10 @@ def test_an_order_without_any_payment_yet_can_be_paid(shop, stored):
     (payment_id,) = order["payments"]
     assert order["payments"] == {payment_id: {"method": "stripe", "status": "pending"}}
     session = shop.sandbox.session(reply.json["id"])
-    assert session["metadata"] == {"order_id": "24", "payment_id": payment_id, "user_id": "1"}
     payment = shop.store.payment(int(payment_id))
     assert payment is not None
+    metadata = {"order_id": "24", "payment_id": payment_id, "user_id": "1", "checkout_key": payment["checkout_key"]}
+    assert session["metadata"] == metadata
     assert (payment["order"], payment["status"], payment["amount"]) == (24, "pending", order["total_price"])
 
 

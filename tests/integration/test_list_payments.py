@@ -37,7 +37,7 @@ from local.events import LambdaContext, http_event
 from local.seed import DEFAULT_SEED
 
 LIST = "/orders/api/payments/"
-INVALID_CURSOR = {"detail": "Invalid cursor."}
+INVALID_CURSOR = {"detail": "cursor: Invalid cursor.", "cursor": ["Invalid cursor."]}
 
 
 @pytest.fixture(autouse=True)
@@ -317,6 +317,7 @@ def test_bad_parameters_are_400_naming_the_parameter(default_api, subtests):
             reply = default_api.get(LIST, user=1, query=bad)
             assert reply.status == 400, reply
             assert parameter in reply.json["detail"]
+            assert reply.json[parameter], reply  # keyed by the parameter, as DRF keys a field's errors
             assert reply.operations == []
 
 
@@ -326,6 +327,9 @@ def test_page_numbers_are_refused_pointing_to_next(default_api, subtests):
             reply = default_api.get(LIST, user=1, query=page_query)
             assert reply.status == 400, reply
             assert "next" in reply.json["detail"]
+            assert reply.json["page"] == [
+                "Page numbers are not supported: follow the 'next' and 'previous' links instead."
+            ]
 
 
 def _cursor_of(reply: Reply) -> str:
@@ -405,7 +409,7 @@ def test_identity_provider_outage_with_a_bad_query_is_a_json_503(load_function, 
     for bad in ("", "page_size=abc"):
         reply = call(function, "GET", LIST, query=bad, headers={"authorization": f"Bearer {token}"})
         assert reply.status == 503, reply
-        assert set(reply.json) == {"detail"}
+        assert reply.json == {"detail": "Temporarily unavailable, please retry."}
 
 
 PARAMETERS = st.sampled_from(["ordering", "status", "method", "page_size", "cursor", "page", "limit", "offset"])

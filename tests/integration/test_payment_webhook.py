@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from support import PAYMENT_WEBHOOK_SECRET
+from support.payment_data import DEMO_TRANSACTION
 from support.webhooks import Ledger, captured_output, concurrently, gateway_signature, send_gateway
 
 from halum_payments.models import OrderStatus, PaymentMethod, PaymentStatus
@@ -107,7 +110,7 @@ def test_the_spec_example_confirms_order_1_and_supersedes_its_cod_payment(hook, 
     cod = ledger.payment(1)
     assert cod.status == P.FAILED and cod.updated_at == online.updated_at
     assert history(ledger, 1) == [("pending", "failed", "superseded")]
-    assert ledger.audit(1)[0]["event_id"] == "txn_123456789:payment.completed"
+    assert ledger.audit(1)[0]["event_id"] == "txn_123456789:1:payment.completed"
     assert {pid: ref.status for pid, ref in order.payments.items()} == {1: P.FAILED, FIRST_NEW_PAYMENT: P.COMPLETED}
     settled = ledger.snapshot()
 
@@ -264,15 +267,42 @@ def test_an_amount_other_than_the_order_total_is_422_and_changes_nothing(hook, l
     before = ledger.snapshot()
     output.clear()
 
-    error(send_gateway(hook, event(amount=amount)), 422)
+    refused = error(send_gateway(hook, event(amount=amount)), 422)
 
     assert ledger.snapshot() == before
     assert output.metrics()["AmountMismatch"] == 1
-    assert send_gateway(hook, event()).json == CONFIRMED  # the right amount, same event, goes through
+    # The refusal is remembered with the event: its replays get it again and raise no new alarm ...
+    for _ in range(3):
+        assert error(send_gateway(hook, event(amount=amount)), 422) == refused
+    assert output.metrics()["AmountMismatch"] == 1
+    assert output.metrics()["DuplicateDeliveries"] == 3
+    # ... and the same event (transaction, order, type) with another amount is not a new event.
+    assert "different body" in error(send_gateway(hook, event()), 422)
+    assert ledger.snapshot() == before
+
+
+def test_a_replayed_refusal_for_an_order_paid_otherwise_raises_one_refund_alarm(hook, ledger, output):
+    """Order 2 is paid; money reported for it under another transaction needs a refund: once."""
+    paid_elsewhere = event(payment_id="txn_other", order_reference="2", amount="899.00")
+    for _ in range(4):
+        error(send_gateway(hook, paid_elsewhere), 409)
+    assert output.metrics()["PaymentNeedsRefund"] == 1
+
+
+def test_an_optional_maximum_age_refuses_stale_bodies(load_hook, ledger, output):
+    hook = load_hook(PAYMENT_WEBHOOK_MAX_AGE_SECONDS="300")
+    before = ledger.snapshot()
+
+    stale = send_gateway(hook, SPEC_EVENT)  # the spec's example is from 2023
+
+    assert "timestamp" in error(stale, 400)
+    assert ledger.snapshot() == before
+    fresh = event(timestamp=datetime.now(UTC).isoformat())
+    assert send_gateway(hook, fresh).json == CONFIRMED
 
 
 def test_an_order_paid_under_another_transaction_is_409(hook, ledger, output):
-    """Order 2 is paid by ONLINE payment 2 under txn_123456789."""
+    """Order 2 is paid by ONLINE payment 2 under the demo's transaction."""
     before = ledger.snapshot()
     output.clear()
     for kind in ("completed", "processing", "failed", "refunded"):
@@ -280,7 +310,7 @@ def test_an_order_paid_under_another_transaction_is_409(hook, ledger, output):
     assert ledger.snapshot() == before
     assert output.metrics()["PaymentNeedsRefund"] == 1  # only "completed" says that money moved
 
-    same = send_gateway(hook, event(payment_id="txn_123456789", order_reference="2", amount="899.00"))
+    same = send_gateway(hook, event(payment_id=DEMO_TRANSACTION, order_reference="2", amount="899.00"))
     assert (same.status, same.json) == (200, CONFIRMED)  # its own transaction again: nothing to do
     assert ledger.snapshot() == before
 
@@ -340,4 +370,30 @@ def test_the_same_event_with_a_different_body_is_422(hook, ledger):
 
     error(send_gateway(hook, event(timestamp="2023-01-15T15:31:00Z")), 422)
 
+    assert ledger.snapshot() == settled
+
+
+def test_one_gateway_transaction_settles_at_most_one_payment(hook, ledger, output):
+    """The spec's transaction confirms order 1; the same transaction id completing another order is
+    409 and changes nothing (claimed as Stripe PaymentIntents are); for order 1 again it stays idempotent."""
+    from halum_payments.models import Order, OrderItem
+    from halum_payments.repositories import orders
+    from halum_payments.repositories.dynamo import to_item
+
+    other = Order(
+        id=40, user=1, shipping_address=1, status=OrderStatus.PENDING, total_price=Decimal("1598.00"), currency="usd",
+        items=(OrderItem(1, 2, Decimal("799.00")),), created_at="2024-01-01T00:00:00Z", updated_at="2024-01-01",
+    )  # fmt: skip
+    ledger.client.put_item(TableName=ledger.tables["OrdersTable"], Item=to_item(orders.encode(other)))
+    assert send_gateway(hook, SPEC_EVENT).json == CONFIRMED
+    settled = ledger.snapshot()
+    output.clear()
+
+    reused = send_gateway(hook, event(order_reference="40"))
+
+    assert "another payment" in error(reused, 409)
+    assert ledger.snapshot() == settled
+    assert output.metrics()["PaymentNeedsRefund"] == 0  # that transaction's money was counted once, on order 1
+    again = send_gateway(hook, SPEC_EVENT)  # the same transaction for the same payment
+    assert (again.status, again.json) == (200, CONFIRMED)
     assert ledger.snapshot() == settled

@@ -15,6 +15,7 @@ import time
 import pytest
 from support import STRIPE_WEBHOOK_SECRET
 from support.dynamo_calls import recorded_calls
+from support.payment_data import DEMO_TRANSACTION
 from support.webhooks import (
     STRIPE_KEY,
     Ledger,
@@ -221,7 +222,8 @@ def test_paid_completion_completes_with_the_payment_intent_and_confirms_the_orde
     with recorded_calls(dynamodb) as operations:
         answer = ok(send_stripe(hook, payload, header=header))
 
-    assert len(operations) <= 3, operations  # the usual shape commits without reading first
+    # The idempotency record, the order, the settlement transaction, the record's completion.
+    assert operations == ["PutItem", "GetItem", "TransactWriteItems", "UpdateItem"], operations
     payment = ledger.payment(payment_id)
     assert (payment.status, payment.transaction_id, payment.amount) == (P.COMPLETED, intent, created.amount)
     assert payment.updated_at > created.updated_at
@@ -573,7 +575,7 @@ def test_a_refund_whose_metadata_names_a_payment_settled_elsewhere_refunds_nothi
     ok(send_stripe(hook, shop.event("charge.refunded", charge)))
 
     payment = ledger.payment(2)
-    assert (payment.status, payment.transaction_id) == (P.COMPLETED, "txn_123456789")
+    assert (payment.status, payment.transaction_id) == (P.COMPLETED, DEMO_TRANSACTION)
     assert ledger.order(2).payments[2].status == P.COMPLETED
     assert output.metrics()["PaymentsRefunded"] == 0
     (entry,) = ledger.audit(2)
@@ -654,3 +656,73 @@ def test_twenty_concurrent_copies_make_one_transition(load_hook, shop, ledger):
     assert ledger.payment(payment_id).status == P.COMPLETED
     assert ledger.order(order_id).status == OrderStatus.CONFIRMED
     assert transitions(ledger, payment_id, event["id"]) == [("pending", "completed", "checkout.session.completed")]
+
+
+def test_a_completion_overtaking_the_checkout_that_records_its_session_completes_it(hook, shop, ledger, output):
+    """Stripe may deliver checkout.session.completed before our checkout has written the session
+    id (a slow write, a fast wallet payment): verified against the stored payment and order, it
+    completes the payment and records the session; it is never acknowledged and dropped."""
+    session = shop.from_cart()
+    order_id, payment_id = ids(session)
+    (event,) = shop.act(session, "pay")
+    # As if the checkout had not recorded the session yet.
+    shop.checkout._store.client.update_item(
+        TableName=ledger.tables["PaymentsTable"],
+        Key={"id": {"N": str(payment_id)}},
+        UpdateExpression="REMOVE checkout_session_id, checkout_url",
+    )
+
+    ok(send_stripe(hook, event))
+
+    payment = ledger.payment(payment_id)
+    assert (payment.status, payment.checkout_session_id) == (P.COMPLETED, session["id"])
+    assert ledger.order(order_id).status == OrderStatus.CONFIRMED
+    assert output.metrics()["AmountMismatch"] == 0
+
+
+def test_a_completion_for_an_order_with_an_unusual_shape_still_completes(hook, shop, ledger):
+    """An order with other payments besides this session's (here the platform's pending COD payment
+    of order 1) completes like any other: settlement reads the order, it does not guess it."""
+    session = shop.for_order(1, 1)
+    order_id, payment_id = ids(session)
+    (event,) = shop.act(session, "pay")
+
+    ok(send_stripe(hook, event))
+
+    assert ledger.payment(payment_id).status == P.COMPLETED
+    assert ledger.payment(1).status == P.FAILED  # superseded
+    assert ledger.order(order_id).completed_payment == payment_id
+
+
+def test_a_session_whose_metadata_names_another_user_is_a_mismatch_and_completes_nothing(hook, shop, ledger, output):
+    session = shop.from_cart()
+    _, payment_id = ids(session)
+    (event,) = shop.act(session, "pay")
+    event["data"]["object"]["metadata"]["user_id"] = "2"
+
+    answer = ok(send_stripe(hook, event))
+
+    assert answer["message"].startswith("mismatch")
+    assert ledger.payment(payment_id).status == P.PENDING
+    assert output.metrics()["AmountMismatch"] == 1
+    assert ("pending", "pending", "mismatch") in transitions(ledger, payment_id)
+
+
+def test_an_early_completion_naming_another_checkout_attempt_completes_nothing(hook, shop, ledger, output):
+    """Before the session is recorded, only our metadata's checkout key ties it to the payment: a key
+    of another attempt (another deployment sharing the Stripe account reuses our ids) is refused."""
+    session = shop.from_cart()
+    _, payment_id = ids(session)
+    (event,) = shop.act(session, "pay")
+    shop.checkout._store.client.update_item(
+        TableName=ledger.tables["PaymentsTable"],
+        Key={"id": {"N": str(payment_id)}},
+        UpdateExpression="REMOVE checkout_session_id, checkout_url",
+    )
+    event["data"]["object"]["metadata"]["checkout_key"] = "halum-checkout-4-" + "0" * 32
+
+    answer = ok(send_stripe(hook, event))
+
+    assert answer["message"].startswith("mismatch")
+    assert ledger.payment(payment_id).status == P.PENDING
+    assert output.metrics()["AmountMismatch"] == 1

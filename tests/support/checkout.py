@@ -26,6 +26,7 @@ from local import seed
 from local.seed import DEFAULT_SEED
 from local.stripe_sandbox import StripeSandbox
 from support import TABLE_SETTINGS, Reply, auth, call
+from support.drf import assert_error_body
 
 STRIPE_KEY = "sk_test_checkout_" + "c" * 24
 SUCCESS_URL = "https://shop.example/checkout/done?session={CHECKOUT_SESSION_ID}"
@@ -103,8 +104,14 @@ class Store:
         return in_memory
 
     def _dump(self, items_of: Callable[[str], list[dict[str, Any]]]) -> dict[str, list[str]]:
+        # Id sequences are left out: like a database sequence, a request that is then refused may
+        # have reserved ids (gaps are fine); they are no business state.
         return {
-            logical: sorted(json.dumps(item, sort_keys=True, default=str) for item in items_of(logical))
+            logical: sorted(
+                json.dumps(item, sort_keys=True, default=str)
+                for item in items_of(logical)
+                if not str(item.get("name", "")).startswith("sequence#")
+            )
             for logical in sorted(self.tables)
         }
 
@@ -190,7 +197,7 @@ def post(
     key: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Reply:
-    """POST as a client would; checks what holds for every answer (JSON; errors exactly {"detail"})."""
+    """POST as a client would; checks what holds for every answer (JSON; errors DRF's {"detail", ...})."""
     request_headers = auth(user) if user is not None else {}
     if key is not None:
         request_headers["idempotency-key"] = key
@@ -200,8 +207,7 @@ def post(
     assert reply.status != 500, where
     assert reply.headers.get("content-type", "").startswith("application/json"), where
     if reply.status >= 400:
-        assert isinstance(reply.json, dict) and set(reply.json) == {"detail"}, where
-        assert isinstance(reply.json["detail"], str) and reply.json["detail"], where
+        assert_error_body(reply.status, reply.json, where)
     return reply
 
 

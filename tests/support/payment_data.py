@@ -16,7 +16,10 @@ ORDERINGS = ["id", "-id", "created_at", "-created_at"]
 ISO_Z = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 PAYMENT_FIELDS = {"id", "order", "user", "amount", "method", "status", "transaction_id", "created_at", "updated_at"}
 
-# The spec's two examples (payments-api.md), as the default seed must serve them.
+# The spec's two examples (payments-api.md), as the default seed serves them: payment 2 carries
+# DEMO_TRANSACTION, not the spec's txn_123456789, because the spec's gateway example confirms order 1
+# under that id and one gateway transaction settles at most one payment.
+DEMO_TRANSACTION = "txn_987654321"
 SPEC_PAYMENT_1 = {
     "id": 1,
     "order": 1,
@@ -35,7 +38,7 @@ SPEC_PAYMENT_2 = {
     "amount": "899.00",
     "method": "ONLINE",
     "status": "completed",
-    "transaction_id": "txn_123456789",
+    "transaction_id": DEMO_TRANSACTION,
     "created_at": "2023-01-20T10:15:00Z",
     "updated_at": "2023-01-20T10:20:00Z",
 }

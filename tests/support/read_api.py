@@ -1,5 +1,5 @@
 """Calling a read endpoint as a client would, checking on every call what must hold for any request:
-never a 5xx, always a JSON body (errors exactly `{"detail": "..."}`), and a bounded number of
+never a 5xx, always a JSON body (errors DRF's: `{"detail": "..."}`, field-keyed on a 400), and a bounded number of
 DynamoDB round trips, none of them a Scan."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any
 
 from support import Reply, auth, call
+from support.drf import assert_error_body
 from support.dynamo_calls import recorded_calls
 
 
@@ -28,8 +29,7 @@ class ReadApi:
         assert reply.headers.get("content-type", "").startswith("application/json"), where
         assert isinstance(reply.json, dict), where
         if reply.status >= 400:
-            assert set(reply.json) == {"detail"} and isinstance(reply.json["detail"], str), where
-            assert reply.json["detail"], where
+            assert_error_body(reply.status, reply.json, where)
         assert len(operations) <= self.max_round_trips, (where, operations)
         assert set(operations) <= {"GetItem", "Query"}, (where, operations)
         return reply

@@ -7,6 +7,7 @@ support/auth_app.py), so each case is what a caller sees: status, JSON body, WWW
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -49,57 +50,135 @@ def whoami(function: Any, authorization: str | None, query: str = "") -> Any:
 
 
 def assert_unauthorized(reply: Any) -> None:
+    """A 401 as DRF + simplejwt answer it: `{"detail"}` alone (no credentials), or with `code` (and, for a
+    token that is not a valid access token, `messages`), and a Bearer challenge; never the user."""
     assert reply.status == 401, reply
     assert reply.headers["content-type"] == "application/json"
-    assert isinstance(reply.json, dict) and set(reply.json) == {"detail"}
-    assert isinstance(reply.json["detail"], str) and reply.json["detail"]
-    assert reply.headers["www-authenticate"].startswith("Bearer ")
-    assert "user" not in reply.text
+    body = reply.json
+    assert isinstance(body, dict) and isinstance(body.get("detail"), str) and body["detail"], reply
+    if body == NOT_PROVIDED:
+        assert "invalid_token" not in reply.headers["www-authenticate"]
+    else:
+        assert body["code"] in ("token_not_valid", "bad_authorization_header"), reply
+        assert set(body) <= {"detail", "code", "messages"}, reply
+        if "messages" in body:
+            (message,) = body["messages"]
+            assert (message["token_class"], message["token_type"]) == ("AccessToken", "access")
+            assert message["message"] in TOKEN_MESSAGES, reply
+        assert 'error="invalid_token"' in reply.headers["www-authenticate"]
+    assert reply.headers["www-authenticate"].startswith('Bearer realm="api"')
+    assert '"user"' not in reply.text
 
 
 def bearer(token: str) -> str:
     return f"Bearer {token}"
 
 
-# Each case builds the Authorization header value (None: no header) from the module's keys.
-HOSTILE: dict[str, Callable[[SimpleNamespace], str | None]] = {
-    "missing header": lambda k: None,
-    "empty header": lambda k: "",
-    "basic scheme": lambda k: "Basic dXNlcjpwYXNzd29yZA==",
-    "token scheme with a valid token": lambda k: f"Token {make_token(1)}",
-    "JWT scheme with a valid token": lambda k: f"JWT {make_token(1)}",
-    "token without scheme": lambda k: make_token(1),
-    "Bearer alone": lambda k: "Bearer",
-    "Bearer and a space": lambda k: "Bearer ",
-    "Bearer with two values": lambda k: f"Bearer {make_token(1)} extra",
-    "garbage": lambda k: "Bearer not-a-jwt",
-    "three garbage segments": lambda k: "Bearer aaa.bbb.ccc",
-    "four segments": lambda k: bearer(make_token(1) + ".extra"),
-    "signature stripped": lambda k: bearer(make_token(1).rsplit(".", 1)[0] + "."),
-    "alg none, no signature": lambda k: bearer(unsigned_token(claims())),
-    "alg None, no signature": lambda k: bearer(unsigned_token(claims(), alg="None")),
-    "alg NONE with a signature": lambda k: bearer(
-        unsigned_token(claims(), alg="NONE", signature=make_token(1).rsplit(".", 1)[1])
+def token_not_valid(message: str) -> dict[str, Any]:
+    """simplejwt's InvalidToken for an access token that fails `message`."""
+    return {
+        "detail": "Given token not valid for any token type",
+        "code": "token_not_valid",
+        "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}],
+    }
+
+
+NOT_PROVIDED = {"detail": MISSING}
+TWO_VALUES = {
+    "detail": "Authorization header must contain two space-delimited values",
+    "code": "bad_authorization_header",
+}
+NO_USER = {"detail": "Token contained no recognizable user identification", "code": "token_not_valid"}
+TOKEN_MESSAGES = {
+    "Token is expired",
+    "Token is invalid",
+    "Token has wrong type",
+    "Token has no type",
+    "Token has no 'exp' claim",
+}
+EXPIRED, INVALID, WRONG_TYPE = (
+    token_not_valid(m) for m in ("Token is expired", "Token is invalid", "Token has wrong type")
+)
+NOW = int(time.time())
+
+# name -> (the Authorization header from the module's keys (None: no header), the body, the reason logged)
+HOSTILE: dict[str, tuple[Callable[[SimpleNamespace], str | None], dict[str, Any], str | None]] = {
+    "missing header": (lambda k: None, NOT_PROVIDED, None),
+    "empty header": (lambda k: "", NOT_PROVIDED, None),
+    "basic scheme": (lambda k: "Basic dXNlcjpwYXNzd29yZA==", NOT_PROVIDED, None),
+    "token scheme with a valid token": (lambda k: f"Token {make_token(1)}", NOT_PROVIDED, None),
+    "JWT scheme with a valid token": (lambda k: f"JWT {make_token(1)}", NOT_PROVIDED, None),
+    "token without scheme": (lambda k: make_token(1), NOT_PROVIDED, None),
+    "Bearer alone": (lambda k: "Bearer", TWO_VALUES, "two space-delimited"),
+    "Bearer and a space": (lambda k: "Bearer ", TWO_VALUES, "two space-delimited"),
+    "Bearer with two values": (lambda k: f"Bearer {make_token(1)} extra", TWO_VALUES, "two space-delimited"),
+    "garbage": (lambda k: "Bearer not-a-jwt", INVALID, "malformed"),
+    "three garbage segments": (lambda k: "Bearer aaa.bbb.ccc", INVALID, "malformed"),
+    "four segments": (lambda k: bearer(make_token(1) + ".extra"), INVALID, "malformed"),
+    "signature stripped": (lambda k: bearer(make_token(1).rsplit(".", 1)[0] + "."), INVALID, "bad signature"),
+    "alg none, no signature": (lambda k: bearer(unsigned_token(claims())), INVALID, "algorithm not allowed"),
+    "alg None, no signature": (
+        lambda k: bearer(unsigned_token(claims(), alg="None")),
+        INVALID,
+        "algorithm not allowed",
     ),
-    "HS512 with the right secret": lambda k: bearer(make_token(1, algorithm="HS512")),
-    "HS384 with the right secret": lambda k: bearer(make_token(1, algorithm="HS384")),
-    "RS256 (HS/RS confusion)": lambda k: bearer(k.rsa.sign(claims())),
-    "ES256": lambda k: bearer(k.ec.sign(claims())),
-    "wrong key": lambda k: bearer(make_token(1, secret="another-secret-" + "q" * 32)),
-    "payload swapped to another user": lambda k: bearer(tamper_payload(make_token(1), user_id="2")),
-    "expired": lambda k: bearer(make_token(1, exp=int(time.time()) - 5, iat=int(time.time()) - 1805)),
-    "not yet valid (nbf)": lambda k: bearer(make_token(1, nbf=int(time.time()) + 600)),
-    "missing exp": lambda k: bearer(make_token(1, exp=None)),
-    "exp not a number": lambda k: bearer(make_token(1, exp="tomorrow")),
+    "alg NONE with a signature": (
+        lambda k: bearer(unsigned_token(claims(), alg="NONE", signature=make_token(1).rsplit(".", 1)[1])),
+        INVALID,
+        "algorithm not allowed",
+    ),
+    "HS512 with the right secret": (
+        lambda k: bearer(make_token(1, algorithm="HS512")),
+        INVALID,
+        "algorithm not allowed",
+    ),
+    "HS384 with the right secret": (
+        lambda k: bearer(make_token(1, algorithm="HS384")),
+        INVALID,
+        "algorithm not allowed",
+    ),
+    "RS256 (HS/RS confusion)": (lambda k: bearer(k.rsa.sign(claims())), INVALID, "algorithm not allowed"),
+    "ES256": (lambda k: bearer(k.ec.sign(claims())), INVALID, "algorithm not allowed"),
+    "wrong key": (lambda k: bearer(make_token(1, secret="another-secret-" + "q" * 32)), INVALID, "bad signature"),
+    "payload swapped to another user": (
+        lambda k: bearer(tamper_payload(make_token(1), user_id="2")),
+        INVALID,
+        "bad signature",
+    ),
+    "expired": (
+        lambda k: bearer(make_token(1, exp=int(time.time()) - 5, iat=int(time.time()) - 1805)),
+        EXPIRED,
+        "expired",
+    ),
+    "not yet valid (nbf)": (lambda k: bearer(make_token(1, nbf=int(time.time()) + 600)), INVALID, "not yet valid"),
+    "missing exp": (
+        lambda k: bearer(make_token(1, exp=None)),
+        token_not_valid("Token has no 'exp' claim"),
+        "missing exp",
+    ),
+    "exp not a number": (lambda k: bearer(make_token(1, exp="tomorrow")), INVALID, "malformed"),
+    # PyJWT reads exp with int(): digits in a string pass its check, and once made a 500 here.
+    "exp a string of digits": (lambda k: bearer(make_token(1, exp=str(NOW + 600))), INVALID, "not a number (str)"),
+    "exp true": (lambda k: bearer(make_token(1, exp=True)), EXPIRED, "expired"),
+    "expired and no token_type": (
+        lambda k: bearer(make_token(1, exp=NOW - 5, token_type=None)),
+        EXPIRED,
+        "expired",
+    ),  # simplejwt's order: the expiry first
+    "no exp and not yet valid": (lambda k: bearer(make_token(1, exp=None, nbf=NOW + 600)), INVALID, "not yet valid"),
     # Validly signed, but past any float: once a 500 (OverflowError) instead of a refusal.
-    "exp of 10**309": lambda k: bearer(make_token(1, exp=10**309)),
-    "exp of 10**309 and iat too": lambda k: bearer(make_token(1, exp=10**309, iat=10**309)),
-    "exp past year 9999": lambda k: bearer(make_token(1, exp=1e300)),
-    "refresh token": lambda k: bearer(make_token(1, token_type="refresh")),
-    "missing token_type": lambda k: bearer(make_token(1, token_type=None)),
-    "token_type Access (case)": lambda k: bearer(make_token(1, token_type="Access")),
-    "missing user_id": lambda k: bearer(hs_token(claims(user_id=None))),
-    "oversized token": lambda k: bearer(make_token(1, padding="p" * 5000)),
+    "exp of 10**309": (lambda k: bearer(make_token(1, exp=10**309)), INVALID, "beyond the year 9999"),
+    "exp of 10**309 and iat too": (lambda k: bearer(make_token(1, exp=10**309, iat=10**309)), INVALID, "not yet valid"),
+    "exp past year 9999": (lambda k: bearer(make_token(1, exp=1e300)), INVALID, "beyond the year 9999"),
+    "refresh token": (lambda k: bearer(make_token(1, token_type="refresh")), WRONG_TYPE, "wrong token type"),
+    "missing token_type": (
+        lambda k: bearer(make_token(1, token_type=None)),
+        token_not_valid("Token has no type"),
+        "missing token_type",
+    ),
+    "token_type Access (case)": (lambda k: bearer(make_token(1, token_type="Access")), WRONG_TYPE, "wrong token type"),
+    "missing user_id": (lambda k: bearer(hs_token(claims(user_id=None))), NO_USER, "missing user_id"),
+    "oversized token": (lambda k: bearer(make_token(1, padding="p" * 5000)), INVALID, "oversized"),
 }
 
 BAD_USER_IDS = [
@@ -123,14 +202,31 @@ BAD_USER_IDS = [
 ]
 
 
-@pytest.mark.parametrize("build", HOSTILE.values(), ids=HOSTILE.keys())
-def test_hostile_or_missing_credentials_are_401_with_a_bearer_challenge(hs_function, keys, build):
-    assert_unauthorized(whoami(hs_function, build(keys)))
+@pytest.mark.parametrize("case", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_or_missing_credentials_are_401_as_simplejwt_answers(hs_function, keys, case, caplog):
+    build, body, reason = case
+    header = build(keys)
+    caplog.set_level(logging.INFO)
+    reply = whoami(hs_function, header)
+    assert_unauthorized(reply)
+    assert reply.json == body
+    (record,) = [record for record in caplog.records if record.getMessage() == "request refused"]
+    if reason is not None:  # the log line says precisely what failed...
+        assert reason in record.reason, record.reason
+    logged = str(vars(record))
+    token = (header or "").removeprefix("Bearer ").strip()
+    # ...and never carries the token, nor any of its parts
+    assert all(part not in logged for part in token.split(".") if len(part) > 8), logged
 
 
 @pytest.mark.parametrize("user_id", BAD_USER_IDS, ids=repr)
-def test_a_user_id_that_is_not_a_positive_integer_is_401(hs_function, user_id):
-    assert_unauthorized(whoami(hs_function, bearer(hs_token(claims(user_id=user_id)))))
+def test_a_user_id_that_is_not_a_positive_integer_is_401_without_a_recognizable_user(hs_function, user_id, caplog):
+    caplog.set_level(logging.INFO)
+    reply = whoami(hs_function, bearer(hs_token(claims(user_id=user_id))))
+    assert_unauthorized(reply)
+    assert reply.json == NO_USER
+    (record,) = [record for record in caplog.records if record.getMessage() == "request refused"]
+    assert "user_id claim" in record.reason
 
 
 def test_missing_credentials_read_as_drf_does(hs_function):
@@ -144,6 +240,12 @@ def test_an_invalid_token_is_flagged_in_the_challenge(hs_function):
     reply = whoami(hs_function, bearer(make_token(1, token_type="refresh")))
     assert_unauthorized(reply)
     assert 'error="invalid_token"' in reply.headers["www-authenticate"]
+
+
+def test_a_token_refused_twice_is_refused_for_the_same_reason(hs_function):
+    """Refusals are not remembered: the second answer is worked out again, and is the same."""
+    token = bearer(make_token(1, exp=NOW - 5, iat=NOW - 1805))
+    assert whoami(hs_function, token).json == whoami(hs_function, token).json == EXPIRED
 
 
 @pytest.mark.parametrize(
@@ -166,7 +268,13 @@ def test_authentication_is_checked_before_the_query_is_validated(hs_function):
     assert_unauthorized(whoami(hs_function, None, query="n=abc"))
     assert_unauthorized(whoami(hs_function, bearer(make_token(1, token_type="refresh")), query="n=99"))
     reply = whoami(hs_function, bearer(make_token(1)), query="n=99")
-    assert reply.status == 400 and "detail" in reply.json
+    assert (reply.status, reply.json) == (
+        400,
+        {
+            "detail": "n: Ensure this value is less than or equal to 10.",
+            "n": ["Ensure this value is less than or equal to 10."],
+        },
+    )
 
 
 # ------------------------------------------------------------------ issuer / audience
@@ -316,7 +424,7 @@ def test_jwks_endpoint_failure_is_a_retryable_503_never_a_crash(jwks, keys, brea
     }[breakage]
     reply = whoami(jwks_function(url), bearer(keys.rsa.sign(claims())), query=query)
     assert reply.status == 503, reply
-    assert set(reply.json) == {"detail"}
+    assert reply.json == {"detail": "Temporarily unavailable, please retry."}
     assert reply.headers.get("retry-after")
 
 

@@ -13,6 +13,7 @@ from support import JWT_SECRET
 
 from halum_payments.cursors import INVALID_CURSOR, MAX_CURSOR_LENGTH, Cursor, CursorCodec, derive_key
 from halum_payments.errors import BadRequest
+from halum_payments.http import status_of
 
 CODEC = CursorCodec(derive_key(JWT_SECRET))
 B64URL = string.ascii_letters + string.digits + "-_"
@@ -35,7 +36,7 @@ def assert_invalid(text: str, codec: CursorCodec = CODEC) -> None:
     with pytest.raises(BadRequest) as caught:
         codec.decode(text)
     assert caught.value.message == INVALID_CURSOR
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
 
 
 @pytest.mark.parametrize("cursor", CURSORS.values(), ids=CURSORS.keys())

@@ -7,6 +7,7 @@ fail when the committed file is stale and pin the shapes clients rely on. The sp
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import http.client
 import json
@@ -29,6 +30,7 @@ from support.payment_data import SPEC_LIST, SPEC_PAYMENT_1
 from local import openapi, openapi_docs
 from local.routing import HttpResponse
 from local.server import ApiServer, Gateway, LocalRequest, LocalRoutes, serve_in_background
+from local.template import Route
 
 DOCUMENT: dict[str, Any] = json.loads((ROOT / "openapi.json").read_text())
 PATHS: dict[str, Any] = DOCUMENT["paths"]
@@ -64,10 +66,9 @@ SPEC_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def operation(name: str, *, slash: bool = True) -> dict[str, Any]:
+def operation(name: str) -> dict[str, Any]:
     method, path, _ = OPERATIONS[name]
-    item: dict[str, Any] = PATHS[path if slash else path.rstrip("/")]
-    found: dict[str, Any] = item[method]
+    found: dict[str, Any] = PATHS[path][method]
     return found
 
 
@@ -169,24 +170,42 @@ def test_it_is_a_valid_openapi_3_1_document_of_the_whole_api() -> None:
     loaded = schemathesis.openapi.from_dict(DOCUMENT)
     results = list(loaded.get_all_operations())
     assert all(isinstance(result, Ok) for result in results), results  # Err: an invalid operation
-    assert len(results) == 2 * len(OPERATIONS)
+    assert len(results) == len(OPERATIONS)
 
 
-def test_every_path_is_documented_with_and_without_its_trailing_slash() -> None:
-    expected = {}
-    for method, path, _ in OPERATIONS.values():
-        expected[path] = {method}
-        expected[path.rstrip("/")] = {method}
-    assert {path: set(item) for path, item in PATHS.items()} == expected
-    for name in OPERATIONS:
-        with_slash, without = operation(name), operation(name, slash=False)
-        assert with_slash["operationId"] == name
-        assert without["operationId"] == f"{name}_without_slash"
-        assert without["summary"] == f"{with_slash['summary']} (without the trailing slash)"
-        differing = ("operationId", "summary", "description")
-        assert {k: v for k, v in with_slash.items() if k not in differing} == {
-            k: v for k, v in without.items() if k not in differing
-        }
+def test_one_operation_per_route_under_the_specs_path() -> None:
+    """A generated client gets one method per endpoint (not a `..._without_slash` twin)."""
+    assert {path: set(item) for path, item in PATHS.items()} == {
+        path: {method} for method, path, _ in OPERATIONS.values()
+    }
+    assert {operation(name)["operationId"] for name in OPERATIONS} == set(OPERATIONS)
+    assert "served with and without its trailing slash" in DOCUMENT["info"]["description"]
+
+
+@pytest.mark.parametrize("form", ["both", "without the slash", "with the slash"])
+def test_the_document_is_the_same_whichever_form_the_template_routes(form: str) -> None:
+    """API Gateway sends `/x/` to the route `/x`, so a template may route either form or both: one
+    operation per route either way, under the path as the spec writes it."""
+    keep = {
+        "both": lambda path: True,
+        "without the slash": lambda path: not path.endswith("/"),
+        "with the slash": lambda path: path.endswith("/"),
+    }[form]
+    functions = [
+        dataclasses.replace(
+            function, spec=dataclasses.replace(function.spec, routes=[r for r in function.spec.routes if keep(r.path)])
+        )
+        for function in openapi.load_functions()
+    ]
+    assert all(function.spec.routes or function.spec.function_url for function in functions)
+    assert openapi.build_document(functions) == DOCUMENT
+
+
+def test_a_route_the_code_does_not_serve_is_an_error() -> None:
+    function = openapi.load_functions()[0]
+    spec = dataclasses.replace(function.spec, routes=[*function.spec.routes, Route("GET", "/orders/api/elsewhere")])
+    with pytest.raises(openapi.OpenApiError, match="without a handler"):
+        openapi.build_document([dataclasses.replace(function, spec=spec)])
 
 
 def test_the_detail_path_parameter_is_named_as_the_spec_names_it() -> None:
@@ -273,7 +292,7 @@ def test_the_documented_gateway_event_accepts_what_the_code_accepts(field: str, 
 
 def test_list_query_parameters_match_the_code() -> None:
     parameters = {parameter["name"]: parameter for parameter in operation("list_payments")["parameters"]}
-    assert list(parameters) == ["ordering", "status", "method", "page_size", "cursor", "page"]
+    assert list(parameters) == ["ordering", "status", "method", "page_size", "cursor"]  # `page` is always a 400
     assert all(parameter["in"] == "query" and not parameter["required"] for parameter in parameters.values())
     page_size = parameters["page_size"]["schema"]
     assert (page_size["type"], page_size["minimum"], page_size["maximum"], page_size["default"]) == (
@@ -282,8 +301,15 @@ def test_list_query_parameters_match_the_code() -> None:
         1000,
         100,
     )
-    assert parameters["cursor"]["schema"] == {"type": "string", "maxLength": 512, "title": "Cursor"}
-    assert parameters["ordering"]["schema"]["enum"] == ["id", "-id", "created_at", "-created_at"]
+    cursor = parameters["cursor"]
+    assert {k: v for k, v in cursor["schema"].items() if k != "description"} == {
+        "type": "string",
+        "maxLength": 512,
+        "title": "Cursor",
+    }
+    assert "`next` and `previous` URLs exactly as given" in cursor["description"]
+    assert parameters["ordering"]["schema"] == {"$ref": "#/components/schemas/PaymentOrdering", "default": "id"}
+    assert SCHEMAS["PaymentOrdering"]["enum"] == ["id", "-id", "created_at", "-created_at"]
     assert parameters["status"]["schema"]["$ref"] == "#/components/schemas/PaymentStatus"
 
 
@@ -292,10 +318,14 @@ def test_each_operation_documents_the_statuses_its_code_answers_with(name: str) 
     _, _, statuses = OPERATIONS[name]
     responses = operation(name)["responses"]
     assert {int(status) for status in responses} == statuses
-    error_schema = "Error" if name in AUTHENTICATED else "WebhookError"
     for status, response in responses.items():
         schema = response["content"]["application/json"]["schema"]
         if int(status) >= 400:
+            error_schema = (
+                {"400": "InvalidRequest", "401": "AuthenticationFailed"}.get(status, "Error")
+                if name in AUTHENTICATED
+                else "WebhookError"
+            )
             refs = [branch["$ref"] for branch in schema.get("anyOf", [schema])]
             assert refs[0] == f"#/components/schemas/{error_schema}", (status, schema)
     assert "HTTPValidationError" not in json.dumps(DOCUMENT)  # Powertools' 422 shape: we answer 400
@@ -312,6 +342,10 @@ def test_create_cod_answers_201_and_the_others_200() -> None:
 def test_error_shapes_are_what_the_error_mapping_writes() -> None:
     assert SCHEMAS["Error"]["required"] == ["detail"]
     assert set(SCHEMAS["Error"]["properties"]) == {"detail"}
+    assert SCHEMAS["InvalidRequest"]["required"] == ["detail"]
+    assert SCHEMAS["InvalidRequest"]["additionalProperties"] == {"type": "array", "items": {"type": "string"}}
+    assert SCHEMAS["AuthenticationFailed"]["required"] == ["detail"]
+    assert set(SCHEMAS["AuthenticationFailed"]["properties"]) == {"detail", "code", "messages"}
     assert set(SCHEMAS["WebhookError"]["properties"]) == {"status", "message"}
     assert SCHEMAS["WebhookError"]["properties"]["status"]["const"] == "error"
     assert SCHEMAS["GatewayError"]["required"] == ["message"]
@@ -322,14 +356,13 @@ def test_bearer_auth_is_required_exactly_on_the_authenticated_operations() -> No
     assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
     assert "security" not in DOCUMENT  # no global requirement: each operation says its own
     for name in OPERATIONS:
-        for slash in (True, False):
-            documented = operation(name, slash=slash)
-            if name in AUTHENTICATED:
-                assert documented["security"] == [{"bearerAuth": []}], name
-                challenge = documented["responses"]["401"]["headers"]["WWW-Authenticate"]
-                assert challenge["required"] is True
-            else:
-                assert documented["security"] == [], name
+        documented = operation(name)
+        if name in AUTHENTICATED:
+            assert documented["security"] == [{"bearerAuth": []}], name
+            challenge = documented["responses"]["401"]["headers"]["WWW-Authenticate"]
+            assert challenge["required"] is True
+        else:
+            assert documented["security"] == [], name
 
 
 @pytest.mark.parametrize("name", list(SIGNATURE_HEADERS))
@@ -352,6 +385,63 @@ def test_component_schemas_are_sorted_and_all_used() -> None:
     for name in SCHEMAS:
         assert f'"#/components/schemas/{name}"' in text, f"{name} is never referenced"
     assert not re.search(r'"(minimum|maximum|exclusiveMaximum)": \d+\.0\b', json.dumps(DOCUMENT))
+
+
+def test_formats_a_generator_turns_into_types() -> None:
+    payment = SCHEMAS["Payment"]["properties"]
+    assert payment["created_at"]["format"] == payment["updated_at"]["format"] == "date-time"
+    amount = validator("Payment")
+    for value, valid in (("1598.00", True), ("0.50", True), ("1598", False), ("1598.5", False), ("1.598E+3", False)):
+        assert amount.is_valid({**SPEC_PAYMENT_1, "amount": value}) is valid, value
+    page = SCHEMAS["PaymentPage"]["properties"]
+    for link in ("next", "previous"):
+        assert page[link]["anyOf"] == [{"type": "string", "format": "uri"}, {"type": "null"}]
+        assert "exactly as given" in page[link]["description"]
+
+
+def test_every_enum_has_member_names_a_generator_can_use() -> None:
+    enums = {name: schema for name, schema in SCHEMAS.items() if "enum" in schema}
+    assert {"PaymentOrdering", "PaymentStatus", "PaymentMethod", "OrderStatus"} <= set(enums)
+    for name, schema in enums.items():
+        names = schema["x-enum-varnames"]
+        assert len(names) == len(schema["enum"]) == len(set(names)), name
+        assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", member) for member in names), (name, names)
+    assert SCHEMAS["PaymentOrdering"]["x-enum-varnames"] == ["ID", "ID_DESC", "CREATED_AT", "CREATED_AT_DESC"]
+
+
+def answered_errors() -> list[tuple[str, dict[str, Any]]]:
+    """(component, a body the error mapping writes), built by the code itself."""
+    from halum_payments.auth import EXPIRED, MISSING, NO_USER
+    from halum_payments.errors import BadRequest, InvalidInput, InvalidToken, NotAuthenticated, NotFound
+    from halum_payments.http import error_body, validation_errors
+
+    def body(error: Any) -> dict[str, Any]:
+        return error_body(error.message, "detail", error.extra_body)
+
+    missing = {"type": "missing", "loc": ("body", "shipping_address"), "msg": "Field required"}
+    too_big = {"type": "less_than_equal", "loc": ("query", "page_size"), "msg": "", "ctx": {"le": 1000}}
+    return [
+        ("InvalidRequest", body(validation_errors([missing]))),
+        ("InvalidRequest", body(validation_errors([too_big, {**too_big, "loc": ("query", "ordering")}]))),
+        ("InvalidRequest", body(validation_errors([{"type": "json_invalid", "loc": ("body", 1), "msg": ""}]))),
+        ("InvalidRequest", body(InvalidInput.field("cursor", "Invalid cursor."))),
+        ("InvalidRequest", body(BadRequest("Your cart is empty."))),
+        ("AuthenticationFailed", body(NotAuthenticated(MISSING))),
+        ("AuthenticationFailed", body(InvalidToken("expired", EXPIRED))),
+        ("AuthenticationFailed", body(InvalidToken("missing user_id claim", None, detail=NO_USER))),
+        ("Error", body(NotFound())),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(answered_errors())))
+def test_the_error_bodies_the_code_writes_match_their_documented_schemas(index: int) -> None:
+    component, body = answered_errors()[index]
+    errors = [error.message for error in validator(component).iter_errors(body)]
+    assert not errors, (body, errors)
+
+
+def test_a_field_error_that_is_not_a_list_of_messages_is_not_the_documented_shape() -> None:
+    assert not validator("InvalidRequest").is_valid({"detail": "x", "shipping_address": "This field is required."})
 
 
 # ---------------------------------------------------------------------------- /docs

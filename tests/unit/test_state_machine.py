@@ -135,14 +135,25 @@ def test_facts_travel_with_the_main_transition_only():
     assert [t.facts for t in plan.transitions if t.payment_id == 1] == [None]
 
 
-def test_gateway_creates_its_online_payment_with_the_next_id():
+def test_gateway_creates_its_online_payment_with_a_new_id_and_claims_its_transaction():
     plan = plan_change(
         order({1: (M.COD, P.PENDING)}, origin=OrderOrigin.PLATFORM),
         Change(7, None, P.COMPLETED, "gateway", transaction_id="txn_1"),
         at="t",
-        payment_sequence=41,
+        new_payment_id=lambda: 42,
     )
     assert isinstance(plan, Plan) and plan.new_payment is not None
     assert plan.new_payment.id == 42 and plan.new_payment.method == M.ONLINE
     assert plan.new_payment.amount == Decimal("1598.00") and plan.new_payment.transaction_id == "txn_1"
     assert [(t.payment_id, t.to_status) for t in plan.transitions] == [(1, P.FAILED)]
+    assert plan.claim == (M.ONLINE, "txn_1", 42)
+
+
+def test_a_refused_gateway_change_asks_for_no_new_id():
+    def no_id() -> int:
+        raise AssertionError("an id was reserved for a payment that is never created")
+
+    paid = order({1: (M.COD, P.COMPLETED)}, origin=OrderOrigin.PLATFORM, completed=1)
+    completion = Change(7, None, P.COMPLETED, "gateway", transaction_id="x")
+    outcome = plan_change(paid, completion, at="t", new_payment_id=no_id)
+    assert isinstance(outcome, Outcome) and outcome.kind == "needs_refund"

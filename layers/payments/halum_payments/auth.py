@@ -1,4 +1,10 @@
-"""Bearer JWT -> user id, compatible with djangorestframework-simplejwt access tokens."""
+"""Bearer JWT -> user id, compatible with djangorestframework-simplejwt access tokens.
+
+Refusals answer as simplejwt's `JWTAuthentication` does (rest_framework_simplejwt 5.5: tokens.py,
+backends.py, authentication.py, exceptions.py), so the platform's front ends keep working: they
+refresh their token when `code` is "token_not_valid". The log gets a specific `reason` (never the
+token); the caller gets simplejwt's own words, which name no more than simplejwt's do.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,17 @@ from typing import Any
 import jwt
 
 from .config import Settings
-from .errors import ConfigError, NotAuthenticated, TransientFault
+from .errors import TOKEN_INVALID, ConfigError, InvalidToken, NotAuthenticated, TransientFault
 
 MAX_TOKEN_LENGTH = 4096  # simplejwt tokens are ~250 bytes; anything huge is an attack or a mistake
-MISSING = "Authentication credentials were not provided."
-INVALID = "Given token not valid for any token type"
+MISSING = "Authentication credentials were not provided."  # DRF's NotAuthenticated
+TWO_VALUES = "Authorization header must contain two space-delimited values"
+NO_USER = "Token contained no recognizable user identification"
+# simplejwt's per-token-class messages (AccessToken is the only class the platform configures).
+EXPIRED = "Token is expired"
+NO_EXP = "Token has no 'exp' claim"
+NO_TYPE = "Token has no type"
+WRONG_TYPE = "Token has wrong type"
 # Verified tokens, by their exact text, for this process: a client sends the same access token
 # with every request until it expires, and verifying it (parse, HMAC, claims) is a third of a
 # warm request. An entry lives until the token's own expiry (what verification checks) and at most
@@ -22,6 +34,29 @@ INVALID = "Given token not valid for any token type"
 VERIFIED_CACHE_SIZE = 256
 LAST_NUMERIC_DATE = 253402300800  # 10000-01-01T00:00:00Z: datetime's limit, and any issuer's
 VERIFIED_CACHE_SECONDS = 300
+
+
+# PyJWT's refusals: (simplejwt's message, the reason logged). Most specific class first.
+_PYJWT_REFUSALS: tuple[tuple[type[jwt.PyJWTError], str, str], ...] = (
+    (jwt.ExpiredSignatureError, EXPIRED, "expired"),
+    (jwt.InvalidAlgorithmError, TOKEN_INVALID, "algorithm not allowed"),
+    (jwt.InvalidSignatureError, TOKEN_INVALID, "bad signature"),
+    (jwt.InvalidAudienceError, TOKEN_INVALID, "wrong audience"),
+    (jwt.InvalidIssuerError, TOKEN_INVALID, "wrong issuer"),
+    (jwt.ImmatureSignatureError, TOKEN_INVALID, "not yet valid (nbf or iat in the future)"),
+    (jwt.InvalidIssuedAtError, TOKEN_INVALID, "iat claim is not a number"),
+    (jwt.DecodeError, TOKEN_INVALID, "malformed token or claim"),
+)
+_MISSING_CLAIMS = {"iss": "wrong issuer (no iss claim)", "aud": "wrong audience (no aud claim)"}
+
+
+def _refusal(error: jwt.PyJWTError) -> InvalidToken:
+    if isinstance(error, jwt.MissingRequiredClaimError):  # PyJWT requires iss/aud when they are configured
+        return InvalidToken(_MISSING_CLAIMS.get(error.claim, f"missing {error.claim} claim"))
+    for kind, message, reason in _PYJWT_REFUSALS:
+        if isinstance(error, kind):
+            return InvalidToken(reason, message)
+    return InvalidToken(f"invalid token ({type(error).__name__})")
 
 
 class Authenticator:
@@ -52,15 +87,24 @@ class Authenticator:
         if verified is not None and now < verified[1]:
             return verified[0]
         claims = self._decode(token)
-        if claims.get("token_type") != "access":
-            raise NotAuthenticated(INVALID, invalid_token=True)
-        user_id = parse_user_id(claims.get("user_id"))
-        # PyJWT refuses a token once `exp <= now - leeway`; `exp` is required and numeric, but may be
-        # any number: one past the last representable date (10**309 would overflow a float) is no
-        # expiry a token issuer writes.
-        expires = claims["exp"]
+        # In simplejwt's order, after the signature and PyJWT's time checks: exp present, token type
+        # present and "access", then the user claim. PyJWT refuses a token once `exp <= now - leeway`
+        # and reads `exp` with int(), which also takes "123" or True: only a JSON number is an expiry
+        # here, and one past the last representable date (10**309 would overflow a float) is none an
+        # issuer writes.
+        expires = claims.get("exp")
+        if expires is None:
+            raise InvalidToken("missing exp claim", NO_EXP)
+        if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+            raise InvalidToken(f"exp claim is not a number ({type(expires).__name__})")
         if not expires < LAST_NUMERIC_DATE:
-            raise NotAuthenticated(INVALID, invalid_token=True)
+            raise InvalidToken("exp claim beyond the year 9999")
+        token_type = claims.get("token_type")
+        if token_type is None:
+            raise InvalidToken("missing token_type claim", NO_TYPE)
+        if token_type != "access":  # noqa: S105 - a token type, not a secret
+            raise InvalidToken(f"wrong token type ({str(token_type)[:20]!r})", WRONG_TYPE)
+        user_id = parse_user_id(claims.get("user_id"))
         valid_until = min(float(expires) + self._leeway, now + VERIFIED_CACHE_SECONDS)
         if len(self._verified) >= VERIFIED_CACHE_SIZE:
             self._verified.clear()  # simple and safe: the next requests re-verify their tokens
@@ -79,10 +123,11 @@ class Authenticator:
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=self._leeway,
-                options={"require": ["exp", "user_id", "token_type"], "verify_sub": False, "verify_jti": False},
+                # `exp` and `token_type` are required, but checked after decoding (simplejwt's order).
+                options={"verify_sub": False, "verify_jti": False},
             )
-        except jwt.PyJWTError:
-            raise NotAuthenticated(INVALID, invalid_token=True) from None
+        except jwt.PyJWTError as error:
+            raise _refusal(error) from None
 
     def _signing_key(self, token: str) -> jwt.PyJWK:
         if self._jwks_client is None:
@@ -93,10 +138,10 @@ class Authenticator:
         client = self._jwks_client
         try:
             kid = jwt.get_unverified_header(token).get("kid")
-        except jwt.PyJWTError:
-            raise NotAuthenticated(INVALID, invalid_token=True) from None
+        except jwt.PyJWTError as error:
+            raise _refusal(error) from None
         if not isinstance(kid, str) or not kid:
-            raise NotAuthenticated(INVALID, invalid_token=True)
+            raise InvalidToken("no kid in the token header")
         try:
             client.get_signing_keys()  # cached; a failure here is the identity provider's, not the caller's
         except (jwt.PyJWTError, ValueError) as exc:  # unreachable, HTTP error, not JSON, no usable keys
@@ -106,7 +151,7 @@ class Authenticator:
         except jwt.PyJWKClientConnectionError as exc:
             raise TransientFault(f"JWKS endpoint unreachable: {exc}") from exc
         except (jwt.PyJWTError, ValueError):
-            raise NotAuthenticated(INVALID, invalid_token=True) from None
+            raise InvalidToken("unknown or unusable signing key (kid)") from None
 
 
 def bearer_token(headers: Mapping[str, str]) -> str:
@@ -117,23 +162,27 @@ def bearer_token(headers: Mapping[str, str]) -> str:
     if not parts or parts[0].lower() != "bearer":
         raise NotAuthenticated(MISSING)  # another scheme: not ours to judge, as DRF does
     if len(parts) != 2:
-        raise NotAuthenticated("Authorization header must contain two space-delimited values", invalid_token=True)
+        raise InvalidToken("not two space-delimited values", None, detail=TWO_VALUES, code="bad_authorization_header")
     if len(parts[1]) > MAX_TOKEN_LENGTH:
-        raise NotAuthenticated(INVALID, invalid_token=True)
+        raise InvalidToken(f"oversized token ({len(parts[1])} characters)")
     return parts[1]
 
 
 def parse_user_id(value: Any) -> int:
+    """The `user_id` claim: simplejwt 5.3-5.5.0 write an integer primary key as a JSON number, 5.5.1
+    and later as a string; both are accepted. Anything else is simplejwt's "no recognizable user"."""
+    if value is None:
+        raise InvalidToken("missing user_id claim", None, detail=NO_USER)
     if isinstance(value, bool):
-        raise NotAuthenticated(INVALID, invalid_token=True)
+        raise InvalidToken("user_id claim is not an integer (boolean)", None, detail=NO_USER)
     if isinstance(value, int):
         user_id = value
     elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
         user_id = int(value)
     else:
-        raise NotAuthenticated(INVALID, invalid_token=True)
+        raise InvalidToken(f"user_id claim is not an integer ({type(value).__name__})", None, detail=NO_USER)
     if not 0 < user_id < 10**18:
-        raise NotAuthenticated(INVALID, invalid_token=True)
+        raise InvalidToken("user_id claim out of range", None, detail=NO_USER)
     return user_id
 
 

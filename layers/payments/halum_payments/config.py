@@ -59,12 +59,18 @@ class Settings(BaseModel):
     stripe_max_network_retries: int = Field(default=2, ge=0, le=5)
     stripe_webhook_secret: tuple[SecretStr, ...] = ()
     payment_webhook_secret: tuple[SecretStr, ...] = ()
+    # Optional: refuse gateway events whose `timestamp` is further than this from now (off by
+    # default: the spec's own example is from 2023).
+    payment_webhook_max_age_seconds: int | None = Field(default=None, ge=60)
 
     # Checkout.
     currency: str = "usd"
     checkout_success_url: str = "http://127.0.0.1:3000/checkout/success?session_id={CHECKOUT_SESSION_ID}"
     checkout_cancel_url: str = "http://127.0.0.1:3000/checkout/cancelled"
     checkout_expires_minutes: int = Field(default=30, ge=30, le=1440)  # Stripe's own bounds
+    # The Stripe checkout function's time limit (its template Timeout): how long a checkout may
+    # still be opening the session of a payment it created.
+    checkout_timeout_seconds: int = Field(default=29, ge=1, le=900)
 
     # Reconciliation sweeper.
     reconcile_after_minutes: int | None = Field(default=None, ge=0)

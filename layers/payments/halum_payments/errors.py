@@ -1,6 +1,10 @@
-"""Domain errors. Logic raises these; each transport maps them to a response in one place."""
+"""Domain errors. Logic raises these; each transport maps them to a response in one place
+(`http.STATUSES`): no error carries its own HTTP status."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class ConfigError(RuntimeError):
@@ -8,49 +12,87 @@ class ConfigError(RuntimeError):
 
 
 class DomainError(Exception):
-    """Base of every error a caller may see. `message` is safe to show to the caller."""
+    """Base of every error a caller may see. `message` is safe to show to the caller; `extra_body`
+    joins it in the answer (DRF's field errors, simplejwt's code and messages); `reason`, when
+    set, says more for the log only."""
 
-    status = 400
-
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, extra_body: Mapping[str, Any] | None = None, reason: str | None = None):
         super().__init__(message)
         self.message = message
+        self.extra_body = dict(extra_body or {})
+        self.reason = reason or message
 
 
 class BadRequest(DomainError):
-    status = 400
+    pass
+
+
+NON_FIELD_ERRORS = "non_field_errors"  # DRF's key for errors about the whole body
+
+
+class InvalidInput(BadRequest):
+    """A 400 naming the fields at fault, as DRF's ValidationError does: `{"detail": "<field>: <message>; ...",
+    "<field>": ["<message>", ...], "non_field_errors": [...]}`."""
+
+    def __init__(self, fields: Mapping[str, Sequence[str]]) -> None:
+        detail = "; ".join(
+            message if name == NON_FIELD_ERRORS else f"{name}: {message}"
+            for name, messages in fields.items()
+            for message in messages
+        )
+        super().__init__(
+            detail or "Invalid request.", extra_body={name: list(messages) for name, messages in fields.items()}
+        )
+
+    @classmethod
+    def field(cls, name: str, message: str) -> InvalidInput:
+        return cls({name: [message]})
 
 
 class NotAuthenticated(DomainError):
     """No usable credentials: 401 with a WWW-Authenticate challenge."""
 
-    status = 401
-
-    def __init__(self, message: str, *, invalid_token: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, invalid_token: bool = False, **more: Any) -> None:
+        super().__init__(message, **more)
         self.invalid_token = invalid_token
 
 
+# djangorestframework-simplejwt's words (rest_framework_simplejwt 5.5: exceptions.py, tokens.py).
+INVALID = "Given token not valid for any token type"
+TOKEN_NOT_VALID = "token_not_valid"  # noqa: S105 - an error code, not a secret
+TOKEN_INVALID = "Token is invalid"  # noqa: S105 - a message, not a secret; simplejwt's for most failures
+
+
+class InvalidToken(NotAuthenticated):
+    """simplejwt's InvalidToken / AuthenticationFailed: 401 `{"detail", "code", "messages"?}`.
+
+    `message` is the AccessToken's line in `messages` (None: simplejwt sends no `messages`, as for a
+    token without a usable user claim); `reason` says precisely what failed, for the log only."""
+
+    def __init__(
+        self, reason: str, message: str | None = TOKEN_INVALID, *, detail: str = INVALID, code: str = TOKEN_NOT_VALID
+    ) -> None:
+        extra: dict[str, Any] = {"code": code}
+        if message is not None:
+            extra["messages"] = [{"token_class": "AccessToken", "token_type": "access", "message": message}]
+        super().__init__(detail, invalid_token=True, extra_body=extra, reason=reason)
+
+
 class BadSignature(DomainError):
-    """A webhook whose signature does not verify. Status is the sender's contract: Stripe's
-    convention is 400, the generic gateway's is 401."""
+    """A webhook whose signature does not verify (Stripe's convention: 400)."""
 
-    status = 400
 
-    def __init__(self, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+class BadGatewaySignature(BadSignature):
+    """The generic gateway's signature does not verify (its contract: 401)."""
 
 
 class NotFound(DomainError):
-    status = 404
-
     def __init__(self, message: str = "Not found.") -> None:
         super().__init__(message)
 
 
 class Conflict(DomainError):
-    status = 409
+    pass
 
 
 class OutOfStock(Conflict):
@@ -60,25 +102,28 @@ class OutOfStock(Conflict):
         self.available = available
 
 
-class RequestInProgress(Conflict):
-    """A concurrent request with the same idempotency key is still running; retry shortly."""
+class RetryLater(Conflict):
+    """It cannot apply yet, but may once an earlier event arrives (a refund before its payment
+    completed): 409, so that the sender delivers it again, and never remembered as final."""
 
-    def __init__(self) -> None:
-        super().__init__("A request with this idempotency key is still in progress; retry shortly.")
+
+class RequestInProgress(Conflict):
+    """A concurrent request doing the same thing is still running; retry shortly (409, Retry-After)."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or "A request with this idempotency key is still in progress; retry shortly.")
 
 
 class Unprocessable(DomainError):
-    status = 422
+    pass
 
 
 class GatewayNotConfigured(DomainError):
-    status = 503
+    pass
 
 
 class UpstreamUnavailable(DomainError):
-    """The payment provider failed after its own bounded retries; nothing was kept."""
-
-    status = 502
+    """The payment provider failed after its own bounded retries."""
 
 
 class TransientFault(Exception):

@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
-from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, LambdaFunctionUrlResolver, Response
-from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -20,30 +18,65 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from .errors import DomainError, NotAuthenticated, TransientFault
+from .errors import (
+    NON_FIELD_ERRORS,
+    BadGatewaySignature,
+    BadRequest,
+    BadSignature,
+    Conflict,
+    DomainError,
+    GatewayNotConfigured,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    RequestInProgress,
+    TransientFault,
+    Unprocessable,
+    UpstreamUnavailable,
+)
 from .observability import logger
 
 ErrorStyle = Literal["detail", "status"]
-Precondition = Callable[[BaseProxyEvent], dict[str, Any] | None]
+# Checks that answer before the request is read (see create_api); given the raw event.
+Precondition = Callable[[Mapping[str, Any]], dict[str, Any] | None]
 
 
-def _trailing_slash_optional(rule: str, base_regex: str) -> Any:
-    # API Gateway routes both `/x/` and `/x` to the function; DRF clients use the slash.
-    return ApiGatewayResolver._compile_regex(rule.rstrip("/") or "/", "^{}/?$")
+class _Preconditioned:
+    """Runs the function's preconditions before Powertools reads the request (its validation comes
+    first in its middleware stack): what they add goes into the request's context; what they refuse
+    is answered by the error mapping in place of anything else (see create_api)."""
+
+    preconditions: Sequence[Precondition] = ()
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        app: Any = self
+        try:
+            for precondition in self.preconditions:
+                app.append_context(**(precondition(event) or {}))
+        except Exception as refusal:  # noqa: BLE001 - answered through the error mapping
+            app.append_context(refusal=refusal)
+        result: dict[str, Any] = super().resolve(event, context)  # type: ignore[misc]
+        return result
 
 
-class HttpApi(APIGatewayHttpResolver):
-    """HTTP API (payload v2) resolver with optional trailing slashes."""
-
-    @staticmethod
-    def _compile_regex(rule: str, base_regex: str = "^{}$") -> Any:
-        return _trailing_slash_optional(rule, base_regex)
+class HttpApi(_Preconditioned, APIGatewayHttpResolver):
+    """HTTP API (payload v2)."""
 
 
-class FunctionUrlApi(LambdaFunctionUrlResolver):
-    @staticmethod
-    def _compile_regex(rule: str, base_regex: str = "^{}$") -> Any:
-        return _trailing_slash_optional(rule, base_regex)
+class FunctionUrlApi(_Preconditioned, LambdaFunctionUrlResolver):
+    """Lambda Function URL (the Stripe webhook)."""
+
+
+def routed(register: Callable[..., Any], path: str, **options: Any) -> Callable[[Any], Any]:
+    """Registers a route under the spec's path (`/x/`, as the platform's DRF clients send it) and,
+    left out of the OpenAPI document, under `/x`: API Gateway routes both to the route `/x` with
+    the path as sent."""
+
+    def decorate(handler: Any) -> Any:
+        register(path.rstrip("/"), include_in_schema=False)(handler)
+        return register(path, **options)(handler)
+
+    return decorate
 
 
 def json_response(body: BaseModel | Mapping[str, Any], status: int = 200) -> Response:
@@ -60,19 +93,47 @@ def documented(model: type[BaseModel], description: str) -> dict[int | str, Any]
     return {200: {"description": description, "content": {"application/json": {"model": model}}}}
 
 
-def error_body(message: str, style: ErrorStyle) -> dict[str, str]:
-    return {"detail": message} if style == "detail" else {"status": "error", "message": message}
+def error_body(message: str, style: ErrorStyle, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`{"detail": message, **extra}` (DRF's shape: `extra` holds simplejwt's `code`/`messages` or the
+    field-keyed validation errors), or the webhooks' `{"status": "error", "message": message}`."""
+    if style == "status":
+        return {"status": "error", "message": message}
+    return {"detail": message, **(extra or {})}
 
 
 def error_response(
-    status: int, message: str, style: ErrorStyle = "detail", headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    style: ErrorStyle = "detail",
+    headers: dict[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Response:
     return Response(
         status_code=status,
         content_type="application/json",
-        body=json.dumps(error_body(message, style)),
+        body=json.dumps(error_body(message, style, extra)),
         headers=headers or {},
     )
+
+
+# The one place an outcome becomes an HTTP status: the first row the error is an instance of
+# (subclasses before their bases). Anything else is our fault: 500.
+STATUSES: tuple[tuple[type[BaseException], int], ...] = (
+    (NotAuthenticated, 401),
+    (BadGatewaySignature, 401),  # the generic gateway's contract
+    (BadSignature, 400),  # Stripe's convention
+    (BadRequest, 400),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unprocessable, 422),
+    (UpstreamUnavailable, 502),
+    (GatewayNotConfigured, 503),
+    (TransientFault, 503),
+)
+
+
+def status_of(error: BaseException) -> int:
+    return next((status for kind, status in STATUSES if isinstance(error, kind)), 500)
 
 
 def create_api(
@@ -81,56 +142,55 @@ def create_api(
     error_style: ErrorStyle = "detail",
     function_url: bool = False,
 ) -> APIGatewayHttpResolver | LambdaFunctionUrlResolver:
-    """A resolver with validation, the error mapping, and `preconditions` run in order before
-    anything else (authentication before configuration before request validation)."""
+    """A resolver with validation and the error mapping. `preconditions` (who is asking, is the
+    function configured, is the body signed) run in order before Powertools reads the request, so
+    that they answer first (401 before 400, as DRF does), and exactly once."""
     app: Any = (FunctionUrlApi if function_url else HttpApi)(enable_validation=True)
+    app.preconditions = preconditions
 
-    def run_preconditions() -> None:
-        for precondition in preconditions:
-            extra = precondition(app.current_event)
-            if extra:
-                app.append_context(**extra)
+    def refusal_first(answer: Callable[[], Response]) -> Response:
+        refusal = app.context.get("refusal")
+        return answer() if refusal is None else mapped(refusal)
 
     def preconditions_middleware(app_: Any, next_middleware: Any) -> Any:
         app.append_context(_request_read=True)  # Powertools has parsed and validated the request
-        run_preconditions()
+        refusal = app.context.get("refusal")
+        if refusal is not None:
+            raise refusal
         return next_middleware(app_)
 
     app.use(middlewares=[preconditions_middleware])
 
+    def mapped(error: BaseException) -> Response:
+        if isinstance(error, DomainError):
+            return _domain_error(error)
+        if isinstance(error, TransientFault):
+            return _transient(error)
+        return _fault(error)
+
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response:
+        status = status_of(exc)
         headers = {}
         if isinstance(exc, NotAuthenticated):
             challenge = 'Bearer realm="api"'
             if exc.invalid_token:
                 challenge += ', error="invalid_token"'
             headers["WWW-Authenticate"] = challenge
-        if exc.status == HTTPStatus.CONFLICT and type(exc).__name__ == "RequestInProgress":
+        if isinstance(exc, RequestInProgress):
             headers["Retry-After"] = "1"
-        logger.info("request refused", extra={"status": exc.status, "reason": exc.message})
-        return error_response(exc.status, exc.message, error_style, headers)
-
-    def _refuse(status: int, message: str) -> Response:
-        # Validation runs before middlewares; answer what a caller must fix first (e.g. 401).
-        try:
-            run_preconditions()
-        except DomainError as precondition_error:
-            return _domain_error(precondition_error)
-        except TransientFault as fault:
-            return _transient(fault)
-        except Exception as fault:  # noqa: BLE001 - a precondition's own fault is still a clean 500
-            return _fault(fault)
-        logger.info("invalid request", extra={"status": status, "reason": message})
-        return error_response(status, message, error_style)
+        # `reason` may say more than the answer (which token check failed); never the token itself.
+        logger.info("request refused", extra={"status": status, "reason": exc.reason})
+        return error_response(status, exc.message, error_style, headers, exc.extra_body)
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response:
-        return _refuse(400, describe_validation_errors(exc.errors()))
+        return refusal_first(lambda: _domain_error(validation_errors(exc.errors())))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _unsupported_media_type(exc: RequestUnsupportedContentType) -> Response:
-        return _refuse(415, "Unsupported media type in request: send the body as application/json.")
+        message = "Unsupported media type in request: send the body as application/json."
+        return refusal_first(lambda: error_response(415, message, error_style))
 
     @app.exception_handler(TransientFault)
     def _transient(exc: TransientFault) -> Response:
@@ -147,11 +207,11 @@ def create_api(
             # Powertools could not read the request: a body that is not UTF-8 (UnicodeDecodeError),
             # JSON nested too deeply for the parser (RecursionError), a multipart body without a
             # boundary... The caller's to fix, never our 500.
-            return _refuse(400, "Request body is not valid JSON.")
+            return refusal_first(lambda: _domain_error(InvalidInput.field(NON_FIELD_ERRORS, NOT_JSON)))
         return _fault(exc)
 
-    def _fault(exc: Exception) -> Response:
-        logger.exception("unhandled fault")
+    def _fault(exc: BaseException) -> Response:
+        logger.exception("unhandled fault", exc_info=exc)
         return error_response(500, "Internal server error.", error_style)
 
     return app
@@ -160,26 +220,71 @@ def create_api(
 def authenticated(authenticator: Any) -> Precondition:
     """Precondition putting the caller's id in `app.context["user_id"]` (401 otherwise)."""
 
-    def check(event: BaseProxyEvent) -> dict[str, Any]:
-        return {"user_id": authenticator.user_id(event.headers or {})}
+    def check(event: Mapping[str, Any]) -> dict[str, Any]:
+        return {"user_id": authenticator.user_id(event.get("headers") or {})}
 
     return check
 
 
-def describe_validation_errors(errors: Sequence[Any]) -> str:
-    messages = []
+NOT_JSON = "Request body is not valid JSON."
+NO_BODY = "Request body is required."
+_LOCATIONS = ("body", "query", "path", "header")
+_SHOWN_INPUT = 100  # characters of a refused value echoed back ("x" is not a valid choice.)
+
+
+def validation_errors(errors: Sequence[Any]) -> InvalidInput:
+    """Powertools' (pydantic's) validation errors as DRF would word and key them: each message under
+    its field's name (query parameters included), errors about the whole body under `non_field_errors`."""
+    fields: dict[str, list[str]] = {}
     for error in errors:
-        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
-        if error.get("type") == "json_invalid":
-            return "Request body is not valid JSON."
-        if error.get("type") == "missing" and not location:
-            return "Request body is required."
-        text = str(error.get("msg", "Invalid value")).removeprefix("Value error, ")
-        messages.append(f"{'.'.join(location)}: {text}" if location else text)
-    return "; ".join(messages) or "Invalid request."
+        location = [str(part) for part in error.get("loc", ()) if part not in _LOCATIONS]
+        kind = error.get("type")
+        if kind == "json_invalid":
+            return InvalidInput.field(NON_FIELD_ERRORS, NOT_JSON)
+        if kind == "missing" and not location:
+            return InvalidInput.field(NON_FIELD_ERRORS, NO_BODY)
+        if kind == "extra_forbidden" and location:
+            # Not a field of ours (and possibly named "detail"): about the body as a whole.
+            name, message = NON_FIELD_ERRORS, f'Unexpected field "{".".join(location)[:_SHOWN_INPUT]}".'
+        else:
+            name = ".".join(location) if location else NON_FIELD_ERRORS
+            message = drf_message(error)
+        if message not in fields.setdefault(name, []):
+            fields[name].append(message)
+    return InvalidInput(fields)
 
 
-def raw_body(event: BaseProxyEvent) -> bytes:
+def drf_message(error: Mapping[str, Any]) -> str:
+    """DRF's own wording for what its serializer fields would refuse (rest_framework/fields.py)."""
+    kind, ctx, value = error.get("type"), error.get("ctx") or {}, error.get("input")
+    if kind == "missing":
+        return "This field is required."
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return "This field may not be null." if value is None else "A valid integer is required."
+    if kind == "greater_than_equal":
+        return f"Ensure this value is greater than or equal to {ctx.get('ge')}."
+    if kind == "greater_than" and isinstance(ctx.get("gt"), int):
+        return f"Ensure this value is greater than or equal to {ctx['gt'] + 1}."
+    if kind == "less_than_equal":
+        return f"Ensure this value is less than or equal to {ctx.get('le')}."
+    if kind == "less_than" and isinstance(ctx.get("lt"), int):
+        return f"Ensure this value is less than or equal to {ctx['lt'] - 1}."
+    if kind in ("literal_error", "enum"):
+        shown = value if isinstance(value, str) else json.dumps(value, default=str)
+        return f'"{shown[:_SHOWN_INPUT]}" is not a valid choice.'
+    if kind == "string_too_long":
+        return f"Ensure this field has no more than {ctx.get('max_length')} characters."
+    if kind == "string_too_short":
+        return f"Ensure this field has at least {ctx.get('min_length')} characters."
+    if kind == "string_type":
+        return "This field may not be null." if value is None else "Not a valid string."
+    if kind in ("model_attributes_type", "model_type", "dict_type"):
+        return "Invalid data. Expected a dictionary."
+    text = str(error.get("msg", "Invalid value.")).removeprefix("Value error, ")
+    return text if text.endswith(".") else text + "."
+
+
+def raw_body(event: Mapping[str, Any]) -> bytes:
     """The request body exactly as sent (signatures are computed over these bytes)."""
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):

@@ -62,13 +62,20 @@ class Idempotent(Generic[T]):
         )
         self._duplicate_metric = duplicate_metric
         persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=client or dynamodb_client())
+        self._fn = fn
         self._wait_schedule = wait_schedule
+        # Powertools names its records after the decorated function's module and qualified name:
+        # this method's, the same in every environment of a function (the handler's module name
+        # is not: tests load each environment under its own).
         self._run = idempotent_function(
             data_keyword_argument="payload",
             persistence_store=persistence,
             config=self.config,
             output_serializer=PydanticSerializer(output),
-        )(_named(fn))
+        )(self._apply)
+
+    def _apply(self, payload: dict[str, Any]) -> T:
+        return self._fn(payload)
 
     def _replayed(self, response: Any, idempotent_data: Any) -> Any:
         # Called by Powertools only when it answers with a stored result: a duplicate.
@@ -88,16 +95,7 @@ class Idempotent(Generic[T]):
                     raise RequestInProgress() from None
                 time.sleep(delay)
             except IdempotencyValidationError:
-                raise Unprocessable("This idempotency key was already used with a different request.") from None
+                raise Unprocessable("This event was already received with a different body.") from None
             except IdempotencyPersistenceLayerError as exc:
                 raise TransientFault("idempotency store unavailable") from exc
         raise RequestInProgress()  # pragma: no cover - the loop always returns or raises
-
-
-def _named(fn: Callable[[dict[str, Any]], T]) -> Callable[..., T]:
-    # The record key includes the function's qualified name: give each wrapped call its own.
-    def run(payload: dict[str, Any]) -> T:
-        return fn(payload)
-
-    run.__qualname__ = run.__name__ = getattr(fn, "__qualname__", "run")
-    return run

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic.config import JsonDict
 
 from .money import format_amount
 
@@ -27,6 +28,15 @@ class PaymentMethod(StrEnum):
     COD = "COD"
     STRIPE = "stripe"
     ONLINE = "ONLINE"
+
+
+class PaymentOrdering(StrEnum):
+    """The list's `ordering` (a leading `-` is descending); member names are the generated clients'."""
+
+    ID = "id"
+    ID_DESC = "-id"
+    CREATED_AT = "created_at"
+    CREATED_AT_DESC = "-created_at"
 
 
 class OrderStatus(StrEnum):
@@ -59,6 +69,9 @@ class Payment:
     checkout_session_id: str | None = None
     checkout_url: str | None = None
     checkout_expires_at: int | None = None  # epoch seconds, fixed at creation so Stripe retries match
+    # Names this checkout attempt to Stripe (idempotency key and session metadata), unique across
+    # deployments sharing a Stripe account: an event naming it is provably about this payment.
+    checkout_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +167,17 @@ class Cart:
     raw_items: Any = None  # the stored list, compared verbatim when the cart is emptied
 
 
+@dataclass(frozen=True, slots=True)
+class RequestKey:
+    """A caller's Idempotency-Key for a checkout: the request it named (a fingerprint of the body)
+    and until when it names it (epoch seconds)."""
+
+    user: int
+    key: str
+    request: str
+    expires_at: int
+
+
 # ---------------------------------------------------------------- API shapes
 
 
@@ -201,36 +225,90 @@ def payment_row(payment: Payment) -> PaymentRow:
     }
 
 
+AMOUNT_PATTERN = r"^\d+\.\d{2}$"  # DRF's DecimalField(max_digits=10, decimal_places=2) as a string
+TIMESTAMP: JsonDict = {"format": "date-time"}
+PAGE_URL = Annotated[str, Field(json_schema_extra={"format": "uri"})]
+
+
 class PaymentOut(ApiModel):
     """The payment JSON of the spec, field for field."""
 
     id: int
     order: int
     user: int
-    amount: str = Field(examples=["1598.00"])
+    amount: str = Field(
+        pattern=AMOUNT_PATTERN,
+        description="A decimal string with exactly two places (never a JSON number: no float rounding).",
+        examples=["1598.00"],
+    )
     method: PaymentMethod
     status: PaymentStatus
     transaction_id: str | None
-    created_at: str = Field(examples=["2023-01-15T14:30:00Z"])
-    updated_at: str = Field(examples=["2023-01-15T14:30:00Z"])
+    created_at: str = Field(examples=["2023-01-15T14:30:00Z"], json_schema_extra=TIMESTAMP)
+    updated_at: str = Field(examples=["2023-01-15T14:30:00Z"], json_schema_extra=TIMESTAMP)
 
     @classmethod
     def of(cls, payment: Payment) -> PaymentOut:
         return cls.model_validate(payment_row(payment))
 
 
+PAGE_LINK = (
+    "The absolute URL of the {} page, or null at that end. Follow it exactly as given (its `cursor` is opaque "
+    "and bound to the caller, the ordering and the filters); never build one."
+)
+
+
 # Documents the list's answer; the function serialises a `PaymentPageBody` of the same shape.
 class PaymentPage(ApiModel):
     """A page of the caller's payments; `next` and `previous` link the neighbouring pages (null at either end)."""
 
-    count: int
-    next: str | None
-    previous: str | None
+    count: int = Field(description="How many payments match the filters, on all pages.")
+    next: PAGE_URL | None = Field(description=PAGE_LINK.format("next"))
+    previous: PAGE_URL | None = Field(description=PAGE_LINK.format("previous"))
     results: list[PaymentOut]
 
 
 class ErrorOut(ApiModel):
+    """An error: `detail` says what went wrong, in one line."""
+
     detail: str
+
+
+class InvalidRequestOut(ApiModel):
+    """A 400 as DRF answers a serializer's errors: `detail` is one readable line; every field at fault (a body
+    field or a query parameter) maps to its messages, which a form can show next to that field;
+    `non_field_errors` holds errors about the request as a whole. A refusal that names no field has
+    `detail` alone."""
+
+    model_config = ConfigDict(defer_build=True, extra="allow")
+    __pydantic_extra__: dict[str, list[str]] = Field(init=False)
+
+    detail: str = Field(examples=["shipping_address: This field is required."])
+    non_field_errors: list[str] = Field(default_factory=list, examples=[["Request body is not valid JSON."]])
+
+
+class TokenMessage(ApiModel):
+    """One token class's verdict (simplejwt's `messages` item); the platform configures AccessToken only."""
+
+    token_class: str = Field(examples=["AccessToken"])
+    token_type: str = Field(examples=["access"])
+    message: str = Field(
+        description="What is wrong with the token: `Token is expired`, `Token is invalid` (signature, "
+        "algorithm, audience, issuer, not yet valid, malformed), `Token has wrong type`, `Token has no type`, "
+        "`Token has no 'exp' claim`.",
+        examples=["Token is expired"],
+    )
+
+
+class AuthenticationFailedOut(ApiModel):
+    """A 401 exactly as djangorestframework-simplejwt answers it. No credentials: `{"detail": "Authentication
+    credentials were not provided."}`. A token that is not a valid access token: `code` is `token_not_valid`
+    (refresh the access token, then retry) and `messages` says why; a token without a usable `user_id`:
+    `code` `token_not_valid` without `messages`; a malformed header: `code` `bad_authorization_header`."""
+
+    detail: str = Field(examples=["Given token not valid for any token type"])
+    code: str = Field(default="token_not_valid", examples=["token_not_valid"])
+    messages: list[TokenMessage] = Field(default_factory=list)
 
 
 class CheckoutRequest(ApiModel):
@@ -244,7 +322,7 @@ class CheckoutRequest(ApiModel):
     @model_validator(mode="after")
     def _exactly_one(self) -> CheckoutRequest:
         if (self.shipping_address is None) == (self.order is None):
-            raise ValueError("send exactly one of 'shipping_address' (check out the cart) or 'order' (pay an order)")
+            raise ValueError("Send exactly one of 'shipping_address' (check out the cart) or 'order' (pay an order).")
         return self
 
 
@@ -273,4 +351,12 @@ class WebhookAck(ApiModel):
 
 class WebhookError(ApiModel):
     status: Literal["error"] = "error"
+    message: str
+
+
+class WebhookReply(ApiModel):
+    """A webhook's answer as remembered with its event, so that a redelivery gets it again."""
+
+    status_code: int
+    status: Literal["success", "error"]
     message: str

@@ -164,7 +164,10 @@ def stripe_events(
 def gateway_events(settings: Settings, client: Any = None) -> GatewayEvents:
     from .logic.webhooks import GatewayEvents
 
-    return GatewayEvents(settlement(settings, lazy_stripe_gateway(settings), client))
+    return GatewayEvents(
+        settlement(settings, lazy_stripe_gateway(settings), client),
+        max_age_seconds=settings.payment_webhook_max_age_seconds,
+    )
 
 
 def reconciler(settings: Settings, client: Any = None) -> Reconciler:
@@ -181,7 +184,17 @@ def reconciler(settings: Settings, client: Any = None) -> Reconciler:
         _sessions_on_first_use(settings, gateway),
         after_minutes=settings.reconcile_after,
         batch_size=settings.reconcile_batch_size,
+        checkout_seconds=settings.checkout_timeout_seconds,
+        lookup_budget_ms=stripe_call_budget_ms(settings) + 3000,  # + the settlement's DynamoDB calls
     )
+
+
+def stripe_call_budget_ms(settings: Settings) -> int:
+    """The longest one Stripe call can take: every attempt timing out, plus stripe-python's waits
+    between them (0.5 s doubling, at most 5 s each, jittered down)."""
+    retries = settings.stripe_max_network_retries
+    waits = sum(min(0.5 * 2**n, 5.0) for n in range(retries))
+    return int((settings.stripe_timeout_seconds * (retries + 1) + waits) * 1000)
 
 
 def _sessions_on_first_use(

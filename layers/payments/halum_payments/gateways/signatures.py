@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import BadSignature
+from ..errors import BadGatewaySignature, BadSignature
 
 MAX_SIGNATURE_HEADER = 2048
 
@@ -16,7 +16,7 @@ MAX_SIGNATURE_HEADER = 2048
 def verify_gateway_signature(body: bytes, header: str | None, secrets: Sequence[str]) -> None:
     """`header` is the lowercase hex HMAC-SHA256 of the raw body, optionally prefixed `sha256=`."""
     if not header or len(header) > MAX_SIGNATURE_HEADER:
-        raise BadSignature("Missing or invalid webhook signature.", status=401)
+        raise BadGatewaySignature("Missing or invalid webhook signature.")
     presented = header.strip()
     if presented.lower().startswith("sha256="):
         presented = presented[len("sha256=") :]
@@ -29,7 +29,7 @@ def verify_gateway_signature(body: bytes, header: str | None, secrets: Sequence[
         # Check every secret (no early exit) so timing does not reveal which one matched.
         matched |= hmac.compare_digest(expected, presented_bytes)
     if not matched:
-        raise BadSignature("Missing or invalid webhook signature.", status=401)
+        raise BadGatewaySignature("Missing or invalid webhook signature.")
 
 
 def verify_stripe_event(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import http.client
+import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -11,7 +13,7 @@ import stripe
 
 from ..observability import count, logger
 
-ProviderFailure = Literal["timeout", "unavailable", "rejected"]
+ProviderFailure = Literal["timeout", "unavailable", "rejected", "in_use"]
 
 
 class ProviderError(Exception):
@@ -50,14 +52,16 @@ class CheckoutSession:
     amount_total: int | None = None
     currency: str | None = None
     payment_intent: str | None = None
+    payment_intent_status: str | None = None  # when the PaymentIntent was expanded
     metadata: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, session: Any) -> CheckoutSession:
         data = session.to_dict() if hasattr(session, "to_dict") else dict(session)
-        intent = data.get("payment_intent")
+        intent: Any = data.get("payment_intent")
+        intent_status = None
         if isinstance(intent, dict):
-            intent = intent.get("id")
+            intent, intent_status = intent.get("id"), intent.get("status")
         return cls(
             id=data["id"],
             url=data.get("url"),
@@ -66,43 +70,48 @@ class CheckoutSession:
             amount_total=data.get("amount_total"),
             currency=data.get("currency"),
             payment_intent=intent,
+            payment_intent_status=intent_status,
             metadata=dict(data.get("metadata") or {}),
         )
 
 
-class _TimeoutOpener:
-    """urllib opener with a timeout: stripe's UrllibClient has none (it would wait forever)."""
-
-    def __init__(self, timeout: float) -> None:
-        self._opener = urllib.request.build_opener()
-        self._timeout = timeout
-
-    def open(self, request: urllib.request.Request) -> Any:
-        return self._opener.open(request, timeout=self._timeout)
-
-
-class BoundedUrllibClient(stripe.UrllibClient):
-    """stripe's stdlib client (no `requests` in the layer), with a timeout, and with every network
-    failure reported as a retryable APIConnectionError. stripe-python's own client lets read
-    timeouts and dropped connections escape unretried; with idempotency keys, retrying is safe."""
+class BoundedUrllibClient(stripe.HTTPClient):
+    """A stripe-python HTTP client (its documented extension point, `HTTPClient`) on the standard
+    library's urllib, with a timeout: stripe's own `UrllibClient` has none and would wait for ever,
+    and the layer ships no `requests`/`httpx`. Every network failure is a retryable
+    `APIConnectionError`: stripe-python retries it with the same idempotency key."""
 
     name = "urllib.request"
 
     def __init__(self, timeout: float) -> None:
         super().__init__()
-        self._opener = _TimeoutOpener(timeout)
+        self._timeout = timeout
 
     def request(
-        self, method: str, url: str, headers: Any, post_data: Any = None, *, _usage: list[str] | None = None
-    ) -> Any:
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None, **_: Any
+    ) -> tuple[str, int, Mapping[str, str]]:
+        data = post_data.encode("utf-8") if isinstance(post_data, str) else post_data
+        # The URL is stripe-python's: Stripe's https API, or STRIPE_API_BASE.
+        request = urllib.request.Request(url, data=data, headers=dict(headers or {}), method=method.upper())  # noqa: S310
         try:
-            return super().request(method, url, headers, post_data)
-        except stripe.APIConnectionError as exc:
-            raise stripe.APIConnectionError(str(exc), should_retry=True) from exc
-        except (OSError, http.client.HTTPException) as exc:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                return response.read().decode("utf-8"), response.status, _lower(response.headers)
+        except urllib.error.HTTPError as error:  # Stripe answered: its status and error body
+            return error.read().decode("utf-8"), error.code, _lower(error.headers)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             raise stripe.APIConnectionError(
                 f"Network error talking to Stripe ({type(exc).__name__})", should_retry=True
             ) from exc
+
+    def request_stream(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("no streaming endpoint is used")
+
+    def close(self) -> None:
+        pass
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
 
 
 class StripeCheckoutGateway:
@@ -152,7 +161,12 @@ class StripeCheckoutGateway:
         return CheckoutSession.of(session)
 
     def retrieve_session(self, session_id: str) -> CheckoutSession:
-        return CheckoutSession.of(self._call(lambda: self._client.v1.checkout.sessions.retrieve(session_id)))
+        """The session with its PaymentIntent expanded: how a completed but unpaid session ended."""
+        return CheckoutSession.of(
+            self._call(
+                lambda: self._client.v1.checkout.sessions.retrieve(session_id, params={"expand": ["payment_intent"]})
+            )
+        )
 
     def expire_session(self, session_id: str) -> None:
         try:
@@ -174,6 +188,11 @@ class StripeCheckoutGateway:
             raise ProviderError("timeout", "Stripe could not be reached") from exc
         except (OSError, http.client.HTTPException) as exc:  # belt and braces: never let a socket error escape
             raise ProviderError("timeout", "Stripe could not be reached") from exc
+        except stripe.IdempotencyError as exc:
+            if exc.http_status == 409:  # another request with this idempotency key is in flight at Stripe
+                raise ProviderError("in_use", "Stripe is still working on this request") from exc
+            logger.error("Stripe refused the request", extra={"http_status": exc.http_status, "code": exc.code})
+            raise ProviderError("rejected", "Stripe refused the request") from exc
         except (stripe.RateLimitError, stripe.APIError) as exc:
             raise ProviderError("unavailable", f"Stripe is unavailable ({exc.http_status})") from exc
         except stripe.StripeError as exc:

@@ -1,27 +1,42 @@
 """Checkout: the caller's cart becomes an order and a pending payment in one transaction; for
-Stripe, a Checkout Session follows, and if Stripe fails everything is given back."""
+Stripe, a Checkout Session follows.
+
+Who may give a Stripe checkout back: only the request that created its payment, only while no
+session is attached to it (a condition of the give-back's transaction), and a session is attached
+only while the payment is pending (a condition of the attach). Another request paying the same
+order (`{"order": N}`, a keyed retry) may open the same session (same Stripe idempotency key) but
+never gives anything back. So no session a caller was given can belong to a payment given up.
+
+An `Idempotency-Key` is claimed in the transaction that places the order (or adds the payment):
+a committed checkout and its key never part, so a retry with the key answers what was placed,
+even when the first answer was lost.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from ..clock import format_timestamp, parse_timestamp, utc_now
+from ..clock import now_text, parse_timestamp
 from ..errors import (
     BadRequest,
     Conflict,
     GatewayNotConfigured,
     OutOfStock,
+    RequestInProgress,
     TransientFault,
     Unprocessable,
     UpstreamUnavailable,
 )
 from ..models import (
+    Address,
     Cart,
     CartItem,
     Order,
@@ -32,18 +47,20 @@ from ..models import (
     PaymentMethod,
     PaymentRef,
     PaymentStatus,
+    RequestKey,
     Variant,
 )
 from ..money import MoneyError, to_minor_units
 from ..observability import count, logger
-from ..repositories.checkout_store import CheckoutConflict, DynamoCheckoutStore, NewOrder, NewPayment
-from .settlement import AuditEntry, Change, Plan, Settlement
+from .settlement import AuditEntry, Change, Facts, Plan, Settlement, require_order_total
 
 if TYPE_CHECKING:
     from ..gateways.stripe_checkout import CheckoutSession, SessionRequest
 
 MAX_LINES = 50  # keeps an order's transaction well under DynamoDB's 100 items
 ATTEMPTS = 5
+KEY_LIFETIME_SECONDS = 24 * 3600  # how long an Idempotency-Key names its checkout
+DIFFERENT_REQUEST = "This idempotency key was already used with a different request."
 
 
 class CheckoutGateway(Protocol):
@@ -66,43 +83,130 @@ class StartedCheckout:
     url: str
 
 
+@dataclass(frozen=True, slots=True)
+class KeyedCheckout:
+    """What a claimed Idempotency-Key names: the checkout it placed."""
+
+    order: int
+    payment: int
+    request: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutSnapshot:
+    cart: Cart | None
+    address: Address | None
+    keyed: KeyedCheckout | None  # the request's key, if it was claimed already
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    order: Order
+    payment: Payment
+    cart: Cart  # as read: the order empties exactly this cart
+    variants: dict[int, Variant]  # as read: price and availability must still hold
+    audit: AuditEntry
+    key: RequestKey | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewPayment:
+    order: Order  # as read: status and payment count must still hold
+    payment: Payment
+    audit: AuditEntry
+    key: RequestKey | None
+
+
+class CheckoutConflict(Exception):
+    def __init__(self, kind: Literal["stock", "catalog", "cart", "order", "key"], variant: Variant | None = None):
+        super().__init__(kind)
+        self.kind = kind
+        self.variant = variant  # for "stock": the variant as it is now
+
+
+class CheckoutStore(Protocol):
+    def snapshot(self, user: int, address_id: int, key: RequestKey | None) -> CheckoutSnapshot: ...
+
+    def order(self, order_id: int, key: RequestKey | None) -> tuple[Order | None, KeyedCheckout | None]: ...
+
+    def order_and_payment(self, order_id: int, payment_id: int) -> tuple[Order | None, Payment | None]: ...
+
+    def variants(self, variant_ids: list[int]) -> dict[int, Variant]: ...
+
+    def cart(self, user: int) -> Cart | None: ...
+
+    def payment(self, payment_id: int) -> Payment | None: ...
+
+    def next_id(self, kind: Literal["order", "payment"]) -> int: ...
+
+    def place_order(self, new: NewOrder) -> None: ...
+
+    def add_payment(self, new: NewPayment) -> None: ...
+
+    def attach_session(self, payment_id: int, session_id: str, url: str | None) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _GiveBack:
+    """What the request that created a Stripe payment undoes if Stripe fails."""
+
+    restore_cart: bool
+    key: RequestKey | None
+
+
 class CheckoutService:
     def __init__(
         self,
-        store: DynamoCheckoutStore,
+        store: CheckoutStore,
         settlement: Settlement,
         options: CheckoutOptions,
         gateway: Callable[[], CheckoutGateway | None] = lambda: None,
-        clock: Callable[[], str] = lambda: format_timestamp(utc_now()),
+        clock: Callable[[], str] = now_text,
+        pause: Callable[[float], None] = time.sleep,
     ) -> None:
         self._store = store
         self._settlement = settlement
         self._options = options
         self._gateway = gateway
         self._clock = clock
+        self._pause = pause
 
     # ------------------------------------------------------------------ COD
 
-    def cash_on_delivery(self, user: int, address_id: int) -> tuple[Order, Payment]:
-        order, payment, _ = self._place_order(user, address_id, PaymentMethod.COD)
+    def cash_on_delivery(self, user: int, address_id: int, key: str | None = None) -> tuple[Order, Payment]:
+        request_key = self._request_key(user, key, "cod", {"shipping_address": address_id})
+        placed = self._place_order(user, address_id, PaymentMethod.COD, request_key)
+        if isinstance(placed, KeyedCheckout):
+            order, payment = self._replayed(placed, request_key)
+            return _as_placed(order, payment)
+        order, payment = placed
         count("PaymentsCreated")
         logger.info("COD order placed", extra={"order": order.id, "payment": payment.id})
         return order, payment
 
     # ------------------------------------------------------------------ Stripe
 
-    def stripe_from_cart(self, user: int, address_id: int) -> StartedCheckout:
+    def stripe_from_cart(self, user: int, address_id: int, key: str | None = None) -> StartedCheckout:
         gateway = self._require_gateway()
-        order, payment, _ = self._place_order(user, address_id, PaymentMethod.STRIPE)
+        request_key = self._request_key(user, key, "stripe", {"shipping_address": address_id})
+        placed = self._place_order(user, address_id, PaymentMethod.STRIPE, request_key)
+        if isinstance(placed, KeyedCheckout):
+            return self._replay(gateway, placed, request_key)
+        order, payment = placed
         count("PaymentsCreated")
         logger.append_keys(order=order.id, payment=payment.id)
-        return self._open_session(gateway, order, payment, restore_cart=True)
+        return self._open_session(gateway, order, payment, _GiveBack(restore_cart=True, key=request_key))
 
-    def stripe_for_order(self, user: int, order_id: int) -> StartedCheckout:
-        """Pay an existing pending order of the caller's; reuses its open Stripe payment."""
+    def stripe_for_order(self, user: int, order_id: int, key: str | None = None) -> StartedCheckout:
+        """Pay an existing pending order of the caller's; reuses its open Stripe payment (a key is
+        then not claimed: paying that order again answers the same session anyway)."""
         gateway = self._require_gateway()
-        for _ in range(ATTEMPTS):
-            order, sequence = self._store.order_with_sequence(order_id)
+        request_key = self._request_key(user, key, "stripe", {"order": order_id})
+        payment_id: int | None = None
+        for attempt in range(ATTEMPTS):
+            order, keyed = self._store.order(order_id, request_key)
+            if keyed is not None:
+                return self._replay(gateway, keyed, request_key)
             if order is None or order.user != user:
                 raise BadRequest(f"Order {order_id} not found.")
             self._check_payable(order)
@@ -112,14 +216,16 @@ class CheckoutService:
                 if payment is None:
                     raise TransientFault("order lists a payment that is not readable yet")
                 return self._resume(gateway, order, payment)
-            payment = self._new_payment(order, sequence + 1, PaymentMethod.STRIPE)
+            payment_id = payment_id or self._store.next_id("payment")
+            payment = self._new_payment(order, payment_id, PaymentMethod.STRIPE)
             try:
-                self._store.add_payment(NewPayment(order, payment, sequence, self._audit(order, payment, "created")))
+                self._store.add_payment(NewPayment(order, payment, self._audit(order, payment), request_key))
             except CheckoutConflict:
+                self._backoff(attempt)
                 continue  # a concurrent request added a payment or moved the order: look again
             count("PaymentsCreated")
             logger.append_keys(order=order.id, payment=payment.id)
-            return self._open_session(gateway, order, payment, restore_cart=False)
+            return self._open_session(gateway, order, payment, _GiveBack(restore_cart=False, key=request_key))
         raise Conflict("The order changed while paying for it; please retry.")
 
     def _check_payable(self, order: Order) -> None:
@@ -134,40 +240,117 @@ class CheckoutService:
             _require_chargeable(item.price, order.currency, f"Order {order.id}'s product {item.variant}")
 
     def _resume(self, gateway: CheckoutGateway, order: Order, payment: Payment) -> StartedCheckout:
-        if payment.amount != order.total_price:
-            raise Unprocessable(f"Payment amount {payment.amount} does not match the order total {order.total_price}.")
-        expires_at = payment.checkout_expires_at or 0
-        if expires_at <= time.time() + 60:
+        require_order_total(order, payment.amount, "Payment amount")
+        if (payment.checkout_expires_at or 0) <= time.time() + 60:
             raise Conflict(f"The checkout for order {order.id} has expired.")
         if payment.checkout_session_id and payment.checkout_url:
             return StartedCheckout(payment.checkout_session_id, payment.checkout_url)
-        # The session was never stored (a crash after the transaction): the same idempotency
-        # key and parameters make Stripe return the session if it exists, or create it now.
-        return self._open_session(gateway, order, payment, restore_cart=False)
+        # No session recorded: its creator is still talking to Stripe, or died. The same idempotency
+        # key makes Stripe return the session if it exists, or create it now.
+        return self._open_session(gateway, order, payment, give_back=None)
+
+    def _replay(self, gateway: CheckoutGateway, keyed: KeyedCheckout, key: RequestKey | None) -> StartedCheckout:
+        order, payment = self._replayed(keyed, key)
+        if payment.checkout_session_id and payment.checkout_url:
+            return StartedCheckout(payment.checkout_session_id, payment.checkout_url)
+        if payment.status != PaymentStatus.PENDING:
+            raise Conflict("The checkout made with this Idempotency-Key was cancelled; check out again with a new key.")
+        return self._open_session(gateway, order, payment, give_back=None)
+
+    def _replayed(self, keyed: KeyedCheckout, key: RequestKey | None) -> tuple[Order, Payment]:
+        if key is None or keyed.request != key.request:
+            raise Unprocessable(DIFFERENT_REQUEST)
+        order, payment = self._store.order_and_payment(keyed.order, keyed.payment)
+        if order is None or payment is None:
+            raise TransientFault("a claimed checkout is not readable yet")
+        count("DuplicateCheckouts")
+        logger.info("checkout replayed for its Idempotency-Key", extra={"order": order.id, "payment": payment.id})
+        return order, payment
 
     def _open_session(
-        self, gateway: CheckoutGateway, order: Order, payment: Payment, *, restore_cart: bool
+        self, gateway: CheckoutGateway, order: Order, payment: Payment, give_back: _GiveBack | None
     ) -> StartedCheckout:
+        """`give_back` only for the request that created `payment`."""
         request = self._session_request(order, payment)
         try:
             session = gateway.create_session(request)
         except Exception as exc:
-            self._give_back(order, payment, restore_cart=restore_cart, reason=type(exc).__name__)
-            if getattr(exc, "kind", None) == "timeout":
-                self._expire_possible_session(gateway, request)
             count("StripeErrors")
-            logger.warning("Stripe checkout failed; order given back", extra={"failure": getattr(exc, "kind", "error")})
-            raise UpstreamUnavailable(
-                "The payment provider is unavailable. Nothing was charged and your cart is as it was; please retry."
-            ) from exc
+            logger.warning("Stripe checkout failed", extra={"failure": getattr(exc, "kind", "error")})
+            if give_back is not None:
+                return self._give_back(gateway, order, payment, give_back, request, exc)
+            if getattr(exc, "kind", None) == "in_use":
+                raise RequestInProgress("This checkout is being started by another request; retry shortly.") from exc
+            raise UpstreamUnavailable("The payment provider is unavailable; please retry.") from exc
         if not session.url:
             raise TransientFault("Stripe returned a session without a URL")
-        self._store.attach_session(payment.id, session.id, session.url)
-        return StartedCheckout(session.id, session.url)
+        if self._store.attach_session(payment.id, session.id, session.url):
+            return StartedCheckout(session.id, session.url)
+        current = self._store.payment(payment.id)
+        if current is not None and current.checkout_session_id == session.id:
+            # Recorded already: by a concurrent request, or by the session's own webhook (a fast payment).
+            return StartedCheckout(session.id, session.url)
+        # The payment was given up meanwhile (its creator's give-back, the sweep): nobody may pay it.
+        gateway.expire_session(session.id)
+        raise Conflict("This checkout was cancelled before its payment page opened; please check out again.")
+
+    def _give_back(
+        self,
+        gateway: CheckoutGateway,
+        order: Order,
+        payment: Payment,
+        give_back: _GiveBack,
+        request: SessionRequest,
+        failure: Exception,
+    ) -> StartedCheckout:
+        """Compensate a checkout Stripe refused: payment failed, order cancelled, stock, cart and key
+        back; unless a concurrent request attached a session meanwhile, which is then the answer."""
+        items = tuple(CartItem(item.variant, item.quantity) for item in order.items)
+
+        def adjust(plan: Plan) -> Plan:
+            if give_back.restore_cart:
+                plan = replace(plan, restore_cart=(self._store.cart(order.user), items))
+            return replace(plan, forget_key=give_back.key)
+
+        change = Change(
+            order.id,
+            payment.id,
+            PaymentStatus.FAILED,
+            "checkout",
+            reason="stripe_unavailable",
+            facts=Facts(without_session=True),
+            details={"error": type(failure).__name__},
+        )
+        outcome = self._settlement.apply(change, adjust=adjust)
+        if outcome.kind != "applied":
+            current = self._store.payment(payment.id)
+            if current is not None and current.checkout_session_id and current.checkout_url:
+                return StartedCheckout(current.checkout_session_id, current.checkout_url)
+            raise UpstreamUnavailable("The payment provider is unavailable; please retry.") from failure
+        logger.info("checkout given back")
+        if getattr(failure, "kind", None) == "timeout":
+            self._expire_possible_session(gateway, request)
+        # True now: the payment is failed, and no session was attached to it, so no caller holds
+        # a payable link to it (a late attach is refused: the payment is no longer pending).
+        cart = " and your cart is as it was" if give_back.restore_cart else ""
+        raise UpstreamUnavailable(
+            f"The payment provider is unavailable. Nothing was charged{cart}; please retry."
+        ) from failure
+
+    @staticmethod
+    def _expire_possible_session(gateway: CheckoutGateway, request: SessionRequest) -> None:
+        try:
+            # Same key, same parameters: Stripe answers with the session if the first call made one.
+            session = gateway.create_session(request)
+            gateway.expire_session(session.id)
+        except Exception:  # noqa: BLE001 - hygiene only: nobody was given this session's link
+            logger.info("could not expire a possibly created session")
 
     def _session_request(self, order: Order, payment: Payment) -> SessionRequest:
         from ..gateways.stripe_checkout import LineItem, SessionRequest
 
+        if payment.checkout_key is None:
+            raise Unprocessable(f"Payment {payment.id} was not created for a Stripe checkout.")
         names = self._names_for(order)
         try:
             line_items = tuple(
@@ -176,7 +359,12 @@ class CheckoutService:
             )
         except MoneyError as exc:
             raise Unprocessable(str(exc)) from None
-        metadata = {"order_id": str(order.id), "payment_id": str(payment.id), "user_id": str(order.user)}
+        metadata = {
+            "order_id": str(order.id),
+            "payment_id": str(payment.id),
+            "user_id": str(order.user),
+            "checkout_key": payment.checkout_key,
+        }
         return SessionRequest(
             currency=order.currency,
             line_items=line_items,
@@ -185,7 +373,7 @@ class CheckoutService:
             success_url=self._options.success_url,
             cancel_url=self._options.cancel_url,
             expires_at=payment.checkout_expires_at or 0,
-            idempotency_key=_attempt_key(payment),
+            idempotency_key=payment.checkout_key,
         )
 
     def _names_for(self, order: Order) -> dict[int, str]:
@@ -196,33 +384,6 @@ class CheckoutService:
                 names[variant.id] = variant.label
         return {item.variant: names.get(item.variant, f"Product {item.variant}") for item in order.items}
 
-    def _give_back(self, order: Order, payment: Payment, *, restore_cart: bool, reason: str) -> None:
-        """Compensate a checkout Stripe refused: payment failed, order cancelled, stock and cart back."""
-        items = tuple(CartItem(item.variant, item.quantity) for item in order.items)
-
-        def with_cart(plan: Plan) -> Plan:
-            return replace(plan, restore_cart=(self._store.cart(order.user), items)) if restore_cart else plan
-
-        change = Change(
-            order.id,
-            payment.id,
-            PaymentStatus.FAILED,
-            "checkout",
-            reason="stripe_unavailable",
-            details={"error": reason},
-        )
-        outcome = self._settlement.apply(change, adjust=with_cart)
-        logger.info("checkout compensated", extra={"outcome": outcome.kind})
-
-    @staticmethod
-    def _expire_possible_session(gateway: CheckoutGateway, request: SessionRequest) -> None:
-        try:
-            # Same key, same parameters: Stripe answers with the session if the first call made one.
-            session = gateway.create_session(request)
-            gateway.expire_session(session.id)
-        except Exception:  # noqa: BLE001 - best effort; an unexpired session of a failed payment is harmless
-            logger.info("could not expire a possibly created session")
-
     def _require_gateway(self) -> CheckoutGateway:
         gateway = self._gateway()
         if gateway is None:
@@ -231,9 +392,14 @@ class CheckoutService:
 
     # ------------------------------------------------------------------ placing orders
 
-    def _place_order(self, user: int, address_id: int, method: PaymentMethod) -> tuple[Order, Payment, Cart]:
-        for _ in range(ATTEMPTS):
-            snapshot = self._store.snapshot(user, address_id)
+    def _place_order(
+        self, user: int, address_id: int, method: PaymentMethod, key: RequestKey | None
+    ) -> tuple[Order, Payment] | KeyedCheckout:
+        ids: tuple[int, int] | None = None
+        for attempt in range(ATTEMPTS):
+            snapshot = self._store.snapshot(user, address_id, key)
+            if snapshot.keyed is not None:
+                return snapshot.keyed
             address = snapshot.address
             if address is None or address.user != user:
                 raise BadRequest(f"Invalid shipping address: {address_id} is not one of your addresses.")
@@ -245,43 +411,38 @@ class CheckoutService:
                 raise BadRequest(f"Your cart has more than {MAX_LINES} different products.")
             variants = self._store.variants(list(lines))
             items = self._order_items(lines, variants)
-            now = self._clock()
-            order_id, payment_id = snapshot.order_sequence + 1, snapshot.payment_sequence + 1
-            total = sum((item.subtotal for item in items), Decimal(0))
-            order = Order(
-                id=order_id,
-                user=user,
-                shipping_address=address.id,
-                status=OrderStatus.CONFIRMED if method == PaymentMethod.COD else OrderStatus.PENDING,
-                total_price=total,
-                currency=self._options.currency,
-                items=tuple(items),
-                created_at=now,
-                updated_at=now,
-                origin=OrderOrigin.COD_CHECKOUT if method == PaymentMethod.COD else OrderOrigin.STRIPE_CHECKOUT,
-                stock_reserved=True,
-                payments={payment_id: PaymentRef(method, PaymentStatus.PENDING)},
-                shipping=address.snapshot(),
-            )
-            payment = self._new_payment(order, payment_id, method)
+            ids = ids or (self._store.next_id("order"), self._store.next_id("payment"))
+            order = self._new_order(user, address, method, ids, items)
+            payment = self._new_payment(order, ids[1], method)
             try:
-                self._store.place_order(
-                    NewOrder(
-                        order,
-                        payment,
-                        cart,
-                        variants,
-                        snapshot.order_sequence,
-                        snapshot.payment_sequence,
-                        self._audit(order, payment, "created"),
-                    )
-                )
+                self._store.place_order(NewOrder(order, payment, cart, variants, self._audit(order, payment), key))
             except CheckoutConflict as conflict:
                 if conflict.kind == "stock" and conflict.variant is not None:
                     raise OutOfStock(conflict.variant.label, max(conflict.variant.stock, 0)) from None
-                continue  # ids, prices or the cart moved under us: read again and re-decide
-            return order, payment, cart
+                self._backoff(attempt)
+                continue  # prices, the cart or the key moved under us: read again and re-decide
+            return order, payment
         raise Conflict("Checkout conflicted with concurrent updates; please retry.")
+
+    def _new_order(
+        self, user: int, address: Address, method: PaymentMethod, ids: tuple[int, int], items: list[OrderItem]
+    ) -> Order:
+        now = self._clock()
+        return Order(
+            id=ids[0],
+            user=user,
+            shipping_address=address.id,
+            status=_PLACED_STATUS[method],
+            total_price=sum((item.subtotal for item in items), Decimal(0)),
+            currency=self._options.currency,
+            items=tuple(items),
+            created_at=now,
+            updated_at=now,
+            origin=OrderOrigin.COD_CHECKOUT if method == PaymentMethod.COD else OrderOrigin.STRIPE_CHECKOUT,
+            stock_reserved=True,
+            payments={ids[1]: PaymentRef(method, PaymentStatus.PENDING)},
+            shipping=address.snapshot(),
+        )
 
     def _order_items(self, lines: dict[int, int], variants: dict[int, Variant]) -> list[OrderItem]:
         items = []
@@ -302,13 +463,7 @@ class CheckoutService:
 
     def _new_payment(self, order: Order, payment_id: int, method: PaymentMethod) -> Payment:
         now = self._clock()
-        expires = None
-        if method == PaymentMethod.STRIPE:
-            # Stripe wants 30 min..24 h from the session's creation, which happens a moment after
-            # this: leave two minutes of slack inside that window so the bounds never bite.
-            seconds = min(self._options.expires_minutes * 60 + 120, 24 * 3600 - 60)
-            expires = int((parse_timestamp(now) + timedelta(seconds=seconds)).timestamp())
-        return Payment(
+        payment = Payment(
             id=payment_id,
             order=order.id,
             user=order.user,
@@ -319,19 +474,49 @@ class CheckoutService:
             transaction_id=None,
             created_at=now,
             updated_at=now,
-            checkout_expires_at=expires,
         )
+        if method != PaymentMethod.STRIPE:
+            return payment
+        # Stripe wants 30 min..24 h from the session's creation, which happens a moment after
+        # this: leave two minutes of slack inside that window so the bounds never bite.
+        seconds = min(self._options.expires_minutes * 60 + 120, 24 * 3600 - 60)
+        expires = int((parse_timestamp(now) + timedelta(seconds=seconds)).timestamp())
+        return replace(payment, checkout_expires_at=expires, checkout_key=_checkout_key(payment, expires))
+
+    def _request_key(self, user: int, key: str | None, kind: str, body: dict[str, Any]) -> RequestKey | None:
+        if not key:
+            return None
+        fingerprint = hashlib.sha256(json.dumps([kind, body], sort_keys=True).encode()).hexdigest()
+        expires_at = int(parse_timestamp(self._clock()).timestamp()) + KEY_LIFETIME_SECONDS
+        return RequestKey(user=user, key=key, request=fingerprint, expires_at=expires_at)
+
+    def _backoff(self, attempt: int) -> None:
+        """Concurrent checkouts that lost a race must not retry in lockstep."""
+        self._pause(random.uniform(0.01, 0.03) * 2**attempt)  # noqa: S311 - jitter, not a secret
 
     @staticmethod
-    def _audit(order: Order, payment: Payment, reason: str) -> AuditEntry:
-        return AuditEntry(payment.id, order.id, None, payment.status, "checkout", None, reason, payment.created_at)
+    def _audit(order: Order, payment: Payment) -> AuditEntry:
+        return AuditEntry(payment.id, order.id, None, payment.status, "checkout", None, "created", payment.created_at)
 
 
-def _attempt_key(payment: Payment) -> str:
-    """Stripe's idempotency key for one checkout attempt (= one payment): rebuilt identically from
-    the stored payment on every retry and resume, yet unique across deployments sharing a Stripe
-    account, whose payment ids repeat (Stripe refuses a key reused with other parameters)."""
-    attempt = f"{payment.id}|{payment.order}|{payment.user}|{payment.created_at}|{payment.checkout_expires_at}"
+_PLACED_STATUS = {
+    PaymentMethod.COD: OrderStatus.CONFIRMED,  # cash on delivery: the order ships, the money comes later
+    PaymentMethod.STRIPE: OrderStatus.PENDING,
+}
+
+
+def _as_placed(order: Order, payment: Payment) -> tuple[Order, Payment]:
+    """The order and payment as the checkout that placed them answered (a keyed replay gives the
+    first answer again, whatever happened to them since)."""
+    placed_payment = replace(payment, status=PaymentStatus.PENDING, transaction_id=None, updated_at=payment.created_at)
+    return replace(order, status=_PLACED_STATUS[payment.method]), placed_payment
+
+
+def _checkout_key(payment: Payment, expires_at: int) -> str:
+    """One checkout attempt (= one payment) as Stripe sees it: its idempotency key on every retry and
+    resume, and its metadata. Unique across deployments sharing a Stripe account, whose payment ids
+    repeat (Stripe refuses a key reused with other parameters)."""
+    attempt = f"{payment.id}|{payment.order}|{payment.user}|{payment.created_at}|{expires_at}"
     return f"halum-checkout-{payment.id}-{hashlib.sha256(attempt.encode()).hexdigest()[:32]}"
 
 

@@ -8,20 +8,29 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from ..clock import format_timestamp, parse_timestamp, sortable, utc_now
+from ..clock import format_timestamp, parse_timestamp, utc_now
 from ..models import Payment, PaymentStatus
 from ..observability import count, logger, metrics
-from .settlement import Change, Outcome, Settlement
+from .settlement import Change, Facts, Outcome, Settlement
 from .webhooks import StripeEvents
+
+SESSIONLESS_MARGIN_SECONDS = 60
+# PaymentIntent statuses after a payment attempt ended without money: a declined or failed
+# delayed method returns to requires_payment_method; canceled is final.
+FAILED_INTENT = frozenset({"requires_payment_method", "canceled"})
 
 
 class OpenPayments(Protocol):
     def open_stripe_before(
-        self, cutoff_sort_key: str, *, limit: int, after: dict[str, Any] | None
+        self, cutoff: datetime, *, limit: int, after: dict[str, Any] | None
     ) -> tuple[list[Payment], dict[str, Any] | None]: ...
+
+    def position(self, payment: Payment) -> dict[str, Any]:
+        """Where a listing resumes right after `payment`."""
+        ...
 
 
 class SweepCursor(Protocol):
@@ -67,6 +76,8 @@ class Reconciler:
         *,
         after_minutes: int,
         batch_size: int,
+        checkout_seconds: int,
+        lookup_budget_ms: int,
         now: Callable[[], str] = lambda: format_timestamp(utc_now()),
     ) -> None:
         self._payments = payments
@@ -76,44 +87,55 @@ class Reconciler:
         self._stripe = stripe
         self._after = timedelta(minutes=after_minutes)
         self._batch_size = batch_size
+        # A payment without a session may still get one while the checkout that created it runs:
+        # it is given up only once that checkout cannot be running any more.
+        self._sessionless_grace = timedelta(seconds=checkout_seconds + SESSIONLESS_MARGIN_SECONDS)
+        # The most one payment can take (a Stripe lookup with its retries, then a settlement): the
+        # sweep starts a payment only if that much time is left before its own reserve.
+        self._lookup_budget_ms = lookup_budget_ms
         self._now = now
 
     def sweep(self, remaining_ms: Callable[[], int], *, reserve_ms: int = 5000) -> SweepResult:
         started = time.monotonic()
         run = uuid.uuid4().hex[:12]
         now = parse_timestamp(self._now())
-        cutoff = sortable(format_timestamp(now - self._after))
+        cutoff = now - self._after
         outcomes: Counter[str] = Counter()
         errors = checked = 0
         stripe = self._stripe()
-        oldest_page, _ = self._payments.open_stripe_before(sortable(format_timestamp(now)), limit=1, after=None)
+        oldest_page, _ = self._payments.open_stripe_before(now, limit=1, after=None)
         oldest = int((now - parse_timestamp(oldest_page[0].created_at)).total_seconds() // 60) if oldest_page else None
 
-        after = self._cursor.load()  # where the previous run ran out of time, if it did
+        after = self._cursor.load()  # where the previous run stopped, if it did
         finished = False
-        while remaining_ms() > reserve_ms:
+
+        def time_for_one() -> bool:
+            return remaining_ms() > reserve_ms + self._lookup_budget_ms
+
+        while time_for_one():
             page, next_key = self._payments.open_stripe_before(cutoff, limit=self._batch_size, after=after)
-            stopped = False
             for payment in page:
-                if remaining_ms() <= reserve_ms:
-                    stopped = True
+                if not time_for_one():
                     break
                 checked += 1
                 try:
-                    outcomes[self._settle(payment, stripe, run)] += 1
+                    outcomes[self._settle(payment, stripe, run, now)] += 1
                 except StripeUnavailable:
                     errors += 1
                 except Exception:
                     errors += 1
                     logger.exception("reconciliation of a payment failed", extra={"payment": payment.id})
-                after = {"id": payment.id, "open_method": "stripe", "created_sort": _sort_key(payment)}
-            if stopped:
-                break
-            if next_key is None:  # also right when a full last page is followed by an empty one
-                finished = True
-                break
-            after = next_key
-        self._cursor.save(None if finished else after)
+                after = self._payments.position(payment)
+                self._cursor.save(after)  # progress as it goes: a sweep stopped anywhere resumes here
+            else:
+                if next_key is None:  # also right when a full last page is followed by an empty one
+                    finished = True
+                    break
+                after = next_key
+                continue
+            break
+        if finished:
+            self._cursor.save(None)
 
         duration = int((time.monotonic() - started) * 1000)
         for outcome, number in outcomes.items():
@@ -130,19 +152,24 @@ class Reconciler:
         logger.info("reconciliation sweep", extra=result.summary())
         return result
 
-    def _settle(self, payment: Payment, stripe: SessionSource | None, run: str) -> str:
+    def _settle(self, payment: Payment, stripe: SessionSource | None, run: str, now: datetime) -> str:
         event_id = f"reconciliation:{run}:{payment.id}"
         if not payment.checkout_session_id:
-            # No session was ever stored: checkout died between its transaction and Stripe, and
-            # the session (if any) expired long ago. Give the order up like an expiry would.
-            return self._outcome(
-                self._settlement.apply(
-                    Change(
-                        payment.order, payment.id, PaymentStatus.FAILED, "reconciliation", event_id, reason="no_session"
-                    )
-                ),
+            if now - parse_timestamp(payment.created_at) <= self._sessionless_grace:
+                return "open"  # its checkout may still be talking to Stripe
+            # No session was ever stored: the checkout died between its transaction and Stripe.
+            # Give the order up like an expiry would, unless a session is attached meanwhile.
+            change = Change(
+                payment.order,
+                payment.id,
                 PaymentStatus.FAILED,
+                "reconciliation",
+                event_id,
+                facts=Facts(without_session=True),
+                reason="no_session",
             )
+            outcome = self._settlement.apply(change)
+            return "open" if outcome.kind == "has_session" else self._outcome(outcome, PaymentStatus.FAILED)
         if stripe is None:
             raise StripeUnavailable("Stripe is not configured")
         try:
@@ -158,9 +185,16 @@ class Reconciler:
             "payment_intent": session.payment_intent,
             "metadata": session.metadata or {"order_id": str(payment.order), "payment_id": str(payment.id)},
         }
+        if session.status == "complete" and session.payment_intent_status in FAILED_INTENT:
+            # A delayed method that failed (its async_payment_failed event was lost): the session
+            # stays complete and unpaid for ever; its PaymentIntent says how it ended.
+            outcome = self._events.apply_session(
+                "checkout.session.async_payment_failed", data, event_id, "reconciliation"
+            )
+            return self._outcome(outcome, PaymentStatus.FAILED)
         if session.status == "complete":
-            outcome = self._events.apply_session("checkout.session.completed", data, event_id, "reconciliation")
             paid = session.payment_status in ("paid", "no_payment_required")
+            outcome = self._events.apply_session("checkout.session.completed", data, event_id, "reconciliation")
             return self._outcome(outcome, PaymentStatus.COMPLETED if paid else PaymentStatus.PROCESSING)
         if session.status == "expired":
             outcome = self._events.apply_session("checkout.session.expired", data, event_id, "reconciliation")
@@ -174,9 +208,3 @@ class Reconciler:
 
 class StripeUnavailable(Exception):
     pass
-
-
-def _sort_key(payment: Payment) -> str:
-    from ..repositories.payments import sort_key
-
-    return sort_key(payment.created_at, payment.id)

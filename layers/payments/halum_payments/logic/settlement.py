@@ -9,13 +9,14 @@ Duplicates and late events therefore change nothing twice, whatever the interlea
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from ..clock import now_text
-from ..errors import TransientFault
+from ..errors import TransientFault, Unprocessable
 from ..models import (
     Cart,
     Order,
@@ -24,6 +25,7 @@ from ..models import (
     Payment,
     PaymentMethod,
     PaymentStatus,
+    RequestKey,
 )
 from ..observability import count, logger
 from .state_machine import allowed, may_become_allowed
@@ -31,18 +33,25 @@ from .state_machine import allowed, may_become_allowed
 CLOSED_ORDER = frozenset({OrderStatus.CANCELLED, OrderStatus.FAILED})
 Source = Literal["stripe", "gateway", "reconciliation", "checkout"]
 OutcomeKind = Literal[
-    "applied", "unchanged", "ignored", "retry_later", "needs_refund", "mismatch", "unknown", "conflict"
+    "applied", "unchanged", "ignored", "retry_later", "needs_refund", "mismatch", "unknown", "conflict", "has_session"
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class Facts:
-    """What the provider says about money, checked inside the transaction against the payment."""
+    """What must be true of the payment, checked inside the transaction that changes it."""
 
     amount: Decimal | None = None
     currency: str | None = None
+    # The provider's checkout session: the payment's own, or none recorded yet (an event can
+    # overtake the checkout that is about to record it); the change then records it.
     session_id: str | None = None
+    checkout_key: str | None = None  # our name for the attempt, from the session's metadata
     transaction_id: str | None = None  # the provider transaction the payment must already carry
+    user: int | None = None  # the owner the provider was told about (our metadata)
+    # No checkout session recorded: giving a checkout up must never undo a payment that a
+    # concurrent request has attached a payable session to.
+    without_session: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +99,13 @@ class Plan:
     at: str
     transitions: tuple[Transition, ...] = ()
     new_payment: Payment | None = None
-    payment_sequence: int | None = None  # the sequence value read, when allocating new_payment
     order_status: OrderStatus | None = None
     completed_payment: int | None = None
     completed_transaction: str | None = None
     release_stock: bool = False
     claim: tuple[PaymentMethod, str, int] | None = None  # provider transaction id -> payment
     restore_cart: tuple[Cart | None, tuple[Any, ...]] | None = None  # (cart as read, items to add back)
+    forget_key: RequestKey | None = None  # a given-back checkout's Idempotency-Key may try again
     audit: tuple[AuditEntry, ...] = ()
 
 
@@ -111,17 +120,18 @@ class Outcome:
 
 class CommitConflict(Exception):
     """The transaction's conditions no longer hold. `facts_mismatch` when the payment is in the
-    expected status but its amount/currency/session differ from the provider's facts."""
+    expected status but does not match the change's facts (amount, currency, session)."""
 
-    def __init__(self, *, facts_mismatch: Payment | None = None, claimed: bool = False, stock: bool = False) -> None:
+    def __init__(self, *, facts_mismatch: Payment | None = None, claimed: bool = False) -> None:
         super().__init__("settlement conflict")
         self.facts_mismatch = facts_mismatch
         self.claimed = claimed
-        self.stock = stock
 
 
 class SettlementStore(Protocol):
-    def load(self, order_id: int, *, with_payment_sequence: bool = False) -> tuple[Order | None, int | None]: ...
+    def load(self, order_id: int) -> Order | None: ...
+
+    def new_payment_id(self) -> int: ...
 
     def commit(self, plan: Plan) -> None: ...
 
@@ -130,17 +140,28 @@ class SettlementStore(Protocol):
     def payments(self, payment_ids: list[int]) -> list[Payment]: ...
 
 
-def plan_change(order: Order, change: Change, *, at: str, payment_sequence: int | None = None) -> Plan | Outcome:
-    """Pure: what `change` means for this snapshot of the order."""
+def require_order_total(order: Order, amount: Decimal, what: str) -> None:
+    """The money rule every payment obeys: it is for exactly its order's total."""
+    if amount != order.total_price:
+        raise Unprocessable(f"{what} {amount} does not match the order total {order.total_price}.")
+
+
+def plan_change(
+    order: Order, change: Change, *, at: str, new_payment_id: Callable[[], int] | None = None
+) -> Plan | Outcome:
+    """Pure: what `change` means for this snapshot of the order. `new_payment_id` gives the id of
+    the order's ONLINE payment, asked only once the change is sure to create it."""
     target = change.target
     if change.payment_id is None:
-        return _plan_new_online_payment(order, change, at=at, payment_sequence=payment_sequence)
+        return _plan_new_online_payment(order, change, at=at, new_payment_id=new_payment_id)
     pid = change.payment_id
     ref = order.payments.get(pid)
     if ref is None:
         return Outcome("unknown", pid, None, f"Payment {pid} does not belong to order {order.id}.")
     current = ref.status
 
+    if change.facts.user is not None and change.facts.user != order.user:
+        return Outcome("mismatch", pid, current, f"Order {order.id} belongs to another user.")
     if target == PaymentStatus.COMPLETED and order.completed_payment not in (None, pid):
         return Outcome(
             "needs_refund", pid, current, f"Order {order.id} is already paid by payment {order.completed_payment}."
@@ -174,7 +195,7 @@ def plan_change(order: Order, change: Change, *, at: str, payment_sequence: int 
             completed_payment=pid,
             completed_transaction=change.transaction_id,
         )
-        if change.transaction_id and ref.method == PaymentMethod.STRIPE:
+        if change.transaction_id and ref.method != PaymentMethod.COD:
             plan = replace(plan, claim=(ref.method, change.transaction_id, pid))
     elif target == PaymentStatus.FAILED and ref.method == PaymentMethod.STRIPE:
         still_open = [p for p in order.open_payments() if p != pid]
@@ -190,7 +211,9 @@ def plan_change(order: Order, change: Change, *, at: str, payment_sequence: int 
     return replace(plan, transitions=tuple(transitions), audit=tuple(audit))
 
 
-def _plan_new_online_payment(order: Order, change: Change, *, at: str, payment_sequence: int | None) -> Plan | Outcome:
+def _plan_new_online_payment(
+    order: Order, change: Change, *, at: str, new_payment_id: Callable[[], int] | None
+) -> Plan | Outcome:
     target = change.target
     if order.completed_payment is not None:
         return Outcome(
@@ -200,10 +223,10 @@ def _plan_new_online_payment(order: Order, change: Change, *, at: str, payment_s
         return Outcome("needs_refund", None, None, f"Order {order.id} is {order.status}; it cannot be paid.")
     if target == PaymentStatus.REFUNDED:
         return Outcome("retry_later", None, None, "No completed payment to refund yet.")
-    if payment_sequence is None:
-        raise ValueError("creating a payment needs the payment sequence value")
+    if new_payment_id is None:
+        raise ValueError("creating a payment needs its id")
     payment = Payment(
-        id=payment_sequence + 1,
+        id=new_payment_id(),
         order=order.id,
         user=order.user,
         amount=order.total_price,
@@ -216,7 +239,7 @@ def _plan_new_online_payment(order: Order, change: Change, *, at: str, payment_s
     )
     transitions: list[Transition] = []
     audit = [_entry(order, payment.id, None, target, change, at, reason=change.reason or "created")]
-    plan = Plan(order=order, user=order.user, at=at, new_payment=payment, payment_sequence=payment_sequence)
+    plan = Plan(order=order, user=order.user, at=at, new_payment=payment)
     if target == PaymentStatus.COMPLETED:
         for other_id, other in sorted(order.open_payments().items()):
             transitions.append(Transition(other_id, other.method, other.status, PaymentStatus.FAILED))
@@ -226,6 +249,7 @@ def _plan_new_online_payment(order: Order, change: Change, *, at: str, payment_s
             order_status=OrderStatus.CONFIRMED if order.status == OrderStatus.PENDING else None,
             completed_payment=payment.id,
             completed_transaction=change.transaction_id,
+            claim=(payment.method, change.transaction_id, payment.id) if change.transaction_id else None,
         )
     return replace(plan, transitions=tuple(transitions), audit=tuple(audit))
 
@@ -275,33 +299,26 @@ class Settlement:
         *,
         decide: Callable[[Order, Change], Change] | None = None,
         adjust: Callable[[Plan], Plan] | None = None,
-        predicted: Order | None = None,
     ) -> Outcome:
         """Apply `change`. `decide` sees the order as read and may refine the change (or raise a
-        domain error to refuse it); `adjust` may add writes to the plan's transaction.
-
-        `predicted` is what the order most likely looks like: the first attempt is planned from it
-        without reading, saving a round trip; if the guess is wrong, the transaction's conditions
-        refuse it and the change is re-planned from the real order."""
-        for attempt in range(self.ATTEMPTS):
-            order: Order | None
-            if attempt == 0 and predicted is not None:
-                order, sequence = predicted, None
-            else:
-                order, sequence = self._store.load(change.order_id, with_payment_sequence=change.payment_id is None)
+        domain error to refuse it); `adjust` may add writes to the plan's transaction."""
+        new_payment_id = functools.cache(self._store.new_payment_id)  # one id, whatever the attempts
+        for _ in range(self.ATTEMPTS):
+            order = self._store.load(change.order_id)
             if order is None:
                 return Outcome("unknown", change.payment_id, None, f"Order {change.order_id} not found.")
             wanted = decide(order, change) if decide else change
             at = self._clock()
-            planned = plan_change(order, wanted, at=at, payment_sequence=sequence)
+            planned = plan_change(order, wanted, at=at, new_payment_id=new_payment_id)
             if isinstance(planned, Outcome):
-                if order is predicted:
-                    continue  # never conclude anything from a guess: read the real order
                 return self._settle_without_change(order, wanted, planned, at)
             plan = adjust(planned) if adjust else planned
             try:
                 self._store.commit(plan)
             except CommitConflict as conflict:
+                if conflict.facts_mismatch is not None and wanted.facts.without_session:
+                    payment = conflict.facts_mismatch
+                    return Outcome("has_session", payment.id, payment.status, "A checkout session was attached.")
                 if conflict.facts_mismatch is not None:
                     return self._mismatch(order, wanted, conflict.facts_mismatch, at)
                 if conflict.claimed:
@@ -368,6 +385,16 @@ class Settlement:
                             order, change.payment_id, outcome.status, outcome.status, change, at, reason="needs_refund"
                         )
                     ]
+                )
+        elif outcome.kind == "mismatch":
+            count("AmountMismatch")
+            logger.error(
+                "provider facts do not match the order; not settled",
+                extra={"order": order.id, "payment": change.payment_id, "reason": outcome.message},
+            )
+            if change.payment_id is not None:
+                self._store.record(
+                    [_entry(order, change.payment_id, outcome.status, outcome.status, change, at, reason="mismatch")]
                 )
         elif outcome.kind == "unknown":
             logger.warning(

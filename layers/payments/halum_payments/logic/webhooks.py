@@ -5,20 +5,25 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from ..errors import Conflict, NotFound, Unprocessable
-from ..models import Order, OrderOrigin, OrderStatus, PaymentMethod, PaymentRef, PaymentStatus, WebhookAck
+from ..clock import utc_now
+from ..errors import BadRequest, Conflict, DomainError, NotFound, RequestInProgress, RetryLater, Unprocessable
+from ..models import Order, PaymentMethod, PaymentStatus, WebhookAck
 from ..money import MoneyError, from_minor_units, parse_amount
 from ..observability import count, logger
-from .settlement import Change, Facts, Outcome, Settlement, Source
+from .settlement import Change, Facts, Outcome, Settlement, Source, require_order_total
 
 # ---------------------------------------------------------------- Stripe
 
+
+# How long a delivered event is remembered, so that its redeliveries are answered, not re-run.
+STRIPE_REPLAY_SECONDS = 4 * 24 * 3600  # Stripe retries for 3 days: a day longer
+GATEWAY_REPLAY_SECONDS = 7 * 24 * 3600
 
 StripeTargets = {
     "checkout.session.async_payment_succeeded": PaymentStatus.COMPLETED,
@@ -66,14 +71,16 @@ class StripeEvents:
             target = PaymentStatus.COMPLETED if paid else PaymentStatus.PROCESSING
         else:
             target = StripeTargets[kind]
-        facts = Facts(session_id=session["id"])
+        metadata = session.get("metadata")
+        user, key = _metadata_user(metadata), _metadata_text(metadata, "checkout_key")
+        facts = Facts(session_id=session["id"], checkout_key=key, user=user)
         if target != PaymentStatus.FAILED:
             amount = _amount(session.get("amount_total"), session.get("currency"))
             if amount is None:
                 count("AmountMismatch")
                 logger.error("stripe session without a usable amount", extra={"event_id": event_id})
                 return Outcome("mismatch", payment_id, None, "Session amount is missing or invalid.")
-            facts = Facts(amount=amount, currency=str(session["currency"]).lower(), session_id=session["id"])
+            facts = replace(facts, amount=amount, currency=str(session["currency"]).lower())
         intent = session.get("payment_intent")
         if isinstance(intent, Mapping):
             intent = intent.get("id")
@@ -87,7 +94,7 @@ class StripeEvents:
             facts=facts,
             reason={"checkout.session.expired": "expired"}.get(kind, kind),
         )
-        return self._settlement.apply(change, predicted=_predicted_order(session, change))
+        return self._settlement.apply(change)
 
     def _refund(self, charge: Mapping[str, Any], event_id: str) -> Outcome:
         intent = charge.get("payment_intent")
@@ -132,27 +139,15 @@ class StripeEvents:
         return self._settlement.apply(change)
 
 
-def _predicted_order(session: Mapping[str, Any], change: Change) -> Order | None:
-    """The usual shape of the order a session completes: created by our checkout, this payment
-    its only one, still open. Lets the common case commit without reading first."""
-    user = (session.get("metadata") or {}).get("user_id")
-    if change.target not in (PaymentStatus.COMPLETED, PaymentStatus.PROCESSING) or not str(user or "").isdigit():
-        return None
-    before = PaymentStatus.PENDING if change.reason == "checkout.session.completed" else PaymentStatus.PROCESSING
-    return Order(
-        id=change.order_id,
-        user=int(str(user)),
-        shipping_address=None,
-        status=OrderStatus.PENDING,
-        total_price=change.facts.amount or Decimal(0),
-        currency=change.facts.currency or "usd",
-        items=(),
-        created_at="1970-01-01T00:00:00Z",
-        updated_at="1970-01-01T00:00:00Z",
-        origin=OrderOrigin.STRIPE_CHECKOUT,
-        stock_reserved=True,
-        payments={change.payment_id or 0: PaymentRef(PaymentMethod.STRIPE, before)},
-    )
+def _metadata_text(metadata: Any, name: str) -> str | None:
+    value = metadata.get(name) if isinstance(metadata, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _metadata_user(metadata: Any) -> int | None:
+    """The user our checkout wrote into the session's metadata (checked against the order)."""
+    user = metadata.get("user_id") if isinstance(metadata, Mapping) else None
+    return int(user) if isinstance(user, str) and user.isascii() and user.isdigit() and len(user) <= 18 else None
 
 
 def _our_ids(metadata: Any) -> tuple[int, int] | None:
@@ -222,6 +217,11 @@ class GatewayEvent(BaseModel):
     status: Literal["completed", "processing", "failed", "refunded"]
     timestamp: Annotated[datetime, Field(strict=False)]
 
+    @property
+    def key(self) -> str:
+        """What makes two deliveries the same event: one transaction's event about one order."""
+        return f"{self.payment_id}:{self.order_reference}:{self.event_type}"
+
     @model_validator(mode="after")
     def _consistent(self) -> GatewayEvent:
         if self.event_type != f"payment.{self.status}":
@@ -239,18 +239,37 @@ GATEWAY_MESSAGES = {
 }
 
 
+def is_final_refusal(error: DomainError) -> bool:
+    """A refusal that no redelivery of the same event can change (a mismatched amount, an order
+    paid under another transaction): remembered with the event, so a replay raises no new alarm."""
+    return isinstance(error, (Conflict, Unprocessable)) and not isinstance(error, (RetryLater, RequestInProgress))
+
+
 class GatewayEvents:
-    def __init__(self, settlement: Settlement) -> None:
+    def __init__(
+        self,
+        settlement: Settlement,
+        *,
+        max_age_seconds: int | None = None,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._settlement = settlement
+        self._max_age = timedelta(seconds=max_age_seconds) if max_age_seconds is not None else None
+        self._now = now
 
     def handle(self, event: GatewayEvent) -> WebhookAck:
+        if self._max_age is not None and abs(self._now() - event.timestamp) > self._max_age:
+            # A body replayed long after it was sent (or dated far ahead): refused before anything.
+            raise BadRequest(f"Event timestamp is more than {int(self._max_age.total_seconds())} s from now.")
         target = PaymentStatus(event.status)
 
         def decide(order: Order, change: Change) -> Change:
-            if event.amount != order.total_price:
+            try:
+                require_order_total(order, event.amount, "Amount")
+            except Unprocessable:
                 count("AmountMismatch")
                 logger.error("gateway amount does not match the order total", extra={"order": order.id})
-                raise Unprocessable(f"Amount {event.amount} does not match the order total {order.total_price}.")
+                raise
             if order.completed_payment is not None and order.completed_transaction != event.payment_id:
                 if target != PaymentStatus.COMPLETED:
                     raise Conflict(f"Order {order.id} already has a completed payment under another transaction.")
@@ -265,7 +284,7 @@ class GatewayEvents:
             payment_id=None,
             target=target,
             source="gateway",
-            event_id=f"{event.payment_id}:{event.event_type}",
+            event_id=event.key,
             transaction_id=event.payment_id,
             reason=event.event_type,
             details={"gateway_timestamp": event.timestamp.isoformat()},
@@ -282,7 +301,7 @@ class GatewayEvents:
         if outcome.kind == "ignored":
             return WebhookAck(message=f"No change: {outcome.message}")
         if outcome.kind == "retry_later":
-            raise Conflict(f"{outcome.message} Retry later.")
+            raise RetryLater(f"{outcome.message} Retry later.")
         raise Conflict(outcome.message)
 
 

@@ -1,63 +1,31 @@
-"""Checkout reads (one BatchGet each) and the single transaction that places an order."""
+"""Checkout's reads (one BatchGet each) and the transactions that place an order or add a payment."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from ..logic.settlement import AuditEntry
-from ..models import Address, Cart, Order, Payment, Variant
-from . import catalog
+from botocore.exceptions import ClientError
+
+from ..logic.checkout import CheckoutConflict, CheckoutSnapshot, KeyedCheckout, NewOrder, NewPayment
+from ..models import Cart, Order, Payment, RequestKey, Variant
+from . import catalog, request_keys
 from . import orders as order_records
 from . import payments as payment_records
-from .counters import ORDER_SEQUENCE, PAYMENT_SEQUENCE, CountersRepository, created_deltas
+from .counters import ORDER_SEQUENCE, PAYMENT_SEQUENCE, CountersRepository, IdBlocks, created_deltas
 from .dynamo import (
+    Transaction,
     TransactionCancelled,
     batch_get,
     dynamodb_client,
     from_item,
+    is_condition_failure,
     put_request,
-    transact_write,
     update_request,
 )
 from .settlement_store import audit_record
 from .tables import Tables
 
-ConflictKind = Literal["sequence", "stock", "catalog", "cart", "order"]
-
-
-@dataclass(frozen=True, slots=True)
-class CheckoutSnapshot:
-    cart: Cart | None
-    address: Address | None
-    order_sequence: int
-    payment_sequence: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewOrder:
-    order: Order
-    payment: Payment
-    cart: Cart  # as read: the order empties exactly this cart
-    variants: dict[int, Variant]  # as read: price and availability must still hold
-    order_sequence: int
-    payment_sequence: int
-    audit: AuditEntry
-
-
-@dataclass(frozen=True, slots=True)
-class NewPayment:
-    order: Order  # as read: status and payment count must still hold
-    payment: Payment
-    payment_sequence: int
-    audit: AuditEntry
-
-
-class CheckoutConflict(Exception):
-    def __init__(self, kind: ConflictKind, variant: Variant | None = None) -> None:
-        super().__init__(kind)
-        self.kind = kind
-        self.variant = variant  # for "stock": the variant as it is now
+SEQUENCES = {"order": ORDER_SEQUENCE, "payment": PAYMENT_SEQUENCE}
 
 
 class DynamoCheckoutStore:
@@ -65,28 +33,45 @@ class DynamoCheckoutStore:
         self.tables = tables
         self._client = client
         self.counters = CountersRepository(tables.counters, client)
+        self.ids = IdBlocks(tables.counters, client)
 
     @property
     def client(self) -> Any:
         return self._client or dynamodb_client()
 
-    def snapshot(self, user: int, address_id: int) -> CheckoutSnapshot:
+    # ------------------------------------------------------------------ reads
+
+    def snapshot(self, user: int, address_id: int, key: RequestKey | None) -> CheckoutSnapshot:
         found = batch_get(
             self.client,
             {
                 self.tables.carts: {"Keys": [{"user": user}]},
                 self.tables.shipping_addresses: {"Keys": [{"id": address_id}]},
-                self.tables.counters: {"Keys": [{"name": ORDER_SEQUENCE}, {"name": PAYMENT_SEQUENCE}]},
+                **self._key_request(key),
             },
         )
         carts = found[self.tables.carts]
         addresses = found[self.tables.shipping_addresses]
-        counters = found[self.tables.counters]
         return CheckoutSnapshot(
             cart=catalog.decode_cart(carts[0]) if carts else None,
             address=catalog.decode_address(addresses[0]) if addresses else None,
-            order_sequence=self.counters.sequence_value(counters, ORDER_SEQUENCE),
-            payment_sequence=self.counters.sequence_value(counters, PAYMENT_SEQUENCE),
+            keyed=self._keyed(found, key),
+        )
+
+    def order(self, order_id: int, key: RequestKey | None) -> tuple[Order | None, KeyedCheckout | None]:
+        found = batch_get(self.client, {self.tables.orders: {"Keys": [{"id": order_id}]}, **self._key_request(key)})
+        orders = found[self.tables.orders]
+        return (order_records.decode(orders[0]) if orders else None), self._keyed(found, key)
+
+    def order_and_payment(self, order_id: int, payment_id: int) -> tuple[Order | None, Payment | None]:
+        found = batch_get(
+            self.client,
+            {self.tables.orders: {"Keys": [{"id": order_id}]}, self.tables.payments: {"Keys": [{"id": payment_id}]}},
+        )
+        orders, payments = found[self.tables.orders], found[self.tables.payments]
+        return (
+            order_records.decode(orders[0]) if orders else None,
+            payment_records.decode(payments[0]) if payments else None,
         )
 
     def variants(self, variant_ids: list[int]) -> dict[int, Variant]:
@@ -104,68 +89,58 @@ class DynamoCheckoutStore:
         item = response.get("Item")
         return catalog.decode_cart(from_item(item)) if item else None
 
-    def order_with_sequence(self, order_id: int) -> tuple[Order | None, int]:
-        found = batch_get(
-            self.client,
-            {
-                self.tables.orders: {"Keys": [{"id": order_id}]},
-                self.tables.counters: {"Keys": [{"name": PAYMENT_SEQUENCE}]},
-            },
-        )
-        orders = found[self.tables.orders]
-        sequence = self.counters.sequence_value(found[self.tables.counters], PAYMENT_SEQUENCE)
-        return (order_records.decode(orders[0]) if orders else None), sequence
-
     def payment(self, payment_id: int) -> Payment | None:
         return payment_records.PaymentsRepository(self.tables.payments, self._client).get(payment_id)
+
+    def next_id(self, kind: str) -> int:
+        return self.ids.next(SEQUENCES[kind])
+
+    def _key_request(self, key: RequestKey | None) -> dict[str, Any]:
+        return {self.tables.idempotency: {"Keys": [request_keys.item_key(key)]}} if key else {}
+
+    def _keyed(self, found: dict[str, list[dict[str, Any]]], key: RequestKey | None) -> KeyedCheckout | None:
+        claims = found.get(self.tables.idempotency) if key else None
+        return request_keys.decode(claims[0]) if claims else None
 
     # ------------------------------------------------------------------ writes
 
     def place_order(self, new: NewOrder) -> None:
-        """Allocate ids, write order and payment, reserve stock, empty the cart: all or nothing."""
+        """Write order and payment, reserve stock, empty the cart (and claim the request's key): all or nothing."""
         order, payment = new.order, new.payment
-        operations: list[dict[str, Any]] = [
-            self.counters.allocate(ORDER_SEQUENCE, new.order_sequence),
-            self.counters.allocate(PAYMENT_SEQUENCE, new.payment_sequence),
-            {
-                "Put": put_request(
-                    self.tables.orders, order_records.encode(order), condition=[("id", "not_exists", None)]
-                )
-            },
-            {
-                "Put": put_request(
-                    self.tables.payments, payment_records.encode(payment), condition=[("id", "not_exists", None)]
-                )
-            },
-            {
-                "Update": update_request(
-                    self.tables.carts,
-                    {"user": order.user},
-                    set_={"items": []},
-                    condition=[("items", "=", new.cart.raw_items)],
-                )
-            },
-        ]
-        variant_slots: dict[int, int] = {}
+        txn = Transaction()
+        new_item = [("id", "not_exists", None)]
+        txn.add("order", "Put", put_request(self.tables.orders, order_records.encode(order), condition=new_item))
+        txn.add(
+            "payment", "Put", put_request(self.tables.payments, payment_records.encode(payment), condition=new_item)
+        )
+        txn.add(
+            "cart",
+            "Update",
+            update_request(
+                self.tables.carts,
+                {"user": order.user},
+                set_={"items": []},
+                condition=[("items", "=", new.cart.raw_items)],
+            ),
+        )
         for item in order.items:
-            variant = new.variants[item.variant]
             request = update_request(
                 self.tables.product_variants,
                 {"id": item.variant},
                 add={"stock": -item.quantity},
-                condition=[("stock", ">=", item.quantity), ("is_active", "=", True), ("price", "=", variant.price)],
+                condition=[
+                    ("stock", ">=", item.quantity),
+                    ("is_active", "=", True),
+                    ("price", "=", new.variants[item.variant].price),
+                ],
             )
             request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-            variant_slots[len(operations)] = item.variant
-            operations.append({"Update": request})
-        counts = self.counters.adjust_payment_counts(order.user, created_deltas(payment.status, payment.method))
-        if counts:
-            operations.append(counts)
-        operations.append({"Put": put_request(self.tables.payment_audit, audit_record(new.audit))})
+            txn.add(f"variant:{item.variant}", "Update", request)
+        self._finish(txn, new.order.user, payment, new.audit, new.key)
         try:
-            transact_write(self.client, operations)
+            txn.commit(self.client)
         except TransactionCancelled as cancelled:
-            raise self._diagnose(cancelled, variant_slots, new) from None
+            raise self._diagnose(cancelled.failed, new) from None
 
     def add_payment(self, new: NewPayment) -> None:
         """A new payment on an existing order, if the order is still as read."""
@@ -177,59 +152,58 @@ class DynamoCheckoutStore:
             set_ = {"payments": {str(payment.id): order_records.encode_ref_of(payment)}}
             count_condition = ("payments", "empty", None)
         set_["updated_at"] = payment.created_at
-        operations: list[dict[str, Any]] = [
-            self.counters.allocate(PAYMENT_SEQUENCE, new.payment_sequence),
-            {
-                "Put": put_request(
-                    self.tables.payments, payment_records.encode(payment), condition=[("id", "not_exists", None)]
-                )
-            },
-            {
-                "Update": update_request(
-                    self.tables.orders,
-                    {"id": order.id},
-                    set_=set_,
-                    condition=[
-                        ("status", "=", str(order.status)),
-                        count_condition,
-                        ("completed_payment", "not_exists", None),
-                    ],
-                )
-            },
-            {"Put": put_request(self.tables.payment_audit, audit_record(new.audit))},
-        ]
-        counts = self.counters.adjust_payment_counts(order.user, created_deltas(payment.status, payment.method))
-        if counts:
-            operations.append(counts)
-        try:
-            transact_write(self.client, operations)
-        except TransactionCancelled as cancelled:
-            failed = set(cancelled.condition_failures)
-            raise CheckoutConflict("sequence" if 0 in failed else "order") from None
-
-    def attach_session(self, payment_id: int, session_id: str, url: str | None) -> None:
-        self.client.update_item(
-            **update_request(
-                self.tables.payments,
-                {"id": payment_id},
-                set_={"checkout_session_id": session_id, "checkout_url": url},
-                condition=[("id", "exists", None)],
-            )
+        txn = Transaction()
+        txn.add(
+            "payment",
+            "Put",
+            put_request(self.tables.payments, payment_records.encode(payment), condition=[("id", "not_exists", None)]),
         )
+        condition = [("status", "=", str(order.status)), count_condition, ("completed_payment", "not_exists", None)]
+        txn.add("order", "Update", update_request(self.tables.orders, {"id": order.id}, set_=set_, condition=condition))
+        self._finish(txn, order.user, payment, new.audit, new.key)
+        try:
+            txn.commit(self.client)
+        except TransactionCancelled as cancelled:
+            raise CheckoutConflict("key" if "key" in cancelled.failed else "order") from None
+
+    def attach_session(self, payment_id: int, session_id: str, url: str | None) -> bool:
+        """Record the payment's Checkout Session, only while the payment is pending: never on a
+        payment given up meanwhile. False if it is not. Resent after a lost answer, it holds again."""
+        request = update_request(
+            self.tables.payments,
+            {"id": payment_id},
+            set_={"checkout_session_id": session_id, "checkout_url": url},
+            condition=[("status", "=", "pending")],
+            extra_condition="attribute_not_exists(#s) OR #s = :s",
+        )
+        request["ExpressionAttributeNames"]["#s"] = "checkout_session_id"
+        request["ExpressionAttributeValues"][":s"] = {"S": session_id}
+        try:
+            self.client.update_item(**request)
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def _finish(self, txn: Transaction, user: int, payment: Payment, audit: Any, key: RequestKey | None) -> None:
+        """What every checkout transaction also writes: the user's counts, the audit, the key's claim."""
+        counts = self.counters.adjust_payment_counts(user, created_deltas(payment.status, payment.method))
+        if counts:
+            txn.add("counts", "Update", counts["Update"])
+        txn.add("audit", "Put", put_request(self.tables.payment_audit, audit_record(audit)))
+        if key is not None:
+            txn.add("key", "Put", request_keys.claim(self.tables.idempotency, key, payment))
 
     @staticmethod
-    def _diagnose(cancelled: TransactionCancelled, variant_slots: dict[int, int], new: NewOrder) -> CheckoutConflict:
-        failed = set(cancelled.condition_failures)
-        for index in sorted(failed):
-            if index in variant_slots:
-                old = cancelled.reasons[index].item
+    def _diagnose(failed: dict[str, dict[str, Any] | None], new: NewOrder) -> CheckoutConflict:
+        if "key" in failed:
+            return CheckoutConflict("key")
+        for tag, old in failed.items():
+            if tag.startswith("variant:"):
                 current = catalog.decode_variant(old) if old else None
-                item = next(i for i in new.order.items if i.variant == variant_slots[index])
-                if current is not None and current.is_active and current.price == new.variants[item.variant].price:
+                read = new.variants[int(tag.split(":", 1)[1])]
+                if current is not None and current.is_active and current.price == read.price:
                     return CheckoutConflict("stock", current)
                 return CheckoutConflict("catalog", current)
-        if failed & {0, 1}:
-            return CheckoutConflict("sequence")
-        if 4 in failed:
-            return CheckoutConflict("cart")
-        return CheckoutConflict("order")
+        return CheckoutConflict("cart" if "cart" in failed else "order")

@@ -1,12 +1,15 @@
 """Counters table: integer id sequences and each user's payment counts.
 
-Ids are allocated inside the caller's transaction: read the sequence, then write
-`value = read + 1` on the condition that it is still `read`. A racing writer makes the
-transaction fail cleanly and the caller retries with a fresh read.
+Ids come from blocks (hi/lo): an execution environment reserves BLOCK ids at a time with one
+atomic `ADD` on the sequence item, outside any transaction, and hands them out itself. No
+checkout transaction writes a sequence item, so concurrent checkouts never conflict on one.
+Ids stay integers, unique (each block is reserved once); gaps are fine (an environment that
+ends leaves the rest of its block unused, a resent reservation skips a block).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -59,10 +62,38 @@ def merge_deltas(deltas: Iterable[dict[str, int]]) -> dict[str, int]:
     return {name: amount for name, amount in total.items() if amount}
 
 
-class CountersRepository(TableRepository):
-    def sequence_keys(self) -> list[dict[str, str]]:
-        return [{"name": ORDER_SEQUENCE}, {"name": PAYMENT_SEQUENCE}]
+class IdBlocks(TableRepository):
+    """Hands out the ids of blocks reserved for this environment (one instance per store)."""
 
+    BLOCK = 10
+
+    def __init__(self, table: str, client: Any = None) -> None:
+        super().__init__(table, client)
+        self._free: dict[str, range] = {}
+        self._lock = threading.Lock()  # tests run environments as threads of one process
+
+    def next(self, sequence: str) -> int:
+        with self._lock:
+            free = self._free.get(sequence)
+            if not free:
+                free = self._reserve(sequence)
+            self._free[sequence] = free[1:]
+            return free[0]
+
+    def _reserve(self, sequence: str) -> range:
+        response = self.client.update_item(
+            TableName=self.table,
+            Key={"name": {"S": sequence}},
+            UpdateExpression="ADD #v :block",
+            ExpressionAttributeNames={"#v": "value"},
+            ExpressionAttributeValues={":block": {"N": str(self.BLOCK)}},
+            ReturnValues="UPDATED_NEW",
+        )
+        last = int(response["Attributes"]["value"]["N"])
+        return range(last - self.BLOCK + 1, last + 1)
+
+
+class CountersRepository(TableRepository):
     def payment_count(self, user: int, status: str | None, method: str | None) -> int:
         attribute = count_attribute(status, method)
         response = self.client.get_item(
@@ -74,23 +105,6 @@ class CountersRepository(TableRepository):
         )
         item = from_item(response.get("Item") or {})
         return max(int(item.get(attribute, 0)), 0)
-
-    def sequence_value(self, items: list[dict[str, Any]], name: str) -> int:
-        return next((int(i.get("value", 0)) for i in items if i.get("name") == name), 0)
-
-    def allocate(self, name: str, current: int, count: int = 1) -> dict[str, Any]:
-        """Transaction item claiming ids current+1..current+count (fails if another writer moved it)."""
-        condition = "#v = :current" if current else "attribute_not_exists(#v) OR #v = :current"
-        return {
-            "Update": {
-                "TableName": self.table,
-                "Key": {"name": {"S": name}},
-                "UpdateExpression": "SET #v = :next",
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#v": "value"},
-                "ExpressionAttributeValues": {":current": {"N": str(current)}, ":next": {"N": str(current + count)}},
-            }
-        }
 
     def adjust_payment_counts(self, user: int, deltas: dict[str, int]) -> dict[str, Any] | None:
         if not deltas:

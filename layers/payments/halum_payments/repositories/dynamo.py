@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -258,13 +260,41 @@ class CancellationReason:
 
 
 class TransactionCancelled(Exception):
-    def __init__(self, reasons: list[CancellationReason]) -> None:
+    def __init__(self, reasons: list[CancellationReason], tags: Sequence[str] = ()) -> None:
         super().__init__(", ".join(r.code for r in reasons))
         self.reasons = reasons
+        self.tags = tags
 
     @property
     def condition_failures(self) -> list[int]:
         return [i for i, r in enumerate(self.reasons) if r.code == "ConditionalCheckFailed"]
+
+    @property
+    def failed(self) -> dict[str, dict[str, Any] | None]:
+        """Tag -> the item as it was (where ALL_OLD was asked for) of each write whose condition failed."""
+        return {self.tags[i]: self.reasons[i].item for i in self.condition_failures}
+
+
+class Transaction:
+    """One TransactWriteItems whose writes are named by tags, so that a cancellation is diagnosed
+    by what failed, not by where it sat in the list."""
+
+    def __init__(self) -> None:
+        self.operations: list[dict[str, Any]] = []
+        self.tags: list[str] = []
+
+    def add(self, tag: str, kind: str, request: dict[str, Any]) -> None:
+        """`kind` is Put, Update, Delete or ConditionCheck; a tag names one write."""
+        if tag in self.tags:
+            raise ValueError(f"two writes tagged {tag!r}")
+        self.tags.append(tag)
+        self.operations.append({kind: request})
+
+    def commit(self, client: Any) -> None:
+        try:
+            transact_write(client, self.operations)
+        except TransactionCancelled as cancelled:
+            raise TransactionCancelled(cancelled.reasons, self.tags) from None
 
 
 def transact_write(client: Any, operations: list[dict[str, Any]], *, attempts: int = 4) -> None:
@@ -275,9 +305,13 @@ def transact_write(client: Any, operations: list[dict[str, Any]], *, attempts: i
     """
     if not operations:
         return
+    # A commit whose answer is lost is resent (by botocore's retries, or this loop after a conflict
+    # it was told of): the same token makes DynamoDB answer the resend with success for 10 minutes
+    # instead of running the writes again against their own result. Same content, same token.
+    token = hashlib.sha256(json.dumps(operations, sort_keys=True).encode()).hexdigest()[:36]
     for attempt in range(attempts):
         try:
-            client.transact_write_items(TransactItems=operations)
+            client.transact_write_items(TransactItems=operations, ClientRequestToken=token)
             return
         except ClientError as exc:
             error = exc.response.get("Error", {})

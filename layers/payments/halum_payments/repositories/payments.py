@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from ..clock import sortable
+from ..clock import format_timestamp, sortable
 from ..models import OPEN_STATUSES, Payment, PaymentMethod, PaymentRow, PaymentStatus
 from ..money import format_amount
 from .dynamo import TableRepository, from_item, to_attr, to_item
@@ -74,6 +75,7 @@ def encode(payment: Payment) -> dict[str, Any]:
         "checkout_session_id": payment.checkout_session_id,
         "checkout_url": payment.checkout_url,
         "checkout_expires_at": payment.checkout_expires_at,
+        "checkout_key": payment.checkout_key,
     }
     record.update(index_attributes(payment.id, payment.user, payment.status, payment.method, payment.created_at))
     return record
@@ -95,6 +97,7 @@ def decode(record: Mapping[str, Any]) -> Payment:
         checkout_session_id=record.get("checkout_session_id"),
         checkout_url=record.get("checkout_url"),
         checkout_expires_at=int(expires) if expires is not None else None,
+        checkout_key=record.get("checkout_key"),
     )
 
 
@@ -123,6 +126,7 @@ def decode_item(item: Mapping[str, Any]) -> Payment:
         checkout_session_id=_optional_text(item, "checkout_session_id"),
         checkout_url=_optional_text(item, "checkout_url"),
         checkout_expires_at=int(expires["N"]) if expires is not None and "N" in expires else None,
+        checkout_key=_optional_text(item, "checkout_key"),
     )
 
 
@@ -184,9 +188,10 @@ class PaymentsRepository(TableRepository):
         return rows, len(rows) < limit and "LastEvaluatedKey" in response
 
     def open_stripe_before(
-        self, cutoff_sort_key: str, *, limit: int, after: Mapping[str, Any] | None
+        self, cutoff: datetime, *, limit: int, after: Mapping[str, Any] | None
     ) -> tuple[list[Payment], dict[str, Any] | None]:
         """Open Stripe payments created before the cutoff, oldest first (reconciliation)."""
+        cutoff_sort_key = sortable(format_timestamp(cutoff))
         request: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": OPEN_INDEX,
@@ -201,6 +206,11 @@ class PaymentsRepository(TableRepository):
         payments = [decode_item(item) for item in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         return payments, (from_item(last) if last else None)
+
+    @staticmethod
+    def position(payment: Payment) -> dict[str, Any]:
+        """The open index's key of `payment`: where `open_stripe_before` resumes after it."""
+        return {"id": payment.id, "open_method": "stripe", "created_sort": sort_key(payment.created_at, payment.id)}
 
     def put_item_request(self, payment: Payment) -> dict[str, Any]:
         return {"TableName": self.table, "Item": to_item(encode(payment))}

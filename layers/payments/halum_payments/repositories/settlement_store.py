@@ -6,20 +6,21 @@ import uuid
 from typing import Any
 
 from ..clock import sortable
-from ..logic.settlement import AuditEntry, CommitConflict, Plan
+from ..logic.settlement import AuditEntry, CommitConflict, Plan, Transition
 from ..models import Order, Payment, PaymentRef, PaymentStatus
 from . import orders as order_records
 from . import payments as payment_records
-from .counters import PAYMENT_SEQUENCE, CountersRepository, created_deltas, merge_deltas, transition_deltas
+from . import request_keys
+from .counters import PAYMENT_SEQUENCE, CountersRepository, IdBlocks, created_deltas, merge_deltas, transition_deltas
 from .dynamo import (
     Expression,
+    Transaction,
     TransactionCancelled,
     batch_get,
     batch_put,
     dynamodb_client,
     from_item,
     put_request,
-    transact_write,
     update_request,
 )
 from .gateway_transactions import GatewayTransactionsRepository
@@ -46,6 +47,7 @@ class DynamoSettlementStore:
         self.tables = tables
         self._client = client
         self.counters = CountersRepository(tables.counters, client)
+        self.ids = IdBlocks(tables.counters, client)
         self.transactions = GatewayTransactionsRepository(tables.gateway_transactions, client)
 
     @property
@@ -54,23 +56,15 @@ class DynamoSettlementStore:
 
     # ------------------------------------------------------------------ reads
 
-    def load(self, order_id: int, *, with_payment_sequence: bool = False) -> tuple[Order | None, int | None]:
-        if not with_payment_sequence:
-            response = self.client.get_item(
-                TableName=self.tables.orders, Key={"id": {"N": str(order_id)}}, ConsistentRead=True
-            )
-            item = response.get("Item")
-            return (order_records.decode(from_item(item)) if item else None), None
-        found = batch_get(
-            self.client,
-            {
-                self.tables.orders: {"Keys": [{"id": order_id}]},
-                self.tables.counters: {"Keys": [{"name": PAYMENT_SEQUENCE}]},
-            },
+    def load(self, order_id: int) -> Order | None:
+        response = self.client.get_item(
+            TableName=self.tables.orders, Key={"id": {"N": str(order_id)}}, ConsistentRead=True
         )
-        orders = found[self.tables.orders]
-        sequence = self.counters.sequence_value(found[self.tables.counters], PAYMENT_SEQUENCE)
-        return (order_records.decode(orders[0]) if orders else None), sequence
+        item = response.get("Item")
+        return order_records.decode(from_item(item)) if item else None
+
+    def new_payment_id(self) -> int:
+        return self.ids.next(PAYMENT_SEQUENCE)
 
     def payments(self, payment_ids: list[int]) -> list[Payment]:
         found = batch_get(self.client, {self.tables.payments: {"Keys": [{"id": pid} for pid in payment_ids]}})
@@ -85,93 +79,103 @@ class DynamoSettlementStore:
         batch_put(self.client, self.tables.payment_audit, [audit_record(e) for e in entries])
 
     def commit(self, plan: Plan) -> None:
-        operations, payment_slots, claim_slot, stock_slots = self._operations(plan)
+        txn = self._transaction(plan)
         try:
-            transact_write(self.client, operations)
+            txn.commit(self.client)
         except TransactionCancelled as cancelled:
-            raise self._diagnose(plan, cancelled, payment_slots, claim_slot, stock_slots) from None
+            raise self._diagnose(plan, cancelled.failed) from None
 
-    def _operations(self, plan: Plan) -> tuple[list[dict[str, Any]], dict[int, int], int | None, set[int]]:
+    def _transaction(self, plan: Plan) -> Transaction:
         order = plan.order
-        operations: list[dict[str, Any]] = []
-        payment_slots: dict[int, int] = {}  # operation index -> payment id
+        txn = Transaction()
         deltas: list[dict[str, int]] = []
 
         new = plan.new_payment
         if new is not None:
-            assert plan.payment_sequence is not None
-            operations.append(self.counters.allocate(PAYMENT_SEQUENCE, plan.payment_sequence))
-            operations.append(
-                {
-                    "Put": put_request(
-                        self.tables.payments, payment_records.encode(new), condition=[("id", "not_exists", None)]
-                    )
-                }
+            record = payment_records.encode(new)
+            txn.add(
+                f"payment:{new.id}",
+                "Put",
+                put_request(self.tables.payments, record, condition=[("id", "not_exists", None)]),
             )
             deltas.append(created_deltas(new.status, new.method))
 
         for transition in plan.transitions:
-            set_, remove = payment_records.status_attributes(
-                _stub(order, transition.payment_id, transition.method, transition.from_status),
-                transition.to_status,
-            )
-            set_ = {**set_, "status": str(transition.to_status), "updated_at": plan.at}
-            if transition.transaction_id:
-                set_["transaction_id"] = transition.transaction_id
-            condition: list[tuple[str, str, Any]] = [
-                ("status", "=", str(transition.from_status)),
-                ("order", "=", order.id),
-                ("user", "=", order.user),
-            ]
-            facts = transition.facts
-            if facts is not None:
-                if facts.amount is not None:
-                    condition.append(("amount", "=", facts.amount))
-                if facts.currency is not None:
-                    condition.append(("currency", "=", facts.currency.lower()))
-                if facts.session_id is not None:
-                    condition.append(("checkout_session_id", "=", facts.session_id))
-                if facts.transaction_id is not None:
-                    condition.append(("transaction_id", "=", facts.transaction_id))
-            request = update_request(
-                self.tables.payments, {"id": transition.payment_id}, set_=set_, remove=remove, condition=condition
-            )
-            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-            payment_slots[len(operations)] = transition.payment_id
-            operations.append({"Update": request})
+            txn.add(f"payment:{transition.payment_id}", "Update", self._transition_update(plan, transition))
             deltas.append(transition_deltas(transition.from_status, transition.to_status, transition.method))
 
-        operations.append({"Update": self._order_update(plan)})
+        txn.add("order", "Update", self._order_update(plan))
 
-        stock_slots: set[int] = set()
         if plan.release_stock:
             for item in order.items:
-                stock_slots.add(len(operations))
                 # Unconditional: stock going back must never be refused (a deleted variant is
                 # recreated as a stub without a sku, which readers treat as "not for sale").
-                operations.append(
-                    {
-                        "Update": update_request(
-                            self.tables.product_variants, {"id": item.variant}, add={"stock": item.quantity}
-                        )
-                    }
-                )
+                stock = update_request(self.tables.product_variants, {"id": item.variant}, add={"stock": item.quantity})
+                txn.add(f"variant:{item.variant}", "Update", stock)
 
         if plan.restore_cart is not None:
             restore = self._cart_restore(plan)
-            operations.append({"Put": restore} if "Item" in restore else {"Update": restore})
+            txn.add("cart", "Put" if "Item" in restore else "Update", restore)
 
-        claim_slot = None
+        if plan.forget_key is not None:
+            txn.add("key", "Delete", request_keys.forget(self.tables.idempotency, plan.forget_key))
+
         if plan.claim is not None:
             method, transaction_id, payment_id = plan.claim
-            claim_slot = len(operations)
-            operations.append(self.transactions.claim(method, transaction_id, payment_id, order.id))
+            txn.add("claim", "Put", self.transactions.claim(method, transaction_id, payment_id, order.id)["Put"])
 
         counters = self.counters.adjust_payment_counts(plan.user, merge_deltas(deltas))
         if counters is not None:
-            operations.append(counters)
-        operations.extend({"Put": put_request(self.tables.payment_audit, audit_record(e))} for e in plan.audit)
-        return operations, payment_slots, claim_slot, stock_slots
+            txn.add("counts", "Update", counters["Update"])
+        for index, entry in enumerate(plan.audit):
+            txn.add(f"audit:{index}", "Put", put_request(self.tables.payment_audit, audit_record(entry)))
+        return txn
+
+    def _transition_update(self, plan: Plan, transition: Transition) -> dict[str, Any]:
+        order = plan.order
+        set_, remove = payment_records.status_attributes(
+            _stub(order, transition.payment_id, transition.method, transition.from_status), transition.to_status
+        )
+        set_ = {**set_, "status": str(transition.to_status), "updated_at": plan.at}
+        if transition.transaction_id:
+            set_["transaction_id"] = transition.transaction_id
+        condition: list[tuple[str, str, Any]] = [
+            ("status", "=", str(transition.from_status)),
+            ("order", "=", order.id),
+            ("user", "=", order.user),
+        ]
+        facts = transition.facts
+        extra_condition = None
+        expr = Expression()
+        if facts is not None:
+            if facts.amount is not None:
+                condition.append(("amount", "=", facts.amount))
+            if facts.currency is not None:
+                condition.append(("currency", "=", facts.currency.lower()))
+            if facts.session_id is not None:
+                # The payment's own session; or, if the event overtook the checkout that records
+                # it, a session naming this very checkout attempt (our metadata's key).
+                session = expr.name("checkout_session_id")
+                extra_condition = f"{session} = {expr.value(facts.session_id)}"
+                if facts.checkout_key is not None:
+                    key = f"{expr.name('checkout_key')} = {expr.value(facts.checkout_key)}"
+                    extra_condition += f" OR (attribute_not_exists({session}) AND {key})"
+                set_["checkout_session_id"] = facts.session_id
+            if facts.transaction_id is not None:
+                condition.append(("transaction_id", "=", facts.transaction_id))
+            if facts.without_session:
+                condition.append(("checkout_session_id", "not_exists", None))
+        request = update_request(
+            self.tables.payments,
+            {"id": transition.payment_id},
+            set_=set_,
+            remove=remove,
+            condition=condition,
+            expression=expr,
+            extra_condition=extra_condition,
+        )
+        request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return request
 
     def _order_update(self, plan: Plan) -> dict[str, Any]:
         order = plan.order
@@ -222,26 +226,13 @@ class DynamoSettlementStore:
             condition=[("items", "=", cart.raw_items)],
         )
 
-    def _diagnose(
-        self,
-        plan: Plan,
-        cancelled: TransactionCancelled,
-        payment_slots: dict[int, int],
-        claim_slot: int | None,
-        stock_slots: set[int],
-    ) -> CommitConflict:
-        by_id = {t.payment_id: t for t in plan.transitions}
-        for index in cancelled.condition_failures:
-            if index in payment_slots:
-                old = cancelled.reasons[index].item
-                transition = by_id[payment_slots[index]]
-                if old is not None and old.get("status") == str(transition.from_status) and transition.facts:
-                    return CommitConflict(facts_mismatch=payment_records.decode(old))
-            if index == claim_slot:
-                return CommitConflict(claimed=True)
-            if index in stock_slots:
-                return CommitConflict(stock=True)
-        return CommitConflict()
+    @staticmethod
+    def _diagnose(plan: Plan, failed: dict[str, dict[str, Any] | None]) -> CommitConflict:
+        for transition in plan.transitions:
+            old = failed.get(f"payment:{transition.payment_id}")
+            if old is not None and old.get("status") == str(transition.from_status) and transition.facts:
+                return CommitConflict(facts_mismatch=payment_records.decode(old))
+        return CommitConflict(claimed="claim" in failed)
 
 
 def _stub(order: Order, payment_id: int, method: Any, status: PaymentStatus) -> Payment:

@@ -1,0 +1,38 @@
+"""Checkout requests' Idempotency-Keys, claimed in the very transaction that places what they asked
+for, so a committed checkout and its key can never part. Kept in the idempotency table beside
+Powertools' records (whose ids look otherwise), expiring through its TTL attribute `expiration`."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from ..logic.checkout import KeyedCheckout
+from ..models import Payment, RequestKey
+from .dynamo import put_request, to_item
+
+
+def item_key(key: RequestKey) -> dict[str, str]:
+    # Hashed: the key is the caller's text (up to 255 characters, anything printable).
+    return {"id": f"checkout#{key.user}#{hashlib.sha256(key.key.encode()).hexdigest()}"}
+
+
+def claim(table: str, key: RequestKey, payment: Payment) -> dict[str, Any]:
+    record = {
+        **item_key(key),
+        "order": payment.order,
+        "payment": payment.id,
+        "request": key.request,
+        "expiration": key.expires_at,
+    }
+    return put_request(table, record, condition=[("id", "not_exists", None)])
+
+
+def forget(table: str, key: RequestKey) -> dict[str, Any]:
+    """Delete request for a claim whose checkout was given back: the same key may try again."""
+    return {"TableName": table, "Key": to_item(item_key(key))}
+
+
+def decode(record: Mapping[str, Any]) -> KeyedCheckout:
+    return KeyedCheckout(order=int(record["order"]), payment=int(record["payment"]), request=str(record["request"]))
