@@ -49,17 +49,19 @@ BUILD_INPUTS := template.yaml samconfig.toml \
 TEST_BUILD_STAMP := $(TEST_BUILD_DIR)/.built-$(shell echo $(BUILD_INPUTS) | sha1sum | cut -c1-12)
 
 # $(call sam_build,<architecture>,<build dir>): sam build with no Docker. The layer's Makefile
-# learns the architecture, interpreter and shared rules from ARCH, PYTHON313 and LAYER_MK (sam passes only
-# ARTIFACTS_DIR to a makefile build and inherits the rest of its environment).
+# learns the architecture and interpreter from ARCH and PYTHON313 (sam passes only ARTIFACTS_DIR to a
+# makefile build and inherits the rest of its environment); it finds layers/layer.mk by itself.
 define sam_build
 	@case "$(1)" in arm64|x86_64) ;; *) echo "ARCH must be arm64 or x86_64, not '$(1)'" >&2; exit 2;; esac
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(PY313_DIR):$$PATH" ARCH=$(1) PYTHON313="$(CURDIR)/$(PY313)" \
-		LAYER_MK="$(CURDIR)/layers/layer.mk" \
 		$(SAM) build --template-file template.yaml --build-dir $(2) --cache-dir $(dir $(2))cache \
 		--cached --parallel --parameter-overrides Architecture=$(1)
+	@# Each function's content hash (code, layers, configuration with ENV's parameters) as its
+	@# AutoPublishCodeSha256: a new version goes live whenever anything it runs changes.
+	$(TOOLS)/bin/python scripts/stamp_versions.py $(2)/template.yaml --config-env $(ENV) Architecture=$(1)
 endef
 
-.PHONY: run test venv tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy token reconcile bench openapi events
+.PHONY: run test venv tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy token reconcile bench openapi events sam-local-db sam-local-tables invoke start-api
 
 ## run: serve the whole API on http://127.0.0.1:3000 (embedded DynamoDB, demo data, Stripe sandbox)
 run: venv
@@ -119,11 +121,44 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
-## deploy: build for arm64 and deploy the samconfig.toml environment ENV (dev or prod)
+## deploy: build for arm64 and deploy the samconfig.toml environment ENV (dev or prod); the build is
+## stamped with ENV's parameters, so deploy what `make deploy` built, with the same ENV
 # (The environments set Architecture=arm64: deploy refuses a build made for anything else.)
 deploy: build
 	@test "$$(cat $(BUILD_DIR)/.architecture)" = arm64 || { echo "deploy needs the arm64 build: make deploy ARCH=arm64" >&2; exit 2; }
 	SAM_CLI_TELEMETRY=0 $(SAM) deploy --config-env $(ENV) --template-file $(BUILD_DIR)/template.yaml
+
+# ---------------------------------------------------------------- sam local (needs Docker)
+# The functions run in SAM CLI's containers on the Docker network SAM_LOCAL_NETWORK, where DynamoDB
+# Local answers as halum-dynamodb:8000 (env.json points the functions there); the host reaches it
+# on DYNAMODB_LOCAL. Build first for your machine: `make build ARCH=x86_64` (or arm64).
+SAM_LOCAL_NETWORK ?= halum-local
+DYNAMODB_LOCAL ?= http://localhost:8000
+DYNAMODB_LOCAL_IMAGE ?= amazon/dynamodb-local
+
+## sam-local-db: DynamoDB Local on the sam local Docker network, with the template's tables and the seed
+sam-local-db: venv
+	docker network inspect $(SAM_LOCAL_NETWORK) >/dev/null 2>&1 || docker network create $(SAM_LOCAL_NETWORK)
+	docker inspect halum-dynamodb >/dev/null 2>&1 || docker run -d --name halum-dynamodb \
+		--network $(SAM_LOCAL_NETWORK) -p 8000:8000 $(DYNAMODB_LOCAL_IMAGE) -jar DynamoDBLocal.jar -sharedDb -inMemory
+	@for i in $$(seq 30); do curl -s -o /dev/null $(DYNAMODB_LOCAL) && break; sleep 1; done
+	$(MAKE) sam-local-tables
+
+## sam-local-tables: create the tables and load the seed in any DynamoDB (DYNAMODB_LOCAL=http://host:port)
+sam-local-tables: venv
+	$(PY) scripts/sam_local_tables.py $(DYNAMODB_LOCAL) $(SEED_FILE)
+
+## invoke: sam local invoke FUNCTION=<LogicalId> EVENT=events/<dir>/<case>.json, the event re-signed now
+invoke: venv tools
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=ListPaymentsFunction EVENT=events/list_payments/ok.json" >&2; exit 2; }
+	@mkdir -p .aws-sam/events
+	$(PY) scripts/prepare_event.py $(EVENT) > .aws-sam/events/invoke.json
+	SAM_CLI_TELEMETRY=0 $(SAM) local invoke $(FUNCTION) --event .aws-sam/events/invoke.json \
+		--env-vars env.json --docker-network $(SAM_LOCAL_NETWORK)
+
+## start-api: sam local start-api on http://127.0.0.1:3001 with env.json (DynamoDB Local from sam-local-db)
+start-api: tools
+	SAM_CLI_TELEMETRY=0 $(SAM) local start-api --port 3001 --env-vars env.json --docker-network $(SAM_LOCAL_NETWORK)
 
 # Re-resolved on every use (cheap), so a newly installed or removed 3.13 is noticed.
 python313:

@@ -1,6 +1,7 @@
 # Shared rules for building a Python layer (included by layers/<name>/Makefile).
-# `sam build` runs `make build-<LayerLogicalId>` in a copy of the layer's folder with ARTIFACTS_DIR
-# set; the top-level `make build` passes ARCH, PYTHON313 and LAYER_MK through the environment.
+# `sam build` runs `make --makefile layers/<name>/Makefile build-<LayerLogicalId>` in a scratch copy
+# of the layer's folder with ARTIFACTS_DIR set (so `sam build PaymentsLayer` works on its own); the
+# top-level `make build` also passes ARCH and PYTHON313 through the environment.
 #
 # Each layer is /opt/python on Lambda: requirements.txt installed as wheels for the target
 # platform, any packages of ours, and their bytecode compiled for Python 3.13 as unchecked-hash
@@ -19,7 +20,8 @@ PLATFORM := $(PLATFORM_$(ARCH))
 SITE = $(ARTIFACTS_DIR)/python
 NO_BYTECODE ?= ^$$
 LAZY_REEXPORTS ?=
-LAYERS_DIR := $(dir $(LAYER_MK))
+# This file's folder, wherever make runs (read before anything else is included).
+LAYERS_DIR := $(dir $(lastword $(MAKEFILE_LIST)))
 
 .PHONY: build-$(LAYER)
 

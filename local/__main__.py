@@ -1,6 +1,7 @@
 """`python -m local` (`make run`): the whole API from template.yaml, Docker-free.
 
-Environment: HOST (127.0.0.1), PORT (3000; 0 picks a free port), SEED_FILE (local/seed.json;
+Environment: HOST (127.0.0.1), PORT (3000; 0 picks a free port), CORS_ALLOW_ORIGIN (the template's
+CorsAllowOrigin, for a local front end's origin), SEED_FILE (local/seed.json;
 `none` skips seeding), LOCAL_CONCURRENCY (workers per function, 4), AWS_ENDPOINT_URL_DYNAMODB (use
 that DynamoDB instead of the embedded one), the functions' secrets (JWT_SECRET, ...; printed local
 defaults otherwise) and settings (CURRENCY, RECONCILE_AFTER_MINUTES, ...).
@@ -33,6 +34,7 @@ from typing import Any  # noqa: E402
 
 from local import pages  # noqa: E402
 from local import seed as seeding  # noqa: E402
+from local.console import ConsoleHandler, console  # noqa: E402
 from local.defaults import DEMO_USER, LOCAL_JWT_SECRET  # noqa: E402
 from local.environment import (  # noqa: E402
     FAKE_AWS,
@@ -43,6 +45,7 @@ from local.environment import (  # noqa: E402
     secret_value,
     stripe_sandbox_wanted,
 )
+from local.routing import Cors, InvalidRoute, Router  # noqa: E402
 from local.server import (  # noqa: E402
     RECONCILE_PATH,
     ApiServer,
@@ -53,7 +56,7 @@ from local.server import (  # noqa: E402
 )
 from local.stripe_sandbox import DEFAULT_PORT as STRIPE_SANDBOX_DEFAULT_PORT  # noqa: E402
 from local.stripe_sandbox import StripeSandbox  # noqa: E402
-from local.template import FunctionSpec  # noqa: E402
+from local.template import FunctionSpec, ensure_tables  # noqa: E402
 from local.tokens import DEMO_TTL_SECONDS, mint  # noqa: E402
 
 log = logging.getLogger("local")
@@ -93,27 +96,6 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return int(raw)
 
 
-def ensure_tables(template: Template, client: Any) -> list[str]:
-    """Create the template's tables that do not exist yet (named by logical id); the created ones."""
-    existing: set[str] = set()
-    for page in client.get_paginator("list_tables").paginate():
-        existing.update(page["TableNames"])
-    created = []
-    for logical_id in template.table_ids():
-        if logical_id in existing:
-            continue
-        client.create_table(**template.create_table_request(logical_id, logical_id))
-        client.get_waiter("table_exists").wait(TableName=logical_id, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        ttl = template.resources[logical_id]["Properties"].get("TimeToLiveSpecification")
-        if ttl and ttl.get("Enabled"):
-            client.update_time_to_live(
-                TableName=logical_id, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
-            )
-        created.append(logical_id)
-    template.use_table_names({logical_id: logical_id for logical_id in template.table_ids()})
-    return created
-
-
 def main(server_env: Mapping[str, str] | None = None) -> int:
     _configure_logging()
     server_env = dict(os.environ if server_env is None else server_env)
@@ -121,6 +103,11 @@ def main(server_env: Mapping[str, str] | None = None) -> int:
         options = Options.from_env(server_env)
     except ValueError as exc:
         print(f"local server: {exc}", file=sys.stderr)
+        return 2
+    try:  # a route AWS would refuse stops the start, before anything is started
+        Router.from_specs(TEMPLATE.functions())
+    except InvalidRoute as exc:
+        print(f"local server: {TEMPLATE.path.name}: {exc}", file=sys.stderr)
         return 2
     stop = _stop_on_signals()
 
@@ -198,7 +185,12 @@ def main(server_env: Mapping[str, str] | None = None) -> int:
             seed_summary = f"{options.seed_file}: " + ", ".join(f"{n} {name}" for name, n in counts.items())
 
         secrets = secret_sources(specs, server_env)
-        gateway = Gateway(specs, environments, TEMPLATE.layer_dirs(), options.concurrency)
+        # The template's CorsAllowOrigin parameter; a local front end sets its own origin.
+        if origin := server_env.get("CORS_ALLOW_ORIGIN", "").strip():
+            TEMPLATE.parameters["CorsAllowOrigin"] = origin
+        cors_config = TEMPLATE.http_api_cors()
+        cors = Cors.from_config(cors_config) if cors_config else None
+        gateway = Gateway(specs, environments, TEMPLATE.layer_dirs(), options.concurrency, cors)
         cleanup.callback(gateway.close)
         dashboard = f"{sandbox.public_url}/" if sandbox else None
         local_routes = default_local_routes(
@@ -237,6 +229,7 @@ def main(server_env: Mapping[str, str] | None = None) -> int:
         while not stop.wait(0.25):
             pass
         log.info("stopping")
+    console().flush()  # the last lines (workers' included) before the process ends
     return 0
 
 
@@ -321,7 +314,7 @@ def _describe_secret(name: str, source: str, jwt_secret: str, sandbox: bool) -> 
 
 
 def _configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = ConsoleHandler(console())  # request threads queue their lines, never wait on stderr
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)

@@ -31,7 +31,6 @@ import copy
 import hashlib
 import hmac
 import json
-import re
 import sys
 import time
 import uuid
@@ -39,10 +38,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from local import defaults
 from local.events import http_event, scheduled_event
+from local.routing import Router
 from local.template import ROOT, Template
 
 EVENTS_DIR = ROOT / "events"
@@ -118,14 +118,14 @@ class Http:
         headers.update({k.lower(): v for k, v in self.headers.items()})
 
         if spec.routes:
-            route, params = _match_route(spec, self.method, self.path, function_dir)
+            route_key, params = _match_route(spec, self.method, self.path, function_dir)
             event = http_event(
                 self.method,
                 self.path,
                 query=self.query,
                 headers=headers,
                 body=body,
-                route_key=f"{route.method} {route.path}",
+                route_key=route_key,
                 path_parameters=params or None,
                 source_ip=headers["x-forwarded-for"],
                 domain_name=headers["host"],
@@ -184,19 +184,15 @@ def _function_for(template: Template, function_dir: str) -> Any:
     raise ValueError(f"no function in template.yaml has CodeUri functions/{function_dir}/")
 
 
-def _match_route(spec: Any, method: str, path: str, function_dir: str) -> tuple[Any, dict[str, str]]:
+def _match_route(spec: Any, method: str, path: str, function_dir: str) -> tuple[str, dict[str, str]]:
+    """The route key and path parameters API Gateway gives the request (the local server's router)."""
+    router = Router()
     for route in spec.routes:
-        if route.method not in (method.upper(), "ANY"):
-            continue
-        pattern = re.sub(
-            r"\\\{([^}]+)\\\}",
-            lambda m: f"(?P<{m.group(1).rstrip('+')}>.+)" if m.group(1).endswith("+") else f"(?P<{m.group(1)}>[^/]+)",
-            re.escape(route.path),
-        )
-        match = re.fullmatch(pattern, unquote(path))
-        if match:
-            return route, match.groupdict()
-    raise ValueError(f"{method} {path} matches no route of {spec.logical_id} (functions/{function_dir})")
+        router.add_route(route.method, route.path, spec.logical_id)
+    match = router.match(method, path)
+    if match is None:
+        raise ValueError(f"{method} {path} matches no route of {spec.logical_id} (functions/{function_dir})")
+    return match.target.route_key, match.path_parameters
 
 
 # --------------------------------------------------------------------------- signers
@@ -375,8 +371,9 @@ def function_environment(template_variables: Mapping[str, str]) -> dict[str, str
     """A function's variables from template.yaml as the events are meant to run with: each secret
     the template passes by id (`<NAME>_SECRET_ID`, read from Secrets Manager in AWS) becomes
     `<NAME>` with its local value, and a secret the function does not declare is blank (unset),
-    so a function that lacks a declaration fails here as it would in AWS."""
-    variables = {k: v for k, v in template_variables.items() if not k.endswith("_SECRET_ID")}
+    so a function that lacks a declaration fails here as it would in AWS. Variables the template
+    declares empty (for `sam local` to override, e.g. AWS_ENDPOINT_URL_DYNAMODB) are left unset."""
+    variables = {k: v for k, v in template_variables.items() if not k.endswith("_SECRET_ID") and v != ""}
     for name, value in LOCAL_ENVIRONMENT.items():
         declared = f"{name}_SECRET_ID" in template_variables or name in template_variables
         variables[name] = value if declared else ""

@@ -78,8 +78,11 @@ class _Route:
 
 
 def _split(path: str) -> list[str]:
-    # "/x" and "/x/" are distinct routes: the trailing empty segment is kept.
     return [unquote(segment) for segment in path.split("/")[1:]]
+
+
+class InvalidRoute(ValueError):
+    """A route API Gateway would not accept (or SAM would silently drop)."""
 
 
 class Router:
@@ -99,7 +102,15 @@ class Router:
         return router
 
     def add_route(self, method: str, path: str, function: str) -> None:
+        """An HTTP API route `METHOD /path` of `function`. A path ending in "/" is refused as API
+        Gateway refuses it (SAM drops such a route silently): declare `/x`; a request for `/x/`
+        reaches it."""
         method = method.upper()
+        if len(path) > 1 and path.endswith("/"):
+            raise InvalidRoute(
+                f"{function}: route {method} {path} ends in '/', which an HTTP API route key cannot: "
+                f"declare {method} {path.rstrip('/')} (API Gateway sends a request for {path} to it)"
+            )
         self._add(method, path, Target(function, f"{method} {path}"))
 
     def add_function_url(self, path: str, function: str) -> None:
@@ -116,7 +127,7 @@ class Router:
             if part.startswith("{") and part.endswith("}"):
                 greedy = part.endswith("+}")
                 if greedy and index != len(parts) - 1:
-                    raise ValueError(f"a greedy parameter must be the last segment: {path!r}")
+                    raise InvalidRoute(f"a greedy parameter must be the last segment: {path!r}")
                 segments.append(part[1:-2] if greedy else part[1:-1])
                 kinds.append(_GREEDY if greedy else _PARAMETER)
             else:
@@ -124,11 +135,20 @@ class Router:
                 kinds.append(_STATIC)
         route = _Route(method, tuple(segments), tuple(kinds), target)
         if any(r.method == method and r.shape == route.shape for r in self._routes):
-            raise ValueError(f"duplicate route {method} {path}")
+            raise InvalidRoute(f"duplicate route {method} {path}")
         self._routes.append(route)
 
     def match(self, method: str, raw_path: str) -> Match | None:
-        segments = _split(raw_path)
+        """The route API Gateway picks for a request; the event keeps the rawPath as sent.
+
+        A request for `/x/` that matches no route as it stands is matched as `/x` (API Gateway does
+        the same; "Create routes for HTTP APIs", and tests/unit/test_local_routing.py)."""
+        found = self._match(method, _split(raw_path))
+        if found is None and len(raw_path) > 1 and raw_path.endswith("/"):
+            found = self._match(method, _split(raw_path[:-1]))
+        return found
+
+    def _match(self, method: str, segments: list[str]) -> Match | None:
         best: tuple[_Route, dict[str, str]] | None = None
         for route in self._routes:
             parameters = route.match(method.upper(), segments)
@@ -218,3 +238,75 @@ def proxy_response(result: Any) -> HttpResponse:
         except (binascii.Error, ValueError):
             raise MalformedResponse("body is not valid base64") from None
     return HttpResponse(status, headers, body.encode())
+
+
+# ---------------------------------------------------------------------------- CORS
+@dataclass(frozen=True)
+class Cors:
+    """An HTTP API's CorsConfiguration, applied as API Gateway applies it ("Configure CORS for HTTP
+    APIs"): it answers a preflight (OPTIONS with Origin and Access-Control-Request-Method) itself,
+    with or without an OPTIONS route, adds the configured headers to the integration's response for a
+    request with an allowed Origin, and ignores CORS headers the function returns."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    allow_credentials: bool = False
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Cors:
+        def names(key: str) -> tuple[str, ...]:
+            return tuple(str(value) for value in config.get(key) or ())
+
+        max_age = config.get("MaxAge")
+        return cls(
+            allow_origins=names("AllowOrigins"),
+            allow_methods=tuple(m.upper() for m in names("AllowMethods")),
+            allow_headers=tuple(h.lower() for h in names("AllowHeaders")),
+            expose_headers=tuple(h.lower() for h in names("ExposeHeaders")),
+            max_age=int(max_age) if max_age is not None else None,
+            allow_credentials=str(config.get("AllowCredentials", "false")).lower() == "true",
+        )
+
+    def _allowed_origin(self, origin: str | None) -> str | None:
+        if not origin:
+            return None
+        if "*" in self.allow_origins:
+            return "*"
+        return origin if origin.rstrip("/").lower() in {o.rstrip("/").lower() for o in self.allow_origins} else None
+
+    def is_preflight(self, method: str, headers: dict[str, str]) -> bool:
+        return method.upper() == "OPTIONS" and "origin" in headers and "access-control-request-method" in headers
+
+    def preflight(self, headers: dict[str, str]) -> HttpResponse:
+        """API Gateway's own answer to a preflight: 204, with the CORS headers when the origin is allowed."""
+        origin = self._allowed_origin(headers.get("origin"))
+        if origin is None:
+            return HttpResponse(204, [], b"")
+        asked = headers.get("access-control-request-headers", "")
+        requested = [h.strip().lower() for h in asked.split(",") if h.strip()]
+        allow_headers = requested if "*" in self.allow_headers else list(self.allow_headers)
+        response = [("Access-Control-Allow-Origin", origin)]
+        if self.allow_methods:
+            response.append(("Access-Control-Allow-Methods", ",".join(self.allow_methods)))
+        if allow_headers:
+            response.append(("Access-Control-Allow-Headers", ",".join(allow_headers)))
+        if self.max_age is not None:
+            response.append(("Access-Control-Max-Age", str(self.max_age)))
+        if self.allow_credentials:
+            response.append(("Access-Control-Allow-Credentials", "true"))
+        return HttpResponse(204, response, b"")
+
+    def apply(self, response: HttpResponse, headers: dict[str, str]) -> HttpResponse:
+        """The integration's response as API Gateway returns it to a (possibly cross-origin) caller."""
+        kept = [(name, value) for name, value in response.headers if not name.lower().startswith("access-control-")]
+        origin = self._allowed_origin(headers.get("origin"))
+        if origin is not None:
+            kept.append(("Access-Control-Allow-Origin", origin))
+            if self.expose_headers:
+                kept.append(("Access-Control-Expose-Headers", ",".join(self.expose_headers)))
+            if self.allow_credentials:
+                kept.append(("Access-Control-Allow-Credentials", "true"))
+        return HttpResponse(response.status, kept, response.body)

@@ -28,6 +28,7 @@ from local.routing import (
     NOT_FOUND,
     TOO_LARGE,
     UNAVAILABLE,
+    Cors,
     HttpResponse,
     MalformedResponse,
     Router,
@@ -56,9 +57,11 @@ class Gateway:
         environments: Mapping[str, Mapping[str, str]],
         layer_dirs: Sequence[Path],
         concurrency: int = 4,
+        cors: Cors | None = None,
     ) -> None:
         self.specs = {spec.logical_id: spec for spec in specs}
         self.router = Router.from_specs(specs)
+        self.cors = cors  # the HTTP API's CorsConfiguration (Function URLs have none here)
         self.pools = {
             spec.logical_id: FunctionPool(spec, environments[spec.logical_id], layer_dirs, concurrency)
             for spec in specs
@@ -300,9 +303,14 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception:
                 log.exception("local route %s %s failed", self.command, path)
                 return INTERNAL_ERROR, "local"
-        match = self.server.gateway.router.match(self.command, path)
+        gateway = self.server.gateway
+        match = gateway.router.match(self.command, path)
+        on_api = match is None or not match.target.function_url
+        cors = gateway.cors if on_api else None
+        if cors is not None and cors.is_preflight(self.command, headers):
+            return cors.preflight(headers), "CORS preflight"  # API Gateway answers it, route or not
         if match is None:
-            return NOT_FOUND, ""
+            return self._cors(NOT_FOUND, cors, headers), ""
         target = match.target
         event = http_event(
             self.command,
@@ -322,7 +330,11 @@ class _Handler(BaseHTTPRequestHandler):
             note += f", cold start {invocation.init_ms:.0f} ms"
         if invocation.outcome is not Outcome.OK:
             note += f", {invocation.outcome.value}"
-        return http_response(invocation), note
+        return self._cors(http_response(invocation), cors, headers), note
+
+    @staticmethod
+    def _cors(response: HttpResponse, cors: Cors | None, headers: dict[str, str]) -> HttpResponse:
+        return cors.apply(response, headers) if cors is not None else response
 
     def _target(self) -> tuple[str, str]:
         if self.path.startswith("/"):

@@ -37,6 +37,12 @@ def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any
 _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
+def load_template(text: str) -> dict[str, Any]:
+    """A CloudFormation/SAM template as data, short-form intrinsics (`!Ref X`) in their long form."""
+    document: dict[str, Any] = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return document
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -61,7 +67,7 @@ class FunctionSpec:
 class Template:
     def __init__(self, path: Path = TEMPLATE, parameters: dict[str, str] | None = None) -> None:
         self.path = path
-        self.doc: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        self.doc: dict[str, Any] = load_template(path.read_text())
         self.resources: dict[str, Any] = self.doc["Resources"]
         self.parameters = {
             name: str(spec.get("Default", "")) for name, spec in (self.doc.get("Parameters") or {}).items()
@@ -143,6 +149,17 @@ class Template:
     def functions(self, overrides: dict[str, str] | None = None) -> list[FunctionSpec]:
         return [self.function(fid, overrides) for fid in self.function_ids()]
 
+    def http_api_cors(self) -> dict[str, Any] | None:
+        """The HTTP API's CorsConfiguration with its values resolved (None: CORS not configured)."""
+        apis = [r for r in self.resources.values() if r["Type"] == "AWS::Serverless::HttpApi"]
+        config = next((api["Properties"].get("CorsConfiguration") for api in apis if api.get("Properties")), None)
+        if not config:
+            return None
+        return {
+            key: [self.resolve(v) for v in value] if isinstance(value, list) else self.resolve(value)
+            for key, value in config.items()
+        }
+
     def function_layers(self, logical_id: str) -> list[str]:
         """The layer resources a function uses, in order: SAM puts Globals' layers first, then the
         function's own; an `Fn::If` is decided with the parameters (AWS::NoValue drops it)."""
@@ -218,3 +235,24 @@ class Template:
         if name in self.resources:
             return name
         raise ValueError(f"unknown reference {name}")
+
+
+def ensure_tables(template: Template, client: Any) -> list[str]:
+    """Create the template's tables that do not exist yet (named by logical id); the created ones."""
+    existing: set[str] = set()
+    for page in client.get_paginator("list_tables").paginate():
+        existing.update(page["TableNames"])
+    created = []
+    for logical_id in template.table_ids():
+        if logical_id in existing:
+            continue
+        client.create_table(**template.create_table_request(logical_id, logical_id))
+        client.get_waiter("table_exists").wait(TableName=logical_id, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        ttl = template.resources[logical_id]["Properties"].get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            client.update_time_to_live(
+                TableName=logical_id, TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True}
+            )
+        created.append(logical_id)
+    template.use_table_names({logical_id: logical_id for logical_id in template.table_ids()})
+    return created

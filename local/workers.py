@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local.console import console
 from local.template import FunctionSpec
 from local.worker import FRAME_HEADER, RESPONSE_TOO_LARGE, write_frame
 
@@ -71,16 +72,20 @@ class Worker:
 
     def __init__(self, spec: FunctionSpec, env: Mapping[str, str], layer_dirs: Sequence[Path]) -> None:
         self.spec = spec
-        # stderr is inherited: the function's logs and tracebacks go to the server's console.
+        # The function's logs and tracebacks go to the server's console through a pipe the server
+        # always drains (local/console.py): a console nobody reads must not stop an invocation.
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-u", str(WORKER_SCRIPT), *map(str, layer_dirs)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=dict(env),
             cwd=spec.code_uri,
             close_fds=True,
         )
         assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.stderr is not None
+        console().forward(self.process.stderr)
         self._stdin = self.process.stdin
         self._stdout_fd = self.process.stdout.fileno()
         self._poller = select.poll()
@@ -137,7 +142,7 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout):
+        for stream in (self.process.stdin, self.process.stdout):  # stderr: closed by its forwarder at EOF
             # A broken pipe on the final flush is expected: the process is gone.
             with contextlib.suppress(OSError):
                 if stream is not None:

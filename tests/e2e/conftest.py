@@ -542,11 +542,11 @@ def test_functions(tmp_path_factory: pytest.TempPathFactory) -> TestFunctions:
     def spec(logical_id: str, code: str, **kwargs: Any) -> FunctionSpec:
         return FunctionSpec(logical_id, root / code, "app.lambda_handler", 1, 256, {"GREETING": "hi"}, **kwargs)
 
-    echo_routes = [Route("GET", "/echo/{id}/"), Route("GET", "/echo/{id}"), Route("GET", "/echo/static/")]
+    echo_routes = [Route("GET", "/echo/{id}"), Route("GET", "/echo/static")]
     return TestFunctions(
-        echo=spec("EchoFunction", "echo", routes=[*echo_routes, Route("POST", "/echo/")]),
+        echo=spec("EchoFunction", "echo", routes=[*echo_routes, Route("POST", "/echo")]),
         hook=spec("HookFunction", "echo", function_url=True, local_path="/hooks/echo/"),
-        broken=spec("BrokenFunction", "broken", routes=[Route("GET", "/broken/")]),
+        broken=spec("BrokenFunction", "broken", routes=[Route("GET", "/broken")]),
         layer=layer,
         root=root,
     )

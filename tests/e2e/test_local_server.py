@@ -349,8 +349,8 @@ def test_the_event_is_api_gateways_payload_2_0(gateway_server):
     )
     event = reply.json
     assert event["version"] == "2.0"
-    assert event["routeKey"] == event["requestContext"]["routeKey"] == "GET /echo/{id}/"
-    assert event["rawPath"] == "/echo/a%20b/"
+    assert event["routeKey"] == event["requestContext"]["routeKey"] == "GET /echo/{id}"  # as declared
+    assert event["rawPath"] == "/echo/a%20b/"  # as sent
     assert event["rawQueryString"] == "x=1&x=2&y="
     assert event["queryStringParameters"] == {"x": "1,2", "y": ""}
     assert event["pathParameters"] == {"id": "a b"}
@@ -363,10 +363,14 @@ def test_the_event_is_api_gateways_payload_2_0(gateway_server):
     assert event["isBase64Encoded"] is False
 
 
-def test_static_routes_win_and_slashes_are_distinct_routes(gateway_server):
-    assert gateway_server.request("GET", "/echo/static/").json["routeKey"] == "GET /echo/static/"
-    assert gateway_server.request("GET", "/echo/static").json["routeKey"] == "GET /echo/{id}"
-    assert gateway_server.request("GET", "/echo").status == 404
+def test_static_routes_win_and_a_trailing_slash_reaches_the_slashless_route(gateway_server):
+    """As API Gateway: /x/ goes to the route /x, with the rawPath as sent and the declared route key."""
+    for raw_path in ("/echo/static/", "/echo/static"):
+        event = gateway_server.request("GET", raw_path).json
+        assert (event["routeKey"], event["rawPath"]) == ("GET /echo/static", raw_path)
+    assert gateway_server.request("GET", "/echo/other/").json["routeKey"] == "GET /echo/{id}"
+    assert gateway_server.request("GET", "/echo").status == 404  # only POST /echo is declared
+    assert gateway_server.request("GET", "/echo//").status == 404
 
 
 def test_bodies_reach_the_function_text_or_base64(gateway_server):
@@ -427,7 +431,7 @@ def test_local_routes_come_first_and_can_invoke_functions(gateway_server):
         invocation = gateway.invoke("EchoFunction", {"action": "plain"})
         return HttpResponse(200, [("Content-Type", "application/json")], json.dumps(invocation.result).encode())
 
-    assert gateway_server.request("GET", "/echo/shadowed/").json["routeKey"] == "GET /echo/{id}/"
+    assert gateway_server.request("GET", "/echo/shadowed/").json["routeKey"] == "GET /echo/{id}"
     gateway_server.local_routes.add("GET", "/echo/shadowed/", invoke_echo)
     reply = gateway_server.request("GET", "/echo/shadowed/")
     assert (reply.status, reply.json) == (200, {"hello": "world"})

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 
-from local.routing import MalformedResponse, Router, proxy_response
-from local.template import Template
+from local.routing import Cors, HttpResponse, InvalidRoute, MalformedResponse, Router, proxy_response
+from local.template import TEMPLATE, Template
 
 
 @pytest.fixture(scope="module")
@@ -18,11 +19,12 @@ def api() -> Router:
 @pytest.mark.parametrize(
     ("path", "function", "route_key", "parameters"),
     [
-        ("/orders/api/payments/", "ListPaymentsFunction", "GET /orders/api/payments/", {}),
+        # API Gateway sends /x/ to the route /x: the route key is the declared one, without the slash.
+        ("/orders/api/payments/", "ListPaymentsFunction", "GET /orders/api/payments", {}),
         ("/orders/api/payments", "ListPaymentsFunction", "GET /orders/api/payments", {}),
-        ("/orders/api/payments/7/", "GetPaymentFunction", "GET /orders/api/payments/{id}/", {"id": "7"}),
+        ("/orders/api/payments/7/", "GetPaymentFunction", "GET /orders/api/payments/{id}", {"id": "7"}),
         ("/orders/api/payments/abc", "GetPaymentFunction", "GET /orders/api/payments/{id}", {"id": "abc"}),
-        ("/orders/api/payments/a%2Fb/", "GetPaymentFunction", "GET /orders/api/payments/{id}/", {"id": "a/b"}),
+        ("/orders/api/payments/a%2Fb/", "GetPaymentFunction", "GET /orders/api/payments/{id}", {"id": "a/b"}),
     ],
 )
 def test_the_templates_routes(api, path, function, route_key, parameters):
@@ -78,10 +80,37 @@ def test_function_urls_answer_any_method_with_and_without_the_slash():
 def test_impossible_routes_are_refused():
     router = Router()
     router.add_route("GET", "/a/{id}", "One")
-    with pytest.raises(ValueError, match="duplicate"):
+    with pytest.raises(InvalidRoute, match="duplicate"):
         router.add_route("GET", "/a/{other}", "Two")
-    with pytest.raises(ValueError, match="greedy"):
+    with pytest.raises(InvalidRoute, match="greedy"):
         router.add_route("GET", "/b/{rest+}/c", "Three")
+
+
+@pytest.mark.parametrize("path", ["/orders/api/payments/", "/a/{id}/"])
+def test_a_route_ending_in_a_slash_is_refused_naming_the_route_to_declare(path):
+    with pytest.raises(InvalidRoute, match=rf"ends in '/'.*declare GET {re.escape(path.rstrip('/'))} "):
+        Router().add_route("GET", path, "Fn")
+
+
+def test_a_trailing_slash_reaches_the_slashless_route_but_a_static_route_wins_first():
+    router = Router()
+    router.add_route("GET", "/files", "List")
+    router.add_route("GET", "/files/{name}", "One")
+    assert router.match("GET", "/files/").target.route_key == "GET /files"
+    assert router.match("GET", "/files/a/").path_parameters == {"name": "a"}
+    assert router.match("GET", "/files//") is None  # one slash is forgiven, not an empty segment
+    assert router.match("GET", "/") is None
+
+
+def test_make_run_refuses_a_template_route_that_ends_in_a_slash(tmp_path, monkeypatch, capsys):
+    import local.__main__ as main
+
+    text = TEMPLATE.read_text().replace("Path: /orders/api/create-cod}", "Path: /orders/api/create-cod/}")
+    assert text != TEMPLATE.read_text()
+    (tmp_path / "template.yaml").write_text(text)
+    monkeypatch.setattr(main, "TEMPLATE", Template(tmp_path / "template.yaml"))
+    assert main.main({}) == 2
+    assert "POST /orders/api/create-cod/ ends in '/'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- payload 2.0 responses
@@ -139,3 +168,30 @@ def test_anything_else_is_a_200_json_body(result, body):
 def test_a_malformed_response_is_refused(result):
     with pytest.raises(MalformedResponse):
         proxy_response(result)
+
+
+# ---------------------------------------------------------------------------- CORS
+def test_cors_from_the_template_replaces_the_functions_own_cors_headers():
+    """API Gateway ignores CORS headers from the integration when the API configures CORS."""
+    cors = Cors.from_config(Template().http_api_cors() or {})
+    assert cors.allow_origins == ("https://halumhut.example",)
+    response = HttpResponse(200, [("Access-Control-Allow-Origin", "*"), ("Content-Type", "application/json")], b"{}")
+    applied = cors.apply(response, {"origin": "https://halumhut.example"})
+    assert applied.headers == [
+        ("Content-Type", "application/json"),
+        ("Access-Control-Allow-Origin", "https://halumhut.example"),
+    ]
+    assert cors.apply(response, {}).headers == [("Content-Type", "application/json")]
+
+
+def test_a_wildcard_cors_configuration_allows_any_origin_and_echoes_requested_headers():
+    cors = Cors.from_config({"AllowOrigins": ["*"], "AllowHeaders": ["*"], "AllowMethods": ["GET"]})
+    reply = cors.preflight(
+        {
+            "origin": "http://localhost:5173",
+            "access-control-request-method": "GET",
+            "access-control-request-headers": "X-A, x-b",
+        }
+    )
+    assert dict(reply.headers)["Access-Control-Allow-Origin"] == "*"
+    assert dict(reply.headers)["Access-Control-Allow-Headers"] == "x-a,x-b"

@@ -1,0 +1,65 @@
+"""The integration suite records every AWS call each function makes (tests/support/iam.py):
+`load_function` attributes a function's cold start and every call of its handler to its logical
+id, and the IAM verdicts (test_iam_conformance.py) run after every other test of the session."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from support.iam import RECORDER, attributed_to
+
+from local.template import Template
+
+RECORDER.install()  # at import, before any test creates an AWS client
+
+LOGICAL_IDS = {spec.code_uri.name: spec.logical_id for spec in Template().functions()}
+VERDICTS = "test_iam_conformance.py::test_verdict"
+
+
+@pytest.fixture
+def load_function(load_function: Callable[..., ModuleType]) -> Callable[..., ModuleType]:
+    """The root fixture, with every AWS call of the function's cold start and handler attributed to it."""
+
+    def load(name: str, **env: str) -> ModuleType:
+        function = LOGICAL_IDS[name]
+        with attributed_to(function):
+            module = load_function(name, **env)
+        handler = module.lambda_handler
+
+        @functools.wraps(handler)
+        def attributed(event: Any, context: Any) -> Any:
+            with attributed_to(function):
+                return handler(event, context)
+
+        module.lambda_handler = attributed
+        return module
+
+    return load
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The verdicts judge every call recorded in the session: they run last."""
+    verdicts = [item for item in items if VERDICTS in item.nodeid]
+    items[:] = [item for item in items if VERDICTS not in item.nodeid] + verdicts
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if any(_is_integration(item) for item in items):
+        RECORDER.whole_suite = False
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Least privilege is judged only when every integration test runs (`make test`, `pytest tests/integration`)."""
+    here = Path(__file__).parent
+    collected = {Path(str(item.path)).name for item in session.items if _is_integration(item)}
+    on_disk = {path.name for path in here.glob("test_*.py")}
+    RECORDER.whole_suite = RECORDER.whole_suite is not False and collected == on_disk
+
+
+def _is_integration(item: pytest.Item) -> bool:
+    return Path(str(item.path)).parent == Path(__file__).parent

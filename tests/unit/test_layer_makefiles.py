@@ -1,0 +1,46 @@
+"""Each layer builds the way `sam build <LayerLogicalId>` runs it, with nothing from `make build`.
+
+SAM CLI (aws-lambda-builders' custom_make workflow) copies the layer's folder to a scratch folder
+and runs `make --makefile <the layer's Makefile> build-<LayerLogicalId>` there, with ARTIFACTS_DIR
+set and its own environment inherited: no LAYER_MK. This runs the same command with `-n` (print,
+do not run: no wheels are downloaded) and checks the recipe is the whole layer build."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from local.template import Template
+
+TEMPLATE = Template()
+LAYERS = {
+    logical_id: (TEMPLATE.path.parent / resource["Properties"]["ContentUri"]).resolve()
+    for logical_id, resource in TEMPLATE.resources.items()
+    if resource["Type"] == "AWS::Serverless::LayerVersion"
+}
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_sam_build_of_the_layer_alone_finds_the_shared_rules(layer, tmp_path):
+    source = LAYERS[layer]
+    scratch = tmp_path / "scratch"
+    shutil.copytree(source, scratch, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k not in ("LAYER_MK", "ARCH", "PYTHON313", "MAKEFLAGS")}
+    env["ARTIFACTS_DIR"] = str(tmp_path / "artifacts")
+    result = subprocess.run(
+        ["make", "-n", "--makefile", str(source / "Makefile"), f"build-{layer}"],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    recipe = result.stdout
+    assert "--platform manylinux2014_aarch64" in recipe  # the template's default architecture
+    assert "-r requirements.txt" in recipe and "compileall" in recipe
+    if layer == "PaymentsLayer":
+        assert f"{source.parent}/lazy_reexports.py" in recipe.replace("payments/../", "")
