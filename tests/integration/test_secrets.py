@@ -1,4 +1,4 @@
-"""Secrets as deployed: `<NAME>_SECRET_ID` read at cold start from Secrets Manager or SSM (moto)."""
+"""Secrets as deployed: `<NAME>_SECRET_ID` read at cold start from Secrets Manager (moto)."""
 
 from __future__ import annotations
 
@@ -18,25 +18,24 @@ from local.dynamodb import EmbeddedDynamoDB
 def aws(dynamodb_server: EmbeddedDynamoDB, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     endpoint = dynamodb_server.endpoint
     monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", endpoint)
     return {
         "secrets": boto3.client("secretsmanager", endpoint_url=endpoint),
-        "ssm": boto3.client("ssm", endpoint_url=endpoint),
         "prefix": f"halum-{uuid.uuid4().hex[:8]}",
     }
 
 
-def test_secret_ids_resolve_from_secrets_manager_and_ssm_at_cold_start(aws, base_env):
+def test_secret_ids_resolve_from_secrets_manager_at_cold_start(aws, base_env):
     aws["secrets"].create_secret(Name=f"{aws['prefix']}/jwt", SecretString="  jwt-from-secrets-manager\n")
-    aws["ssm"].put_parameter(Name=f"/{aws['prefix']}/cursor", Value="cursor-from-ssm", Type="SecureString")
+    aws["secrets"].create_secret(Name=f"{aws['prefix']}/cursor", SecretString="cursor-from-secrets-manager")
     env = {key: value for key, value in base_env.items() if key not in ("JWT_SECRET", "CURSOR_SECRET")}
     env["JWT_SECRET_SECRET_ID"] = f"{aws['prefix']}/jwt"
-    env["CURSOR_SECRET_SECRET_ID"] = f"ssm:/{aws['prefix']}/cursor"
+    env["CURSOR_SECRET_SECRET_ID"] = f"{aws['prefix']}/cursor"
 
     settings = Settings.from_env(env)
 
     assert settings.jwt_secret is not None and settings.jwt_secret.get_secret_value() == "jwt-from-secrets-manager"
-    assert settings.cursor_secret is not None and settings.cursor_secret.get_secret_value() == "cursor-from-ssm"
+    assert settings.cursor_secret is not None
+    assert settings.cursor_secret.get_secret_value() == "cursor-from-secrets-manager"
 
 
 def test_a_secret_set_in_the_environment_is_not_fetched(aws, base_env):

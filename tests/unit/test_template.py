@@ -186,3 +186,12 @@ def test_every_grant_on_a_secret_is_its_name_and_the_random_suffix(cfn, paramete
     ]
     assert grants
     assert {g["Fn::Sub"].rsplit(":", 1)[1] for g in grants} == {f"${{{parameter}}}-??????"}
+
+
+def test_the_sweep_waits_for_a_checkout_as_long_as_the_checkout_function_may_run(cfn):
+    """A payment without a session is given up only after CHECKOUT_TIMEOUT_SECONDS (plus a margin):
+    it must be the Stripe checkout function's own time limit."""
+    functions = cfn["Resources"]
+    checkout = functions["CreateStripeOrderFunction"]["Properties"]["Timeout"]
+    sweep = functions["ReconcilePaymentsFunction"]["Properties"]["Environment"]["Variables"]
+    assert sweep["CHECKOUT_TIMEOUT_SECONDS"] == str(checkout)

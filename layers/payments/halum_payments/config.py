@@ -2,7 +2,7 @@
 
 Every setting is read from the environment variable of the same name in upper case
 (`payments_table` <- `PAYMENTS_TABLE`). Locally secrets are plain variables; in AWS the
-template passes `<NAME>_SECRET_ID` (a Secrets Manager id or ARN, or `ssm:<parameter name>`)
+template passes `<NAME>_SECRET_ID` (a Secrets Manager secret name)
 and the value is fetched once at cold start (see `secrets.py`).
 """
 
