@@ -297,7 +297,11 @@ def apply(seed: SeedFile, client: Any, tables: dict[str, str], currency: str = "
     batch_put(
         client,
         tables["GatewayTransactionsTable"],
-        [transactions.record(p.method, p.transaction_id, p.id, p.order) for p in seed.payments if p.transaction_id],
+        [
+            transactions.record(p.method, p.transaction_id, p.id, p.order, p.user)
+            for p in seed.payments
+            if p.transaction_id
+        ],
     )
 
     counts: dict[int, list[dict[str, int]]] = defaultdict(list)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
 from halum_payments.http import authenticated, create_api, routed
-from halum_payments.models import CodCheckoutRequest, CodOrderOut, PaymentOut
+from halum_payments.models import CodCheckoutRequest, CodOrderOut, payment_out
 from halum_payments.observability import logger, metrics
 
 settings = wiring.settings()
@@ -22,7 +22,7 @@ def create_cod_order(
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=255)] = None,
 ) -> CodOrderOut:
     order, payment = checkout.cash_on_delivery(app.context["user_id"], body.shipping_address, idempotency_key)
-    return CodOrderOut(order_id=order.id, status=order.status, payment=PaymentOut.of(payment))
+    return CodOrderOut(order_id=order.id, status=order.status, payment=payment_out(payment))
 
 
 @metrics.log_metrics

@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
 from halum_payments.http import authenticated, create_api, documented, json_response, routed
-from halum_payments.models import ErrorOut, PaymentOut, payment_row
+from halum_payments.models import ErrorOut, PaymentOut, payment_out
 from halum_payments.observability import logger
 
 settings = wiring.settings()
@@ -27,7 +27,7 @@ app = create_api(preconditions=[authenticated(wiring.authenticator(settings))])
 )
 def get_payment(payment_id: str):  # no return annotation: the body is JSON already (json_response)
     # The id stays a string here: a malformed id must be 404 like any id that is not the caller's.
-    return json_response(payment_row(queries.get_for_user(app.context["user_id"], payment_id)))
+    return json_response(payment_out(queries.get_for_user(app.context["user_id"], payment_id)))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

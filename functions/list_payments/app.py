@@ -10,7 +10,7 @@ from halum_payments import wiring
 from halum_payments.errors import BadRequest, InvalidInput
 from halum_payments.http import authenticated, create_api, documented, json_response, page_url, routed
 from halum_payments.logic.listing import PageRequest
-from halum_payments.models import PaymentMethod, PaymentOrdering, PaymentPage, PaymentPageBody, PaymentStatus
+from halum_payments.models import PaymentMethod, PaymentOrdering, PaymentPage, PaymentStatus
 from halum_payments.observability import logger
 
 settings = wiring.settings()
@@ -45,7 +45,7 @@ def list_payments(
         result = queries.list_for_user(app.context["user_id"], request)
     except BadRequest as refused:  # the cursor is the only input the listing itself can refuse
         raise InvalidInput.field("cursor", refused.message) from None
-    body: PaymentPageBody = {
+    body: PaymentPage = {
         "count": result.count,
         "next": page_url(app.current_event, result.next_cursor),
         "previous": page_url(app.current_event, result.previous_cursor),

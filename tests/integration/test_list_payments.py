@@ -277,7 +277,7 @@ def test_a_query_cut_short_by_dynamodbs_size_cap_still_links_to_the_rest(api, vo
 def test_rows_gone_past_the_cursor_give_an_empty_page_with_a_way_back(api, volume, dynamodb, tables):
     page1 = api.get(LIST, user=1, query="page_size=20")
     for payment_id in expected_ids(volume, 1)[20:]:
-        dynamodb.delete_item(TableName=tables["PaymentsTable"], Key={"id": {"N": str(payment_id)}})
+        dynamodb.delete_item(TableName=tables["PaymentsTable"], Key={"user": {"N": "1"}, "id": {"N": str(payment_id)}})
     path, next_query = link_query(page1.json["next"])
     page2 = api.get(path, user=1, query=next_query)
     assert (page2.status, page2.json["results"], page2.json["next"]) == (200, [], None)

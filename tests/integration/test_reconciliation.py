@@ -112,7 +112,7 @@ def created_before(shop: Shop, payment_id: int, seconds: int) -> None:
     created = format_timestamp(utc_now() - timedelta(seconds=seconds))
     shop.client.update_item(
         TableName=shop.tables["PaymentsTable"],
-        Key={"id": {"N": str(payment_id)}},
+        Key={"user": {"N": "1"}, "id": {"N": str(payment_id)}},
         UpdateExpression="SET created_at = :c, created_sort = :s",
         ExpressionAttributeValues={":c": {"S": created}, ":s": {"S": sort_key(created, payment_id)}},
     )

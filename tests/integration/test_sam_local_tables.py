@@ -24,7 +24,7 @@ def test_tables_and_seed_load_once_into_the_endpoint(dynamodb_server: EmbeddedDy
     names = set(client.list_tables()["TableNames"])
     assert names == set(Template().table_ids())
     assert {parameters[name] for name in parameters if name.endswith("_TABLE")} == names
-    payment = client.get_item(TableName="PaymentsTable", Key={"id": {"N": "1"}})["Item"]
+    payment = client.get_item(TableName="PaymentsTable", Key={"user": {"N": "1"}, "id": {"N": "1"}})["Item"]
     assert payment["amount"]["N"] == "1598.00"  # the spec's example, from local/seed.json
 
     second = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)

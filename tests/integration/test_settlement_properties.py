@@ -101,15 +101,14 @@ def build(dynamodb_server, with_cod):
 
 
 def state(client, tables):
-    order = orders.decode(from_item(client.get_item(TableName=tables.orders, Key={"id": {"N": "7"}})["Item"]))
+    order = orders.decode(client.get_item(TableName=tables.orders, Key={"id": {"N": "7"}})["Item"])
     items = client.query(
         TableName=tables.payments,
-        IndexName="user-id",
         KeyConditionExpression="#u = :u",
         ExpressionAttributeNames={"#u": "user"},
         ExpressionAttributeValues={":u": {"N": "1"}},
     )["Items"]
-    pays = {p.id: p for p in (payments.decode(from_item(i)) for i in items)}
+    pays = {p.id: p for p in (payments.decode(i) for i in items)}
     counters = from_item(client.get_item(TableName=tables.counters, Key={"name": {"S": user_payments_key(1)}})["Item"])
     stock = int(from_item(client.get_item(TableName=tables.product_variants, Key={"id": {"N": "1"}})["Item"])["stock"])
     return order, pays, counters, stock

@@ -668,7 +668,7 @@ def test_a_completion_overtaking_the_checkout_that_records_its_session_completes
     # As if the checkout had not recorded the session yet.
     shop.checkout._store.client.update_item(
         TableName=ledger.tables["PaymentsTable"],
-        Key={"id": {"N": str(payment_id)}},
+        Key={"user": {"N": "1"}, "id": {"N": str(payment_id)}},
         UpdateExpression="REMOVE checkout_session_id, checkout_url",
     )
 
@@ -716,7 +716,7 @@ def test_an_early_completion_naming_another_checkout_attempt_completes_nothing(h
     (event,) = shop.act(session, "pay")
     shop.checkout._store.client.update_item(
         TableName=ledger.tables["PaymentsTable"],
-        Key={"id": {"N": str(payment_id)}},
+        Key={"user": {"N": "1"}, "id": {"N": str(payment_id)}},
         UpdateExpression="REMOVE checkout_session_id, checkout_url",
     )
     event["data"]["object"]["metadata"]["checkout_key"] = "halum-checkout-4-" + "0" * 32

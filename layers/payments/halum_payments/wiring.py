@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from . import snapstart
@@ -136,29 +135,11 @@ def stripe_events(
     gateway: StripeCheckoutGateway | Callable[[], StripeCheckoutGateway | None] | None = None,
     client: Any = None,
 ) -> StripeEvents:
-    from .clock import now_text
-    from .logic.settlement import AuditEntry
     from .logic.webhooks import StripeEvents
-    from .models import PaymentMethod
     from .repositories.settlement_store import DynamoSettlementStore
 
     store = DynamoSettlementStore(tables(settings), client)
-
-    def payment_amount(payment_id: int) -> tuple[Decimal, str] | None:
-        payment = store.payment(payment_id)
-        return (payment.amount, payment.currency) if payment else None
-
-    def record_partial_refund(payment_id: int, order_id: int, details: dict[str, Any], event_id: str) -> None:
-        store.record(
-            [AuditEntry(payment_id, order_id, None, None, "stripe", event_id, "partial_refund", now_text(), details)]
-        )
-
-    return StripeEvents(
-        settlement(settings, gateway, client),
-        payment_for_intent=lambda intent: store.transactions.lookup(PaymentMethod.STRIPE, intent),
-        payment_amount=payment_amount,
-        record_partial_refund=record_partial_refund,
-    )
+    return StripeEvents(settlement(settings, gateway, client), store)
 
 
 def gateway_events(settings: Settings, client: Any = None) -> GatewayEvents:

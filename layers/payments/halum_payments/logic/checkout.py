@@ -129,13 +129,13 @@ class CheckoutStore(Protocol):
 
     def order(self, order_id: int, key: RequestKey | None) -> tuple[Order | None, KeyedCheckout | None]: ...
 
-    def order_and_payment(self, order_id: int, payment_id: int) -> tuple[Order | None, Payment | None]: ...
+    def order_and_payment(self, user: int, order_id: int, payment_id: int) -> tuple[Order | None, Payment | None]: ...
 
     def variants(self, variant_ids: list[int]) -> dict[int, Variant]: ...
 
     def cart(self, user: int) -> Cart | None: ...
 
-    def payment(self, payment_id: int) -> Payment | None: ...
+    def payment(self, user: int, payment_id: int) -> Payment | None: ...
 
     def next_id(self, kind: Literal["order", "payment"]) -> int: ...
 
@@ -143,7 +143,7 @@ class CheckoutStore(Protocol):
 
     def add_payment(self, new: NewPayment) -> None: ...
 
-    def attach_session(self, payment_id: int, session_id: str, url: str | None) -> bool: ...
+    def attach_session(self, payment: Payment, session_id: str, url: str | None) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +212,7 @@ class CheckoutService:
             self._check_payable(order)
             open_stripe = [pid for pid, ref in order.open_payments().items() if ref.method == PaymentMethod.STRIPE]
             if open_stripe:
-                payment = self._store.payment(open_stripe[0])
+                payment = self._store.payment(order.user, open_stripe[0])
                 if payment is None:
                     raise TransientFault("order lists a payment that is not readable yet")
                 return self._resume(gateway, order, payment)
@@ -260,7 +260,7 @@ class CheckoutService:
     def _replayed(self, keyed: KeyedCheckout, key: RequestKey | None) -> tuple[Order, Payment]:
         if key is None or keyed.request != key.request:
             raise Unprocessable(DIFFERENT_REQUEST)
-        order, payment = self._store.order_and_payment(keyed.order, keyed.payment)
+        order, payment = self._store.order_and_payment(key.user, keyed.order, keyed.payment)
         if order is None or payment is None:
             raise TransientFault("a claimed checkout is not readable yet")
         count("DuplicateCheckouts")
@@ -284,9 +284,9 @@ class CheckoutService:
             raise UpstreamUnavailable("The payment provider is unavailable; please retry.") from exc
         if not session.url:
             raise TransientFault("Stripe returned a session without a URL")
-        if self._store.attach_session(payment.id, session.id, session.url):
+        if self._store.attach_session(payment, session.id, session.url):
             return StartedCheckout(session.id, session.url)
-        current = self._store.payment(payment.id)
+        current = self._store.payment(payment.user, payment.id)
         if current is not None and current.checkout_session_id == session.id:
             # Recorded already: by a concurrent request, or by the session's own webhook (a fast payment).
             return StartedCheckout(session.id, session.url)
@@ -323,7 +323,7 @@ class CheckoutService:
         )
         outcome = self._settlement.apply(change, adjust=adjust)
         if outcome.kind != "applied":
-            current = self._store.payment(payment.id)
+            current = self._store.payment(payment.user, payment.id)
             if current is not None and current.checkout_session_id and current.checkout_url:
                 return StartedCheckout(current.checkout_session_id, current.checkout_url)
             raise UpstreamUnavailable("The payment provider is unavailable; please retry.") from failure

@@ -4,14 +4,35 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ..cursors import Cursor, CursorCodec
 from ..errors import BadRequest, NotFound
-from ..models import Payment, PaymentRow
-from ..repositories.counters import CountersRepository
-from ..repositories.payments import SORTS, PaymentsRepository, sort_key
+from ..models import Payment, PaymentOut, payment_out
 
 _PAYMENT_ID = re.compile(r"[1-9][0-9]{0,17}")
+
+
+class PaymentReader(Protocol):
+    def get(self, user: int, payment_id: int) -> Payment | None: ...
+
+    def page(
+        self,
+        user: int,
+        *,
+        status: str | None,
+        method: str | None,
+        by_created: bool,
+        ascending: bool,
+        after: dict[str, Any] | None,
+        limit: int,
+    ) -> tuple[list[Payment], dict[str, Any] | None]: ...
+
+    def list_position(self, payment: Payment, by_created: bool) -> dict[str, Any]: ...
+
+
+class PaymentCounts(Protocol):
+    def payment_count(self, user: int, status: str | None, method: str | None) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,76 +43,92 @@ class PageRequest:
     page_size: int = 100
     cursor: str | None = None
 
+    @property
+    def by_created(self) -> bool:
+        return self.ordering.lstrip("-") == "created_at"
+
+    @property
+    def descending(self) -> bool:
+        return self.ordering.startswith("-")
+
 
 @dataclass(frozen=True, slots=True)
 class Page:
     count: int
-    results: list[PaymentRow]
+    results: list[PaymentOut]
     next_cursor: str | None
-    previous_cursor: str | None
+    previous_cursor: str | None  # "" links back to the first page
 
 
 class PaymentQueries:
-    def __init__(self, payments: PaymentsRepository, counters: CountersRepository, cursors: CursorCodec | None) -> None:
+    def __init__(self, payments: PaymentReader, counts: PaymentCounts, cursors: CursorCodec | None) -> None:
         self._payments = payments
-        self._counters = counters
+        self._counts = counts
         self._cursors = cursors
 
     def get_for_user(self, user: int, raw_id: str) -> Payment:
-        """Another user's payment, a missing one and a malformed id all look the same: not found."""
-        if not _PAYMENT_ID.fullmatch(raw_id or ""):
-            raise NotFound()
-        payment = self._payments.get(int(raw_id))
-        if payment is None or payment.user != user:
+        """Another user's payment, a missing one and a malformed id all look the same: not found
+        (the read is keyed by the caller, so another user's payment is not even reachable)."""
+        payment = self._payments.get(user, int(raw_id)) if _PAYMENT_ID.fullmatch(raw_id or "") else None
+        if payment is None:
             raise NotFound()
         return payment
 
     def list_for_user(self, user: int, request: PageRequest) -> Page:
-        if self._cursors is None:
-            raise RuntimeError("PaymentQueries was built without a cursor codec")
-        codec = self._cursors
-        field = request.ordering.lstrip("-")
-        descending = request.ordering.startswith("-")
-        sort_attr = SORTS[field]
+        codec = self._codec()
         cursor = codec.decode(request.cursor) if request.cursor else None
-        if cursor is not None and (
-            cursor.user != user
-            or cursor.ordering != request.ordering
-            or cursor.status != request.status
-            or cursor.method != request.method
-            or (sort_attr != "id" and sort_attr not in cursor.anchor)
-        ):
+        if cursor is not None and not _fits(cursor, user, request):
             raise BadRequest("Invalid cursor.")
-
         forward = cursor is None or cursor.forward
-        rows, cut_short = self._payments.page(
-            user=user,
+        payments, stopped_at = self._payments.page(
+            user,
             status=request.status,
             method=request.method,
-            sort_attr=sort_attr,
-            ascending=(not descending) == forward,
+            by_created=request.by_created,
+            ascending=request.descending != forward,
             after=cursor.anchor if cursor else None,
-            limit=request.page_size + 1,  # one extra row says whether another page exists
+            limit=request.page_size + 1,  # one more than a page says whether another page exists
         )
-        # A short page with more behind it (DynamoDB's 1 MB cap) still links onward: never drop rows.
-        more = len(rows) > request.page_size or cut_short
-        rows = rows[: request.page_size]
+        # More behind this page: the extra row, or DynamoDB stopped early (its 1 MB page).
+        more = len(payments) > request.page_size or stopped_at is not None
+        payments = payments[: request.page_size]
         if not forward:
-            rows.reverse()
-        has_next = more if forward else True
-        has_previous = cursor is not None and (forward or more)
+            payments.reverse()
 
-        count = self._counters.payment_count(user, request.status, request.method)
+        def link(position: dict[str, Any] | None, going_forward: bool) -> str | None:
+            if position is None:
+                return None
+            return codec.encode(Cursor(user, request.ordering, request.status, request.method, going_forward, position))
 
-        def make(anchor: PaymentRow, going_forward: bool) -> str:
-            key: dict[str, object] = {"id": anchor["id"]}
-            if sort_attr != "id":
-                key[sort_attr] = sort_key(anchor["created_at"], anchor["id"])
-            return codec.encode(Cursor(user, request.ordering, request.status, request.method, going_forward, key))
+        first, last = (payments[0], payments[-1]) if payments else (None, None)
+        next_position = self._position(last, request) or (stopped_at if forward else None)
+        previous_position = self._position(first, request) or (stopped_at if not forward else None)
+        next_cursor = link(next_position, True) if (more or not forward) else None
+        previous_cursor = link(previous_position, False) if cursor is not None and (forward or more) else None
+        if not payments and cursor is not None and stopped_at is None:
+            previous_cursor = ""  # paged past the end (rows vanished): offer the way back to the start
+        return Page(
+            count=self._counts.payment_count(user, request.status, request.method),
+            results=[payment_out(payment) for payment in payments],
+            next_cursor=next_cursor,
+            previous_cursor=previous_cursor,
+        )
 
-        next_cursor = make(rows[-1], True) if rows and has_next else None
-        previous_cursor = make(rows[0], False) if rows and has_previous else None
-        if not rows and cursor is not None:
-            # Paged past the end (rows vanished): offer the way back to the start.
-            previous_cursor = ""
-        return Page(count=count, results=rows, next_cursor=next_cursor, previous_cursor=previous_cursor)
+    def _codec(self) -> CursorCodec:
+        if self._cursors is None:
+            raise RuntimeError("PaymentQueries was built without a cursor codec")
+        return self._cursors
+
+    def _position(self, payment: Payment | None, request: PageRequest) -> dict[str, Any] | None:
+        return None if payment is None else self._payments.list_position(payment, request.by_created)
+
+
+def _fits(cursor: Cursor, user: int, request: PageRequest) -> bool:
+    """A cursor is only good for the listing it was made for."""
+    return (
+        cursor.user == user
+        and cursor.ordering == request.ordering
+        and cursor.status == request.status
+        and cursor.method == request.method
+        and (not request.by_created or "created_sort" in cursor.anchor)
+    )

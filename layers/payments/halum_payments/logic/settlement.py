@@ -137,7 +137,7 @@ class SettlementStore(Protocol):
 
     def record(self, entries: list[AuditEntry]) -> None: ...
 
-    def payments(self, payment_ids: list[int]) -> list[Payment]: ...
+    def payments(self, user: int, payment_ids: list[int]) -> list[Payment]: ...
 
 
 def require_order_total(order: Order, amount: Decimal, what: str) -> None:
@@ -354,12 +354,12 @@ class Settlement:
             t.payment_id for t in plan.transitions if t.payment_id != main and t.method == PaymentMethod.STRIPE
         ]
         if stripe_superseded and self._expire_sessions is not None:
-            self._expire_superseded(stripe_superseded)
+            self._expire_superseded(plan.user, stripe_superseded)
         return Outcome("applied", main, change.target, f"Payment {main} is now {change.target}.", superseded)
 
-    def _expire_superseded(self, payment_ids: list[int]) -> None:
+    def _expire_superseded(self, user: int, payment_ids: list[int]) -> None:
         try:
-            payments = [p for p in self._store.payments(payment_ids) if p.checkout_session_id]
+            payments = [p for p in self._store.payments(user, payment_ids) if p.checkout_session_id]
             if payments and self._expire_sessions:
                 self._expire_sessions(payments)
         except Exception:  # noqa: BLE001 - best effort: an open session of a failed payment is harmless

@@ -7,16 +7,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from ..clock import utc_now
+from ..clock import now_text, utc_now
 from ..errors import BadRequest, Conflict, DomainError, NotFound, RequestInProgress, RetryLater, Unprocessable
-from ..models import Order, PaymentMethod, PaymentStatus, WebhookAck
+from ..models import Order, Payment, PaymentMethod, PaymentStatus, WebhookAck
 from ..money import MoneyError, from_minor_units, parse_amount
 from ..observability import count, logger
-from .settlement import Change, Facts, Outcome, Settlement, Source, require_order_total
+from .settlement import AuditEntry, Change, Facts, Outcome, Settlement, Source, require_order_total
 
 # ---------------------------------------------------------------- Stripe
 
@@ -32,21 +32,25 @@ StripeTargets = {
 }
 
 
+class PaymentRecords(Protocol):
+    """What a refund needs beyond settlement: finding the payment a charge was for, and noting a
+    partial refund."""
+
+    def payment_for_transaction(self, method: PaymentMethod, transaction_id: str) -> Payment | None: ...
+
+    def payment(self, user: int, payment_id: int) -> Payment | None: ...
+
+    def record(self, entries: list[AuditEntry]) -> None: ...
+
+
 class StripeEvents:
     """Applies verified Stripe events. Every outcome but our own fault is acknowledged (200):
     Stripe retries only when a retry can help."""
 
-    def __init__(
-        self,
-        settlement: Settlement,
-        payment_for_intent: Callable[[str], tuple[int, int] | None],
-        payment_amount: Callable[[int], tuple[Decimal, str] | None],
-        record_partial_refund: Callable[[int, int, dict[str, Any], str], None],
-    ) -> None:
+    def __init__(self, settlement: Settlement, records: PaymentRecords, clock: Callable[[], str] = now_text) -> None:
         self._settlement = settlement
-        self._payment_for_intent = payment_for_intent
-        self._payment_amount = payment_amount
-        self._record_partial_refund = record_partial_refund
+        self._records = records
+        self._clock = clock
 
     def handle(self, event: Mapping[str, Any]) -> Outcome:
         kind = str(event.get("type"))
@@ -97,46 +101,59 @@ class StripeEvents:
         return self._settlement.apply(change)
 
     def _refund(self, charge: Mapping[str, Any], event_id: str) -> Outcome:
-        intent = charge.get("payment_intent")
-        if isinstance(intent, Mapping):
-            intent = intent.get("id")
-        found = self._payment_for_intent(intent) if isinstance(intent, str) else None
-        if found is None:
-            ids = _our_ids(charge.get("metadata"))
-            found = (ids[1], ids[0]) if ids else None
-        if found is None:
+        intent = _object_id(charge.get("payment_intent"))
+        payment = self._charged_payment(charge, intent)
+        if payment is None:
             logger.info("refund for a charge that is not ours", extra={"event_id": event_id})
             return Outcome("unknown", None, None, "Not one of our payments.")
-        payment_id, order_id = found
-        refunded = charge.get("amount_refunded")
-        total = charge.get("amount")
-        currency = charge.get("currency")
-        known = self._payment_amount(payment_id)
+        refunded, total, currency = charge.get("amount_refunded"), charge.get("amount"), charge.get("currency")
         charged = _amount(total, currency)
-        if known is None or charged is None or not isinstance(refunded, int) or refunded <= 0:
-            return Outcome("ignored", payment_id, None, "Refund event without usable amounts.")
-        if charged != known[0] or str(currency).lower() != known[1]:
+        if charged is None or not isinstance(refunded, int) or refunded <= 0:
+            return Outcome("ignored", payment.id, None, "Refund event without usable amounts.")
+        if charged != payment.amount or str(currency).lower() != payment.currency:
             count("AmountMismatch")
-            logger.error("refund amount/currency does not match the payment", extra={"payment": payment_id})
-            return Outcome("mismatch", payment_id, None, "Charge does not match the payment.")
+            logger.error("refund amount/currency does not match the payment", extra={"payment": payment.id})
+            return Outcome("mismatch", payment.id, None, "Charge does not match the payment.")
         details = {"amount_refunded_minor": refunded, "charge": str(charge.get("id"))}
         if not charge.get("refunded") or refunded < int(str(total)):
             # Partial refund: the payment stays completed; the refund is on the audit trail.
-            self._record_partial_refund(payment_id, order_id, details, event_id)
-            return Outcome("unchanged", payment_id, PaymentStatus.COMPLETED, "Partial refund recorded.")
+            note = AuditEntry(
+                payment.id, payment.order, None, None, "stripe", event_id, "partial_refund", self._clock(), details
+            )
+            self._records.record([note])
+            return Outcome("unchanged", payment.id, PaymentStatus.COMPLETED, "Partial refund recorded.")
         change = Change(
-            order_id=order_id,
-            payment_id=payment_id,
+            order_id=payment.order,
+            payment_id=payment.id,
             target=PaymentStatus.REFUNDED,
             source="stripe",
             event_id=event_id,
             # Only the payment this PaymentIntent settled: one found through metadata alone may
             # have been paid some other way (it is then recorded as a mismatch, never refunded).
-            facts=Facts(amount=known[0], currency=known[1], transaction_id=intent if isinstance(intent, str) else None),
+            facts=Facts(amount=payment.amount, currency=payment.currency, transaction_id=intent),
             reason="refunded",
             details=details,
         )
         return self._settlement.apply(change)
+
+    def _charged_payment(self, charge: Mapping[str, Any], intent: str | None) -> Payment | None:
+        """The payment a charge paid: the one its PaymentIntent settled, else the one its metadata names."""
+        payment = self._records.payment_for_transaction(PaymentMethod.STRIPE, intent) if intent else None
+        if payment is not None:
+            return payment
+        metadata = charge.get("metadata")
+        ids, user = _our_ids(metadata), _metadata_user(metadata)
+        if ids is None or user is None:
+            return None
+        payment = self._records.payment(user, ids[1])
+        return payment if payment is not None and payment.order == ids[0] else None
+
+
+def _object_id(value: Any) -> str | None:
+    """A Stripe reference: an id, or an expanded object."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
 
 
 def _metadata_text(metadata: Any, name: str) -> str | None:

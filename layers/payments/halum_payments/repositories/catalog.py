@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..models import Address, Cart, CartItem, Variant
+from .dynamo import from_item
 
 
 def encode_variant(variant: Variant) -> dict[str, Any]:
@@ -23,8 +24,9 @@ def encode_variant(variant: Variant) -> dict[str, Any]:
     }
 
 
-def decode_variant(record: Mapping[str, Any]) -> Variant | None:
+def decode_variant(item: Mapping[str, Any]) -> Variant | None:
     """None for a stub without a sku (stock returned to a variant that was since deleted)."""
+    record = from_item(item)
     if "sku" not in record:
         return None
     return Variant(
@@ -50,7 +52,8 @@ def encode_address(address: Address) -> dict[str, Any]:
     }
 
 
-def decode_address(record: Mapping[str, Any]) -> Address:
+def decode_address(item: Mapping[str, Any]) -> Address:
+    record = from_item(item)
     return Address(
         id=int(record["id"]),
         user=int(record["user"]),
@@ -67,7 +70,8 @@ def encode_cart(cart: Cart) -> dict[str, Any]:
     return {"user": cart.user, "items": [{"variant": i.variant, "quantity": i.quantity} for i in cart.items]}
 
 
-def decode_cart(record: Mapping[str, Any]) -> Cart:
+def decode_cart(item: Mapping[str, Any]) -> Cart:
+    record = from_item(item)
     raw = record.get("items") or []
     return Cart(
         user=int(record["user"]),

@@ -17,7 +17,6 @@ from .dynamo import (
     TransactionCancelled,
     batch_get,
     dynamodb_client,
-    from_item,
     is_condition_failure,
     put_request,
     update_request,
@@ -63,10 +62,13 @@ class DynamoCheckoutStore:
         orders = found[self.tables.orders]
         return (order_records.decode(orders[0]) if orders else None), self._keyed(found, key)
 
-    def order_and_payment(self, order_id: int, payment_id: int) -> tuple[Order | None, Payment | None]:
+    def order_and_payment(self, user: int, order_id: int, payment_id: int) -> tuple[Order | None, Payment | None]:
         found = batch_get(
             self.client,
-            {self.tables.orders: {"Keys": [{"id": order_id}]}, self.tables.payments: {"Keys": [{"id": payment_id}]}},
+            {
+                self.tables.orders: {"Keys": [{"id": order_id}]},
+                self.tables.payments: {"Keys": [payment_records.key(user, payment_id)]},
+            },
         )
         orders, payments = found[self.tables.orders], found[self.tables.payments]
         return (
@@ -87,10 +89,10 @@ class DynamoCheckoutStore:
             TableName=self.tables.carts, Key={"user": {"N": str(user)}}, ConsistentRead=True
         )
         item = response.get("Item")
-        return catalog.decode_cart(from_item(item)) if item else None
+        return catalog.decode_cart(item) if item else None
 
-    def payment(self, payment_id: int) -> Payment | None:
-        return payment_records.PaymentsRepository(self.tables.payments, self._client).get(payment_id)
+    def payment(self, user: int, payment_id: int) -> Payment | None:
+        return payment_records.PaymentsRepository(self.tables.payments, self._client).get(user, payment_id)
 
     def next_id(self, kind: str) -> int:
         return self.ids.next(SEQUENCES[kind])
@@ -166,12 +168,12 @@ class DynamoCheckoutStore:
         except TransactionCancelled as cancelled:
             raise CheckoutConflict("key" if "key" in cancelled.failed else "order") from None
 
-    def attach_session(self, payment_id: int, session_id: str, url: str | None) -> bool:
+    def attach_session(self, payment: Payment, session_id: str, url: str | None) -> bool:
         """Record the payment's Checkout Session, only while the payment is pending: never on a
         payment given up meanwhile. False if it is not. Resent after a lost answer, it holds again."""
         request = update_request(
             self.tables.payments,
-            {"id": payment_id},
+            payment_records.key(payment.user, payment.id),
             set_={"checkout_session_id": session_id, "checkout_url": url},
             condition=[("status", "=", "pending")],
             extra_condition="attribute_not_exists(#s) OR #s = :s",

@@ -256,7 +256,7 @@ def put_request(
 @dataclass(frozen=True)
 class CancellationReason:
     code: str
-    item: dict[str, Any] | None  # the item as it was, when the write asked for ALL_OLD
+    item: dict[str, Any] | None  # the item as it was (as DynamoDB returns it), when the write asked for ALL_OLD
 
 
 class TransactionCancelled(Exception):
@@ -317,7 +317,7 @@ def transact_write(client: Any, operations: list[dict[str, Any]], *, attempts: i
             error = exc.response.get("Error", {})
             if error.get("Code") == "TransactionCanceledException":
                 reasons = [
-                    CancellationReason(r.get("Code", "None"), from_item(r["Item"]) if r.get("Item") else None)
+                    CancellationReason(r.get("Code", "None"), r.get("Item"))
                     for r in exc.response.get("CancellationReasons", [])
                 ]
                 retryable = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
@@ -335,7 +335,8 @@ def transact_write(client: Any, operations: list[dict[str, Any]], *, attempts: i
 def batch_get(client: Any, requests: Mapping[str, Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """BatchGetItem over several tables (strongly consistent), following UnprocessedKeys.
 
-    `requests` maps table -> {"Keys": [...python keys...], "ProjectionExpression"?: ...}.
+    `requests` maps table -> {"Keys": [...python keys...], "ProjectionExpression"?: ...}; the items
+    found come back as DynamoDB returns them (each repository decodes its own).
     """
     pending: dict[str, Any] = {}
     for table, request in requests.items():
@@ -348,7 +349,7 @@ def batch_get(client: Any, requests: Mapping[str, Mapping[str, Any]]) -> dict[st
             return found
         response = client.batch_get_item(RequestItems=pending)
         for table, items in response.get("Responses", {}).items():
-            found[table].extend(from_item(item) for item in items)
+            found[table].extend(items)
         pending = response.get("UnprocessedKeys") or {}
         if pending:
             time.sleep(random.uniform(0.02, 0.05) * (2**attempt))  # noqa: S311 - jitter

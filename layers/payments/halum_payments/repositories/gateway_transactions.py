@@ -6,9 +6,17 @@ never settle two of ours; also the strongly consistent way to find a payment by 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .dynamo import TableRepository, from_item, put_request
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    payment: int
+    order: int
+    user: int
 
 
 def claim_key(method: str, transaction_id: str) -> str:
@@ -16,19 +24,19 @@ def claim_key(method: str, transaction_id: str) -> str:
 
 
 class GatewayTransactionsRepository(TableRepository):
-    def record(self, method: str, transaction_id: str, payment: int, order: int) -> dict[str, Any]:
-        return {"transaction_id": claim_key(method, transaction_id), "payment": payment, "order": order}
+    def record(self, method: str, transaction_id: str, payment: int, order: int, user: int) -> dict[str, Any]:
+        return {"transaction_id": claim_key(method, transaction_id), "payment": payment, "order": order, "user": user}
 
-    def claim(self, method: str, transaction_id: str, payment: int, order: int) -> dict[str, Any]:
-        """Transaction item: claim the id for `payment` (idempotent for the same payment)."""
-        request = put_request(self.table, self.record(method, transaction_id, payment, order))
+    def claim(self, method: str, transaction_id: str, payment: int, order: int, user: int) -> dict[str, Any]:
+        """Put request claiming the id for `payment` (idempotent for the same payment)."""
+        request = put_request(self.table, self.record(method, transaction_id, payment, order, user))
         request["ConditionExpression"] = "attribute_not_exists(#t) OR #p = :p"
         request["ExpressionAttributeNames"] = {"#t": "transaction_id", "#p": "payment"}
         request["ExpressionAttributeValues"] = {":p": {"N": str(payment)}}
-        return {"Put": request}
+        return request
 
-    def lookup(self, method: str, transaction_id: str) -> tuple[int, int] | None:
-        """(payment id, order id) of the payment this provider transaction settled."""
+    def lookup(self, method: str, transaction_id: str) -> Claimed | None:
+        """The payment this provider transaction settled."""
         response = self.client.get_item(
             TableName=self.table,
             Key={"transaction_id": {"S": claim_key(method, transaction_id)}},
@@ -38,4 +46,4 @@ class GatewayTransactionsRepository(TableRepository):
         if not item:
             return None
         record = from_item(item)
-        return int(record["payment"]), int(record["order"])
+        return Claimed(int(record["payment"]), int(record["order"]), int(record["user"]))

@@ -48,7 +48,8 @@ def encode_ref_of(payment: Payment) -> dict[str, str]:
     return {"method": str(payment.method), "status": str(payment.status)}
 
 
-def decode(record: Mapping[str, Any]) -> Order:
+def decode(item: Mapping[str, Any]) -> Order:
+    record = from_item(item)
     payments = record.get("payments") or {}
     completed = record.get("completed_payment")
     address = record.get("shipping_address")
@@ -87,4 +88,4 @@ class OrdersRepository(TableRepository):
     def get(self, order_id: int) -> Order | None:
         response = self.client.get_item(TableName=self.table, Key={"id": {"N": str(order_id)}}, ConsistentRead=True)
         item = response.get("Item")
-        return decode(from_item(item)) if item else None
+        return decode(item) if item else None

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..logic.checkout import KeyedCheckout
 from ..models import Payment, RequestKey
-from .dynamo import put_request, to_item
+from .dynamo import from_item, put_request, to_item
 
 
 def item_key(key: RequestKey) -> dict[str, str]:
@@ -34,5 +34,6 @@ def forget(table: str, key: RequestKey) -> dict[str, Any]:
     return {"TableName": table, "Key": to_item(item_key(key))}
 
 
-def decode(record: Mapping[str, Any]) -> KeyedCheckout:
+def decode(item: Mapping[str, Any]) -> KeyedCheckout:
+    record = from_item(item)
     return KeyedCheckout(order=int(record["order"]), payment=int(record["payment"]), request=str(record["request"]))

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..clock import sortable
 from ..logic.settlement import AuditEntry, CommitConflict, Plan, Transition
-from ..models import Order, Payment, PaymentRef, PaymentStatus
+from ..models import Order, Payment, PaymentMethod, PaymentRef
 from . import orders as order_records
 from . import payments as payment_records
 from . import request_keys
@@ -19,7 +19,6 @@ from .dynamo import (
     batch_get,
     batch_put,
     dynamodb_client,
-    from_item,
     put_request,
     update_request,
 )
@@ -61,17 +60,23 @@ class DynamoSettlementStore:
             TableName=self.tables.orders, Key={"id": {"N": str(order_id)}}, ConsistentRead=True
         )
         item = response.get("Item")
-        return order_records.decode(from_item(item)) if item else None
+        return order_records.decode(item) if item else None
 
     def new_payment_id(self) -> int:
         return self.ids.next(PAYMENT_SEQUENCE)
 
-    def payments(self, payment_ids: list[int]) -> list[Payment]:
-        found = batch_get(self.client, {self.tables.payments: {"Keys": [{"id": pid} for pid in payment_ids]}})
+    def payments(self, user: int, payment_ids: list[int]) -> list[Payment]:
+        keys = [payment_records.key(user, pid) for pid in payment_ids]
+        found = batch_get(self.client, {self.tables.payments: {"Keys": keys}})
         return [payment_records.decode(item) for item in found[self.tables.payments]]
 
-    def payment(self, payment_id: int) -> Payment | None:
-        return payment_records.PaymentsRepository(self.tables.payments, self._client).get(payment_id)
+    def payment(self, user: int, payment_id: int) -> Payment | None:
+        return payment_records.PaymentsRepository(self.tables.payments, self._client).get(user, payment_id)
+
+    def payment_for_transaction(self, method: PaymentMethod, transaction_id: str) -> Payment | None:
+        """The payment a provider transaction settled (claimed in its completing transaction)."""
+        claimed = self.transactions.lookup(method, transaction_id)
+        return self.payment(claimed.user, claimed.payment) if claimed else None
 
     # ------------------------------------------------------------------ writes
 
@@ -122,7 +127,7 @@ class DynamoSettlementStore:
 
         if plan.claim is not None:
             method, transaction_id, payment_id = plan.claim
-            txn.add("claim", "Put", self.transactions.claim(method, transaction_id, payment_id, order.id)["Put"])
+            txn.add("claim", "Put", self.transactions.claim(method, transaction_id, payment_id, order.id, order.user))
 
         counters = self.counters.adjust_payment_counts(plan.user, merge_deltas(deltas))
         if counters is not None:
@@ -133,10 +138,12 @@ class DynamoSettlementStore:
 
     def _transition_update(self, plan: Plan, transition: Transition) -> dict[str, Any]:
         order = plan.order
-        set_, remove = payment_records.status_attributes(
-            _stub(order, transition.payment_id, transition.method, transition.from_status), transition.to_status
+        set_: dict[str, Any] = {"status": str(transition.to_status), "updated_at": plan.at}
+        # A Stripe payment that closes leaves the open index (nothing ever reopens a payment).
+        closes = payment_records.open_method(transition.method, transition.to_status) is None
+        remove = (
+            ["open_method"] if closes and payment_records.open_method(transition.method, transition.from_status) else []
         )
-        set_ = {**set_, "status": str(transition.to_status), "updated_at": plan.at}
         if transition.transaction_id:
             set_["transaction_id"] = transition.transaction_id
         condition: list[tuple[str, str, Any]] = [
@@ -167,7 +174,7 @@ class DynamoSettlementStore:
                 condition.append(("checkout_session_id", "not_exists", None))
         request = update_request(
             self.tables.payments,
-            {"id": transition.payment_id},
+            payment_records.key(order.user, transition.payment_id),
             set_=set_,
             remove=remove,
             condition=condition,
@@ -230,22 +237,7 @@ class DynamoSettlementStore:
     def _diagnose(plan: Plan, failed: dict[str, dict[str, Any] | None]) -> CommitConflict:
         for transition in plan.transitions:
             old = failed.get(f"payment:{transition.payment_id}")
-            if old is not None and old.get("status") == str(transition.from_status) and transition.facts:
-                return CommitConflict(facts_mismatch=payment_records.decode(old))
+            payment = payment_records.decode(old) if old is not None else None
+            if payment is not None and payment.status == transition.from_status and transition.facts:
+                return CommitConflict(facts_mismatch=payment)
         return CommitConflict(claimed="claim" in failed)
-
-
-def _stub(order: Order, payment_id: int, method: Any, status: PaymentStatus) -> Payment:
-    """Enough of a payment to recompute its index attributes (created_at is not needed for those)."""
-    return Payment(
-        id=payment_id,
-        order=order.id,
-        user=order.user,
-        amount=order.total_price,
-        currency=order.currency,
-        method=method,
-        status=status,
-        transaction_id=None,
-        created_at="1970-01-01T00:00:00Z",
-        updated_at="1970-01-01T00:00:00Z",
-    )

@@ -16,7 +16,12 @@ class SweepStateRepository(TableRepository):
         cursor = item.get("cursor")
         if not isinstance(cursor, dict):
             return None
-        return {"id": int(cursor["id"]), "open_method": cursor["open_method"], "created_sort": cursor["created_sort"]}
+        return {
+            "user": int(cursor["user"]),
+            "id": int(cursor["id"]),
+            "open_method": cursor["open_method"],
+            "created_sort": cursor["created_sort"],
+        }
 
     def save(self, cursor: dict[str, Any] | None) -> None:
         if cursor is None:
