@@ -147,74 +147,80 @@ def create_api(
     that they answer first (401 before 400, as DRF does), and exactly once."""
     app: Any = (FunctionUrlApi if function_url else HttpApi)(enable_validation=True)
     app.preconditions = preconditions
+    answers = _Answers(app, error_style)
+    app.use(middlewares=[answers.preconditions_middleware])
+    app.exception_handler(DomainError)(answers.refused)
+    app.exception_handler(RequestValidationError)(answers.invalid_request)
+    app.exception_handler(RequestUnsupportedContentType)(answers.unsupported_media_type)
+    app.exception_handler(TransientFault)(answers.transient)
+    app.exception_handler(Exception)(answers.unhandled)
+    app.not_found(answers.not_found)
+    return app
 
-    def refusal_first(answer: Callable[[], Response]) -> Response:
-        refusal = app.context.get("refusal")
-        return answer() if refusal is None else mapped(refusal)
 
-    def preconditions_middleware(app_: Any, next_middleware: Any) -> Any:
+class _Answers:
+    """The one mapping from what happened to what the caller gets, for one resolver."""
+
+    def __init__(self, app: Any, style: ErrorStyle) -> None:
+        self._app = app
+        self._style = style
+
+    def preconditions_middleware(self, app: Any, next_middleware: Any) -> Any:
         app.append_context(_request_read=True)  # Powertools has parsed and validated the request
         refusal = app.context.get("refusal")
         if refusal is not None:
             raise refusal
-        return next_middleware(app_)
+        return next_middleware(app)
 
-    app.use(middlewares=[preconditions_middleware])
-
-    def mapped(error: BaseException) -> Response:
-        if isinstance(error, DomainError):
-            return _domain_error(error)
-        if isinstance(error, TransientFault):
-            return _transient(error)
-        return _fault(error)
-
-    @app.exception_handler(DomainError)
-    def _domain_error(exc: DomainError) -> Response:
+    def refused(self, exc: DomainError) -> Response:
         status = status_of(exc)
         headers = {}
         if isinstance(exc, NotAuthenticated):
-            challenge = 'Bearer realm="api"'
-            if exc.invalid_token:
-                challenge += ', error="invalid_token"'
-            headers["WWW-Authenticate"] = challenge
+            headers["WWW-Authenticate"] = 'Bearer realm="api"' + (
+                ', error="invalid_token"' if exc.invalid_token else ""
+            )
         if isinstance(exc, RequestInProgress):
             headers["Retry-After"] = "1"
         # `reason` may say more than the answer (which token check failed); never the token itself.
         logger.info("request refused", extra={"status": status, "reason": exc.reason})
-        return error_response(status, exc.message, error_style, headers, exc.extra_body)
+        return error_response(status, exc.message, self._style, headers, exc.extra_body)
 
-    @app.exception_handler(RequestValidationError)
-    def _invalid_request(exc: RequestValidationError) -> Response:
-        return refusal_first(lambda: _domain_error(validation_errors(exc.errors())))
+    def invalid_request(self, exc: RequestValidationError) -> Response:
+        return self._refusal_first(lambda: self.refused(validation_errors(exc.errors())))
 
-    @app.exception_handler(RequestUnsupportedContentType)
-    def _unsupported_media_type(exc: RequestUnsupportedContentType) -> Response:
+    def unsupported_media_type(self, exc: RequestUnsupportedContentType) -> Response:
         message = "Unsupported media type in request: send the body as application/json."
-        return refusal_first(lambda: error_response(415, message, error_style))
+        return self._refusal_first(lambda: error_response(415, message, self._style))
 
-    @app.exception_handler(TransientFault)
-    def _transient(exc: TransientFault) -> Response:
+    def transient(self, exc: TransientFault) -> Response:
         logger.warning("transient fault", extra={"fault": str(exc)})
-        return error_response(503, "Temporarily unavailable, please retry.", error_style, {"Retry-After": "2"})
+        return error_response(503, "Temporarily unavailable, please retry.", self._style, {"Retry-After": "2"})
 
-    @app.not_found
-    def _not_found(_: NotFoundError) -> Response:
-        return error_response(404, "Not found.", error_style)
+    def not_found(self, _: NotFoundError) -> Response:
+        return error_response(404, "Not found.", self._style)
 
-    @app.exception_handler(Exception)
-    def _unhandled(exc: Exception) -> Response:
-        if isinstance(exc, (ValueError, RecursionError)) and not app.context.get("_request_read"):
+    def unhandled(self, exc: Exception) -> Response:
+        if isinstance(exc, (ValueError, RecursionError)) and not self._app.context.get("_request_read"):
             # Powertools could not read the request: a body that is not UTF-8 (UnicodeDecodeError),
             # JSON nested too deeply for the parser (RecursionError), a multipart body without a
             # boundary... The caller's to fix, never our 500.
-            return refusal_first(lambda: _domain_error(InvalidInput.field(NON_FIELD_ERRORS, NOT_JSON)))
-        return _fault(exc)
+            return self._refusal_first(lambda: self.refused(InvalidInput.field(NON_FIELD_ERRORS, NOT_JSON)))
+        return self._fault(exc)
 
-    def _fault(exc: BaseException) -> Response:
+    def _refusal_first(self, answer: Callable[[], Response]) -> Response:
+        """What a precondition refused is answered before what Powertools found (validation runs first)."""
+        refusal = self._app.context.get("refusal")
+        if refusal is None:
+            return answer()
+        if isinstance(refusal, DomainError):
+            return self.refused(refusal)
+        if isinstance(refusal, TransientFault):
+            return self.transient(refusal)
+        return self._fault(refusal)
+
+    def _fault(self, exc: BaseException) -> Response:
         logger.exception("unhandled fault", exc_info=exc)
-        return error_response(500, "Internal server error.", error_style)
-
-    return app
+        return error_response(500, "Internal server error.", self._style)
 
 
 def authenticated(authenticator: Any) -> Precondition:
@@ -254,32 +260,44 @@ def validation_errors(errors: Sequence[Any]) -> InvalidInput:
     return InvalidInput(fields)
 
 
+def _choice(value: Any) -> str:
+    shown = value if isinstance(value, str) else json.dumps(value, default=str)
+    return f'"{shown[:_SHOWN_INPUT]}" is not a valid choice.'
+
+
+# pydantic's error type -> DRF's words for what its serializer fields would refuse
+# (rest_framework/fields.py), from the error's context and the refused input.
+_NULL = "This field may not be null."
+_DRF_MESSAGES: dict[str, Callable[[Mapping[str, Any], Any], str | None]] = {
+    "missing": lambda ctx, value: "This field is required.",
+    "int_type": lambda ctx, value: _NULL if value is None else "A valid integer is required.",
+    "int_parsing": lambda ctx, value: _NULL if value is None else "A valid integer is required.",
+    "int_from_float": lambda ctx, value: _NULL if value is None else "A valid integer is required.",
+    "greater_than_equal": lambda ctx, value: f"Ensure this value is greater than or equal to {ctx.get('ge')}.",
+    "greater_than": lambda ctx, value: (
+        f"Ensure this value is greater than or equal to {ctx['gt'] + 1}." if isinstance(ctx.get("gt"), int) else None
+    ),
+    "less_than_equal": lambda ctx, value: f"Ensure this value is less than or equal to {ctx.get('le')}.",
+    "less_than": lambda ctx, value: (
+        f"Ensure this value is less than or equal to {ctx['lt'] - 1}." if isinstance(ctx.get("lt"), int) else None
+    ),
+    "literal_error": lambda ctx, value: _choice(value),
+    "enum": lambda ctx, value: _choice(value),
+    "string_too_long": lambda ctx, value: f"Ensure this field has no more than {ctx.get('max_length')} characters.",
+    "string_too_short": lambda ctx, value: f"Ensure this field has at least {ctx.get('min_length')} characters.",
+    "string_type": lambda ctx, value: _NULL if value is None else "Not a valid string.",
+    "model_attributes_type": lambda ctx, value: "Invalid data. Expected a dictionary.",
+    "model_type": lambda ctx, value: "Invalid data. Expected a dictionary.",
+    "dict_type": lambda ctx, value: "Invalid data. Expected a dictionary.",
+}
+
+
 def drf_message(error: Mapping[str, Any]) -> str:
-    """DRF's own wording for what its serializer fields would refuse (rest_framework/fields.py)."""
-    kind, ctx, value = error.get("type"), error.get("ctx") or {}, error.get("input")
-    if kind == "missing":
-        return "This field is required."
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return "This field may not be null." if value is None else "A valid integer is required."
-    if kind == "greater_than_equal":
-        return f"Ensure this value is greater than or equal to {ctx.get('ge')}."
-    if kind == "greater_than" and isinstance(ctx.get("gt"), int):
-        return f"Ensure this value is greater than or equal to {ctx['gt'] + 1}."
-    if kind == "less_than_equal":
-        return f"Ensure this value is less than or equal to {ctx.get('le')}."
-    if kind == "less_than" and isinstance(ctx.get("lt"), int):
-        return f"Ensure this value is less than or equal to {ctx['lt'] - 1}."
-    if kind in ("literal_error", "enum"):
-        shown = value if isinstance(value, str) else json.dumps(value, default=str)
-        return f'"{shown[:_SHOWN_INPUT]}" is not a valid choice.'
-    if kind == "string_too_long":
-        return f"Ensure this field has no more than {ctx.get('max_length')} characters."
-    if kind == "string_too_short":
-        return f"Ensure this field has at least {ctx.get('min_length')} characters."
-    if kind == "string_type":
-        return "This field may not be null." if value is None else "Not a valid string."
-    if kind in ("model_attributes_type", "model_type", "dict_type"):
-        return "Invalid data. Expected a dictionary."
+    """DRF's own wording for a validation error; pydantic's message (as a sentence) otherwise."""
+    word = _DRF_MESSAGES.get(str(error.get("type")))
+    message = word(error.get("ctx") or {}, error.get("input")) if word else None
+    if message is not None:
+        return message
     text = str(error.get("msg", "Invalid value.")).removeprefix("Value error, ")
     return text if text.endswith(".") else text + "."
 

@@ -400,15 +400,7 @@ class CheckoutService:
             snapshot = self._store.snapshot(user, address_id, key)
             if snapshot.keyed is not None:
                 return snapshot.keyed
-            address = snapshot.address
-            if address is None or address.user != user:
-                raise BadRequest(f"Invalid shipping address: {address_id} is not one of your addresses.")
-            cart = snapshot.cart
-            lines = _merge_lines(cart.items if cart else ())
-            if cart is None or not lines:
-                raise BadRequest("Your cart is empty.")
-            if len(lines) > MAX_LINES:
-                raise BadRequest(f"Your cart has more than {MAX_LINES} different products.")
+            address, cart, lines = _checkout_of(snapshot, user, address_id)
             variants = self._store.variants(list(lines))
             items = self._order_items(lines, variants)
             ids = ids or (self._store.next_id("order"), self._store.next_id("payment"))
@@ -525,6 +517,20 @@ def _require_chargeable(price: Decimal, currency: str, what: str) -> None:
         to_minor_units(price, currency)
     except MoneyError:
         raise Unprocessable(f"{what} costs {price}, which cannot be charged in {currency.upper()}.") from None
+
+
+def _checkout_of(snapshot: CheckoutSnapshot, user: int, address_id: int) -> tuple[Address, Cart, dict[int, int]]:
+    """The caller's address and cart, and the cart's lines (variant -> quantity), if they can be
+    checked out at all."""
+    address, cart = snapshot.address, snapshot.cart
+    if address is None or address.user != user:
+        raise BadRequest(f"Invalid shipping address: {address_id} is not one of your addresses.")
+    lines = _merge_lines(cart.items if cart else ())
+    if cart is None or not lines:
+        raise BadRequest("Your cart is empty.")
+    if len(lines) > MAX_LINES:
+        raise BadRequest(f"Your cart has more than {MAX_LINES} different products.")
+    return address, cart, lines
 
 
 def _merge_lines(items: tuple[CartItem, ...]) -> dict[int, int]:

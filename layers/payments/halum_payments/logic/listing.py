@@ -76,10 +76,28 @@ class PaymentQueries:
 
     def list_for_user(self, user: int, request: PageRequest) -> Page:
         codec = self._codec()
-        cursor = codec.decode(request.cursor) if request.cursor else None
-        if cursor is not None and not _fits(cursor, user, request):
-            raise BadRequest("Invalid cursor.")
+        cursor = self._cursor(codec, user, request)
         forward = cursor is None or cursor.forward
+        payments, stopped_at, more = self._read(user, request, cursor, forward)
+        before, after = self._edges(payments, request, stopped_at, forward)
+        links = _Links(codec, user, request)
+        has_next = more or not forward
+        has_previous = cursor is not None and (forward or more)
+        previous_cursor = links.make(before, False) if has_previous else None
+        if cursor is not None and not payments and stopped_at is None:
+            previous_cursor = ""  # paged past the end (rows vanished): offer the way back to the start
+        return Page(
+            count=self._counts.payment_count(user, request.status, request.method),
+            results=[payment_out(payment) for payment in payments],
+            next_cursor=links.make(after, True) if has_next else None,
+            previous_cursor=previous_cursor,
+        )
+
+    def _read(
+        self, user: int, request: PageRequest, cursor: Cursor | None, forward: bool
+    ) -> tuple[list[Payment], dict[str, Any] | None, bool]:
+        """The page's rows in the order shown, where DynamoDB stopped reading (if it did before a
+        page was full), and whether more rows lie beyond them."""
         payments, stopped_at = self._payments.page(
             user,
             status=request.status,
@@ -91,36 +109,44 @@ class PaymentQueries:
         )
         # More behind this page: the extra row, or DynamoDB stopped early (its 1 MB page).
         more = len(payments) > request.page_size or stopped_at is not None
-        payments = payments[: request.page_size]
-        if not forward:
-            payments.reverse()
+        shown = payments[: request.page_size]
+        return (shown if forward else shown[::-1]), stopped_at, more
 
-        def link(position: dict[str, Any] | None, going_forward: bool) -> str | None:
-            if position is None:
-                return None
-            return codec.encode(Cursor(user, request.ordering, request.status, request.method, going_forward, position))
+    @staticmethod
+    def _cursor(codec: CursorCodec, user: int, request: PageRequest) -> Cursor | None:
+        cursor = codec.decode(request.cursor) if request.cursor else None
+        if cursor is not None and not _fits(cursor, user, request):
+            raise BadRequest("Invalid cursor.")
+        return cursor
 
-        first, last = (payments[0], payments[-1]) if payments else (None, None)
-        next_position = self._position(last, request) or (stopped_at if forward else None)
-        previous_position = self._position(first, request) or (stopped_at if not forward else None)
-        next_cursor = link(next_position, True) if (more or not forward) else None
-        previous_cursor = link(previous_position, False) if cursor is not None and (forward or more) else None
-        if not payments and cursor is not None and stopped_at is None:
-            previous_cursor = ""  # paged past the end (rows vanished): offer the way back to the start
-        return Page(
-            count=self._counts.payment_count(user, request.status, request.method),
-            results=[payment_out(payment) for payment in payments],
-            next_cursor=next_cursor,
-            previous_cursor=previous_cursor,
-        )
+    def _edges(
+        self, payments: list[Payment], request: PageRequest, stopped_at: dict[str, Any] | None, forward: bool
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Where the previous and the next pages start: the page's first and last rows, or where
+        DynamoDB stopped reading when it found no row."""
+        if payments:
+            first = self._payments.list_position(payments[0], request.by_created)
+            return first, self._payments.list_position(payments[-1], request.by_created)
+        return (None, stopped_at) if forward else (stopped_at, None)
 
     def _codec(self) -> CursorCodec:
         if self._cursors is None:
             raise RuntimeError("PaymentQueries was built without a cursor codec")
         return self._cursors
 
-    def _position(self, payment: Payment | None, request: PageRequest) -> dict[str, Any] | None:
-        return None if payment is None else self._payments.list_position(payment, request.by_created)
+
+@dataclass(frozen=True, slots=True)
+class _Links:
+    codec: CursorCodec
+    user: int
+    request: PageRequest
+
+    def make(self, position: dict[str, Any] | None, forward: bool) -> str | None:
+        if position is None:
+            return None
+        request = self.request
+        cursor = Cursor(self.user, request.ordering, request.status, request.method, forward, position)
+        return self.codec.encode(cursor)
 
 
 def _fits(cursor: Cursor, user: int, request: PageRequest) -> bool:

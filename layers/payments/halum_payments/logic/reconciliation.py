@@ -7,7 +7,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -65,6 +65,22 @@ class SweepResult:
         }
 
 
+@dataclass(slots=True)
+class _Tally:
+    """One sweep's run id, time, Stripe, and what it did so far."""
+
+    run: str
+    now: datetime
+    stripe: SessionSource | None
+    checked: int = 0
+    errors: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+def _minutes(now: datetime, since: str) -> int:
+    return int((now - parse_timestamp(since)).total_seconds() // 60)
+
+
 class Reconciler:
     def __init__(
         self,
@@ -97,60 +113,66 @@ class Reconciler:
 
     def sweep(self, remaining_ms: Callable[[], int], *, reserve_ms: int = 5000) -> SweepResult:
         started = time.monotonic()
-        run = uuid.uuid4().hex[:12]
-        now = parse_timestamp(self._now())
-        cutoff = now - self._after
-        outcomes: Counter[str] = Counter()
-        errors = checked = 0
-        stripe = self._stripe()
-        oldest_page, _ = self._payments.open_stripe_before(now, limit=1, after=None)
-        oldest = int((now - parse_timestamp(oldest_page[0].created_at)).total_seconds() // 60) if oldest_page else None
-
-        after = self._cursor.load()  # where the previous run stopped, if it did
-        finished = False
+        tally = _Tally(run=uuid.uuid4().hex[:12], now=parse_timestamp(self._now()), stripe=self._stripe())
+        oldest_page, _ = self._payments.open_stripe_before(tally.now, limit=1, after=None)
+        oldest = _minutes(tally.now, oldest_page[0].created_at) if oldest_page else None
 
         def time_for_one() -> bool:
             return remaining_ms() > reserve_ms + self._lookup_budget_ms
 
+        finished = self._walk(tally, time_for_one)
+        if finished:
+            self._cursor.save(None)
+        result = SweepResult(
+            tally.run,
+            tally.checked,
+            dict(tally.outcomes),
+            tally.errors,
+            finished,
+            oldest,
+            int((time.monotonic() - started) * 1000),
+        )
+        self._report(result)
+        return result
+
+    def _walk(self, tally: _Tally, time_for_one: Callable[[], bool]) -> bool:
+        """Settle open payments past the window, page by page from where the last run stopped,
+        saving the place after each; True when the end was reached."""
+        after = self._cursor.load()
+        cutoff = tally.now - self._after
         while time_for_one():
             page, next_key = self._payments.open_stripe_before(cutoff, limit=self._batch_size, after=after)
             for payment in page:
                 if not time_for_one():
-                    break
-                checked += 1
+                    return False
+                tally.checked += 1
                 try:
-                    outcomes[self._settle(payment, stripe, run, now)] += 1
+                    tally.outcomes[self._settle(payment, tally.stripe, tally.run, tally.now)] += 1
                 except StripeUnavailable:
-                    errors += 1
+                    tally.errors += 1
                 except Exception:
-                    errors += 1
+                    tally.errors += 1
                     logger.exception("reconciliation of a payment failed", extra={"payment": payment.id})
                 after = self._payments.position(payment)
                 self._cursor.save(after)  # progress as it goes: a sweep stopped anywhere resumes here
-            else:
-                if next_key is None:  # also right when a full last page is followed by an empty one
-                    finished = True
-                    break
-                after = next_key
-                continue
-            break
-        if finished:
-            self._cursor.save(None)
+            if next_key is None:  # also right when a full last page is followed by an empty one
+                return True
+            after = next_key
+        return False
 
-        duration = int((time.monotonic() - started) * 1000)
-        for outcome, number in outcomes.items():
+    def _report(self, result: SweepResult) -> None:
+        for outcome, number in result.outcomes.items():
             count(f"Reconciled{outcome.capitalize()}", number)
-        if errors:
-            count("ReconcileStripeErrors", errors)
-        metrics.add_metric(name="ReconcileSweepDuration", unit="Milliseconds", value=duration)
+        if result.stripe_errors:
+            count("ReconcileStripeErrors", result.stripe_errors)
+        metrics.add_metric(name="ReconcileSweepDuration", unit="Milliseconds", value=result.duration_ms)
+        oldest = result.oldest_open_minutes
         if oldest is not None:
             metrics.add_metric(name="OldestOpenStripePaymentMinutes", unit="Count", value=oldest)
             # In windows, so the alarm's threshold ("past twice the window") needs no arithmetic.
             window = max(self._after.total_seconds() / 60, 1)
             metrics.add_metric(name="OldestOpenStripePaymentWindows", unit="Count", value=round(oldest / window, 2))
-        result = SweepResult(run, checked, dict(outcomes), errors, finished, oldest, duration)
         logger.info("reconciliation sweep", extra=result.summary())
-        return result
 
     def _settle(self, payment: Payment, stripe: SessionSource | None, run: str, now: datetime) -> str:
         event_id = f"reconciliation:{run}:{payment.id}"

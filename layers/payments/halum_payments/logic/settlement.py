@@ -24,6 +24,7 @@ from ..models import (
     OrderStatus,
     Payment,
     PaymentMethod,
+    PaymentRef,
     PaymentStatus,
     RequestKey,
 )
@@ -151,64 +152,91 @@ def plan_change(
 ) -> Plan | Outcome:
     """Pure: what `change` means for this snapshot of the order. `new_payment_id` gives the id of
     the order's ONLINE payment, asked only once the change is sure to create it."""
-    target = change.target
     if change.payment_id is None:
         return _plan_new_online_payment(order, change, at=at, new_payment_id=new_payment_id)
-    pid = change.payment_id
+    pid, target = change.payment_id, change.target
     ref = order.payments.get(pid)
     if ref is None:
         return Outcome("unknown", pid, None, f"Payment {pid} does not belong to order {order.id}.")
-    current = ref.status
+    refusal = _refusal(order, change, ref)
+    if refusal is not None:
+        return refusal
+    main = Transition(pid, ref.method, ref.status, target, transaction_id=change.transaction_id, facts=change.facts)
+    plan = Plan(
+        order=order,
+        user=order.user,
+        at=at,
+        transitions=(main,),
+        audit=(_entry(order, pid, ref.status, target, change, at),),
+    )
+    if target == PaymentStatus.COMPLETED:
+        return _completing(plan, change, pid, ref.method)
+    if target == PaymentStatus.FAILED and ref.method == PaymentMethod.STRIPE and _checkout_gone(order, pid):
+        # The Stripe checkout that created this order failed or expired: give it up and its
+        # stock back. Orders from elsewhere stay pending: the customer may pay another way.
+        return replace(plan, order_status=OrderStatus.CANCELLED, release_stock=order.stock_reserved)
+    return plan
 
+
+def _refusal(order: Order, change: Change, ref: PaymentRef) -> Outcome | None:
+    """Why `change` cannot apply to the payment `ref` of `order`, if it cannot."""
+    pid, target, current = change.payment_id, change.target, ref.status
     if change.facts.user is not None and change.facts.user != order.user:
         return Outcome("mismatch", pid, current, f"Order {order.id} belongs to another user.")
-    if target == PaymentStatus.COMPLETED and order.completed_payment not in (None, pid):
-        return Outcome(
-            "needs_refund", pid, current, f"Order {order.id} is already paid by payment {order.completed_payment}."
-        )
-    if target == PaymentStatus.COMPLETED and order.status in CLOSED_ORDER and current != target:
-        return Outcome("needs_refund", pid, current, f"Order {order.id} is {order.status}; it cannot be paid.")
     if current == target:
         return Outcome("unchanged", pid, current, f"Payment is already {current}.")
-    if not allowed(ref.method, current, target):
-        if target == PaymentStatus.COMPLETED:
-            return Outcome("needs_refund", pid, current, f"Money arrived for a {current} payment.")
-        if may_become_allowed(current, target):
-            return Outcome("retry_later", pid, current, f"Payment is {current}; {target} cannot apply yet.")
-        return Outcome("ignored", pid, current, f"Payment is already {current}; {target} ignored.")
-
-    transitions = [
-        Transition(pid, ref.method, current, target, transaction_id=change.transaction_id, facts=change.facts)
-    ]
-    audit = [_entry(order, pid, current, target, change, at)]
-    plan = Plan(order=order, user=order.user, at=at)
     if target == PaymentStatus.COMPLETED:
-        for other_id, other in sorted(order.open_payments().items()):
-            if other_id != pid:
-                transitions.append(Transition(other_id, other.method, other.status, PaymentStatus.FAILED))
-                audit.append(
-                    _entry(order, other_id, other.status, PaymentStatus.FAILED, change, at, reason="superseded")
-                )
-        plan = replace(
-            plan,
-            order_status=OrderStatus.CONFIRMED if order.status == OrderStatus.PENDING else None,
-            completed_payment=pid,
-            completed_transaction=change.transaction_id,
-        )
-        if change.transaction_id and ref.method != PaymentMethod.COD:
-            plan = replace(plan, claim=(ref.method, change.transaction_id, pid))
-    elif target == PaymentStatus.FAILED and ref.method == PaymentMethod.STRIPE:
-        still_open = [p for p in order.open_payments() if p != pid]
-        if (
-            order.origin == OrderOrigin.STRIPE_CHECKOUT
-            and order.status == OrderStatus.PENDING
-            and not still_open
-            and order.completed_payment is None
-        ):
-            # The Stripe checkout that created this order failed or expired: give it up and its
-            # stock back. Orders from elsewhere stay pending: the customer may pay another way.
-            plan = replace(plan, order_status=OrderStatus.CANCELLED, release_stock=order.stock_reserved)
-    return replace(plan, transitions=tuple(transitions), audit=tuple(audit))
+        unpayable = _unpayable(order, pid)
+        if unpayable is not None:
+            return Outcome("needs_refund", pid, current, unpayable)
+    if allowed(ref.method, current, target):
+        return None
+    if target == PaymentStatus.COMPLETED:
+        return Outcome("needs_refund", pid, current, f"Money arrived for a {current} payment.")
+    if may_become_allowed(current, target):
+        return Outcome("retry_later", pid, current, f"Payment is {current}; {target} cannot apply yet.")
+    return Outcome("ignored", pid, current, f"Payment is already {current}; {target} ignored.")
+
+
+def _unpayable(order: Order, payment_id: int | None) -> str | None:
+    """Why money for `payment_id` cannot complete `order` (at most one completed payment, ever)."""
+    if order.completed_payment not in (None, payment_id):
+        return f"Order {order.id} is already paid by payment {order.completed_payment}."
+    if order.status in CLOSED_ORDER:
+        return f"Order {order.id} is {order.status}; it cannot be paid."
+    return None
+
+
+def _checkout_gone(order: Order, payment_id: int) -> bool:
+    """Failing `payment_id` leaves the order its Stripe checkout created with no way to be paid."""
+    still_open = [p for p in order.open_payments() if p != payment_id]
+    return (
+        order.origin == OrderOrigin.STRIPE_CHECKOUT
+        and order.status == OrderStatus.PENDING
+        and not still_open
+        and order.completed_payment is None
+    )
+
+
+def _completing(plan: Plan, change: Change, payment_id: int, method: PaymentMethod) -> Plan:
+    """`plan` completing `payment_id`: the order's other open payments fail (superseded), the order
+    is confirmed and records its completed payment, and the provider transaction is claimed."""
+    order, at = plan.order, plan.at
+    superseded = [(pid, ref) for pid, ref in sorted(order.open_payments().items()) if pid != payment_id]
+    transitions = [Transition(pid, ref.method, ref.status, PaymentStatus.FAILED) for pid, ref in superseded]
+    audit = [
+        _entry(order, pid, ref.status, PaymentStatus.FAILED, change, at, reason="superseded") for pid, ref in superseded
+    ]
+    claimed = change.transaction_id and method != PaymentMethod.COD
+    return replace(
+        plan,
+        transitions=(*plan.transitions, *transitions),
+        audit=(*plan.audit, *audit),
+        order_status=OrderStatus.CONFIRMED if order.status == OrderStatus.PENDING else None,
+        completed_payment=payment_id,
+        completed_transaction=change.transaction_id,
+        claim=(method, change.transaction_id, payment_id) if claimed and change.transaction_id else None,
+    )
 
 
 def _plan_new_online_payment(
@@ -237,21 +265,9 @@ def _plan_new_online_payment(
         created_at=at,
         updated_at=at,
     )
-    transitions: list[Transition] = []
-    audit = [_entry(order, payment.id, None, target, change, at, reason=change.reason or "created")]
-    plan = Plan(order=order, user=order.user, at=at, new_payment=payment)
-    if target == PaymentStatus.COMPLETED:
-        for other_id, other in sorted(order.open_payments().items()):
-            transitions.append(Transition(other_id, other.method, other.status, PaymentStatus.FAILED))
-            audit.append(_entry(order, other_id, other.status, PaymentStatus.FAILED, change, at, reason="superseded"))
-        plan = replace(
-            plan,
-            order_status=OrderStatus.CONFIRMED if order.status == OrderStatus.PENDING else None,
-            completed_payment=payment.id,
-            completed_transaction=change.transaction_id,
-            claim=(payment.method, change.transaction_id, payment.id) if change.transaction_id else None,
-        )
-    return replace(plan, transitions=tuple(transitions), audit=tuple(audit))
+    audit = (_entry(order, payment.id, None, target, change, at, reason=change.reason or "created"),)
+    plan = Plan(order=order, user=order.user, at=at, new_payment=payment, audit=audit)
+    return _completing(plan, change, payment.id, payment.method) if target == PaymentStatus.COMPLETED else plan
 
 
 def _entry(

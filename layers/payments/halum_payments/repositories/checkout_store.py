@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..logic.checkout import CheckoutConflict, CheckoutSnapshot, KeyedCheckout, NewOrder, NewPayment
-from ..models import Cart, Order, Payment, RequestKey, Variant
+from ..models import Cart, Order, Payment, PaymentRef, RequestKey, Variant
 from . import catalog, request_keys
 from . import orders as order_records
 from . import payments as payment_records
@@ -147,12 +147,9 @@ class DynamoCheckoutStore:
     def add_payment(self, new: NewPayment) -> None:
         """A new payment on an existing order, if the order is still as read."""
         order, payment = new.order, new.payment
-        if order.payments:
-            set_: dict[str, Any] = {f"payments.{payment.id}": order_records.encode_ref_of(payment)}
-            count_condition: tuple[str, str, Any] = ("payments", "size=", len(order.payments))
-        else:
-            set_ = {"payments": {str(payment.id): order_records.encode_ref_of(payment)}}
-            count_condition = ("payments", "empty", None)
+        set_, condition = order_records.payments_changed(
+            order, {payment.id: PaymentRef(payment.method, payment.status)}
+        )
         set_["updated_at"] = payment.created_at
         txn = Transaction()
         txn.add(
@@ -160,7 +157,7 @@ class DynamoCheckoutStore:
             "Put",
             put_request(self.tables.payments, payment_records.encode(payment), condition=[("id", "not_exists", None)]),
         )
-        condition = [("status", "=", str(order.status)), count_condition, ("completed_payment", "not_exists", None)]
+        condition += [("status", "=", str(order.status)), ("completed_payment", "not_exists", None)]
         txn.add("order", "Update", update_request(self.tables.orders, {"id": order.id}, set_=set_, condition=condition))
         self._finish(txn, order.user, payment, new.audit, new.key)
         try:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from ..models import Order, OrderItem, OrderOrigin, OrderStatus, Payment, PaymentMethod, PaymentRef, PaymentStatus
+from ..models import Order, OrderItem, OrderOrigin, OrderStatus, PaymentMethod, PaymentRef, PaymentStatus
 from .dynamo import TableRepository, from_item
 
 
@@ -44,8 +44,13 @@ def encode_ref(ref: PaymentRef) -> dict[str, str]:
     return {"method": str(ref.method), "status": str(ref.status)}
 
 
-def encode_ref_of(payment: Payment) -> dict[str, str]:
-    return {"method": str(payment.method), "status": str(payment.status)}
+def payments_changed(order: Order, changed: Mapping[int, PaymentRef]) -> tuple[dict[str, Any], list[Any]]:
+    """The SET entries recording `changed` in the order's map of its payments, and the condition that
+    the map still lists as many payments as read (so a concurrently added payment is never lost)."""
+    if order.payments:
+        entries = {f"payments.{pid}": encode_ref(ref) for pid, ref in changed.items()}
+        return entries, [("payments", "size=", len(order.payments))]
+    return {"payments": {str(pid): encode_ref(ref) for pid, ref in changed.items()}}, [("payments", "empty", None)]
 
 
 def decode(item: Mapping[str, Any]) -> Order:

@@ -186,23 +186,12 @@ class DynamoSettlementStore:
 
     def _order_update(self, plan: Plan) -> dict[str, Any]:
         order = plan.order
-        refs = dict(order.payments)
-        for transition in plan.transitions:
-            refs[transition.payment_id] = PaymentRef(transition.method, transition.to_status)
+        changed = {t.payment_id: PaymentRef(t.method, t.to_status) for t in plan.transitions}
         if plan.new_payment is not None:
-            refs[plan.new_payment.id] = PaymentRef(plan.new_payment.method, plan.new_payment.status)
-        set_: dict[str, Any] = {"updated_at": plan.at}
-        expr = Expression()
-        if order.payments:
-            for pid in [t.payment_id for t in plan.transitions] + ([plan.new_payment.id] if plan.new_payment else []):
-                set_[f"payments.{pid}"] = order_records.encode_ref(refs[pid])
-        else:
-            set_["payments"] = {str(pid): order_records.encode_ref(ref) for pid, ref in refs.items()}
-        condition: list[tuple[str, str, Any]] = [("status", "=", str(order.status))]
-        if order.payments:
-            condition.append(("payments", "size=", len(order.payments)))
-        else:
-            condition.append(("payments", "empty", None))
+            changed[plan.new_payment.id] = PaymentRef(plan.new_payment.method, plan.new_payment.status)
+        set_, condition = order_records.payments_changed(order, changed)
+        set_["updated_at"] = plan.at
+        condition.append(("status", "=", str(order.status)))
         if plan.order_status is not None:
             set_["status"] = str(plan.order_status)
         if plan.completed_payment is not None:
@@ -213,7 +202,7 @@ class DynamoSettlementStore:
         if plan.release_stock:
             set_["stock_reserved"] = False
             condition.append(("stock_reserved", "=", True))
-        return update_request(self.tables.orders, {"id": order.id}, set_=set_, condition=condition, expression=expr)
+        return update_request(self.tables.orders, {"id": order.id}, set_=set_, condition=condition)
 
     def _cart_restore(self, plan: Plan) -> dict[str, Any]:
         assert plan.restore_cart is not None
