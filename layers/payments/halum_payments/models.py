@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 from pydantic.config import JsonDict
@@ -75,8 +75,7 @@ class Payment:
     checkout_key: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentRef:
+class PaymentRef(NamedTuple):
     """What an order knows of each of its payments, kept in the same transactions."""
 
     method: PaymentMethod
@@ -118,6 +117,29 @@ class Order:
         return {pid: ref for pid, ref in self.payments.items() if ref.status in OPEN_STATUSES}
 
 
+def payment_for(
+    order: Order,
+    payment_id: int,
+    method: PaymentMethod,
+    status: PaymentStatus,
+    at: str,
+    transaction_id: str | None = None,
+) -> Payment:
+    """A new payment of `order`: for exactly its total, in its currency, by its owner."""
+    return Payment(
+        id=payment_id,
+        order=order.id,
+        user=order.user,
+        amount=order.total_price,
+        currency=order.currency,
+        method=method,
+        status=status,
+        transaction_id=transaction_id,
+        created_at=at,
+        updated_at=at,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Variant:
     id: int
@@ -155,8 +177,7 @@ class Address:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class CartItem:
+class CartItem(NamedTuple):
     variant: int
     quantity: int
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from ..clock import now_text, parse_timestamp
 from ..errors import (
@@ -49,6 +49,7 @@ from ..models import (
     PaymentStatus,
     RequestKey,
     Variant,
+    payment_for,
 )
 from ..money import MoneyError, to_minor_units
 from ..observability import count, logger
@@ -77,14 +78,12 @@ class CheckoutOptions:
     expires_minutes: int
 
 
-@dataclass(frozen=True, slots=True)
-class StartedCheckout:
+class StartedCheckout(NamedTuple):
     session_id: str
     url: str
 
 
-@dataclass(frozen=True, slots=True)
-class KeyedCheckout:
+class KeyedCheckout(NamedTuple):
     """What a claimed Idempotency-Key names: the checkout it placed."""
 
     order: int
@@ -455,18 +454,7 @@ class CheckoutService:
 
     def _new_payment(self, order: Order, payment_id: int, method: PaymentMethod) -> Payment:
         now = self._clock()
-        payment = Payment(
-            id=payment_id,
-            order=order.id,
-            user=order.user,
-            amount=order.total_price,
-            currency=order.currency,
-            method=method,
-            status=PaymentStatus.PENDING,
-            transaction_id=None,
-            created_at=now,
-            updated_at=now,
-        )
+        payment = payment_for(order, payment_id, method, PaymentStatus.PENDING, now)
         if method != PaymentMethod.STRIPE:
             return payment
         # Stripe wants 30 min..24 h from the session's creation, which happens a moment after

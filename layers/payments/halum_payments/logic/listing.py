@@ -13,20 +13,25 @@ from ..models import Payment, PaymentOut, payment_out
 _PAYMENT_ID = re.compile(r"[1-9][0-9]{0,17}")
 
 
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """One read of a user's payments: up to `limit` matching rows after the `after` position."""
+
+    user: int
+    status: str | None
+    method: str | None
+    by_created: bool
+    ascending: bool
+    after: dict[str, Any] | None
+    limit: int
+
+
 class PaymentReader(Protocol):
     def get(self, user: int, payment_id: int) -> Payment | None: ...
 
-    def page(
-        self,
-        user: int,
-        *,
-        status: str | None,
-        method: str | None,
-        by_created: bool,
-        ascending: bool,
-        after: dict[str, Any] | None,
-        limit: int,
-    ) -> tuple[list[Payment], dict[str, Any] | None]: ...
+    def page(self, query: PageQuery) -> tuple[list[Payment], dict[str, Any] | None]:
+        """The rows, and where DynamoDB stopped reading if it did before `limit` rows."""
+        ...
 
     def list_position(self, payment: Payment, by_created: bool) -> dict[str, Any]: ...
 
@@ -98,15 +103,16 @@ class PaymentQueries:
     ) -> tuple[list[Payment], dict[str, Any] | None, bool]:
         """The page's rows in the order shown, where DynamoDB stopped reading (if it did before a
         page was full), and whether more rows lie beyond them."""
-        payments, stopped_at = self._payments.page(
+        query = PageQuery(
             user,
-            status=request.status,
-            method=request.method,
-            by_created=request.by_created,
+            request.status,
+            request.method,
+            request.by_created,
             ascending=request.descending != forward,
             after=cursor.anchor if cursor else None,
             limit=request.page_size + 1,  # one more than a page says whether another page exists
         )
+        payments, stopped_at = self._payments.page(query)
         # More behind this page: the extra row, or DynamoDB stopped early (its 1 MB page).
         more = len(payments) > request.page_size or stopped_at is not None
         shown = payments[: request.page_size]

@@ -13,23 +13,16 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..clock import now_text
 from ..errors import TransientFault, Unprocessable
-from ..models import (
-    Cart,
-    Order,
-    OrderOrigin,
-    OrderStatus,
-    Payment,
-    PaymentMethod,
-    PaymentRef,
-    PaymentStatus,
-    RequestKey,
-)
+from ..models import OrderOrigin, OrderStatus, PaymentMethod, PaymentStatus, payment_for
 from ..observability import count, logger
 from .state_machine import allowed, may_become_allowed
+
+if TYPE_CHECKING:
+    from ..models import Cart, Order, Payment, PaymentRef, RequestKey
 
 CLOSED_ORDER = frozenset({OrderStatus.CANCELLED, OrderStatus.FAILED})
 Source = Literal["stripe", "gateway", "reconciliation", "checkout"]
@@ -253,18 +246,7 @@ def _plan_new_online_payment(
         return Outcome("retry_later", None, None, "No completed payment to refund yet.")
     if new_payment_id is None:
         raise ValueError("creating a payment needs its id")
-    payment = Payment(
-        id=new_payment_id(),
-        order=order.id,
-        user=order.user,
-        amount=order.total_price,
-        currency=order.currency,
-        method=PaymentMethod.ONLINE,
-        status=target,
-        transaction_id=change.transaction_id,
-        created_at=at,
-        updated_at=at,
-    )
+    payment = payment_for(order, new_payment_id(), PaymentMethod.ONLINE, target, at, change.transaction_id)
     audit = (_entry(order, payment.id, None, target, change, at, reason=change.reason or "created"),)
     plan = Plan(order=order, user=order.user, at=at, new_payment=payment, audit=audit)
     return _completing(plan, change, payment.id, payment.method) if target == PaymentStatus.COMPLETED else plan

@@ -6,6 +6,7 @@ Their item shapes are the seed file's records, field for field (the documented d
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
@@ -14,14 +15,7 @@ from .dynamo import from_item
 
 
 def encode_variant(variant: Variant) -> dict[str, Any]:
-    return {
-        "id": variant.id,
-        "sku": variant.sku,
-        "name": variant.name,
-        "price": variant.price,
-        "stock": variant.stock,
-        "is_active": variant.is_active,
-    }
+    return asdict(variant)
 
 
 def decode_variant(item: Mapping[str, Any]) -> Variant | None:
@@ -40,16 +34,7 @@ def decode_variant(item: Mapping[str, Any]) -> Variant | None:
 
 
 def encode_address(address: Address) -> dict[str, Any]:
-    return {
-        "id": address.id,
-        "user": address.user,
-        "full_name": address.full_name,
-        "phone": address.phone,
-        "address_line": address.address_line,
-        "city": address.city,
-        "postal_code": address.postal_code,
-        "country": address.country,
-    }
+    return asdict(address)
 
 
 def decode_address(item: Mapping[str, Any]) -> Address:

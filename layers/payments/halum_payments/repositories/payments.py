@@ -13,11 +13,13 @@ payment is open or when it closes, its `open-created` entry.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from ..clock import format_timestamp, sortable
+from ..logic.listing import PageQuery
 from ..models import OPEN_STATUSES, Payment, PaymentMethod, PaymentStatus
 from .dynamo import TableRepository, to_attr, to_item
 
@@ -43,20 +45,7 @@ def open_method(method: PaymentMethod, status: PaymentStatus) -> str | None:
 
 def encode(payment: Payment) -> dict[str, Any]:
     return {
-        "user": payment.user,
-        "id": payment.id,
-        "order": payment.order,
-        "amount": payment.amount,
-        "currency": payment.currency,
-        "method": payment.method.value,
-        "status": payment.status.value,
-        "transaction_id": payment.transaction_id,
-        "created_at": payment.created_at,
-        "updated_at": payment.updated_at,
-        "checkout_session_id": payment.checkout_session_id,
-        "checkout_url": payment.checkout_url,
-        "checkout_expires_at": payment.checkout_expires_at,
-        "checkout_key": payment.checkout_key,
+        **asdict(payment),
         "created_sort": sort_key(payment.created_at, payment.id),
         "open_method": open_method(payment.method, payment.status),
     }
@@ -96,24 +85,15 @@ class PaymentsRepository(TableRepository):
         item = response.get("Item")
         return decode(item) if item else None
 
-    def page(
-        self,
-        user: int,
-        *,
-        status: str | None,
-        method: str | None,
-        by_created: bool,
-        ascending: bool,
-        after: Mapping[str, Any] | None,
-        limit: int,
-    ) -> tuple[list[Payment], dict[str, Any] | None]:
-        """Up to `limit` of the user's payments matching the filters, in id (or creation) order,
-        strictly after the `after` position; and, when DynamoDB stopped before `limit` matches (its
-        1 MB page), the position to go on from."""
+    def page(self, query: PageQuery) -> tuple[list[Payment], dict[str, Any] | None]:
+        """Up to `query.limit` of the user's payments matching its filters, in id (or creation)
+        order, strictly after its `after` position; and, when DynamoDB stopped before `limit`
+        matches (its 1 MB page), the position to go on from."""
+        user, limit = query.user, query.limit
         names = {"#u": "user"}
         values = {":u": to_attr(user)}
         filters = []
-        for name, value in (("status", status), ("method", method)):
+        for name, value in (("status", query.status), ("method", query.method)):
             if value is not None:
                 names[f"#{name}"], values[f":{name}"] = name, to_attr(value)
                 filters.append(f"#{name} = :{name}")
@@ -122,18 +102,18 @@ class PaymentsRepository(TableRepository):
             "KeyConditionExpression": "#u = :u",
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
-            "ScanIndexForward": ascending,
+            "ScanIndexForward": query.ascending,
             "ConsistentRead": True,
         }
-        if by_created:
+        if query.by_created:
             request["IndexName"] = CREATED_INDEX
         if filters:
             # DynamoDB limits what it reads before filtering: read on (to its 1 MB page) instead.
             request["FilterExpression"] = " AND ".join(filters)
         else:
             request["Limit"] = limit
-        if after is not None:
-            request["ExclusiveStartKey"] = to_item({"user": user, **after})
+        if query.after is not None:
+            request["ExclusiveStartKey"] = to_item({"user": user, **query.after})
         response = self.client.query(**request)
         payments = [decode(item) for item in response.get("Items", [])[:limit]]
         stopped = response.get("LastEvaluatedKey") if len(payments) < limit else None
