@@ -1,0 +1,480 @@
+"""The invariants: what must hold after every step, after every answer, and at quiescence.
+
+State is read from moto's memory (`State`), never through the client the functions use. The
+state machine is the layer's own (`halum_payments.logic.state_machine.allowed`): the issue names
+it as the rule statuses must follow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from halum_payments.logic.state_machine import allowed
+from halum_payments.models import PaymentMethod, PaymentStatus
+
+from .state import lines_of
+
+if TYPE_CHECKING:
+    from .functions import Invocation
+    from .world import World
+
+# name -> the statement, as the README lists them
+STATEMENTS = {
+    "stock_conserved": "stock + units held by live orders = the seed's stock - units sold, never negative",
+    "order_payments_consistent": "an order lists exactly its payments with their statuses, has at most one "
+    "completed payment, and (unless COD) is confirmed exactly when it has one",
+    "counts_match": "each user's counters equal the counts of their payments (the list's `count`)",
+    "transitions_allowed": "statuses move only as the state machine allows",
+    "audit_trail": "each transition is audited exactly once, in a chain from creation to the current status",
+    "cart_consumed_with_order": "no cart is consumed without its order; no order exists without its payment",
+    "gateway_transaction_unique": "a gateway transaction id (or a PaymentIntent) settles at most one payment",
+    "documented_answer": "every answer is a documented status with a JSON body; a 500 only when a fault was injected",
+    "handler_crash": "no handler raises out of Powertools (Lambda would answer 502)",
+    "spurious_conflict": "a 409 'the order changed / checkout conflicted' only when the caller's order or cart changed",
+    "stripe_event_dropped": "a Stripe payment event acknowledged with 2xx has settled its payment (or raised a refund alarm)",
+    "false_amount_alarm": "no AmountMismatch alarm for a Stripe payment whose amount, currency and session match",
+    "refused_replay_alarm": "a refused gateway body sent again raises no new alarm",
+    "sweep_time_limit": "the sweep never runs past its time limit (it stops and saves its progress before)",
+    "paid_session_settled": "every session Stripe says is paid ends completed with its PaymentIntent, or is recorded "
+    "as needing a refund with an alarm",
+    "answered_session_completes": "a checkout URL answered with 200 and paid before it expires completes its payment, "
+    "unless the order was already paid another way",
+    "stripe_converged": "at quiescence every Stripe payment is settled as Stripe says (paid, failed, expired, refunded)",
+    "committed_checkout_answered": "a committed checkout is never answered as a failure, now or on its keyed retry",
+    "idempotent_replay": "an Idempotency-Key replay returns the first answer",
+    "list_count": "the list's `count` equals the number of payments it lists, which are exactly the caller's",
+}
+
+ALARMS = ("AmountMismatch", "PaymentNeedsRefund")
+CLOSED = frozenset({"completed", "refunded"})
+OPEN = frozenset({"pending", "processing"})
+OPENAPI = json.loads((Path(__file__).resolve().parents[2] / "openapi.json").read_text())
+CONFLICT_MESSAGES = ("The order changed while paying for it", "Checkout conflicted with concurrent updates")
+
+
+def documented_statuses(method: str, path: str) -> set[int] | None:
+    for template, operations in OPENAPI["paths"].items():
+        pattern = template.replace("{id}", "")
+        if template == path or ("{id}" in template and path.startswith(pattern) and path != pattern):
+            operation = operations.get(method.lower())
+            if operation:
+                return {int(code) for code in operation.get("responses", {}) if code.isdigit()}
+    return None
+
+
+class Invariants:
+    def __init__(self, world: World) -> None:
+        from .world import Violation
+
+        self.Violation = Violation
+        self.world = world
+        state = world.state
+        self.initial_stock = state.stock()
+        self.seeded_payments = {pid: p["status"] for pid, p in state.payments().items()}
+        self.last_status: dict[int, str] = dict(self.seeded_payments)
+        self.last_carts = state.carts()
+        self.known_orders = set(state.orders())
+        self.platform_carts: dict[int, dict[int, int]] = {}
+        self.notes: Counter[str] = Counter()
+        self.step_checks = 0
+
+    def fail(self, invariant: str, detail: str) -> None:
+        raise self.Violation(invariant, detail)
+
+    # ------------------------------------------------------------------ after every step
+
+    def step(self) -> None:
+        self.step_checks += 1
+        state = self.world.state
+        orders = state.orders()
+        payments = state.payments()
+        self._stock(orders, state.stock())
+        self._orders(orders, payments)
+        self._transitions(payments)
+        self._counters(payments, state.counters())
+        self._transactions(payments)
+        self._carts(orders, payments, state.carts())
+
+    def _stock(self, orders: dict[int, dict[str, Any]], stock: dict[int, int]) -> None:
+        held: Counter[int] = Counter()
+        for order in orders.values():
+            if order.get("stock_reserved"):
+                for item in order.get("items") or []:
+                    held[int(item["variant"])] += int(item["quantity"])
+        for variant, initial in self.initial_stock.items():
+            now = stock.get(variant, 0)
+            if now < 0 or now + held[variant] != initial:
+                self.fail(
+                    "stock_conserved",
+                    f"variant {variant}: stock {now} + held by live orders {held[variant]} != seeded {initial}",
+                )
+
+    def _orders(self, orders: dict[int, dict[str, Any]], payments: dict[int, dict[str, Any]]) -> None:
+        by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for payment in payments.values():
+            by_order[int(payment["order"])].append(payment)
+            if int(payment["order"]) not in orders:
+                self.fail("order_payments_consistent", f"payment {payment['id']} of missing order {payment['order']}")
+        for order_id, order in orders.items():
+            listed = {int(pid): ref for pid, ref in (order.get("payments") or {}).items()}
+            actual = {int(p["id"]): p for p in by_order[order_id]}
+            if set(listed) != set(actual):
+                self.fail("order_payments_consistent", f"order {order_id} lists {sorted(listed)}, has {sorted(actual)}")
+            for pid, ref in listed.items():
+                if (ref["status"], ref["method"]) != (actual[pid]["status"], actual[pid]["method"]):
+                    self.fail(
+                        "order_payments_consistent",
+                        f"order {order_id} sees payment {pid} as {ref['status']}, it is {actual[pid]['status']}",
+                    )
+            completed = [pid for pid, p in actual.items() if p["status"] in CLOSED]
+            if len(completed) > 1:
+                self.fail("order_payments_consistent", f"order {order_id} has completed payments {completed}")
+            marked = order.get("completed_payment")
+            if (int(marked) if marked is not None else None) != (completed[0] if completed else None):
+                self.fail(
+                    "order_payments_consistent", f"order {order_id} marks {marked} completed; completed: {completed}"
+                )
+            if order.get("origin") != "cod_checkout" and (order["status"] == "confirmed") != bool(completed):
+                self.fail(
+                    "order_payments_consistent",
+                    f"order {order_id} is {order['status']} with completed payments {completed}",
+                )
+            if order.get("origin") in ("stripe_checkout", "cod_checkout") and not actual:
+                self.fail("cart_consumed_with_order", f"order {order_id} has no payment")
+
+    def _transitions(self, payments: dict[int, dict[str, Any]]) -> None:
+        for pid, payment in payments.items():
+            status, method = payment["status"], PaymentMethod(payment["method"])
+            before = self.last_status.get(pid)
+            if before is None:
+                if method != PaymentMethod.ONLINE and status != "pending":
+                    self.fail("transitions_allowed", f"payment {pid} ({method}) appeared as {status}")
+            elif before != status and not allowed(method, PaymentStatus(before), PaymentStatus(status)):
+                self.fail("transitions_allowed", f"payment {pid} ({method}) went {before} -> {status}")
+            self.last_status[pid] = status
+
+    def _counters(self, payments: dict[int, dict[str, Any]], counters: dict[str, dict[str, Any]]) -> None:
+        expected: dict[int, Counter[str]] = defaultdict(Counter)
+        for payment in payments.values():
+            status, method = payment["status"], payment["method"]
+            for name in ("all", f"status#{status}", f"method#{method}", f"status#{status}#method#{method}"):
+                expected[int(payment["user"])][name] += 1
+        for name, item in counters.items():
+            if name.startswith("payments#user#"):
+                user = int(name.rsplit("#", 1)[1])
+                stored = {k: int(v) for k, v in item.items() if k != "name" and int(v) != 0}
+                if stored != dict(expected.pop(user, Counter())):
+                    self.fail("counts_match", f"user {user}: counters {stored} != payments {dict(expected.get(user, {}))}")
+        for user, counts in expected.items():
+            if counts:
+                self.fail("counts_match", f"user {user} has payments {dict(counts)} and no counters")
+
+    def _transactions(self, payments: dict[int, dict[str, Any]]) -> None:
+        settled: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for pid, payment in payments.items():
+            if payment["status"] in CLOSED and payment.get("transaction_id"):
+                settled[(payment["method"], payment["transaction_id"])].append(pid)
+        for (method, transaction), pids in settled.items():
+            if len(pids) > 1:
+                self.fail("gateway_transaction_unique", f"{method} transaction {transaction} settled payments {pids}")
+
+    def cart_written(self, user: int, lines: dict[int, int]) -> None:
+        self.platform_carts[user] = dict(lines)
+
+    def _carts(self, orders: dict[int, dict[str, Any]], payments: dict[int, dict[str, Any]], carts: dict[int, dict[int, int]]) -> None:
+        new_orders = {oid: o for oid, o in orders.items() if oid not in self.known_orders}
+        for user in set(carts) | set(self.last_carts):
+            before = self.platform_carts.pop(user, None) or self.last_carts.get(user) or {}
+            now = carts.get(user) or {}
+            if now == before:
+                continue
+            mine = [o for o in new_orders.values() if int(o["user"]) == user]
+            if not now and before:
+                if not any(lines_of(o.get("items") or []) == before for o in mine):
+                    self.fail("cart_consumed_with_order", f"user {user}'s cart {before} emptied without its order")
+                continue
+            given_back = {
+                oid for oid, o in orders.items() if int(o["user"]) == user and o["status"] == "cancelled"
+            }
+            added = {v: q - before.get(v, 0) for v, q in now.items() if q != before.get(v, 0)}
+            if any(q < 0 for q in added.values()) or not given_back:
+                self.fail("cart_consumed_with_order", f"user {user}'s cart went {before} -> {now}")
+        self.known_orders |= set(new_orders)
+        self.last_carts = carts
+
+    # ------------------------------------------------------------------ around every answer
+
+    def before_request(self, request: dict[str, Any]) -> Any:
+        if request.get("kind") != "checkout":
+            return None
+        body = json.loads(request["body"]) if isinstance(request.get("body"), str) else {}
+        state = self.world.state
+        if body.get("order") is not None:
+            order = state.orders().get(int(body["order"]))
+            return ("order", order and (order["status"], json.dumps(order.get("payments"), sort_keys=True)))
+        user = request.get("user")
+        cart = state.carts().get(int(user or 0)) or {}
+        stock = state.stock()
+        return ("cart", cart, {v: stock.get(v) for v in cart})
+
+    def answered(self, inv: Invocation, before: Any) -> None:
+        kind = inv.request.get("kind")
+        if kind == "sweep":
+            if inv.killed == "timeout":
+                self.fail("sweep_time_limit", f"sweep {inv.describe()} was stopped by its timeout, its progress unsaved")
+            return
+        if inv.throttled or inv.killed:
+            return
+        if inv.crash:
+            self.fail("handler_crash", inv.describe())
+        self._documented(inv)
+        if inv.status == 409 and before is not None and any(m in inv.text for m in CONFLICT_MESSAGES):
+            self._spurious(inv, before)
+        if kind == "stripe_event":
+            self._stripe_event(inv)
+        if kind == "gateway":
+            self._gateway_replay(inv)
+        if inv.function in ("StripeWebhookFunction", "ReconcilePaymentsFunction") and inv.metric("AmountMismatch"):
+            self.fail("false_amount_alarm", f"{inv.describe()} counted AmountMismatch for a Stripe payment that matches")
+
+    def _documented(self, inv: Invocation) -> None:
+        method, path = inv.request.get("method", ""), inv.request.get("path", "")
+        statuses = documented_statuses(method, path)
+        if statuses is None or inv.status is None:
+            return
+        if inv.status == 500 and inv.faulted:
+            self.notes["500 after an injected fault"] += 1  # undocumented, reported (not an invariant)
+        elif inv.status not in statuses:
+            self.fail("documented_answer", f"{method} {path}: {inv.describe()} (documented: {sorted(statuses)})")
+        if not inv.headers.get("content-type", "").startswith("application/json") or not isinstance(inv.body, dict):
+            self.fail("documented_answer", f"{method} {path}: not a JSON object body: {inv.describe()}")
+
+    def _spurious(self, inv: Invocation, before: Any) -> None:
+        now = self.before_request(inv.request)
+        if now == before:
+            self.fail("spurious_conflict", f"{inv.describe()} though nothing of the caller's changed")
+
+    def _stripe_event(self, inv: Invocation) -> None:
+        event = inv.request.get("event") or {}
+        if inv.status is None or not 200 <= inv.status < 300:
+            return
+        obj = (event.get("data") or {}).get("object") or {}
+        paid = (event.get("type") == "checkout.session.completed" and obj.get("payment_status") == "paid") or (
+            event.get("type") == "checkout.session.async_payment_succeeded"
+        )
+        ours = self._our_payment(obj)
+        if not paid or ours is None:
+            return
+        payment = ours
+        if payment["status"] in CLOSED or inv.metric("PaymentNeedsRefund"):
+            return
+        self.fail(
+            "stripe_event_dropped",
+            f"{event.get('type')} {event.get('id')} for payment {payment['id']} answered {inv.status} "
+            f"({inv.text[:120]}) and the payment is still {payment['status']}",
+        )
+
+    def _our_payment(self, session: dict[str, Any]) -> dict[str, Any] | None:
+        metadata = session.get("metadata") or {}
+        order, pid = str(metadata.get("order_id", "")), str(metadata.get("payment_id", ""))
+        if not (order.isdigit() and pid.isdigit()):
+            return None
+        payment = self.world.state.payments().get(int(pid))
+        if payment is None or int(payment["order"]) != int(order):
+            return None
+        if payment.get("checkout_session_id") not in (None, session.get("id")):
+            return None
+        return payment
+
+    def _gateway_replay(self, inv: Invocation) -> None:
+        raw = inv.request.get("raw")
+        earlier = [g for g in self.world.gateway_sends if g.request.get("raw") == raw and g is not inv]
+        refused = [g for g in earlier if g.status is not None and 400 <= g.status < 500]
+        if refused and any(inv.metric(alarm) for alarm in ALARMS):
+            self.fail(
+                "refused_replay_alarm",
+                f"{inv.describe()} raised {[m for m in inv.metrics if m[0] in ALARMS]} for a body refused before "
+                f"({refused[0].describe()})",
+            )
+
+    # ------------------------------------------------------------------ at quiescence
+
+    def final(self) -> None:
+        self.step()
+        state = self.world.state
+        payments = state.payments()
+        orders = state.orders()
+        self._audit(payments, state.audit())
+        self._stripe_truth(payments, orders, state.audit())
+        self._committed_checkouts(orders, payments)
+        self._replays()
+
+    def _audit(self, payments: dict[int, dict[str, Any]], audit: dict[int, list[dict[str, Any]]]) -> None:
+        for pid, payment in payments.items():
+            rows = [r for r in audit.get(pid, []) if r.get("to") is not None and r.get("from") != r.get("to")]
+            current: str | None = None
+            if pid in self.seeded_payments:
+                current = self.seeded_payments[pid]  # written by the platform before the run: no trail
+            elif not rows:
+                self.fail("audit_trail", f"payment {pid} has no audit trail")
+            remaining = list(rows)
+            method = PaymentMethod(payment["method"])
+            while remaining:
+                following = [r for r in remaining if r.get("from") == current]
+                if len(following) != 1:
+                    self.fail(
+                        "audit_trail",
+                        f"payment {pid}: after {current} the trail has {len(following)} transitions "
+                        f"({[(r.get('from'), r.get('to'), r.get('reason')) for r in rows]})",
+                    )
+                row = following[0]
+                if current is not None and not allowed(method, PaymentStatus(current), PaymentStatus(row["to"])):
+                    self.fail("audit_trail", f"payment {pid}: audited {current} -> {row['to']}")
+                current = row["to"]
+                remaining.remove(row)
+            if current != payment["status"]:
+                self.fail("audit_trail", f"payment {pid} is {payment['status']}; its trail ends at {current}")
+
+    def _stripe_truth(
+        self, payments: dict[int, dict[str, Any]], orders: dict[int, dict[str, Any]], audit: dict[int, list[dict[str, Any]]]
+    ) -> None:
+        stripe = self.world.stripe
+        refund_alarms = sum(inv.metric("PaymentNeedsRefund") for inv in self.world.functions.invocations)
+        for session_id in stripe.all_sessions():
+            state = stripe.session_state(session_id)
+            obj, charge = state["obj"], state["charge"]
+            metadata = obj.get("metadata") or {}
+            pid = int(metadata.get("payment_id", 0) or 0)
+            payment = payments.get(pid)
+            if payment is None:
+                continue
+            order = orders[int(payment["order"])]
+            intent = obj.get("payment_intent")
+            needs_refund = any(r.get("reason") == "needs_refund" for r in audit.get(pid, []))
+            if charge is not None:
+                settled = payment["status"] in CLOSED and payment.get("transaction_id") == intent
+                if not settled and not (needs_refund and refund_alarms):
+                    self.fail(
+                        "paid_session_settled",
+                        f"session {session_id} paid ({intent}); payment {pid} is {payment['status']} "
+                        f"with no refund alarm",
+                    )
+                answered = self.world.answered_sessions.get(session_id)
+                other = order.get("completed_payment")
+                if answered is not None and not settled and (other is None or int(other) == pid):
+                    self.fail(
+                        "answered_session_completes",
+                        f"session {session_id} (answered by {answered.describe()}) was paid; payment {pid} is "
+                        f"{payment['status']} and order {order['id']} is {order['status']}, paid by nothing else",
+                    )
+                if settled and charge["refunded"] and payment["status"] != "refunded":
+                    self.fail("stripe_converged", f"payment {pid}'s charge was fully refunded; it is {payment['status']}")
+            elif payment["status"] in OPEN and (obj["status"] == "expired" or state["delayed"] == "failed"):
+                why = "expired" if obj["status"] == "expired" else "its delayed payment failed"
+                self.fail("stripe_converged", f"session {session_id} {why}; payment {pid} is still {payment['status']}")
+        for pid, payment in payments.items():
+            if payment["method"] == "stripe" and payment["status"] in OPEN:
+                self.fail("stripe_converged", f"Stripe payment {pid} is still {payment['status']} at quiescence")
+
+    def _committed_checkouts(self, orders: dict[int, dict[str, Any]], payments: dict[int, dict[str, Any]]) -> None:
+        tables = self.world.state.tables
+        for record in self.world.checkouts:
+            committed = [
+                (inv, order)
+                for inv in record.invocations
+                for order in _orders_placed(inv, tables["OrdersTable"])
+            ]
+            if not committed:
+                continue
+            answers = [inv for inv in record.invocations if inv.status is not None and not inv.throttled]
+            final = answers[-1] if answers else None
+            if final is None or final.status in (200, 201):
+                continue
+            order_id = committed[-1][1]
+            order = orders.get(order_id, {})
+            given_back = order.get("status") == "cancelled"
+            if final.status == 502 and given_back:
+                continue
+            if final.status in (409, 500, 503) and record.key is not None and final is record.invocations[-1]:
+                if "in progress" in final.text or final.status >= 500:
+                    self.notes["keyed checkout left unresolved"] += 1
+                    continue
+            self.fail(
+                "committed_checkout_answered",
+                f"order {order_id} committed by {committed[-1][0].describe()}; "
+                f"{'key ' + record.key if record.key else 'no key'}: finally answered {final.describe()}",
+            )
+
+    def _replays(self) -> None:
+        for record in self.world.checkouts:
+            if record.key is None:
+                continue
+            first_success: Invocation | None = None
+            for inv in record.invocations:
+                if inv.status is None:
+                    continue
+                if first_success is None:
+                    if inv.status in (200, 201):
+                        first_success = inv
+                    continue
+                if inv.status in (200, 201) and (inv.status, inv.text) != (first_success.status, first_success.text):
+                    self.fail(
+                        "idempotent_replay",
+                        f"key {record.key}: {inv.describe()} after {first_success.describe()}",
+                    )
+                if 400 <= inv.status < 500 and inv.status != 409:
+                    self.fail("idempotent_replay", f"key {record.key}: {inv.describe()} after {first_success.describe()}")
+        # Concurrent twins share a key: their successes must agree too.
+        by_key: dict[tuple[int, str, str], list[Invocation]] = defaultdict(list)
+        for record in self.world.checkouts:
+            if record.key is not None:
+                by_key[(record.user, record.path, record.key)] += [
+                    inv for inv in record.invocations if inv.status in (200, 201)
+                ]
+        for key, successes in by_key.items():
+            if len({(inv.status, inv.text) for inv in successes}) > 1:
+                self.fail("idempotent_replay", f"key {key[2]} answered differently: {[i.describe() for i in successes]}")
+
+    def list_check(self, user: int, query: str, pages: list[Invocation]) -> None:
+        """The pages of one listing, followed through `next` at quiescence."""
+        listed = [row for page in pages for row in (page.body or {}).get("results", [])]
+        counts = {(page.body or {}).get("count") for page in pages}
+        truth = [
+            p
+            for p in self.world.state.payments().values()
+            if int(p["user"]) == user and _matches(p, query)
+        ]
+        if counts != {len(listed)} or sorted(r["id"] for r in listed) != sorted(int(p["id"]) for p in truth):
+            self.fail(
+                "list_count",
+                f"user {user} ?{query}: count {counts}, listed {sorted(r['id'] for r in listed)}, "
+                f"has {sorted(int(p['id']) for p in truth)}",
+            )
+
+
+def _matches(payment: dict[str, Any], query: str) -> bool:
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if name in ("status", "method") and payment[name] != value:
+            return False
+    return True
+
+
+def _orders_placed(inv: Invocation, orders_table: str) -> list[int]:
+    placed = []
+    for call in inv.writes:
+        if call.op != "TransactWriteItems":
+            continue
+        for entry in call.body.get("TransactItems", []):
+            put = entry.get("Put")
+            if put and put.get("TableName") == orders_table:
+                placed.append(int(put["Item"]["id"]["N"]))
+    return placed
+
+
+def money(value: Any) -> Decimal:
+    return Decimal(str(value))

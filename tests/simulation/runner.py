@@ -1,0 +1,159 @@
+"""Running one seed: build the world, let the actors loose with the invariants checked after every
+step, then bring it to quiescence (faults off, every window passed, final sweeps) and check the rest."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import actors
+from .clock import VirtualClock
+from .config import Config
+from .invariants import Invariants
+from .scheduler import Scheduler
+from .world import MAX_STEPS, Result, Violation, World, build_world, simulated_process
+
+Scenario = Callable[[World], None]
+READ_QUERIES = ("", "status=pending", "method=stripe", "status=failed&method=stripe", "ordering=-created_at&page_size=2")
+
+
+class Simulation:
+    def __init__(self, config: Config, scenario: Scenario | None = None, *, check_every_step: bool = True) -> None:
+        self.config = config
+        self.scenario = scenario
+        self.check_every_step = check_every_step
+
+    def run(self) -> Result:
+        started = time.perf_counter()
+        clock = VirtualClock()
+        scheduler = Scheduler(clock, random.Random(f"schedule-{self.config.seed}"))
+        violation: Violation | None = None
+        error: BaseException | None = None
+        stats: dict[str, Any] = {}
+        world: World | None = None
+        with simulated_process(clock, scheduler, self.config.seed):
+            from halum_payments.gateways import stripe_checkout
+
+            opener = stripe_checkout._TimeoutOpener  # type: ignore[attr-defined]
+            try:
+                world = build_world(self.config, scheduler, clock)
+                world.invariants = Invariants(world)
+                if self.scenario is not None:
+                    self.scenario(world)
+                else:
+                    actors.start(world)
+                self._drain(world)
+                self._quiesce(world)
+                world.invariants.final()
+            except Violation as found:
+                violation = found
+            except Exception as exc:
+                error = exc
+            finally:
+                scheduler.close()
+                stripe_checkout._TimeoutOpener = opener  # type: ignore[attr-defined,misc]
+                if world is not None:
+                    stats = _stats(world)
+                    world.functions.discard()
+        trace = world.trace if world is not None else []
+        return Result(
+            seed=self.config.seed,
+            family=self.config.family,
+            violation=violation,
+            trace_hash=hashlib.sha256("\n".join(trace).encode()).hexdigest()[:16],
+            steps=scheduler.steps,
+            virtual_seconds=clock.elapsed,
+            real_seconds=time.perf_counter() - started,
+            stats=stats,
+            error=error,
+        )
+
+    def _drain(self, world: World) -> None:
+        scheduler = world.scheduler
+        while scheduler.step() is not None:
+            if world.dirty and self.check_every_step:
+                world.dirty = False
+                world.invariants.step()
+            if scheduler.steps > MAX_STEPS:
+                raise RuntimeError(f"more than {MAX_STEPS} steps: a livelock?")
+
+    def _quiesce(self, world: World) -> None:
+        """Faults stop, Stripe settles everything it will (expiry, delayed payments), every window
+        passes, and the reconciler sweeps until it reports a finished, error-free sweep."""
+        world.closing = True
+        world.dynamo.enabled = world.stripe.enabled = False
+        world.functions.kill_rate = 0.0
+        self._drain(world)
+
+        def stripe_closes() -> None:
+            stripe = world.stripe
+            open_until = [
+                stripe.session_state(s)["obj"]["expires_at"]
+                for s in stripe.all_sessions()
+                if stripe.session_state(s)["obj"]["status"] == "open"
+            ]
+            if open_until:
+                world.sleep(max(max(open_until) - world.clock.now, 0) + 1)
+            stripe.expire_due()
+            for session in stripe.all_sessions():
+                if stripe.session_state(session)["delayed"] == "processing":
+                    stripe.act(session, world.rng.choice(("confirm", "decline")))
+
+        world.spawn("stripe-closes", stripe_closes)
+        self._drain(world)
+
+        def final_sweeps() -> None:
+            after = world.functions.specs["ReconcilePaymentsFunction"]
+            minutes = int(world.functions.env["ReconcilePaymentsFunction"].get("RECONCILE_AFTER_MINUTES") or 60)
+            world.sleep(minutes * 60 + after.timeout + 600)
+            for _ in range(10):
+                sweep = world.sweep()
+                summary = sweep.body if isinstance(sweep.body, dict) else {}
+                if summary.get("finished") and not summary.get("stripe_errors"):
+                    return
+                world.sleep(60)
+
+        world.spawn("final-sweeps", final_sweeps)
+        self._drain(world)
+
+        def reads() -> None:
+            for user in sorted(world.users):
+                for query in READ_QUERIES:
+                    pages = [world.list_payments(user, query)]
+                    while (pages[-1].body or {}).get("next"):
+                        following = pages[-1].body["next"].split("?", 1)[1]
+                        pages.append(world.list_payments(user, following))
+                    world.invariants.list_check(user, query, pages)
+
+        world.spawn("final-reads", reads)
+        self._drain(world)
+
+
+def _stats(world: World) -> dict[str, Any]:
+    invocations = world.functions.invocations
+    return {
+        "invocations": len(invocations),
+        "answers": sum(1 for i in invocations if i.status is not None),
+        "kills": world.functions.kills,
+        "cold_starts": world.functions.cold_starts,
+        "dynamodb_faults": dict(world.dynamo.stats.faults),
+        "dynamodb_conflicts": world.dynamo.stats.conflicts,
+        "token_replays": world.dynamo.stats.token_replays,
+        "stripe_requests": world.stripe.stats.requests,
+        "stripe_faults": dict(world.stripe.stats.faults),
+        "keys_in_use": world.stripe.stats.keys_in_use,
+        "sessions": len(world.stripe.all_sessions()),
+        "events_lost": len(world.lost_events),
+        "notes": dict(world.invariants.notes) if world.invariants else {},
+        "step_checks": world.invariants.step_checks if world.invariants else 0,
+    }
+
+
+def run_seed(seed: int, **overrides: Any) -> Result:
+    config = Config.from_seed(seed)
+    for name, value in overrides.items():
+        setattr(config, name, value)
+    return Simulation(config).run()
