@@ -19,16 +19,20 @@ from support import JWT_SECRET
 from .functions import Invocation
 from .world import CHECKOUT, COD, CheckoutRecord, User, World
 
-RETRY_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 503, 504})
 STRIPE_RETRY_DELAYS = (60.0, 300.0, 1800.0, 3600.0, 7200.0)  # Stripe backs off for up to 3 days
 
 
 def start(world: World) -> None:
     """Spawn every actor of the run."""
     cfg = world.config
-    for user in world.users.values():
-        if user.id <= cfg.users:
-            world.spawn(f"user{user.id}", lambda user=user: user_actor(world, user), delay=world.rng.uniform(0, 5))
+    active = sorted(world.users)
+    for user in (world.users[u] for u in active[: max(cfg.users, cfg.rush)]):
+        world.spawn(f"user{user.id}", lambda user=user: user_actor(world, user), delay=world.rng.uniform(0, 5))
+    for user in (world.users[u] for u in (active[len(active) - cfg.backlog :] if cfg.backlog else ())):
+        world.spawn(f"backlog{user.id}", lambda user=user: abandoned_checkout(world, user), delay=world.rng.uniform(0, 30))
+    for n in range(world.rng.randint(0, 2)):
+        world.spawn(f"foreign{n}", lambda: foreign_event(world), delay=world.rng.uniform(1, 600))
     if cfg.rush:
         world.spawn("rush", lambda: rush(world), delay=world.rng.uniform(20, 120))
     world.spawn("sweeps", lambda: scheduled_sweeps(world), delay=world.rng.uniform(0, cfg.sweep_every_minutes * 60))
@@ -38,6 +42,10 @@ def start(world: World) -> None:
         world.spawn(f"gateway{n}", lambda: gateway(world), delay=world.rng.uniform(5, 900))
     for n in range(cfg.hostile):
         world.spawn(f"hostile{n}", lambda n=n: hostile(world, n), delay=world.rng.uniform(1, 300))
+
+
+def connect_stripe(world: World) -> None:
+    """Stripe's side of every run (scenarios too): events are delivered, sessions live their life."""
     world.stripe.on_event = lambda event: stripe_sends(world, event)
     world.stripe.on_created = lambda session: stripe_side(world, session)
 
@@ -97,11 +105,24 @@ def submit(world: World, user: User, record: CheckoutRecord) -> None:
         record.invocations.append(invocation)
         if invocation.status == 200 and record.path == CHECKOUT:
             customer(world, invocation)
-        retryable = invocation.status is None or invocation.status in RETRY_STATUSES
-        if record.key is None or not retryable or invocation.status == 502:
+        if record.key is None or not _retryable(invocation):
             return
         # The same request again under its key: soon for "in progress", later after a kill.
         world.sleep(rng.uniform(1, 4) * (2**attempt) + (30 if invocation.status is None else 0))
+
+
+def _retryable(invocation: Invocation) -> bool:
+    """What a client retries under the same key: no answer, a 5xx "please retry", "in progress"."""
+    if invocation.status is None or invocation.status in RETRY_STATUSES:
+        return True
+    return invocation.status == 409 and "retry-after" in invocation.headers
+
+
+def abandoned_checkout(world: World, user: User) -> None:
+    """A Stripe checkout whose customer never comes back (the sweep will have to look at it)."""
+    record = CheckoutRecord(user.id, CHECKOUT, {"shipping_address": user.address}, None)
+    world.checkouts.append(record)
+    record.invocations.append(world.checkout(user, CHECKOUT, record.body, None))
 
 
 def pay_order(world: World, user: User, order: int | None = None) -> None:
@@ -158,10 +179,12 @@ def customer(world: World, answer: Invocation) -> None:
         return
     world.answered_sessions[session] = answer
     rng = world.rng
-    plan = rng.choices(
+    plan = world.config.customer_plan or rng.choices(
         ("pay", "pay_late", "delayed_ok", "delayed_fail", "abandon", "cancel"), weights=(45, 8, 10, 10, 20, 7)
     )[0]
     delay = {"pay_late": rng.uniform(20 * 60, 45 * 60)}.get(plan, rng.uniform(2, 120))
+    if world.config.customer_delay is not None:
+        delay = world.config.customer_delay
     world.spawn(f"customer-{session[-6:]}", lambda: pay(world, session, plan), delay=delay)
 
 
@@ -209,14 +232,14 @@ def stripe_sends(world: World, event: dict[str, Any]) -> None:
     """Stripe delivers an event: maybe late (reordered), maybe twice, maybe never."""
     rng = world.rng
     cfg = world.config
-    if rng.random() < cfg.event_loss and not world.closing:
+    if world.drop_event(event) or (rng.random() < cfg.event_loss and not world.closing):
         world.lost_events.append(event)
         world.trace.append(f"{world.clock.elapsed:.6f} event lost {event['type']} {event['id']}")
         return
     copies = 2 if rng.random() < cfg.event_dup else 1
     for n in range(copies):
         late = rng.random() < cfg.event_late
-        delay = rng.uniform(30, 900) if late else rng.uniform(0.05, 3.0)
+        delay = rng.uniform(30, 900) if late else rng.uniform(*cfg.event_delay)
         world.spawn(f"deliver-{event['id'][-6:]}-{n}", lambda: deliver(world, event), delay=delay)
 
 
@@ -233,8 +256,9 @@ def deliver(world: World, event: dict[str, Any]) -> None:
 
 def foreign_event(world: World) -> None:
     """An event for a session that is not ours (another integration on the same account)."""
+    world.scheduler.io(0.01)
     obj = {
-        "id": world.stripe.rng and f"cs_test_foreign{world.rng.randint(1, 10**6)}",
+        "id": f"cs_test_foreign{world.rng.randint(1, 10**6)}",
         "object": "checkout.session",
         "amount_total": 1000,
         "currency": "usd",

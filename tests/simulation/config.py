@@ -23,6 +23,7 @@ class Config:
     actions_per_user: int = 3
     think_seconds: float = 20.0  # mean pause between a user's actions
     platform_orders: int = 2  # pending orders written by the platform (paid with {"order": N})
+    platform_paid: float = 0.3  # share of them already paid through the gateway before the run
     reconcile_after_minutes: int | None = None  # None: the template's default (60)
     sweep_every_minutes: float = 15.0
     extra_sweeps: int = 0  # sweeps at random moments on top of the schedule
@@ -39,8 +40,35 @@ class Config:
     txn_pool: int = 4  # gateway transaction ids are drawn from this many
     hostile: int = 0  # signed-but-hostile inputs (huge numbers, overflowing token expiry)
     rush: int = 0  # users paying different existing orders at the same instant
+    backlog: int = 0  # abandoned Stripe checkouts at the start: a long sweep
     impatient: float = 0.1  # share of Stripe checkouts raced by a {"order": N} of the same order
     double_submit: float = 0.15
+    event_delay: tuple[float, float] = (0.05, 3.0)  # a delivery's usual delay (seconds)
+    stock: int | None = None  # every product's stock (None: drawn, small, so sold-out races happen)
+    customer_plan: str | None = None  # every customer does this with their URL (None: drawn)
+    customer_delay: float | None = None
+
+    @classmethod
+    def quiet(cls, seed: int = 0, **overrides: Any) -> Config:
+        """Nothing random happens on its own: the scenarios script what they need."""
+        cfg = cls(
+            seed=seed,
+            family="scenario",
+            users=1,
+            products=3,
+            platform_orders=0,
+            event_dup=0.0,
+            event_late=0.0,
+            refunds=0.0,
+            impatient=0.0,
+            double_submit=0.0,
+            event_delay=(0.05, 0.2),
+            stock=50,
+            customer_plan="abandon",
+        )
+        for name, value in overrides.items():
+            setattr(cfg, name, value)
+        return cfg
 
     @classmethod
     def from_seed(cls, seed: int) -> Config:
@@ -79,7 +107,8 @@ class Config:
             cfg.reconcile_after_minutes = 0
             cfg.sweep_every_minutes = rng.choice((1.0, 5.0))
             cfg.extra_sweeps = rng.randint(2, 6)
-            cfg.stripe = StripeFaults(slow=rng.choice((0.1, 0.3)), slow_episodes=rng.choice((0.0, 0.3)))
+            cfg.stripe = StripeFaults(slow=rng.choice((0.1, 0.3)), slow_episodes=rng.choice((0.0, 0.3, 0.6)))
+            cfg.backlog = rng.choice((0, 10, 25))
             cfg.event_loss = rng.choice((0.1, 0.3))
         elif family == "gateway":
             cfg.gateway_events = rng.randint(6, 14)

@@ -81,7 +81,7 @@ class Rule:
     """A scripted fault (scenarios): the first `times` calls matching `when` get `fault`."""
 
     when: Callable[[Call], bool]
-    fault: str  # throttle | server_error | lost | conflict | slow:<seconds>
+    fault: str  # throttle | throttle_txn | server_error | lost | conflict | slow:<seconds>
     times: int = 1
 
 
@@ -157,7 +157,7 @@ class DynamoDB:
         early: AWSResponse | None = None
         token = body.get("ClientRequestToken") if op == "TransactWriteItems" else None
         registered: list[tuple[str, str]] = []
-        if fault in ("throttle", "server_error"):
+        if fault in ("throttle", "throttle_txn", "server_error"):
             early = self._fault_response(op, fault, call)
         elif op == "TransactWriteItems":
             early = self._token_answer(token, body)
@@ -182,7 +182,7 @@ class DynamoDB:
             raise
         if early is not None:
             self._release(registered, token)
-            self._log(call, self._outcome_of(early))
+            self._log(call, ("fault-" if fault else "") + self._outcome_of(early))
             return early
         if op in SINGLE_WRITES and any(key in self._in_flight for key in call.keys):
             self._log(call, "TransactionConflictException")
@@ -252,7 +252,9 @@ class DynamoDB:
         draw = self.rng.random()
         for name, chance in (("throttle", throttle), ("server_error", faults.server_error), ("lost", faults.lost)):
             if draw < chance:
-                if name != "lost":
+                if name == "throttle" and call.op == "TransactWriteItems" and self.rng.random() < 0.5:
+                    name = "throttle_txn"  # DynamoDB may report it as a cancellation reason instead
+                if name != "lost":  # counted when it happens
                     self.stats.faults[name] += 1
                 return name, latency
             draw -= chance
@@ -299,8 +301,7 @@ class DynamoDB:
     def _fault_response(self, op: str, fault: str, call: Call) -> AWSResponse:
         if fault == "server_error":
             return _error(500, "InternalServerError", "Internal server error")
-        if op == "TransactWriteItems" and self.rng.random() < 0.5:
-            # DynamoDB may report throttling of a transaction's item as a cancellation reason.
+        if fault == "throttle_txn":
             reasons = [{"Code": "None"} for _ in call.body.get("TransactItems", [])]
             if reasons:
                 reasons[0] = {"Code": "ThrottlingError", "Message": "Throughput exceeds the current capacity."}

@@ -58,8 +58,9 @@ class Invocation:
 
     @property
     def faulted(self) -> bool:
-        """Did DynamoDB or Stripe answer anything but success during this invocation?"""
-        return any(outcome not in ("ok", "200") for _, _, outcome in self.calls)
+        """Was a fault injected into any DynamoDB or Stripe call of this invocation? (Contention,
+        such as TransactionConflict or idempotency_key_in_use, is not an injected fault.)"""
+        return any(outcome.startswith(("fault-", "lost-")) for _, _, outcome in self.calls)
 
     def metric(self, name: str) -> float:
         return sum(value for metric, value in self.metrics if metric == name)

@@ -30,7 +30,7 @@ class Simulation:
         started = time.perf_counter()
         clock = VirtualClock()
         scheduler = Scheduler(clock, random.Random(f"schedule-{self.config.seed}"))
-        violation: Violation | None = None
+        violations: list[Violation] = []
         error: BaseException | None = None
         stats: dict[str, Any] = {}
         world: World | None = None
@@ -41,6 +41,7 @@ class Simulation:
             try:
                 world = build_world(self.config, scheduler, clock)
                 world.invariants = Invariants(world)
+                actors.connect_stripe(world)
                 if self.scenario is not None:
                     self.scenario(world)
                 else:
@@ -48,8 +49,8 @@ class Simulation:
                 self._drain(world)
                 self._quiesce(world)
                 world.invariants.final()
-            except Violation as found:
-                violation = found
+            except Violation as found:  # stop_on_first
+                violations.append(found)
             except Exception as exc:
                 error = exc
             finally:
@@ -57,18 +58,22 @@ class Simulation:
                 stripe_checkout._TimeoutOpener = opener  # type: ignore[attr-defined,misc]
                 if world is not None:
                     stats = _stats(world)
+                    if world.invariants is not None:
+                        violations = list(world.invariants.found.values()) or violations
                     world.functions.discard()
         trace = world.trace if world is not None else []
         return Result(
             seed=self.config.seed,
             family=self.config.family,
-            violation=violation,
+            violations=violations,
             trace_hash=hashlib.sha256("\n".join(trace).encode()).hexdigest()[:16],
             steps=scheduler.steps,
             virtual_seconds=clock.elapsed,
             real_seconds=time.perf_counter() - started,
             stats=stats,
             error=error,
+            trace=trace,
+            story=_story(world) if world is not None else [],
         )
 
     def _drain(self, world: World) -> None:
@@ -130,6 +135,23 @@ class Simulation:
 
         world.spawn("final-reads", reads)
         self._drain(world)
+
+
+def _story(world: World) -> list[str]:
+    lines = []
+    for inv in world.functions.invocations:
+        request = {k: v for k, v in inv.request.items() if k in ("method", "path", "user", "key", "kind")}
+        body = inv.request.get("body")
+        if isinstance(body, bytes):
+            body = body[:160].decode(errors="replace")
+        event = inv.request.get("event") or {}
+        what = f"{event.get('type')} {event.get('id')}" if event else (str(body)[:160] if body else "")
+        calls = " ".join(f"{op}:{outcome}" for _, op, outcome in inv.calls)
+        lines.append(
+            f"[{inv.started - world.clock.start:.3f}-{(inv.ended or 0) - world.clock.start:.3f}] {inv.describe()}"
+            f"\n    sent {request} {what}\n    calls {calls}\n    metrics {inv.metrics}"
+        )
+    return lines
 
 
 def _stats(world: World) -> dict[str, Any]:

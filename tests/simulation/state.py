@@ -7,7 +7,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from halum_payments.repositories.dynamo import from_item
+from halum_payments.repositories.dynamo import DYNAMODB_CONTEXT
 
 
 class State:
@@ -17,7 +17,7 @@ class State:
 
     def items(self, logical: str) -> list[dict[str, Any]]:
         table = self._backend.tables[self.tables[logical]]
-        return [from_item(item.to_json()["Attributes"]) for item in table.all_items()]
+        return [{name: _value(attr) for name, attr in item.attrs.items()} for item in table.all_items()]
 
     def orders(self) -> dict[int, dict[str, Any]]:
         return {int(o["id"]): o for o in self.items("OrdersTable")}
@@ -59,3 +59,26 @@ def lines_of(items: list[dict[str, Any]]) -> dict[int, int]:
 
 def amount(value: Any) -> Decimal:
     return Decimal(str(value))
+
+
+def _value(attr: Any) -> Any:
+    """A moto DynamoType as the layer's `from_attr` reads it (numbers as Decimal), without the JSON
+    round trip and deep copies of moto's own `to_json` (the invariants read every table often)."""
+    kind, value = attr.type, attr.value
+    if kind == "S":
+        return value
+    if kind == "N":
+        return DYNAMODB_CONTEXT.create_decimal(value)
+    if kind == "M":
+        return {k: _value(v) for k, v in value.items()}
+    if kind == "L":
+        return [_value(v) for v in value]
+    if kind == "BOOL":
+        return value
+    if kind == "NULL":
+        return None
+    if kind == "SS":
+        return set(value)
+    if kind == "NS":
+        return {DYNAMODB_CONTEXT.create_decimal(v) for v in value}
+    return value

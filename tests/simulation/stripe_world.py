@@ -226,13 +226,17 @@ class SimulatedStripe(StripeSandbox):
             return _Response(409, _in_use(key))
         if fault == "server_error":
             self.scheduler.io(latency)
-            self._log(call, "500")
+            self._log(call, "fault-500")
             return _Response(500, {"error": {"type": "api_error", "message": "An unknown error occurred"}})
+        # Stripe does the work part of the way through the exchange; the rest is the answer
+        # travelling back (a session can be paid before our checkout hears of it).
         late = latency > timeout
+        waited = min(latency, timeout)
+        work = waited * self.rng.uniform(0.2, 0.8)
         if key:
             self._keys_in_flight.add(key)
         try:
-            self.scheduler.io(min(latency, timeout))
+            self.scheduler.io(work)
         except Killed as killed:
             if killed.reason == "timeout":
                 self._process(method, url, headers, request)  # it was sent: Stripe does the work anyway
@@ -242,12 +246,13 @@ class SimulatedStripe(StripeSandbox):
         reply = self._process(method, url, headers, request)
         self._keys_in_flight.discard(key or "")
         try:
+            self.scheduler.io(waited - work)
             self.scheduler.after_io()
-        except Killed:
-            self._log(call, f"{reply.status}-then-killed")
+        except Killed as killed:
+            self._log(call, f"{reply.status}-then-killed-{killed.reason}")
             raise
         if fault == "lost" or late:
-            self._log(call, f"{reply.status}-then-timeout")
+            self._log(call, f"fault-{reply.status}-then-timeout")
             raise TimeoutError("The read operation timed out")
         self._log(call, str(reply.status))
         return _Response(reply.status, reply.body, reply.headers)
