@@ -75,7 +75,7 @@ test: venv build-test-artifacts browser
 	exit $$status
 
 # The simulation's seeds: the default takes about two minutes on two cores.
-SEEDS ?= 400
+SEEDS ?= 200
 SIM_JOBS ?= 2
 ## simulate: deterministic simulation of the payment lifecycle (SEEDS=100000 soaks; SEED=n replays one, TRACE=1 prints it)
 simulate: venv

@@ -37,7 +37,7 @@ def start(world: World) -> None:
         world.spawn("rush", lambda: rush(world), delay=world.rng.uniform(20, 120))
     world.spawn("sweeps", lambda: scheduled_sweeps(world), delay=world.rng.uniform(0, cfg.sweep_every_minutes * 60))
     for n in range(cfg.extra_sweeps):
-        world.spawn(f"sweep{n}", lambda: world.sweep(), delay=world.rng.uniform(1, 600))
+        world.spawn(f"sweep{n}", lambda: world.sweep(), delay=world.rng.uniform(1, 3600))
     for n in range(cfg.gateway_events):
         world.spawn(f"gateway{n}", lambda: gateway(world), delay=world.rng.uniform(5, 900))
     for n in range(cfg.hostile):
@@ -304,13 +304,14 @@ def gateway(world: World) -> None:
 # ---------------------------------------------------------------------- sweeps and hostile input
 
 
+SWEEPING_HOURS = 1.0  # the schedule runs while the actors do; quiescence has its own final sweeps
+
+
 def scheduled_sweeps(world: World) -> None:
     every = world.config.sweep_every_minutes * 60
-    while not world.closing:
+    while not world.closing and world.clock.elapsed < SWEEPING_HOURS * 3600:
         world.sweep()
         world.sleep(every)
-        if world.clock.elapsed > world.config.actions_per_user * world.config.think_seconds * 6 + 4 * 3600:
-            return
 
 
 def hostile(world: World, n: int) -> None:

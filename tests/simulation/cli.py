@@ -38,22 +38,56 @@ class Outcome:
     stats: dict[str, Any]
 
 
+def defect_of(invariant: str, detail: str) -> str:
+    """Which defect of issue 12 a violation shows (from what the invariant says), for the summary."""
+    if invariant == "refused_replay_alarm":
+        return "4"
+    if invariant == "gateway_transaction_unique":
+        return "3" if "ONLINE" in detail else "?"
+    if invariant == "sweep_time_limit":
+        return "11"
+    if invariant == "spurious_conflict":
+        return "12"
+    if "delayed payment failed" in detail:
+        return "10"
+    if "before the checkout recorded its session id" in detail:
+        return "2"
+    if "its metadata user_id" in detail:
+        return "6"
+    if "signed or well-formed hostile input" in detail:
+        return "5"
+    if "TransactionConflictException" in detail:
+        return "new: attach conflict"
+    if invariant == "stripe_converged" and "still pending" in detail:
+        return "?"
+    if invariant in ("answered_session_completes", "paid_session_settled"):
+        for reason, defect in (("stripe_unavailable", "1"), ("no_session", "9"), ("superseded", "new: superseded")):
+            if f"failed by {reason}" in detail:
+                return defect
+    if invariant == "committed_checkout_answered":
+        committed_by = detail.split("committed by ", 1)[-1].split(";", maxsplit=1)[0]
+        if "killed" in committed_by:
+            return "8 (killed)"
+        if "-> 5" in committed_by:
+            return "8"
+        if "-> 4" in committed_by:
+            return "7"
+    return "?"
+
+
 def replay_command(seed: int) -> str:
     return f"make simulate SEED={seed}"
 
 
 def _run(seed: int) -> Outcome:
     result = run_seed(seed)
-    replayed = None
-    if not result.ok:
-        replayed = run_seed(seed).trace_hash  # a failing seed must replay to the same trace
     return Outcome(
         seed,
         result.family,
         [(v.invariant, v.detail) for v in result.violations],
         f"{type(result.error).__name__}: {result.error}" if result.error else None,
         result.trace_hash,
-        replayed,
+        None,
         result.steps,
         result.real_seconds,
         result.stats,
@@ -73,6 +107,16 @@ def run_many(start: int, count: int, jobs: int) -> int:
         for seed in seeds:
             outcomes.append(_run(seed))
             _progress(outcomes[-1], len(outcomes), count)
+    # The first failing seed of each invariant is run again: it must replay to the same trace.
+    first: dict[str, Outcome] = {}
+    for outcome in sorted(outcomes, key=lambda o: o.seed):
+        for invariant, _ in outcome.violations:
+            first.setdefault(invariant, outcome)
+    again = sorted({o.seed for o in first.values()})
+    by_seed = {o.seed: o for o in outcomes}
+    with multiprocessing.get_context("fork").Pool(max(min(jobs, len(again)), 1)) as pool:
+        for replayed in pool.imap_unordered(_run, again):
+            by_seed[replayed.seed].replayed_hash = replayed.trace_hash
     elapsed = time.perf_counter() - began
     return _report(outcomes, elapsed, jobs)
 
@@ -108,14 +152,26 @@ def _report(outcomes: list[Outcome], elapsed: float, jobs: int) -> int:
         notes.update(outcome.stats.get("notes", {}))
     for note, number in sorted(notes.items()):
         print(f"  note: {note}: {number}")
-    unstable = [o for o in outcomes if o.replayed_hash is not None and o.replayed_hash != o.trace_hash]
+    replayed = [o for o in outcomes if o.replayed_hash is not None]
+    unstable = [o for o in replayed if o.replayed_hash != o.trace_hash]
     for outcome in unstable:
         print(f"  NOT DETERMINISTIC: seed {outcome.seed} traced {outcome.trace_hash}, replayed {outcome.replayed_hash}")
+    if replayed and not unstable:
+        print(f"  {len(replayed)} failing seeds replayed to the same trace")
     if not failing and not unstable:
         print("all invariants held")
         return 0
     bad = sum(1 for o in outcomes if o.violations or o.error)
-    print(f"\n{bad} failing seeds; by invariant:")
+    by_defect: dict[str, list[int]] = defaultdict(list)
+    for outcome in outcomes:
+        for invariant, detail in outcome.violations:
+            defect = defect_of(invariant, detail)
+            if outcome.seed not in by_defect[defect]:
+                by_defect[defect].append(outcome.seed)
+    print(f"\n{bad} failing seeds; by defect of issue 12 (as the violations read):")
+    for defect, seeds in sorted(by_defect.items(), key=lambda item: (len(item[0]), item[0])):
+        print(f"  {defect}: {len(seeds)} seeds, e.g. {', '.join(map(str, seeds[:10]))}")
+    print("by invariant:")
     for invariant, found in sorted(failing.items(), key=lambda item: -len(item[1])):
         first, detail = found[0]
         print(f"- {invariant}: {len(found)} seeds, e.g. {', '.join(str(o.seed) for o, _ in found[:10])}")

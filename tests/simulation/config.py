@@ -25,6 +25,7 @@ class Config:
     platform_orders: int = 2  # pending orders written by the platform (paid with {"order": N})
     platform_paid: float = 0.3  # share of them already paid through the gateway before the run
     reconcile_after_minutes: int | None = None  # None: the template's default (60)
+    checkout_expires_minutes: int | None = None  # None: the template's default (30)
     sweep_every_minutes: float = 15.0
     extra_sweeps: int = 0  # sweeps at random moments on top of the schedule
     dynamo: DynamoFaults = field(default_factory=DynamoFaults)
@@ -105,10 +106,13 @@ class Config:
             cfg.dynamo = DynamoFaults(lost=0.02)
         elif family == "sweeper":
             cfg.reconcile_after_minutes = 0
-            cfg.sweep_every_minutes = rng.choice((1.0, 5.0))
+            cfg.sweep_every_minutes = rng.choice((2.0, 5.0))
             cfg.extra_sweeps = rng.randint(2, 6)
             cfg.stripe = StripeFaults(slow=rng.choice((0.1, 0.3)), slow_episodes=rng.choice((0.0, 0.3, 0.6)))
-            cfg.backlog = rng.choice((0, 10, 25))
+            cfg.backlog = rng.choice((0, 15, 30))
+            cfg.checkout_expires_minutes = rng.choice((30, 120, 240))
+            if cfg.backlog:
+                cfg.stock = 200  # the backlog's checkouts all go through
             cfg.event_loss = rng.choice((0.1, 0.3))
         elif family == "gateway":
             cfg.gateway_events = rng.randint(6, 14)

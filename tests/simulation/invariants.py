@@ -230,6 +230,11 @@ class Invariants:
     # ------------------------------------------------------------------ around every answer
 
     def before_request(self, request: dict[str, Any]) -> Any:
+        if request.get("kind") == "stripe_event":
+            obj = ((request.get("event") or {}).get("data") or {}).get("object") or {}
+            pid = str((obj.get("metadata") or {}).get("payment_id", ""))
+            payment = self.world.state.payments().get(int(pid)) if pid.isdigit() else None
+            return ("event", bool(payment and payment.get("checkout_session_id")))
         if request.get("kind") != "checkout":
             return None
         body = json.loads(request["body"]) if isinstance(request.get("body"), str) else {}
@@ -244,20 +249,37 @@ class Invariants:
 
     def answered(self, inv: Invocation, before: Any) -> None:
         kind = inv.request.get("kind")
-        checks = [lambda: self._false_alarm(inv)]
+        checks = [lambda: self._false_alarm(inv, before)]
         if kind == "sweep":
             checks.append(lambda: self._sweep(inv))
         elif not (inv.throttled or inv.killed):
             checks += [lambda: self._crash(inv), lambda: self._documented(inv), lambda: self._spurious(inv, before)]
             if kind == "stripe_event":
-                checks.append(lambda: self._stripe_event(inv))
+                checks.append(lambda: self._stripe_event(inv, before))
             if kind == "gateway":
                 checks.append(lambda: self._gateway_replay(inv))
         self._checked(*checks)
 
-    def _false_alarm(self, inv: Invocation) -> None:
+    def _false_alarm(self, inv: Invocation, before: Any) -> None:
         if inv.function in ("StripeWebhookFunction", "ReconcilePaymentsFunction") and inv.metric("AmountMismatch"):
-            self.fail("false_amount_alarm", f"{inv.describe()} counted AmountMismatch for a Stripe payment that matches")
+            obj = ((inv.request.get("event") or {}).get("data") or {}).get("object") or {}
+            hint = self._hint(obj, before) if obj else ""
+            self.fail(
+                "false_amount_alarm", f"{inv.describe()} counted AmountMismatch for a Stripe payment that matches{hint}"
+            )
+
+    def _hint(self, session: dict[str, Any], before: Any = None) -> str:
+        """Why a correct Stripe payment may have been read as a mismatch (for the report)."""
+        metadata = session.get("metadata") or {}
+        pid = str(metadata.get("payment_id", ""))
+        payment = self.world.state.payments().get(int(pid)) if pid.isdigit() else None
+        if payment is None:
+            return ""
+        if not payment.get("checkout_session_id") or before == ("event", False):
+            return " [the event came before the checkout recorded its session id]"
+        if str(metadata.get("user_id")) != str(payment["user"]):
+            return f" [its metadata user_id {metadata.get('user_id')} is not the order's user {payment['user']}]"
+        return ""
 
     def _sweep(self, inv: Invocation) -> None:
         if inv.killed == "timeout":
@@ -275,7 +297,12 @@ class Invariants:
         if inv.status == 500 and inv.faulted:
             self.notes["500 after an injected fault"] += 1  # undocumented, reported (not an invariant)
         elif inv.status not in statuses:
-            self.fail("documented_answer", f"{method} {path}: {inv.describe()} (documented: {sorted(statuses)})")
+            hint = ""
+            if any("TransactionConflictException" in outcome for _, _, outcome in inv.calls):
+                hint = " [a single-item write met a transaction in flight: TransactionConflictException]"
+            elif inv.request.get("kind") == "hostile" or (inv.request.get("event") or {}).get("type") == "hostile":
+                hint = " [signed or well-formed hostile input]"
+            self.fail("documented_answer", f"{method} {path}: {inv.describe()} (documented: {sorted(statuses)}){hint}")
         if not inv.headers.get("content-type", "").startswith("application/json") or not isinstance(inv.body, dict):
             self.fail("documented_answer", f"{method} {path}: not a JSON object body: {inv.describe()}")
 
@@ -286,7 +313,7 @@ class Invariants:
         if self.before_request(inv.request) == before:
             self.fail("spurious_conflict", f"{inv.describe()} though nothing of the caller's changed")
 
-    def _stripe_event(self, inv: Invocation) -> None:
+    def _stripe_event(self, inv: Invocation, before: Any) -> None:
         event = inv.request.get("event") or {}
         if inv.status is None or not 200 <= inv.status < 300:
             return
@@ -298,12 +325,14 @@ class Invariants:
         if not paid or ours is None:
             return
         payment = ours
-        if payment["status"] in CLOSED or inv.metric("PaymentNeedsRefund"):
+        trail = self.world.state.audit().get(int(payment["id"]), [])
+        alarmed = inv.metric("PaymentNeedsRefund") or any(r.get("reason") == "needs_refund" for r in trail)
+        if payment["status"] in CLOSED or alarmed:
             return
         self.fail(
             "stripe_event_dropped",
             f"{event.get('type')} {event.get('id')} for payment {payment['id']} answered {inv.status} "
-            f"({inv.text[:120]}) and the payment is still {payment['status']}",
+            f"({inv.text[:120]}) and the payment is still {payment['status']}{self._hint(obj, before)}",
         )
 
     def _our_payment(self, session: dict[str, Any]) -> dict[str, Any] | None:
@@ -384,35 +413,65 @@ class Invariants:
             if payment is None:
                 continue
             order = orders[int(payment["order"])]
-            intent = obj.get("payment_intent")
-            needs_refund = any(r.get("reason") == "needs_refund" for r in audit.get(pid, []))
+            trail = audit.get(pid, [])
             if charge is not None:
-                settled = payment["status"] in CLOSED and payment.get("transaction_id") == intent
-                if not settled and not (needs_refund and refund_alarms):
-                    self.fail(
-                        "paid_session_settled",
-                        f"session {session_id} paid ({intent}); payment {pid} is {payment['status']} "
-                        f"with no refund alarm",
-                    )
-                answered = self.world.answered_sessions.get(session_id)
-                other = order.get("completed_payment")
-                if answered is not None and not settled and (other is None or int(other) == pid):
-                    self.fail(
-                        "answered_session_completes",
-                        f"session {session_id} (answered by {answered.describe()}) was paid; payment {pid} is "
-                        f"{payment['status']} and order {order['id']} is {order['status']}, paid by nothing else",
-                    )
-                if settled and charge["refunded"] and payment["status"] != "refunded":
-                    if self._refund_event_lost(charge["id"]):
-                        self.notes["full refund whose event was lost (refunds are not reconciled)"] += 1
-                    else:
-                        self.fail("stripe_converged", f"payment {pid}'s charge was fully refunded; it is {payment['status']}")
+                self._checked(
+                    lambda: self._paid_session(session_id, obj, charge, payment, order, trail, refund_alarms)
+                )
             elif payment["status"] in OPEN and (obj["status"] == "expired" or state["delayed"] == "failed"):
                 why = "expired" if obj["status"] == "expired" else "its delayed payment failed"
-                self.fail("stripe_converged", f"session {session_id} {why}; payment {pid} is still {payment['status']}")
+                self._checked(
+                    lambda why=why, payment=payment, session_id=session_id: self.fail(
+                        "stripe_converged", f"session {session_id} {why}; payment {payment['id']} is still {payment['status']}"
+                    )
+                )
         for pid, payment in payments.items():
             if payment["method"] == "stripe" and payment["status"] in OPEN:
-                self.fail("stripe_converged", f"Stripe payment {pid} is still {payment['status']} at quiescence")
+                session = payment.get("checkout_session_id")
+                hint = self._hint(stripe.session_state(session)["obj"]) if session else ""
+                self.fail("stripe_converged", f"Stripe payment {pid} is still {payment['status']} at quiescence{hint}")
+
+    def _paid_session(
+        self,
+        session_id: str,
+        obj: dict[str, Any],
+        charge: dict[str, Any],
+        payment: dict[str, Any],
+        order: dict[str, Any],
+        trail: list[dict[str, Any]],
+        refund_alarms: float,
+    ) -> None:
+        pid, intent = int(payment["id"]), obj.get("payment_intent")
+        settled = payment["status"] in CLOSED and payment.get("transaction_id") == intent
+        failed_by = next((f"{r.get('reason')} ({r.get('source')})" for r in trail if r.get("to") == "failed"), None)
+        how = f"; it was failed by {failed_by}" if failed_by else ""
+        needs_refund = any(r.get("reason") == "needs_refund" for r in trail)
+        answered = self.world.answered_sessions.get(session_id)
+        other = order.get("completed_payment")
+        problems = []
+        if not settled and not (needs_refund and refund_alarms):
+            problems.append(
+                (
+                    "paid_session_settled",
+                    f"session {session_id} paid ({intent}); payment {pid} is {payment['status']} with no refund "
+                    f"alarm{how}{self._hint(obj) if payment['status'] == 'pending' else ''}",
+                )
+            )
+        if answered is not None and not settled and (other is None or int(other) == pid):
+            problems.append(
+                (
+                    "answered_session_completes",
+                    f"session {session_id} (answered by {answered.describe()}) was paid; payment {pid} is "
+                    f"{payment['status']} and order {order['id']} is {order['status']}, paid by nothing else{how}"
+                    f"{self._hint(obj) if payment['status'] == 'pending' else ''}",
+                )
+            )
+        if settled and charge["refunded"] and payment["status"] != "refunded":
+            if self._refund_event_lost(charge["id"]):
+                self.notes["full refund whose event was lost (refunds are not reconciled)"] += 1
+            else:
+                problems.append(("stripe_converged", f"payment {pid}'s charge was fully refunded; it is {payment['status']}"))
+        self._checked(*(lambda p=p: self.fail(*p) for p in problems))
 
     def _refund_event_lost(self, charge: str) -> bool:
         return any(
@@ -439,13 +498,19 @@ class Invariants:
             given_back = order.get("status") == "cancelled"
             if final.status == 502 and given_back:
                 continue
-            if final.status in (409, 500, 503) and record.key is not None and final is record.invocations[-1]:
-                if "in progress" in final.text or final.status >= 500:
-                    self.notes["keyed checkout left unresolved"] += 1
-                    continue
+            if final.status >= 500 and final.faulted and (record.key is None or final is record.invocations[-1]):
+                # Faults outlasted every retry: "please retry" is all an honest answer can say. With a
+                # key the client's retries (all spent here) would get the order; without one, not.
+                self.notes["committed checkout answered 5xx under injected faults"] += 1
+                continue
+            if record.key is not None and final is record.invocations[-1] and "in progress" in final.text:
+                self.notes["keyed checkout left in progress"] += 1
+                continue
+            conflicted = any("TransactionConflictException" in o for inv in record.invocations for _, _, o in inv.calls)
             self.fail(
                 "committed_checkout_answered",
-                f"order {order_id} committed by {committed[-1][0].describe()}; "
+                ("[a single-item write met a transaction in flight: TransactionConflictException] " if conflicted else "")
+                + f"order {order_id} committed by {committed[-1][0].describe()}; "
                 f"{'key ' + record.key if record.key else 'no key'}: finally answered {final.describe()}",
             )
 

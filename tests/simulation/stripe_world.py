@@ -36,7 +36,7 @@ class StripeFaults:
     server_error: float = 0.0
     lost: float = 0.0
     slow: float = 0.0  # this answer comes after the client's timeout
-    slow_episodes: float = 0.0  # share of minutes in which every answer takes 5-12 s
+    slow_episodes: float = 0.0  # share of ten-minute windows in which every answer takes 6-14 s (timeouts: 4-8 s)
 
     @property
     def any(self) -> bool:
@@ -280,7 +280,7 @@ class SimulatedStripe(StripeSandbox):
             return None, latency
         faults = self.faults
         if faults.slow_episodes and self._in_slow_episode():
-            latency = self.rng.uniform(5.0, 12.0)
+            latency = self.rng.uniform(6.0, 14.0)
         elif faults.slow and self.rng.random() < faults.slow:
             latency = self.rng.uniform(5.0, 15.0)
         draw = self.rng.random()
@@ -293,8 +293,8 @@ class SimulatedStripe(StripeSandbox):
         return None, latency
 
     def _in_slow_episode(self) -> bool:
-        minute = int(self.scheduler.clock.elapsed // 60)
-        return random.Random(f"stripe-slow-{self.seed}-{minute}").random() < self.faults.slow_episodes
+        window = int(self.scheduler.clock.elapsed // 600)  # incidents last ten minutes, after the first
+        return window > 0 and random.Random(f"stripe-slow-{self.seed}-{window}").random() < self.faults.slow_episodes
 
     def _log(self, call: StripeCall, outcome: str) -> None:
         for observer in self.observers:

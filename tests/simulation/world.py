@@ -425,6 +425,8 @@ def build_world(config: Config, scheduler: Scheduler, clock: VirtualClock) -> Wo
     settings = {}
     if config.reconcile_after_minutes is not None:
         settings["RECONCILE_AFTER_MINUTES"] = str(config.reconcile_after_minutes)
+    if config.checkout_expires_minutes is not None:
+        settings["CHECKOUT_EXPIRES_MINUTES"] = str(config.checkout_expires_minutes)
     secrets = {
         "JWT_SECRET": JWT_SECRET,
         "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
