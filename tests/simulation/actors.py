@@ -11,6 +11,7 @@ the simulated Stripe's own dashboard/page actions.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import jwt
@@ -28,20 +29,20 @@ def start(world: World) -> None:
     cfg = world.config
     active = sorted(world.users)
     for user in (world.users[u] for u in active[: max(cfg.users, cfg.rush)]):
-        world.spawn(f"user{user.id}", lambda user=user: user_actor(world, user), delay=world.rng.uniform(0, 5))
+        world.spawn(f"user{user.id}", partial(user_actor, world, user), delay=world.rng.uniform(0, 5))
     for user in (world.users[u] for u in (active[len(active) - cfg.backlog :] if cfg.backlog else ())):
-        world.spawn(f"backlog{user.id}", lambda user=user: abandoned_checkout(world, user), delay=world.rng.uniform(0, 30))
+        world.spawn(f"backlog{user.id}", partial(abandoned_checkout, world, user), delay=world.rng.uniform(0, 30))
     for n in range(world.rng.randint(0, 2)):
         world.spawn(f"foreign{n}", lambda: foreign_event(world), delay=world.rng.uniform(1, 600))
     if cfg.rush:
         world.spawn("rush", lambda: rush(world), delay=world.rng.uniform(20, 120))
     world.spawn("sweeps", lambda: scheduled_sweeps(world), delay=world.rng.uniform(0, cfg.sweep_every_minutes * 60))
     for n in range(cfg.extra_sweeps):
-        world.spawn(f"sweep{n}", lambda: world.sweep(), delay=world.rng.uniform(1, 3600))
+        world.spawn(f"sweep{n}", world.sweep, delay=world.rng.uniform(1, 3600))
     for n in range(cfg.gateway_events):
         world.spawn(f"gateway{n}", lambda: gateway(world), delay=world.rng.uniform(5, 900))
     for n in range(cfg.hostile):
-        world.spawn(f"hostile{n}", lambda n=n: hostile(world, n), delay=world.rng.uniform(1, 300))
+        world.spawn(f"hostile{n}", partial(hostile, world, n), delay=world.rng.uniform(1, 300))
 
 
 def connect_stripe(world: World) -> None:
@@ -100,6 +101,8 @@ def checkout(world: World, user: User, path: str, body: dict[str, Any], *, keyed
 
 def submit(world: World, user: User, record: CheckoutRecord) -> None:
     rng = world.rng
+    if record.path == CHECKOUT and rng.random() < world.config.sweep_race:
+        world.spawn("sweep-race", world.sweep, delay=rng.uniform(0.1, 3.0))
     for attempt in range(8):
         invocation = world.checkout(user, record.path, record.body, record.key)
         record.invocations.append(invocation)
@@ -130,7 +133,9 @@ def pay_order(world: World, user: User, order: int | None = None) -> None:
     rng = world.rng
     if order is None:
         listed = world.list_payments(user.id, "status=pending")
-        candidates = sorted({row["order"] for row in (listed.body or {}).get("results", [])} | set(user.platform_orders))
+        candidates = sorted(
+            {row["order"] for row in (listed.body or {}).get("results", [])} | set(user.platform_orders)
+        )
         if not candidates:
             return
         order = rng.choice(candidates)
@@ -166,7 +171,7 @@ def rush(world: World) -> None:
     payers = [u for u in world.users.values() if u.platform_orders][: world.config.rush]
     for user in payers:
         order = user.platform_orders[0]
-        world.spawn(f"rush{user.id}", lambda user=user, order=order: pay_order(world, user, order))
+        world.spawn(f"rush{user.id}", partial(pay_order, world, user, order))
 
 
 # ---------------------------------------------------------------------- customers at Stripe
@@ -179,9 +184,12 @@ def customer(world: World, answer: Invocation) -> None:
         return
     world.answered_sessions[session] = answer
     rng = world.rng
-    plan = world.config.customer_plan or rng.choices(
-        ("pay", "pay_late", "delayed_ok", "delayed_fail", "abandon", "cancel"), weights=(45, 8, 10, 10, 20, 7)
-    )[0]
+    plan = (
+        world.config.customer_plan
+        or rng.choices(
+            ("pay", "pay_late", "delayed_ok", "delayed_fail", "abandon", "cancel"), weights=(45, 8, 10, 10, 20, 7)
+        )[0]
+    )
     delay = {"pay_late": rng.uniform(20 * 60, 45 * 60)}.get(plan, rng.uniform(2, 120))
     if world.config.customer_delay is not None:
         delay = world.config.customer_delay
@@ -223,7 +231,9 @@ def stripe_side(world: World, session: dict[str, Any]) -> None:
     rng = world.rng
     if rng.random() < world.config.early_pay:
         # A wallet payment right away: its event may beat our record of the session (defect 2).
-        world.spawn(f"wallet-{session['id'][-6:]}", lambda: pay(world, session["id"], "pay"), delay=rng.uniform(0.01, 1.5))
+        world.spawn(
+            f"wallet-{session['id'][-6:]}", lambda: pay(world, session["id"], "pay"), delay=rng.uniform(0.01, 1.5)
+        )
     if rng.random() < world.config.metadata_edit:
         world.stripe.edit_metadata(session["id"], user_id=str(rng.randint(900, 999)))
 
@@ -318,7 +328,11 @@ def hostile(world: World, n: int) -> None:
     """Signed or well-formed input that must be refused with a 4xx (defect 5)."""
     if n % 2 == 0:
         huge = "9" * 4400
-        payload = '{"id": "evt_huge", "type": "checkout.session.completed", "data": {"object": {"amount_total": ' + huge + "}}}"
+        payload = (
+            '{"id": "evt_huge", "type": "checkout.session.completed", "data": {"object": {"amount_total": '
+            + huge
+            + "}}}"
+        )
         world.deliver_stripe({"id": "evt_huge", "type": "hostile"}, payload=payload)
     else:
         now = int(world.clock.now)

@@ -1,10 +1,10 @@
 """`python -m simulation`: run seeds, replay one, run the scripted scenarios, measure scale.
 
-    make simulate                 # the default seeds (about two minutes on two cores)
-    make simulate SEEDS=100000    # a soak
-    make simulate SEED=1234       # replay one seed exactly (prints its trace hash; --trace for the story)
-    python -m simulation --scenario all
-    python -m simulation --scale
+make simulate                 # the default seeds (about two minutes on two cores)
+make simulate SEEDS=100000    # a soak
+make simulate SEED=1234       # replay one seed exactly (prints its trace hash; --trace for the story)
+python -m simulation --scenario all
+python -m simulation --scale
 """
 
 from __future__ import annotations
@@ -183,8 +183,10 @@ def _report(outcomes: list[Outcome], elapsed: float, jobs: int) -> int:
 def run_one(seed: int, show: bool) -> int:
     result = run_seed(seed)
     config = Config.from_seed(seed)
-    print(f"seed {seed} ({config.family}): {result.steps} steps, {result.virtual_seconds:.0f} virtual seconds, "
-          f"{result.real_seconds:.2f}s, trace {result.trace_hash}")
+    print(
+        f"seed {seed} ({config.family}): {result.steps} steps, {result.virtual_seconds:.0f} virtual seconds, "
+        f"{result.real_seconds:.2f}s, trace {result.trace_hash}"
+    )
     if show:
         print("\n".join(result.story))
         print("\n".join(result.trace))

@@ -46,15 +46,15 @@ class VirtualClock:
 def _virtual_datetime_class(clock: VirtualClock) -> type:
     class VirtualDatetime(REAL_DATETIME):
         @classmethod
-        def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+        def now(cls, tz: Any = None) -> Any:
             return REAL_DATETIME.fromtimestamp(clock.now, tz)
 
         @classmethod
-        def utcnow(cls) -> Any:  # type: ignore[override]
+        def utcnow(cls) -> Any:
             return REAL_DATETIME.fromtimestamp(clock.now, _datetime.UTC).replace(tzinfo=None)
 
         @classmethod
-        def today(cls) -> Any:  # type: ignore[override]
+        def today(cls) -> Any:
             return REAL_DATETIME.fromtimestamp(clock.now)
 
     return VirtualDatetime

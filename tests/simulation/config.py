@@ -28,6 +28,7 @@ class Config:
     checkout_expires_minutes: int | None = None  # None: the template's default (30)
     sweep_every_minutes: float = 15.0
     extra_sweeps: int = 0  # sweeps at random moments on top of the schedule
+    sweep_race: float = 0.0  # share of Stripe checkouts during which a sweep starts
     dynamo: DynamoFaults = field(default_factory=DynamoFaults)
     stripe: StripeFaults = field(default_factory=StripeFaults)
     kill_rate: float = 0.0  # share of invocations stopped at a random I/O point
@@ -108,6 +109,7 @@ class Config:
             cfg.reconcile_after_minutes = 0
             cfg.sweep_every_minutes = rng.choice((2.0, 5.0))
             cfg.extra_sweeps = rng.randint(2, 6)
+            cfg.sweep_race = 0.3
             cfg.stripe = StripeFaults(slow=rng.choice((0.1, 0.3)), slow_episodes=rng.choice((0.0, 0.3, 0.6)))
             cfg.backlog = rng.choice((0, 15, 30))
             cfg.checkout_expires_minutes = rng.choice((30, 120, 240))

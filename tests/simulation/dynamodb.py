@@ -164,7 +164,7 @@ class DynamoDB:
             if early is None:
                 busy = [key for key in call.keys if key in self._in_flight]
                 if busy or fault == "conflict":
-                    early = self._cancelled(body, busy or sorted(call.keys)[:1])
+                    early = self._conflict_response(body, busy or sorted(call.keys)[:1])
                 else:
                     registered = sorted(call.keys)
                     for key in registered:
@@ -224,7 +224,9 @@ class DynamoDB:
             del self._tokens[token]
 
     def _execute(self, request: Any) -> AWSResponse:
-        status, headers, body = self._moto.process_request(request)
+        answer = self._moto.process_request(request)
+        assert answer is not None, f"moto does not serve {request.url}"
+        status, headers, body = answer
         return AWSResponse(request.url, status, headers, MockRawResponse(body))
 
     # ------------------------------------------------------------------ decisions
@@ -252,11 +254,12 @@ class DynamoDB:
         draw = self.rng.random()
         for name, chance in (("throttle", throttle), ("server_error", faults.server_error), ("lost", faults.lost)):
             if draw < chance:
-                if name == "throttle" and call.op == "TransactWriteItems" and self.rng.random() < 0.5:
-                    name = "throttle_txn"  # DynamoDB may report it as a cancellation reason instead
-                if name != "lost":  # counted when it happens
-                    self.stats.faults[name] += 1
-                return name, latency
+                fault = name
+                if fault == "throttle" and call.op == "TransactWriteItems" and self.rng.random() < 0.5:
+                    fault = "throttle_txn"  # DynamoDB may report it as a cancellation reason instead
+                if fault != "lost":  # counted when it happens
+                    self.stats.faults[fault] += 1
+                return fault, latency
             draw -= chance
         return None, latency
 
@@ -271,16 +274,24 @@ class DynamoDB:
         if known is None:
             return None
         if known.expires is None:
-            return _error(400, "TransactionInProgressException", "The transaction with the given request token is already in progress.")
+            return _error(
+                400,
+                "TransactionInProgressException",
+                "The transaction with the given request token is already in progress.",
+            )
         if known.expires < self.scheduler.clock.now:
             del self._tokens[token]
             return None
         if known.fingerprint != _fingerprint(body):
-            return _error(400, "IdempotentParameterMismatchException", "The request uses the same client token as a previous, but non-identical request.")
+            return _error(
+                400,
+                "IdempotentParameterMismatchException",
+                "The request uses the same client token as a previous, but non-identical request.",
+            )
         self.stats.token_replays += 1
         return AWSResponse("", 200, {"Content-Type": "application/x-amz-json-1.0"}, MockRawResponse(b"{}"))
 
-    def _cancelled(self, body: dict[str, Any], busy: Iterable[tuple[str, str]]) -> AWSResponse:
+    def _conflict_response(self, body: dict[str, Any], busy: Iterable[tuple[str, str]]) -> AWSResponse:
         self.stats.conflicts += 1
         busy = set(busy)
         reasons = []
@@ -290,13 +301,7 @@ class DynamoDB:
                 reasons.append({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"})
             else:
                 reasons.append({"Code": "None"})
-        codes = ", ".join(r["Code"] for r in reasons)
-        payload = {
-            "__type": PREFIX + "TransactionCanceledException",
-            "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]",
-            "CancellationReasons": reasons,
-        }
-        return _raw(400, payload)
+        return _cancelled(reasons)
 
     def _fault_response(self, op: str, fault: str, call: Call) -> AWSResponse:
         if fault == "server_error":
@@ -305,15 +310,7 @@ class DynamoDB:
             reasons = [{"Code": "None"} for _ in call.body.get("TransactItems", [])]
             if reasons:
                 reasons[0] = {"Code": "ThrottlingError", "Message": "Throughput exceeds the current capacity."}
-            codes = ", ".join(r["Code"] for r in reasons)
-            return _raw(
-                400,
-                {
-                    "__type": PREFIX + "TransactionCanceledException",
-                    "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]",
-                    "CancellationReasons": reasons,
-                },
-            )
+            return _cancelled(reasons)
         return _error(400, "ThrottlingException", "Rate of requests exceeds the allowed throughput.")
 
     # ------------------------------------------------------------------ items
@@ -387,6 +384,14 @@ def _raw(status: int, payload: dict[str, Any]) -> AWSResponse:
     body = json.dumps(payload).encode()
     headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "simulated"}
     return AWSResponse("", status, headers, MockRawResponse(body))
+
+
+def _cancelled(reasons: list[dict[str, str]]) -> AWSResponse:
+    codes = ", ".join(r["Code"] for r in reasons)
+    message = f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]"
+    return _raw(
+        400, {"__type": PREFIX + "TransactionCanceledException", "Message": message, "CancellationReasons": reasons}
+    )
 
 
 def _error(status: int, code: str, message: str) -> AWSResponse:

@@ -125,6 +125,7 @@ class Functions:
             env.pop("PATH", None)
             env["POWERTOOLS_METRICS_DISABLED"] = "true"
         self.invocations: list[Invocation] = []
+        self.next_kill: dict[str, tuple[int, str]] = {}  # scenarios: stop the function's next invocation
         self.cold_starts = 0
         self.kills = 0
         self._ids = itertools.count(1)
@@ -196,6 +197,7 @@ class Functions:
             invocation.throttled = True
             invocation.ended = self.scheduler.clock.now
             return invocation
+        kill = kill or self.next_kill.pop(name, None)
         if kill is None and self.kill_rate and self.rng.random() < self.kill_rate:
             kill = (self.rng.randint(1, 14), self.rng.choice(("before", "after")))
         limit = Limit(self.scheduler.clock.now + spec.timeout, *(kill or (None, "before")))

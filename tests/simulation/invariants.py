@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +35,10 @@ STATEMENTS = {
     "gateway_transaction_unique": "a gateway transaction id (or a PaymentIntent) settles at most one payment",
     "documented_answer": "every answer is a documented status with a JSON body; a 500 only when a fault was injected",
     "handler_crash": "no handler raises out of Powertools (Lambda would answer 502)",
-    "spurious_conflict": "a 409 'the order changed / checkout conflicted' only when the caller's order or cart changed",
-    "stripe_event_dropped": "a Stripe payment event acknowledged with 2xx has settled its payment (or raised a refund alarm)",
+    "spurious_conflict": "a 409 'the order changed / checkout conflicted' (or a 503 without an injected fault) only "
+    "when the caller's own order, cart or counts changed",
+    "stripe_event_dropped": "a Stripe payment event acknowledged with 2xx has settled its payment (or raised a "
+    "refund alarm)",
     "false_amount_alarm": "no AmountMismatch alarm for a Stripe payment whose amount, currency and session match",
     "refused_replay_alarm": "a refused gateway body sent again raises no new alarm",
     "sweep_time_limit": "the sweep never runs past its time limit (it stops and saves its progress before)",
@@ -43,7 +46,8 @@ STATEMENTS = {
     "as needing a refund with an alarm",
     "answered_session_completes": "a checkout URL answered with 200 and paid before it expires completes its payment, "
     "unless the order was already paid another way",
-    "stripe_converged": "at quiescence every Stripe payment is settled as Stripe says (paid, failed, expired, refunded)",
+    "stripe_converged": "at quiescence every Stripe payment is settled as Stripe says (paid, failed, expired, "
+    "refunded)",
     "committed_checkout_answered": "a committed checkout is never answered as a failure, now or on its keyed retry",
     "idempotent_replay": "an Idempotency-Key replay returns the first answer",
     "list_count": "the list's `count` equals the number of payments it lists, which are exactly the caller's",
@@ -189,7 +193,9 @@ class Invariants:
                 user = int(name.rsplit("#", 1)[1])
                 stored = {k: int(v) for k, v in item.items() if k != "name" and int(v) != 0}
                 if stored != dict(expected.pop(user, Counter())):
-                    self.fail("counts_match", f"user {user}: counters {stored} != payments {dict(expected.get(user, {}))}")
+                    self.fail(
+                        "counts_match", f"user {user}: counters {stored} != payments {dict(expected.get(user, {}))}"
+                    )
         for user, counts in expected.items():
             if counts:
                 self.fail("counts_match", f"user {user} has payments {dict(counts)} and no counters")
@@ -206,7 +212,9 @@ class Invariants:
     def cart_written(self, user: int, lines: dict[int, int]) -> None:
         self.platform_carts[user] = dict(lines)
 
-    def _carts(self, orders: dict[int, dict[str, Any]], payments: dict[int, dict[str, Any]], carts: dict[int, dict[int, int]]) -> None:
+    def _carts(
+        self, orders: dict[int, dict[str, Any]], payments: dict[int, dict[str, Any]], carts: dict[int, dict[int, int]]
+    ) -> None:
         new_orders = {oid: o for oid, o in orders.items() if oid not in self.known_orders}
         for user in set(carts) | set(self.last_carts):
             before = self.platform_carts.pop(user, None) or self.last_carts.get(user) or {}
@@ -218,9 +226,7 @@ class Invariants:
                 if not any(lines_of(o.get("items") or []) == before for o in mine):
                     self.fail("cart_consumed_with_order", f"user {user}'s cart {before} emptied without its order")
                 continue
-            given_back = {
-                oid for oid, o in orders.items() if int(o["user"]) == user and o["status"] == "cancelled"
-            }
+            given_back = {oid for oid, o in orders.items() if int(o["user"]) == user and o["status"] == "cancelled"}
             added = {v: q - before.get(v, 0) for v, q in now.items() if q != before.get(v, 0)}
             if any(q < 0 for q in added.values()) or not given_back:
                 self.fail("cart_consumed_with_order", f"user {user}'s cart went {before} -> {now}")
@@ -239,13 +245,16 @@ class Invariants:
             return None
         body = json.loads(request["body"]) if isinstance(request.get("body"), str) else {}
         state = self.world.state
+        user = int(request.get("user") or 0)
+        # The caller's own items a checkout reads or writes: their counts move with each of their
+        # payments, so two checkouts of the same user may rightly conflict.
+        counts = json.dumps(state.counters().get(f"payments#user#{user}"), sort_keys=True, default=str)
         if body.get("order") is not None:
             order = state.orders().get(int(body["order"]))
-            return ("order", order and (order["status"], json.dumps(order.get("payments"), sort_keys=True)))
-        user = request.get("user")
-        cart = state.carts().get(int(user or 0)) or {}
+            return ("order", order and (order["status"], json.dumps(order.get("payments"), sort_keys=True)), counts)
+        cart = state.carts().get(user) or {}
         stock = state.stock()
-        return ("cart", cart, {v: stock.get(v) for v in cart})
+        return ("cart", cart, {v: stock.get(v) for v in cart}, counts)
 
     def answered(self, inv: Invocation, before: Any) -> None:
         kind = inv.request.get("kind")
@@ -400,7 +409,10 @@ class Invariants:
                 self.fail("audit_trail", f"payment {pid} is {payment['status']}; its trail ends at {current}")
 
     def _stripe_truth(
-        self, payments: dict[int, dict[str, Any]], orders: dict[int, dict[str, Any]], audit: dict[int, list[dict[str, Any]]]
+        self,
+        payments: dict[int, dict[str, Any]],
+        orders: dict[int, dict[str, Any]],
+        audit: dict[int, list[dict[str, Any]]],
     ) -> None:
         stripe = self.world.stripe
         refund_alarms = sum(inv.metric("PaymentNeedsRefund") for inv in self.world.functions.invocations)
@@ -416,15 +428,12 @@ class Invariants:
             trail = audit.get(pid, [])
             if charge is not None:
                 self._checked(
-                    lambda: self._paid_session(session_id, obj, charge, payment, order, trail, refund_alarms)
+                    partial(self._paid_session, session_id, obj, charge, payment, order, trail, refund_alarms)
                 )
             elif payment["status"] in OPEN and (obj["status"] == "expired" or state["delayed"] == "failed"):
                 why = "expired" if obj["status"] == "expired" else "its delayed payment failed"
-                self._checked(
-                    lambda why=why, payment=payment, session_id=session_id: self.fail(
-                        "stripe_converged", f"session {session_id} {why}; payment {payment['id']} is still {payment['status']}"
-                    )
-                )
+                detail = f"session {session_id} {why}; payment {payment['id']} is still {payment['status']}"
+                self._checked(partial(self.fail, "stripe_converged", detail))
         for pid, payment in payments.items():
             if payment["method"] == "stripe" and payment["status"] in OPEN:
                 session = payment.get("checkout_session_id")
@@ -470,8 +479,18 @@ class Invariants:
             if self._refund_event_lost(charge["id"]):
                 self.notes["full refund whose event was lost (refunds are not reconciled)"] += 1
             else:
-                problems.append(("stripe_converged", f"payment {pid}'s charge was fully refunded; it is {payment['status']}"))
+                problems.append(
+                    ("stripe_converged", f"payment {pid}'s charge was fully refunded; it is {payment['status']}")
+                )
         self._checked(*(lambda p=p: self.fail(*p) for p in problems))
+
+    def _charged(self, order_id: int) -> bool:
+        stripe = self.world.stripe
+        for session in stripe.all_sessions():
+            state = stripe.session_state(session)
+            if state["charge"] and str((state["obj"].get("metadata") or {}).get("order_id")) == str(order_id):
+                return True
+        return False
 
     def _refund_event_lost(self, charge: str) -> bool:
         return any(
@@ -483,9 +502,7 @@ class Invariants:
         tables = self.world.state.tables
         for record in self.world.checkouts:
             committed = [
-                (inv, order)
-                for inv in record.invocations
-                for order in _orders_placed(inv, tables["OrdersTable"])
+                (inv, order) for inv in record.invocations for order in _orders_placed(inv, tables["OrdersTable"])
             ]
             if not committed:
                 continue
@@ -495,10 +512,14 @@ class Invariants:
                 continue
             order_id = committed[-1][1]
             order = orders.get(order_id, {})
-            given_back = order.get("status") == "cancelled"
-            if final.status == 502 and given_back:
-                continue
-            if final.status >= 500 and final.faulted and (record.key is None or final is record.invocations[-1]):
+            if final.status == 502 and (order.get("status") == "cancelled" or not self._charged(order_id)):
+                continue  # "nothing was charged" is true: given back, or no session of it was ever paid
+            if (
+                final.status is not None
+                and final.status >= 500
+                and final.faulted
+                and (record.key is None or final is record.invocations[-1])
+            ):
                 # Faults outlasted every retry: "please retry" is all an honest answer can say. With a
                 # key the client's retries (all spent here) would get the order; without one, not.
                 self.notes["committed checkout answered 5xx under injected faults"] += 1
@@ -509,7 +530,11 @@ class Invariants:
             conflicted = any("TransactionConflictException" in o for inv in record.invocations for _, _, o in inv.calls)
             self.fail(
                 "committed_checkout_answered",
-                ("[a single-item write met a transaction in flight: TransactionConflictException] " if conflicted else "")
+                (
+                    "[a single-item write met a transaction in flight: TransactionConflictException] "
+                    if conflicted
+                    else ""
+                )
                 + f"order {order_id} committed by {committed[-1][0].describe()}; "
                 f"{'key ' + record.key if record.key else 'no key'}: finally answered {final.describe()}",
             )
@@ -532,7 +557,9 @@ class Invariants:
                         f"key {record.key}: {inv.describe()} after {first_success.describe()}",
                     )
                 if 400 <= inv.status < 500 and inv.status != 409:
-                    self.fail("idempotent_replay", f"key {record.key}: {inv.describe()} after {first_success.describe()}")
+                    self.fail(
+                        "idempotent_replay", f"key {record.key}: {inv.describe()} after {first_success.describe()}"
+                    )
         # Concurrent twins share a key: their successes must agree too.
         by_key: dict[tuple[int, str, str], list[Invocation]] = defaultdict(list)
         for record in self.world.checkouts:
@@ -542,7 +569,9 @@ class Invariants:
                 ]
         for key, successes in by_key.items():
             if len({(inv.status, inv.text) for inv in successes}) > 1:
-                self.fail("idempotent_replay", f"key {key[2]} answered differently: {[i.describe() for i in successes]}")
+                self.fail(
+                    "idempotent_replay", f"key {key[2]} answered differently: {[i.describe() for i in successes]}"
+                )
 
     def list_check(self, user: int, query: str, pages: list[Invocation]) -> None:
         """The pages of one listing, followed through `next` at quiescence."""
@@ -551,11 +580,7 @@ class Invariants:
     def _list_check(self, user: int, query: str, pages: list[Invocation]) -> None:
         listed = [row for page in pages for row in (page.body or {}).get("results", [])]
         counts = {(page.body or {}).get("count") for page in pages}
-        truth = [
-            p
-            for p in self.world.state.payments().values()
-            if int(p["user"]) == user and _matches(p, query)
-        ]
+        truth = [p for p in self.world.state.payments().values() if int(p["user"]) == user and _matches(p, query)]
         if counts != {len(listed)} or sorted(r["id"] for r in listed) != sorted(int(p["id"]) for p in truth):
             self.fail(
                 "list_count",

@@ -37,7 +37,7 @@ class Simulation:
         with simulated_process(clock, scheduler, self.config.seed):
             from halum_payments.gateways import stripe_checkout
 
-            opener = stripe_checkout._TimeoutOpener  # type: ignore[attr-defined]
+            opener = stripe_checkout._TimeoutOpener
             try:
                 world = build_world(self.config, scheduler, clock)
                 world.invariants = Invariants(world)
@@ -55,7 +55,7 @@ class Simulation:
                 error = exc
             finally:
                 scheduler.close()
-                stripe_checkout._TimeoutOpener = opener  # type: ignore[attr-defined,misc]
+                stripe_checkout._TimeoutOpener = opener  # type: ignore[misc]
                 if world is not None:
                     stats = _stats(world)
                     if world.invariants is not None:

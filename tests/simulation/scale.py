@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .config import Config
@@ -79,7 +80,7 @@ class ScaleRun(Simulation):
                 world.sleep(world.rng.uniform(0.0, 0.01))  # closed loop: always this many checkouts in flight
 
         for user in sorted(world.users):
-            world.spawn(f"shopper{user}", lambda user=user: shopper(user))
+            world.spawn(f"shopper{user}", partial(shopper, user))
 
     def run_measure(self) -> Measure:
         started = time.perf_counter()

@@ -105,7 +105,9 @@ class SimulatedStripe(StripeSandbox):
 
     # ------------------------------------------------------------------ what the sandbox lacks
 
-    def _route(self, method: str, path: str, params: dict[str, Any], headers: Any) -> tuple[_Reply, list[dict[str, Any]]]:
+    def _route(
+        self, method: str, path: str, params: dict[str, Any], headers: Any
+    ) -> tuple[_Reply, list[dict[str, Any]]]:
         parts = path.strip("/").split("/")
         if parts[:2] == ["v1", "payment_intents"] and len(parts) == 3 and method == "GET":
             with self._lock:
@@ -118,7 +120,12 @@ class SimulatedStripe(StripeSandbox):
                 obj["payment_intent"] = self.payment_intent(obj["payment_intent"])
             return _json_reply(200, obj), []
         reply, events = super()._route(method, path, params, headers)
-        if method == "POST" and len(parts) == 3 and reply.status == 200 and not reply.headers.get("Idempotent-Replayed"):
+        if (
+            method == "POST"
+            and len(parts) == 3
+            and reply.status == 200
+            and not reply.headers.get("Idempotent-Replayed")
+        ):
             session = json.loads(reply.body)
             self.created_at[session["id"]] = self.scheduler.clock.now
             self.on_created(session)
@@ -128,7 +135,9 @@ class SimulatedStripe(StripeSandbox):
         with self._lock:
             session = next((s for s in self._sessions.values() if s.obj.get("payment_intent") == intent_id), None)
             if session is None:
-                raise StripeApiError(404, "invalid_request_error", f"No such payment_intent: '{intent_id}'", code="resource_missing")
+                raise StripeApiError(
+                    404, "invalid_request_error", f"No such payment_intent: '{intent_id}'", code="resource_missing"
+                )
             obj = session.obj
             if session.delayed == "processing":
                 status = "processing"
@@ -204,7 +213,7 @@ class SimulatedStripe(StripeSandbox):
     def exchange(self, request: Any, timeout: float) -> _Response:
         url = urlsplit(request.full_url)
         method = request.get_method().upper()
-        headers = {name: value for name, value in request.header_items()}
+        headers = dict(request.header_items())
         key = next((v for k, v in headers.items() if k.lower() == "idempotency-key"), None)
         task = self.scheduler.current()
         task_id = task.id if task else 0
@@ -299,9 +308,7 @@ class SimulatedStripe(StripeSandbox):
     def _log(self, call: StripeCall, outcome: str) -> None:
         for observer in self.observers:
             observer(call, outcome)
-        self.trace.append(
-            f"{self.scheduler.clock.elapsed:.6f} {call.task} stripe {call.method} {call.path} {outcome}"
-        )
+        self.trace.append(f"{self.scheduler.clock.elapsed:.6f} {call.task} stripe {call.method} {call.path} {outcome}")
 
 
 class _Response:

@@ -106,6 +106,7 @@ class World:
         self.state: State
         self.invariants: Any = None
         self.closing = False
+        self.dirty = True  # DynamoDB applied a write since the invariants last looked
         # What happened, for the invariants.
         self.checkouts: list[CheckoutRecord] = []
         self.answered_sessions: dict[str, Invocation] = {}
@@ -205,7 +206,9 @@ class World:
         event = scheduled_event("reconcile")
         event["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock.now))
         invocation = self.functions.invoke("ReconcilePaymentsFunction", event, request={"kind": "sweep"})
-        state = invocation.killed or invocation.crash or invocation.throttled or json.dumps(invocation.body, sort_keys=True)
+        state = (
+            invocation.killed or invocation.crash or invocation.throttled or json.dumps(invocation.body, sort_keys=True)
+        )
         self.trace.append(f"{self.clock.elapsed:.6f} sweep #{invocation.id} {state}")
         self.sweeps.append(invocation)
         self.invariants.answered(invocation, None)
@@ -239,7 +242,7 @@ class CheckoutRecord:
 def seed_data(config: Config, rng: random.Random, start: float) -> dict[str, Any]:
     """Products with little stock (sold-out races happen), one address and a cart per user, and a
     few pending orders written by the platform (paid later with {"order": N})."""
-    products = []
+    products: list[dict[str, Any]] = []
     for variant in range(1, config.products + 1):
         products.append(
             {
@@ -266,7 +269,8 @@ def seed_data(config: Config, rng: random.Random, start: float) -> dict[str, Any
         for user in range(1, users + 1)
     ]
     carts = [{"user": user, "items": _random_cart(rng, products)} for user in range(1, users + 1)]
-    orders, payments = [], []
+    orders: list[dict[str, Any]] = []
+    payments: list[dict[str, Any]] = []
     unused_transactions = [f"txn_{n}" for n in range(1, config.txn_pool + 1)]
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start - 3600))
     order_id = 0
@@ -275,8 +279,9 @@ def seed_data(config: Config, rng: random.Random, start: float) -> dict[str, Any
         count = config.platform_orders if (everyone or rng.random() < 0.5) else 0
         for _ in range(count):
             order_id += 1
-            items = [{"variant": v, "quantity": q, "price": products[v - 1]["price"]} for v, q in _lines(rng, products)]
-            total = sum((Decimal(i["price"]) * i["quantity"] for i in items), Decimal(0))
+            lines = _lines(rng, products)
+            items = [{"variant": v, "quantity": q, "price": products[v - 1]["price"]} for v, q in lines]
+            total = sum((Decimal(products[v - 1]["price"]) * q for v, q in lines), Decimal(0))
             orders.append(
                 {
                     "id": order_id,
@@ -435,8 +440,7 @@ def build_world(config: Config, scheduler: Scheduler, clock: VirtualClock) -> Wo
     world.functions = Functions(
         template, scheduler, random.Random(f"kills-{config.seed}"), secrets, settings, config.kill_rate
     )
-    world.opener_patch = (stripe_checkout, stripe_checkout._TimeoutOpener)  # type: ignore[attr-defined]
-    stripe_checkout._TimeoutOpener = stripe.opener_class()  # type: ignore[attr-defined,misc]
+    stripe_checkout._TimeoutOpener = stripe.opener_class()  # type: ignore[misc,assignment]  # the runner restores it
 
     def observe(call: Any, outcome: str) -> None:
         invocation = call.context.get("invocation") if hasattr(call, "context") else None
@@ -456,5 +460,4 @@ def build_world(config: Config, scheduler: Scheduler, clock: VirtualClock) -> Wo
     dynamo.observers.append(observe)
     dynamo.listeners.append(applied)
     stripe.observers.append(observe)
-    world.dirty = True
     return world
