@@ -235,7 +235,21 @@ def stripe_side(world: World, session: dict[str, Any]) -> None:
             f"wallet-{session['id'][-6:]}", lambda: pay(world, session["id"], "pay"), delay=rng.uniform(0.01, 1.5)
         )
     if rng.random() < world.config.metadata_edit:
-        world.stripe.edit_metadata(session["id"], user_id=str(rng.randint(900, 999)))
+        edit_metadata(world, session["id"], rng.choice(("another_user", "not_a_user")))
+
+
+# Edited `user_id`s that name no user: something a Dashboard edit can leave behind. A payment whose
+# session carries one is still correct (amount, currency and session match) and must settle.
+NOT_A_USER = ("12345678901234567890", "\u00b2", "user-7")
+
+
+def edit_metadata(world: World, session: str, kind: str) -> None:
+    """Someone edits a session's metadata in Stripe's Dashboard: `another_user` names a user who
+    is not the order's (a mismatch: an alarm, not a payment, is the right outcome), `not_a_user`
+    leaves a value that names no user at all (the payment is still correct)."""
+    value = str(world.rng.randint(900, 999)) if kind == "another_user" else world.rng.choice(NOT_A_USER)
+    world.stripe.edit_metadata(session, user_id=value)
+    world.metadata_edits[session] = kind
 
 
 def stripe_sends(world: World, event: dict[str, Any]) -> None:

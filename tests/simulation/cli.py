@@ -52,7 +52,7 @@ def defect_of(invariant: str, detail: str) -> str:
         return "10"
     if "before the checkout recorded its session id" in detail:
         return "2"
-    if "its metadata user_id" in detail:
+    if "names no user]" in detail:
         return "6"
     if "signed or well-formed hostile input" in detail:
         return "5"

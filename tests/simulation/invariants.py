@@ -269,9 +269,18 @@ class Invariants:
                 checks.append(lambda: self._gateway_replay(inv))
         self._checked(*checks)
 
+    def _tampered(self, session_id: Any) -> bool:
+        """Did someone edit this session's metadata to name another user? Then a mismatch, with its
+        alarm, is the right outcome: nothing proves whose money it is."""
+        return self.world.metadata_edits.get(str(session_id)) == "another_user"
+
     def _false_alarm(self, inv: Invocation, before: Any) -> None:
         if inv.function in ("StripeWebhookFunction", "ReconcilePaymentsFunction") and inv.metric("AmountMismatch"):
             obj = ((inv.request.get("event") or {}).get("data") or {}).get("object") or {}
+            if inv.function == "StripeWebhookFunction" and self._tampered(obj.get("id")):
+                return
+            if inv.function == "ReconcilePaymentsFunction" and self._sweep_mismatches_tampered(inv):
+                return
             hint = self._hint(obj, before) if obj else ""
             self.fail(
                 "false_amount_alarm", f"{inv.describe()} counted AmountMismatch for a Stripe payment that matches{hint}"
@@ -287,8 +296,21 @@ class Invariants:
         if not payment.get("checkout_session_id") or before == ("event", False):
             return " [the event came before the checkout recorded its session id]"
         if str(metadata.get("user_id")) != str(payment["user"]):
-            return f" [its metadata user_id {metadata.get('user_id')} is not the order's user {payment['user']}]"
+            return f" [its metadata user_id {metadata.get('user_id')!r} names no user]"
         return ""
+
+    def _sweep_mismatches_tampered(self, inv: Invocation) -> bool:
+        """The sweep's amount_mismatch audit records (event id `reconciliation:<run>:<payment>`) are
+        all for payments whose session names another user."""
+        run = inv.body.get("run") if isinstance(inv.body, dict) else None
+        prefix = f"reconciliation:{run}:" if run else "reconciliation:"
+        payments = self.world.state.payments()
+        for pid, rows in self.world.state.audit().items():
+            for row in rows:
+                ours = row.get("reason") == "amount_mismatch" and str(row.get("event_id", "")).startswith(prefix)
+                if ours and not self._tampered((payments.get(pid) or {}).get("checkout_session_id")):
+                    return False
+        return True
 
     def _sweep(self, inv: Invocation) -> None:
         if inv.killed == "timeout":
@@ -331,7 +353,7 @@ class Invariants:
             event.get("type") == "checkout.session.async_payment_succeeded"
         )
         ours = self._our_payment(obj)
-        if not paid or ours is None:
+        if not paid or ours is None or self._tampered(obj.get("id")):
             return
         payment = ours
         trail = self.world.state.audit().get(int(payment["id"]), [])
@@ -437,6 +459,8 @@ class Invariants:
         for pid, payment in payments.items():
             if payment["method"] == "stripe" and payment["status"] in OPEN:
                 session = payment.get("checkout_session_id")
+                if self._tampered(session) and any(r.get("reason") == "amount_mismatch" for r in audit.get(pid, [])):
+                    continue  # held back, with its alarm, for someone to look at
                 hint = self._hint(stripe.session_state(session)["obj"]) if session else ""
                 self.fail("stripe_converged", f"Stripe payment {pid} is still {payment['status']} at quiescence{hint}")
 
@@ -455,6 +479,9 @@ class Invariants:
         failed_by = next((f"{r.get('reason')} ({r.get('source')})" for r in trail if r.get("to") == "failed"), None)
         how = f"; it was failed by {failed_by}" if failed_by else ""
         needs_refund = any(r.get("reason") == "needs_refund" for r in trail)
+        if self._tampered(session_id) and any(r.get("reason") == "amount_mismatch" for r in trail):
+            needs_refund = True  # an alarmed mismatch: someone must look at whose money it is
+            refund_alarms = refund_alarms or sum(i.metric("AmountMismatch") for i in self.world.functions.invocations)
         answered = self.world.answered_sessions.get(session_id)
         other = order.get("completed_payment")
         problems = []
@@ -466,7 +493,7 @@ class Invariants:
                     f"alarm{how}{self._hint(obj) if payment['status'] == 'pending' else ''}",
                 )
             )
-        if answered is not None and not settled and (other is None or int(other) == pid):
+        if answered is not None and not settled and (other is None or int(other) == pid) and not needs_refund:
             problems.append(
                 (
                     "answered_session_completes",

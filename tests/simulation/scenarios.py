@@ -145,9 +145,15 @@ def signed_hostile_input(world: World) -> None:
 
 
 def edited_metadata_mismatch(world: World) -> None:
-    """6. The session's metadata is edited in the Dashboard (an unexpected `user_id`); the customer
-    pays; the completion is read against a guessed order and acknowledged as a mismatch, forever."""
-    world.stripe.on_created = lambda session: world.stripe.edit_metadata(session["id"], user_id="999")
+    """6. The session's metadata is edited in the Dashboard: its `user_id` names no user (a 20-digit
+    number); the customer pays; the completion is read against an order guessed from that
+    metadata and acknowledged as a mismatch, forever, for a payment that is correct."""
+
+    def edit(session: dict[str, Any]) -> None:
+        world.stripe.edit_metadata(session["id"], user_id=actors.NOT_A_USER[0])
+        world.metadata_edits[session["id"]] = "not_a_user"
+
+    world.stripe.on_created = edit
     _spawn_checkout(world, 1, CHECKOUT, _cart(1))
 
 

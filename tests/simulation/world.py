@@ -114,6 +114,7 @@ class World:
         self.gateway_sends: list[Invocation] = []
         self.sweeps: list[Invocation] = []
         self.lost_events: list[dict[str, Any]] = []
+        self.metadata_edits: dict[str, str] = {}  # session -> "another_user" | "not_a_user"
         self.drop_event: Callable[[dict[str, Any]], bool] = lambda event: False  # scenarios lose events
 
     # ------------------------------------------------------------------ time
