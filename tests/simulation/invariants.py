@@ -54,6 +54,7 @@ STATEMENTS = {
 }
 
 ALARMS = ("AmountMismatch", "PaymentNeedsRefund")
+MISMATCH_REASONS = frozenset({"amount_mismatch", "mismatch"})  # the audit reason, before and after the fixes
 CLOSED = frozenset({"completed", "refunded"})
 OPEN = frozenset({"pending", "processing"})
 OPENAPI = json.loads((Path(__file__).resolve().parents[2] / "openapi.json").read_text())
@@ -307,7 +308,7 @@ class Invariants:
         payments = self.world.state.payments()
         for pid, rows in self.world.state.audit().items():
             for row in rows:
-                ours = row.get("reason") == "amount_mismatch" and str(row.get("event_id", "")).startswith(prefix)
+                ours = row.get("reason") in MISMATCH_REASONS and str(row.get("event_id", "")).startswith(prefix)
                 if ours and not self._tampered((payments.get(pid) or {}).get("checkout_session_id")):
                     return False
         return True
@@ -381,7 +382,10 @@ class Invariants:
     def _gateway_replay(self, inv: Invocation) -> None:
         raw = inv.request.get("raw")
         earlier = [g for g in self.world.gateway_sends if g.request.get("raw") == raw and g is not inv]
-        refused = [g for g in earlier if g.status is not None and 400 <= g.status < 500]
+        # A refusal is a final 4xx; "still in progress" (409 with Retry-After) asks to come back.
+        refused = [
+            g for g in earlier if g.status is not None and 400 <= g.status < 500 and "retry-after" not in g.headers
+        ]
         if refused and any(inv.metric(alarm) for alarm in ALARMS):
             self.fail(
                 "refused_replay_alarm",
@@ -453,13 +457,15 @@ class Invariants:
                     partial(self._paid_session, session_id, obj, charge, payment, order, trail, refund_alarms)
                 )
             elif payment["status"] in OPEN and (obj["status"] == "expired" or state["delayed"] == "failed"):
+                if self._tampered(session_id) and any(r.get("reason") in MISMATCH_REASONS for r in trail):
+                    continue  # held back, with its alarm, for someone to look at
                 why = "expired" if obj["status"] == "expired" else "its delayed payment failed"
                 detail = f"session {session_id} {why}; payment {payment['id']} is still {payment['status']}"
                 self._checked(partial(self.fail, "stripe_converged", detail))
         for pid, payment in payments.items():
             if payment["method"] == "stripe" and payment["status"] in OPEN:
                 session = payment.get("checkout_session_id")
-                if self._tampered(session) and any(r.get("reason") == "amount_mismatch" for r in audit.get(pid, [])):
+                if self._tampered(session) and any(r.get("reason") in MISMATCH_REASONS for r in audit.get(pid, [])):
                     continue  # held back, with its alarm, for someone to look at
                 hint = self._hint(stripe.session_state(session)["obj"]) if session else ""
                 self.fail("stripe_converged", f"Stripe payment {pid} is still {payment['status']} at quiescence{hint}")
@@ -479,7 +485,7 @@ class Invariants:
         failed_by = next((f"{r.get('reason')} ({r.get('source')})" for r in trail if r.get("to") == "failed"), None)
         how = f"; it was failed by {failed_by}" if failed_by else ""
         needs_refund = any(r.get("reason") == "needs_refund" for r in trail)
-        if self._tampered(session_id) and any(r.get("reason") == "amount_mismatch" for r in trail):
+        if self._tampered(session_id) and any(r.get("reason") in MISMATCH_REASONS for r in trail):
             needs_refund = True  # an alarmed mismatch: someone must look at whose money it is
             refund_alarms = refund_alarms or sum(i.metric("AmountMismatch") for i in self.world.functions.invocations)
         answered = self.world.answered_sessions.get(session_id)

@@ -7,6 +7,7 @@ import hashlib
 import random
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 from . import actors
@@ -14,7 +15,7 @@ from .clock import VirtualClock
 from .config import Config
 from .invariants import Invariants
 from .scheduler import Scheduler
-from .world import MAX_STEPS, Result, Violation, World, build_world, simulated_process
+from .world import MAX_STEPS, Result, Violation, World, build_world, simulated_process, stripe_wire
 
 Scenario = Callable[[World], None]
 READ_QUERIES = ("", "status=failed&method=stripe", "ordering=-created_at&page_size=2")
@@ -34,12 +35,10 @@ class Simulation:
         error: BaseException | None = None
         stats: dict[str, Any] = {}
         world: World | None = None
-        with simulated_process(clock, scheduler, self.config.seed):
-            from halum_payments.gateways import stripe_checkout
-
-            opener = stripe_checkout._TimeoutOpener
+        with simulated_process(clock, scheduler, self.config.seed), ExitStack() as wire:
             try:
                 world = build_world(self.config, scheduler, clock)
+                wire.enter_context(stripe_wire(world.stripe))
                 world.invariants = Invariants(world)
                 actors.connect_stripe(world)
                 if self.scenario is not None:
@@ -55,7 +54,6 @@ class Simulation:
                 error = exc
             finally:
                 scheduler.close()
-                stripe_checkout._TimeoutOpener = opener  # type: ignore[misc]
                 if world is not None:
                     stats = _stats(world)
                     if world.invariants is not None:

@@ -17,8 +17,10 @@ expanded on a session), and events go to the world's delivery queue instead of o
 from __future__ import annotations
 
 import copy
+import io
 import json
 import random
+import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,7 @@ from local.stripe_sandbox import StripeApiError, StripeSandbox, _json_reply, _Re
 
 from .scheduler import Killed, Scheduler
 
+STRIPE_API = "https://api.stripe.com"
 LATENCY = {"create": (0.15, 0.6), "retrieve": (0.05, 0.3), "expire": (0.1, 0.4), "other": (0.05, 0.3)}
 
 
@@ -196,6 +199,18 @@ class SimulatedStripe(StripeSandbox):
 
     # ------------------------------------------------------------------ the wire
 
+    def urlopen(self, request: Any, timeout: float | None = None, **_: Any) -> _Response:
+        """`urllib.request.urlopen` as the layer's Stripe HTTP client calls it: an HTTP error status
+        raises HTTPError, as urllib does."""
+        if not str(request.full_url).startswith(STRIPE_API):
+            raise AssertionError(f"the simulation reaches only Stripe, not {request.full_url}")
+        response = self.exchange(request, timeout if timeout is not None else 80.0)
+        if response.status >= 400:
+            raise urllib.error.HTTPError(
+                request.full_url, response.status, "Stripe error", response.headers, io.BytesIO(response.read())
+            )
+        return response
+
     def opener_class(self) -> type:
         world = self
 
@@ -312,18 +327,24 @@ class SimulatedStripe(StripeSandbox):
 
 
 class _Response:
-    """What urllib's opener returns, as far as stripe's UrllibClient reads it."""
+    """What urllib returns, as far as the layer's Stripe HTTP client reads it."""
 
     def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self.code = self.status = status
         self._body = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
 
     def read(self) -> bytes:
         return self._body
 
     def info(self) -> dict[str, str]:
-        return dict(self._headers)
+        return dict(self.headers)
+
+    def __enter__(self) -> _Response:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
 
 
 def _in_use(key: str) -> dict[str, Any]:

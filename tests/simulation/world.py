@@ -375,6 +375,29 @@ def simulated_process(clock: VirtualClock, scheduler: Scheduler, seed: int) -> I
         yield
 
 
+@contextmanager
+def stripe_wire(stripe: SimulatedStripe) -> Iterator[None]:
+    """stripe-python reaches the simulated Stripe through the layer's own HTTP client: only the
+    socket-level call under it is replaced, so its timeout, error mapping and stripe-python's retries
+    all run. The layer's client calls `urllib.request.urlopen(request, timeout=...)`; before f2f491d
+    it opened requests through `stripe_checkout._TimeoutOpener` (kept, to run the code before the
+    fixes)."""
+    import urllib.request
+
+    from halum_payments.gateways import stripe_checkout
+
+    if hasattr(stripe_checkout, "_TimeoutOpener"):
+        target, name, value = stripe_checkout, "_TimeoutOpener", stripe.opener_class()
+    else:
+        target, name, value = urllib.request, "urlopen", stripe.urlopen
+    saved = getattr(target, name)
+    setattr(target, name, value)
+    try:
+        yield
+    finally:
+        setattr(target, name, saved)
+
+
 def _sleeper(scheduler: Scheduler) -> Callable[[float], None]:
     real_sleep = time.sleep
 
@@ -400,7 +423,6 @@ TEMPLATE = Template()
 
 def build_world(config: Config, scheduler: Scheduler, clock: VirtualClock) -> World:
     """Tables from template.yaml, the seed data, Stripe, the functions. Inside `simulated_process`."""
-    from halum_payments.gateways import stripe_checkout
     from halum_payments.repositories.dynamo import dynamodb_client
     from local import seed as seed_file
 
@@ -441,7 +463,6 @@ def build_world(config: Config, scheduler: Scheduler, clock: VirtualClock) -> Wo
     world.functions = Functions(
         template, scheduler, random.Random(f"kills-{config.seed}"), secrets, settings, config.kill_rate
     )
-    stripe_checkout._TimeoutOpener = stripe.opener_class()  # type: ignore[misc,assignment]  # the runner restores it
 
     def observe(call: Any, outcome: str) -> None:
         invocation = call.context.get("invocation") if hasattr(call, "context") else None
