@@ -485,8 +485,9 @@ class Invariants:
         failed_by = next((f"{r.get('reason')} ({r.get('source')})" for r in trail if r.get("to") == "failed"), None)
         how = f"; it was failed by {failed_by}" if failed_by else ""
         needs_refund = any(r.get("reason") == "needs_refund" for r in trail)
-        if self._tampered(session_id) and any(r.get("reason") in MISMATCH_REASONS for r in trail):
-            needs_refund = True  # an alarmed mismatch: someone must look at whose money it is
+        held = self._tampered(session_id) and any(r.get("reason") in MISMATCH_REASONS for r in trail)
+        if held:  # an alarmed mismatch: someone must look at whose money it is
+            needs_refund = True
             refund_alarms = refund_alarms or sum(i.metric("AmountMismatch") for i in self.world.functions.invocations)
         answered = self.world.answered_sessions.get(session_id)
         other = order.get("completed_payment")
@@ -499,7 +500,7 @@ class Invariants:
                     f"alarm{how}{self._hint(obj) if payment['status'] == 'pending' else ''}",
                 )
             )
-        if answered is not None and not settled and (other is None or int(other) == pid) and not needs_refund:
+        if answered is not None and not settled and (other is None or int(other) == pid) and not held:
             problems.append(
                 (
                     "answered_session_completes",
