@@ -334,6 +334,8 @@ class Invariants:
                 hint = " [a single-item write met a transaction in flight: TransactionConflictException]"
             elif inv.request.get("kind") == "hostile" or (inv.request.get("event") or {}).get("type") == "hostile":
                 hint = " [signed or well-formed hostile input]"
+            elif inv.request.get("event"):
+                hint = self._hint(((inv.request["event"].get("data") or {}).get("object")) or {})
             self.fail("documented_answer", f"{method} {path}: {inv.describe()} (documented: {sorted(statuses)}){hint}")
         if not inv.headers.get("content-type", "").startswith("application/json") or not isinstance(inv.body, dict):
             self.fail("documented_answer", f"{method} {path}: not a JSON object body: {inv.describe()}")
