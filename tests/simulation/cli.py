@@ -10,6 +10,7 @@ python -m simulation --scale
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import sys
 import time
@@ -94,7 +95,7 @@ def _run(seed: int) -> Outcome:
     )
 
 
-def run_many(start: int, count: int, jobs: int) -> int:
+def run_many(start: int, count: int, jobs: int, report: str | None = None) -> int:
     began = time.perf_counter()
     seeds = range(start, start + count)
     outcomes: list[Outcome] = []
@@ -118,6 +119,19 @@ def run_many(start: int, count: int, jobs: int) -> int:
         for replayed in pool.imap_unordered(_run, again):
             by_seed[replayed.seed].replayed_hash = replayed.trace_hash
     elapsed = time.perf_counter() - began
+    if report:
+        rows = [
+            {
+                "seed": o.seed,
+                "family": o.family,
+                "trace": o.trace_hash,
+                "violations": [{"invariant": i, "defect": defect_of(i, d), "detail": d} for i, d in o.violations],
+                "error": o.error,
+            }
+            for o in sorted(outcomes, key=lambda o: o.seed)
+        ]
+        with open(report, "w") as out:
+            json.dump({"seconds": round(elapsed, 1), "jobs": jobs, "seeds": rows}, out, indent=1)
     return _report(outcomes, elapsed, jobs)
 
 
@@ -214,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--scenario", help="run a scripted scenario (a name, or 'all')")
     parser.add_argument("--scale", action="store_true", help="conflicts and retries per 1,000 checkouts")
+    parser.add_argument("--report", help="also write every seed's outcome to this JSON file")
     args = parser.parse_args(argv)
     if args.scale:
         from .scale import main as scale_main
@@ -225,4 +240,4 @@ def main(argv: list[str] | None = None) -> int:
         return scenarios_main(args.scenario, show=args.trace)
     if args.seed is not None:
         return run_one(args.seed, args.trace)
-    return run_many(args.start, args.seeds, args.jobs)
+    return run_many(args.start, args.seeds, args.jobs, args.report)

@@ -259,6 +259,11 @@ class Invariants:
 
     def answered(self, inv: Invocation, before: Any) -> None:
         kind = inv.request.get("kind")
+        if kind == "checkout":  # what the caller's orders were when this answer was given
+            user = inv.request.get("user")
+            inv.request["orders_then"] = {
+                oid: o["status"] for oid, o in self.world.state.orders().items() if int(o["user"]) == user
+            }
         checks = [lambda: self._false_alarm(inv, before)]
         if kind == "sweep":
             checks.append(lambda: self._sweep(inv))
@@ -550,6 +555,8 @@ class Invariants:
             order = orders.get(order_id, {})
             if final.status == 502 and (order.get("status") == "cancelled" or not self._charged(order_id)):
                 continue  # "nothing was charged" is true: given back, or no session of it was ever paid
+            if final.request.get("orders_then", {}).get(order_id) == "cancelled" and not self._charged(order_id):
+                continue  # the order was given up before this answer, which says so truly
             if (
                 final.status is not None
                 and final.status >= 500

@@ -112,10 +112,14 @@ class Simulation:
             after = world.functions.specs["ReconcilePaymentsFunction"]
             minutes = int(world.functions.env["ReconcilePaymentsFunction"].get("RECONCILE_AFTER_MINUTES") or 60)
             world.sleep(minutes * 60 + after.timeout + 600)
-            for _ in range(10):
+            # A sweep that finishes may have resumed where an earlier one stopped: the one after it
+            # starts from the beginning. Two finished, error-free sweeps in a row cover everything.
+            clean = 0
+            for _ in range(12):
                 sweep = world.sweep()
                 summary = sweep.body if isinstance(sweep.body, dict) else {}
-                if summary.get("finished") and not summary.get("stripe_errors"):
+                clean = clean + 1 if summary.get("finished") and not summary.get("stripe_errors") else 0
+                if clean == 2:
                     return
                 world.sleep(60)
 
