@@ -61,10 +61,12 @@ def defect_of(invariant: str, detail: str) -> str:
         return "new: attach conflict"
     if invariant == "stripe_converged" and "still pending" in detail:
         return "?"
-    if invariant in ("answered_session_completes", "paid_session_settled"):
-        for reason, defect in (("stripe_unavailable", "1"), ("no_session", "9"), ("superseded", "new: superseded")):
-            if f"failed by {reason}" in detail:
-                return defect
+    if invariant in ("answered_session_completes", "paid_session_settled") and "failed by no_session" in detail:
+        return "9"
+    if invariant == "answered_session_completes" and "failed by stripe_unavailable" in detail:
+        return "1"
+    if invariant == "paid_session_settled" and ("failed by superseded" in detail or "stripe_unavailable" in detail):
+        return "new: paid session given up, no alarm"
     if invariant == "committed_checkout_answered":
         committed_by = detail.split("committed by ", 1)[-1].split(";", maxsplit=1)[0]
         if "killed" in committed_by:
