@@ -177,7 +177,34 @@ def _stats(world: World) -> dict[str, Any]:
     }
 
 
+_warm = False
+
+
+def warm_up() -> None:
+    """Run a small world once per process before any seed. Some imports draw from the global
+    `random` (importing stripe does), and the functions import on first use: without this, a seed
+    run first in its process would see other random draws than the same seed run later, and a
+    replay in a fresh process would not be exact."""
+    global _warm  # noqa: PLW0603 - once per process
+    if _warm:
+        return
+    _warm = True
+    from . import scenarios
+
+    def everything(world: World) -> None:
+        user = world.users[1]
+        world.spawn("warm-stripe", lambda: actors.checkout(world, user, scenarios.CHECKOUT, {"shipping_address": 1}))
+        world.spawn("warm-cod", lambda: actors.cod_checkout(world, user), delay=5)
+        world.spawn("warm-order", lambda: actors.pay_order(world, user), delay=10)
+        world.spawn("warm-gateway", lambda: actors.gateway(world), delay=15)
+        world.spawn("warm-sweep", world.sweep, delay=20)
+        world.spawn("warm-hostile", lambda: actors.hostile(world, 0), delay=25)
+
+    Simulation(Config.quiet(customer_plan="pay", platform_orders=1), everything).run()
+
+
 def run_seed(seed: int, **overrides: Any) -> Result:
+    warm_up()
     config = Config.from_seed(seed)
     for name, value in overrides.items():
         setattr(config, name, value)

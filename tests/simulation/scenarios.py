@@ -36,6 +36,9 @@ class Scenario:
 
 
 def run_scenario(scenario: Scenario) -> Result:
+    from .runner import warm_up
+
+    warm_up()
     config = Config.quiet(**scenario.config)
     return Simulation(config, scenario.script).run()
 
