@@ -17,6 +17,7 @@ expanded on a session), and events go to the world's delivery queue instead of o
 from __future__ import annotations
 
 import copy
+import email.message
 import io
 import json
 import random
@@ -206,8 +207,11 @@ class SimulatedStripe(StripeSandbox):
             raise AssertionError(f"the simulation reaches only Stripe, not {request.full_url}")
         response = self.exchange(request, timeout if timeout is not None else 80.0)
         if response.status >= 400:
+            headers = email.message.Message()
+            for name, value in response.headers.items():
+                headers[name] = value
             raise urllib.error.HTTPError(
-                request.full_url, response.status, "Stripe error", response.headers, io.BytesIO(response.read())
+                request.full_url, response.status, "Stripe error", headers, io.BytesIO(response.read())
             )
         return response
 

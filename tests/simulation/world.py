@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import ModuleType
 from typing import Any
 
 from support import JWT_SECRET, PAYMENT_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET, make_token
@@ -386,6 +387,8 @@ def stripe_wire(stripe: SimulatedStripe) -> Iterator[None]:
 
     from halum_payments.gateways import stripe_checkout
 
+    target: ModuleType
+    value: Any
     if hasattr(stripe_checkout, "_TimeoutOpener"):
         target, name, value = stripe_checkout, "_TimeoutOpener", stripe.opener_class()
     else:
