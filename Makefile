@@ -61,15 +61,25 @@ define sam_build
 	$(TOOLS)/bin/python scripts/stamp_versions.py $(2)/template.yaml --config-env $(ENV) Architecture=$(1)
 endef
 
-.PHONY: run test venv tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy token reconcile bench openapi events sam-local-db sam-local-tables invoke start-api
+.PHONY: run test simulate venv tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy token reconcile bench openapi events sam-local-db sam-local-tables invoke start-api
 
 ## run: serve the whole API on http://127.0.0.1:3000 (embedded DynamoDB, demo data, Stripe sandbox)
 run: venv
 	$(PY) -m local
 
 ## test: install what is needed, build the functions for this machine, and run the whole suite
+## (pytest, then the simulation's random seeds; both run, and either failing fails the target)
 test: venv build-test-artifacts browser
-	$(PY) -m pytest
+	@status=0; $(PY) -m pytest || status=$$?; \
+	$(MAKE) --no-print-directory simulate || status=$$?; \
+	exit $$status
+
+# The simulation's seeds: the default takes about two minutes on two cores.
+SEEDS ?= 200
+SIM_JOBS ?= 2
+## simulate: deterministic simulation of the payment lifecycle (SEEDS=100000 soaks; SEED=n replays one, TRACE=1 prints it)
+simulate: venv
+	PYTHONPATH=tests $(PY) -m simulation $(if $(SEED),--seed $(SEED) $(if $(TRACE),--trace),--seeds $(SEEDS) --jobs $(SIM_JOBS))
 
 ## token: print a demo Authorization header (USER=1 by default) signed with the local JWT secret
 token: venv

@@ -1,0 +1,21 @@
+"""Deterministic simulation testing of the payment lifecycle (issue 12): the real handlers and
+layer on moto, in-process, under a seeded scheduler, virtual clock and fault model.
+
+`python -m simulation` (cli.py), `make simulate`. README.md in this folder describes the fault
+model, the invariants and what each seed and scenario finds.
+
+`simulation.current_function` (a ContextVar) holds the template logical id of the handler running
+in the current thread, for recorders that attribute AWS calls to functions.
+"""
+
+from typing import Any
+
+__all__ = ["current_function"]
+
+
+def __getattr__(name: str) -> Any:  # the layer is importable only once sys.path is set up
+    if name == "current_function":
+        from .functions import current_function
+
+        return current_function
+    raise AttributeError(name)

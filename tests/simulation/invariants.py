@@ -1,0 +1,656 @@
+"""The invariants: what must hold after every step, after every answer, and at quiescence.
+
+State is read from moto's memory (`State`), never through the client the functions use. The
+state machine is the layer's own (`halum_payments.logic.state_machine.allowed`): the issue names
+it as the rule statuses must follow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from halum_payments.logic.state_machine import allowed
+from halum_payments.models import PaymentMethod, PaymentStatus
+
+from .state import lines_of
+
+if TYPE_CHECKING:
+    from .functions import Invocation
+    from .world import World
+
+# name -> the statement, as the README lists them
+STATEMENTS = {
+    "stock_conserved": "stock + units held by live orders = the seed's stock - units sold, never negative",
+    "order_payments_consistent": "an order lists exactly its payments with their statuses, has at most one "
+    "completed payment, and (unless COD) is confirmed exactly when it has one",
+    "counts_match": "each user's counters equal the counts of their payments (the list's `count`)",
+    "transitions_allowed": "statuses move only as the state machine allows",
+    "audit_trail": "each transition is audited exactly once, in a chain from creation to the current status",
+    "cart_consumed_with_order": "no cart is consumed without its order; no order exists without its payment",
+    "gateway_transaction_unique": "a gateway transaction id (or a PaymentIntent) settles at most one payment",
+    "documented_answer": "every answer is a documented status with a JSON body; a 500 only when a fault was injected",
+    "handler_crash": "no handler raises out of Powertools (Lambda would answer 502)",
+    "spurious_conflict": "a 409 'the order changed / checkout conflicted' (or a 503 without an injected fault) only "
+    "when the caller's own order, cart or counts changed",
+    "stripe_event_dropped": "a Stripe payment event acknowledged with 2xx has settled its payment (or raised a "
+    "refund alarm)",
+    "false_amount_alarm": "no AmountMismatch alarm for a Stripe payment whose amount, currency and session match",
+    "refused_replay_alarm": "a refused gateway body sent again raises no new alarm",
+    "sweep_time_limit": "the sweep never runs past its time limit (it stops and saves its progress before)",
+    "paid_session_settled": "every session Stripe says is paid ends completed with its PaymentIntent, or is recorded "
+    "as needing a refund with an alarm",
+    "answered_session_completes": "a checkout URL answered with 200 and paid before it expires completes its payment, "
+    "unless the order was already paid another way",
+    "stripe_converged": "at quiescence every Stripe payment is settled as Stripe says (paid, failed, expired, "
+    "refunded)",
+    "committed_checkout_answered": "a committed checkout is never answered as a failure, now or on its keyed retry",
+    "idempotent_replay": "an Idempotency-Key replay returns the first answer",
+    "list_count": "the list's `count` equals the number of payments it lists, which are exactly the caller's",
+}
+
+ALARMS = ("AmountMismatch", "PaymentNeedsRefund")
+MISMATCH_REASONS = frozenset({"amount_mismatch", "mismatch"})  # the audit reason, before and after the fixes
+CLOSED = frozenset({"completed", "refunded"})
+OPEN = frozenset({"pending", "processing"})
+OPENAPI = json.loads((Path(__file__).resolve().parents[2] / "openapi.json").read_text())
+CONFLICT_MESSAGES = ("The order changed while paying for it", "Checkout conflicted with concurrent updates")
+
+
+def documented_statuses(method: str, path: str) -> set[int] | None:
+    for template, operations in OPENAPI["paths"].items():
+        pattern = template.replace("{id}", "")
+        if template == path or ("{id}" in template and path.startswith(pattern) and path != pattern):
+            operation = operations.get(method.lower())
+            if operation:
+                return {int(code) for code in operation.get("responses", {}) if code.isdigit()}
+    return None
+
+
+class Invariants:
+    def __init__(self, world: World) -> None:
+        from .world import Violation
+
+        self.Violation = Violation
+        self.world = world
+        state = world.state
+        stock, held = state.stock(), self._held(state.orders())
+        self.initial_stock = {variant: units + held[variant] for variant, units in stock.items()}
+        self.seeded_payments = {pid: p["status"] for pid, p in state.payments().items()}
+        self.last_status: dict[int, str] = dict(self.seeded_payments)
+        self.last_carts = state.carts()
+        self.known_orders = set(state.orders())
+        self.platform_carts: dict[int, dict[int, int]] = {}
+        self.notes: Counter[str] = Counter()
+        self.step_checks = 0
+        self.found: dict[str, Violation] = {}  # the first violation of each invariant, in order
+        self.stop_on_first = False
+
+    def fail(self, invariant: str, detail: str) -> None:
+        raise self.Violation(invariant, detail)
+
+    def _checked(self, *checks: Any) -> None:
+        """Run each check; a violation is recorded (the first of its invariant) and the run goes on,
+        so one seed reports every invariant it breaks. `stop_on_first` ends the run instead."""
+        for check in checks:
+            try:
+                check()
+            except self.Violation as violation:
+                self.found.setdefault(violation.invariant, violation)
+                if self.stop_on_first:
+                    raise
+
+    # ------------------------------------------------------------------ after every step
+
+    def step(self) -> None:
+        self.step_checks += 1
+        state = self.world.state
+        orders = state.orders()
+        payments = state.payments()
+        self._checked(
+            lambda: self._stock(orders, state.stock()),
+            lambda: self._orders(orders, payments),
+            lambda: self._transitions(payments),
+            lambda: self._counters(payments, state.counters()),
+            lambda: self._transactions(payments),
+            lambda: self._carts(orders, payments, state.carts()),
+        )
+
+    @staticmethod
+    def _held(orders: dict[int, dict[str, Any]]) -> Counter[int]:
+        held: Counter[int] = Counter()
+        for order in orders.values():
+            if order.get("stock_reserved"):
+                for item in order.get("items") or []:
+                    held[int(item["variant"])] += int(item["quantity"])
+        return held
+
+    def _stock(self, orders: dict[int, dict[str, Any]], stock: dict[int, int]) -> None:
+        held = self._held(orders)
+        for variant, initial in self.initial_stock.items():
+            now = stock.get(variant, 0)
+            if now < 0 or now + held[variant] != initial:
+                self.fail(
+                    "stock_conserved",
+                    f"variant {variant}: stock {now} + held by live orders {held[variant]} != seeded {initial}",
+                )
+
+    def _orders(self, orders: dict[int, dict[str, Any]], payments: dict[int, dict[str, Any]]) -> None:
+        by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for payment in payments.values():
+            by_order[int(payment["order"])].append(payment)
+            if int(payment["order"]) not in orders:
+                self.fail("order_payments_consistent", f"payment {payment['id']} of missing order {payment['order']}")
+        for order_id, order in orders.items():
+            listed = {int(pid): ref for pid, ref in (order.get("payments") or {}).items()}
+            actual = {int(p["id"]): p for p in by_order[order_id]}
+            if set(listed) != set(actual):
+                self.fail("order_payments_consistent", f"order {order_id} lists {sorted(listed)}, has {sorted(actual)}")
+            for pid, ref in listed.items():
+                if (ref["status"], ref["method"]) != (actual[pid]["status"], actual[pid]["method"]):
+                    self.fail(
+                        "order_payments_consistent",
+                        f"order {order_id} sees payment {pid} as {ref['status']}, it is {actual[pid]['status']}",
+                    )
+            completed = [pid for pid, p in actual.items() if p["status"] in CLOSED]
+            if len(completed) > 1:
+                self.fail("order_payments_consistent", f"order {order_id} has completed payments {completed}")
+            marked = order.get("completed_payment")
+            if (int(marked) if marked is not None else None) != (completed[0] if completed else None):
+                self.fail(
+                    "order_payments_consistent", f"order {order_id} marks {marked} completed; completed: {completed}"
+                )
+            if order.get("origin") != "cod_checkout" and (order["status"] == "confirmed") != bool(completed):
+                self.fail(
+                    "order_payments_consistent",
+                    f"order {order_id} is {order['status']} with completed payments {completed}",
+                )
+            if order.get("origin") in ("stripe_checkout", "cod_checkout") and not actual:
+                self.fail("cart_consumed_with_order", f"order {order_id} has no payment")
+
+    def _transitions(self, payments: dict[int, dict[str, Any]]) -> None:
+        for pid, payment in payments.items():
+            status, method = payment["status"], PaymentMethod(payment["method"])
+            before = self.last_status.get(pid)
+            if before is None:
+                if method != PaymentMethod.ONLINE and status != "pending":
+                    self.fail("transitions_allowed", f"payment {pid} ({method}) appeared as {status}")
+            elif before != status and not allowed(method, PaymentStatus(before), PaymentStatus(status)):
+                self.fail("transitions_allowed", f"payment {pid} ({method}) went {before} -> {status}")
+            self.last_status[pid] = status
+
+    def _counters(self, payments: dict[int, dict[str, Any]], counters: dict[str, dict[str, Any]]) -> None:
+        expected: dict[int, Counter[str]] = defaultdict(Counter)
+        for payment in payments.values():
+            status, method = payment["status"], payment["method"]
+            for name in ("all", f"status#{status}", f"method#{method}", f"status#{status}#method#{method}"):
+                expected[int(payment["user"])][name] += 1
+        for name, item in counters.items():
+            if name.startswith("payments#user#"):
+                user = int(name.rsplit("#", 1)[1])
+                stored = {k: int(v) for k, v in item.items() if k != "name" and int(v) != 0}
+                if stored != dict(expected.pop(user, Counter())):
+                    self.fail(
+                        "counts_match", f"user {user}: counters {stored} != payments {dict(expected.get(user, {}))}"
+                    )
+        for user, counts in expected.items():
+            if counts:
+                self.fail("counts_match", f"user {user} has payments {dict(counts)} and no counters")
+
+    def _transactions(self, payments: dict[int, dict[str, Any]]) -> None:
+        settled: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for pid, payment in payments.items():
+            if payment["status"] in CLOSED and payment.get("transaction_id"):
+                settled[(payment["method"], payment["transaction_id"])].append(pid)
+        for (method, transaction), pids in settled.items():
+            if len(pids) > 1:
+                self.fail("gateway_transaction_unique", f"{method} transaction {transaction} settled payments {pids}")
+
+    def cart_written(self, user: int, lines: dict[int, int]) -> None:
+        self.platform_carts[user] = dict(lines)
+
+    def _carts(
+        self, orders: dict[int, dict[str, Any]], payments: dict[int, dict[str, Any]], carts: dict[int, dict[int, int]]
+    ) -> None:
+        new_orders = {oid: o for oid, o in orders.items() if oid not in self.known_orders}
+        for user in set(carts) | set(self.last_carts):
+            before = self.platform_carts.pop(user, None) or self.last_carts.get(user) or {}
+            now = carts.get(user) or {}
+            if now == before:
+                continue
+            mine = [o for o in new_orders.values() if int(o["user"]) == user]
+            if not now and before:
+                if not any(lines_of(o.get("items") or []) == before for o in mine):
+                    self.fail("cart_consumed_with_order", f"user {user}'s cart {before} emptied without its order")
+                continue
+            given_back = {oid for oid, o in orders.items() if int(o["user"]) == user and o["status"] == "cancelled"}
+            added = {v: q - before.get(v, 0) for v, q in now.items() if q != before.get(v, 0)}
+            if any(q < 0 for q in added.values()) or not given_back:
+                self.fail("cart_consumed_with_order", f"user {user}'s cart went {before} -> {now}")
+        self.known_orders |= set(new_orders)
+        self.last_carts = carts
+
+    # ------------------------------------------------------------------ around every answer
+
+    def before_request(self, request: dict[str, Any]) -> Any:
+        if request.get("kind") == "stripe_event":
+            obj = ((request.get("event") or {}).get("data") or {}).get("object") or {}
+            pid = str((obj.get("metadata") or {}).get("payment_id", ""))
+            payment = self.world.state.payments().get(int(pid)) if pid.isdigit() else None
+            return ("event", bool(payment and payment.get("checkout_session_id")))
+        if request.get("kind") != "checkout":
+            return None
+        body = json.loads(request["body"]) if isinstance(request.get("body"), str) else {}
+        state = self.world.state
+        user = int(request.get("user") or 0)
+        # The caller's own items a checkout reads or writes: their counts move with each of their
+        # payments, so two checkouts of the same user may rightly conflict.
+        counts = json.dumps(state.counters().get(f"payments#user#{user}"), sort_keys=True, default=str)
+        if body.get("order") is not None:
+            order = state.orders().get(int(body["order"]))
+            return ("order", order and (order["status"], json.dumps(order.get("payments"), sort_keys=True)), counts)
+        cart = state.carts().get(user) or {}
+        stock = state.stock()
+        return ("cart", cart, {v: stock.get(v) for v in cart}, counts)
+
+    def answered(self, inv: Invocation, before: Any) -> None:
+        kind = inv.request.get("kind")
+        if kind == "checkout":  # what the caller's orders were when this answer was given
+            user = inv.request.get("user")
+            inv.request["orders_then"] = {
+                oid: o["status"] for oid, o in self.world.state.orders().items() if int(o["user"]) == user
+            }
+        checks = [lambda: self._false_alarm(inv, before)]
+        if kind == "sweep":
+            checks.append(lambda: self._sweep(inv))
+        elif not (inv.throttled or inv.killed):
+            checks += [lambda: self._crash(inv), lambda: self._documented(inv), lambda: self._spurious(inv, before)]
+            if kind == "stripe_event":
+                checks.append(lambda: self._stripe_event(inv, before))
+            if kind == "gateway":
+                checks.append(lambda: self._gateway_replay(inv))
+        self._checked(*checks)
+
+    def _tampered(self, session_id: Any) -> bool:
+        """Did someone edit this session's metadata to name another user? Then a mismatch, with its
+        alarm, is the right outcome: nothing proves whose money it is."""
+        return self.world.metadata_edits.get(str(session_id)) == "another_user"
+
+    def _false_alarm(self, inv: Invocation, before: Any) -> None:
+        if inv.function in ("StripeWebhookFunction", "ReconcilePaymentsFunction") and inv.metric("AmountMismatch"):
+            obj = ((inv.request.get("event") or {}).get("data") or {}).get("object") or {}
+            if inv.function == "StripeWebhookFunction" and self._tampered(obj.get("id")):
+                return
+            if inv.function == "ReconcilePaymentsFunction" and self._sweep_mismatches_tampered(inv):
+                return
+            hint = self._hint(obj, before) if obj else ""
+            self.fail(
+                "false_amount_alarm", f"{inv.describe()} counted AmountMismatch for a Stripe payment that matches{hint}"
+            )
+
+    def _hint(self, session: dict[str, Any], before: Any = None) -> str:
+        """Why a correct Stripe payment may have been read as a mismatch (for the report)."""
+        metadata = session.get("metadata") or {}
+        pid = str(metadata.get("payment_id", ""))
+        payment = self.world.state.payments().get(int(pid)) if pid.isdigit() else None
+        if payment is None:
+            return ""
+        if not payment.get("checkout_session_id") or before == ("event", False):
+            return " [the event came before the checkout recorded its session id]"
+        if str(metadata.get("user_id")) != str(payment["user"]):
+            return f" [its metadata user_id {metadata.get('user_id')!r} names no user]"
+        return ""
+
+    def _sweep_mismatches_tampered(self, inv: Invocation) -> bool:
+        """The sweep's amount_mismatch audit records (event id `reconciliation:<run>:<payment>`) are
+        all for payments whose session names another user."""
+        run = inv.body.get("run") if isinstance(inv.body, dict) else None
+        prefix = f"reconciliation:{run}:" if run else "reconciliation:"
+        payments = self.world.state.payments()
+        for pid, rows in self.world.state.audit().items():
+            for row in rows:
+                ours = row.get("reason") in MISMATCH_REASONS and str(row.get("event_id", "")).startswith(prefix)
+                if ours and not self._tampered((payments.get(pid) or {}).get("checkout_session_id")):
+                    return False
+        return True
+
+    def _sweep(self, inv: Invocation) -> None:
+        if inv.killed == "timeout":
+            self.fail("sweep_time_limit", f"sweep {inv.describe()} was stopped by its timeout, its progress unsaved")
+
+    def _crash(self, inv: Invocation) -> None:
+        if inv.crash:
+            self.fail("handler_crash", inv.describe())
+
+    def _documented(self, inv: Invocation) -> None:
+        method, path = inv.request.get("method", ""), inv.request.get("path", "")
+        statuses = documented_statuses(method, path)
+        if statuses is None or inv.status is None:
+            return
+        if inv.status == 500 and inv.faulted:
+            self.notes["500 after an injected fault"] += 1  # undocumented, reported (not an invariant)
+        elif inv.status not in statuses:
+            hint = ""
+            if any("TransactionConflictException" in outcome for _, _, outcome in inv.calls):
+                hint = " [a single-item write met a transaction in flight: TransactionConflictException]"
+            elif inv.request.get("kind") == "hostile" or (inv.request.get("event") or {}).get("type") == "hostile":
+                hint = " [signed or well-formed hostile input]"
+            elif inv.request.get("event"):
+                hint = self._hint(((inv.request["event"].get("data") or {}).get("object")) or {})
+            self.fail("documented_answer", f"{method} {path}: {inv.describe()} (documented: {sorted(statuses)}){hint}")
+        if not inv.headers.get("content-type", "").startswith("application/json") or not isinstance(inv.body, dict):
+            self.fail("documented_answer", f"{method} {path}: not a JSON object body: {inv.describe()}")
+
+    def _spurious(self, inv: Invocation, before: Any) -> None:
+        contention = (inv.status == 409 and any(m in inv.text for m in CONFLICT_MESSAGES)) or inv.status == 503
+        if not contention or before is None or inv.faulted:
+            return
+        if self.before_request(inv.request) == before:
+            self.fail("spurious_conflict", f"{inv.describe()} though nothing of the caller's changed")
+
+    def _stripe_event(self, inv: Invocation, before: Any) -> None:
+        event = inv.request.get("event") or {}
+        if inv.status is None or not 200 <= inv.status < 300:
+            return
+        obj = (event.get("data") or {}).get("object") or {}
+        paid = (event.get("type") == "checkout.session.completed" and obj.get("payment_status") == "paid") or (
+            event.get("type") == "checkout.session.async_payment_succeeded"
+        )
+        ours = self._our_payment(obj)
+        if not paid or ours is None or self._tampered(obj.get("id")):
+            return
+        payment = ours
+        trail = self.world.state.audit().get(int(payment["id"]), [])
+        alarmed = inv.metric("PaymentNeedsRefund") or any(r.get("reason") == "needs_refund" for r in trail)
+        if payment["status"] in CLOSED or alarmed:
+            return
+        self.fail(
+            "stripe_event_dropped",
+            f"{event.get('type')} {event.get('id')} for payment {payment['id']} answered {inv.status} "
+            f"({inv.text[:120]}) and the payment is still {payment['status']}{self._hint(obj, before)}",
+        )
+
+    def _our_payment(self, session: dict[str, Any]) -> dict[str, Any] | None:
+        metadata = session.get("metadata") or {}
+        order, pid = str(metadata.get("order_id", "")), str(metadata.get("payment_id", ""))
+        if not (order.isdigit() and pid.isdigit()):
+            return None
+        payment = self.world.state.payments().get(int(pid))
+        if payment is None or int(payment["order"]) != int(order):
+            return None
+        if payment.get("checkout_session_id") not in (None, session.get("id")):
+            return None
+        return payment
+
+    def _gateway_replay(self, inv: Invocation) -> None:
+        raw = inv.request.get("raw")
+        earlier = [g for g in self.world.gateway_sends if g.request.get("raw") == raw and g is not inv]
+        # A refusal is a final 4xx; "still in progress" (409 with Retry-After) asks to come back.
+        refused = [
+            g for g in earlier if g.status is not None and 400 <= g.status < 500 and "retry-after" not in g.headers
+        ]
+        if refused and any(inv.metric(alarm) for alarm in ALARMS):
+            self.fail(
+                "refused_replay_alarm",
+                f"{inv.describe()} raised {[m for m in inv.metrics if m[0] in ALARMS]} for a body refused before "
+                f"({refused[0].describe()})",
+            )
+
+    # ------------------------------------------------------------------ at quiescence
+
+    def final(self) -> None:
+        self.step()
+        state = self.world.state
+        payments = state.payments()
+        orders = state.orders()
+        audit = state.audit()
+        self._checked(
+            lambda: self._audit(payments, audit),
+            lambda: self._stripe_truth(payments, orders, audit),
+            lambda: self._committed_checkouts(orders, payments),
+            self._replays,
+        )
+
+    def _audit(self, payments: dict[int, dict[str, Any]], audit: dict[int, list[dict[str, Any]]]) -> None:
+        for pid, payment in payments.items():
+            rows = [r for r in audit.get(pid, []) if r.get("to") is not None and r.get("from") != r.get("to")]
+            current: str | None = None
+            if pid in self.seeded_payments:
+                current = self.seeded_payments[pid]  # written by the platform before the run: no trail
+            elif not rows:
+                self.fail("audit_trail", f"payment {pid} has no audit trail")
+            remaining = list(rows)
+            method = PaymentMethod(payment["method"])
+            while remaining:
+                following = [r for r in remaining if r.get("from") == current]
+                if len(following) != 1:
+                    self.fail(
+                        "audit_trail",
+                        f"payment {pid}: after {current} the trail has {len(following)} transitions "
+                        f"({[(r.get('from'), r.get('to'), r.get('reason')) for r in rows]})",
+                    )
+                row = following[0]
+                if current is not None and not allowed(method, PaymentStatus(current), PaymentStatus(row["to"])):
+                    self.fail("audit_trail", f"payment {pid}: audited {current} -> {row['to']}")
+                current = row["to"]
+                remaining.remove(row)
+            if current != payment["status"]:
+                self.fail("audit_trail", f"payment {pid} is {payment['status']}; its trail ends at {current}")
+
+    def _stripe_truth(
+        self,
+        payments: dict[int, dict[str, Any]],
+        orders: dict[int, dict[str, Any]],
+        audit: dict[int, list[dict[str, Any]]],
+    ) -> None:
+        stripe = self.world.stripe
+        refund_alarms = sum(inv.metric("PaymentNeedsRefund") for inv in self.world.functions.invocations)
+        for session_id in stripe.all_sessions():
+            state = stripe.session_state(session_id)
+            obj, charge = state["obj"], state["charge"]
+            metadata = obj.get("metadata") or {}
+            pid = int(metadata.get("payment_id", 0) or 0)
+            payment = payments.get(pid)
+            if payment is None:
+                continue
+            order = orders[int(payment["order"])]
+            trail = audit.get(pid, [])
+            if charge is not None:
+                self._checked(
+                    partial(self._paid_session, session_id, obj, charge, payment, order, trail, refund_alarms)
+                )
+            elif payment["status"] in OPEN and (obj["status"] == "expired" or state["delayed"] == "failed"):
+                if self._tampered(session_id) and any(r.get("reason") in MISMATCH_REASONS for r in trail):
+                    continue  # held back, with its alarm, for someone to look at
+                why = "expired" if obj["status"] == "expired" else "its delayed payment failed"
+                detail = f"session {session_id} {why}; payment {payment['id']} is still {payment['status']}"
+                self._checked(partial(self.fail, "stripe_converged", detail))
+        for pid, payment in payments.items():
+            if payment["method"] == "stripe" and payment["status"] in OPEN:
+                session = payment.get("checkout_session_id")
+                if self._tampered(session) and any(r.get("reason") in MISMATCH_REASONS for r in audit.get(pid, [])):
+                    continue  # held back, with its alarm, for someone to look at
+                hint = self._hint(stripe.session_state(session)["obj"]) if session else ""
+                self.fail("stripe_converged", f"Stripe payment {pid} is still {payment['status']} at quiescence{hint}")
+
+    def _paid_session(
+        self,
+        session_id: str,
+        obj: dict[str, Any],
+        charge: dict[str, Any],
+        payment: dict[str, Any],
+        order: dict[str, Any],
+        trail: list[dict[str, Any]],
+        refund_alarms: float,
+    ) -> None:
+        pid, intent = int(payment["id"]), obj.get("payment_intent")
+        settled = payment["status"] in CLOSED and payment.get("transaction_id") == intent
+        failed_by = next((f"{r.get('reason')} ({r.get('source')})" for r in trail if r.get("to") == "failed"), None)
+        how = f"; it was failed by {failed_by}" if failed_by else ""
+        needs_refund = any(r.get("reason") == "needs_refund" for r in trail)
+        held = self._tampered(session_id) and any(r.get("reason") in MISMATCH_REASONS for r in trail)
+        if held:  # an alarmed mismatch: someone must look at whose money it is
+            needs_refund = True
+            refund_alarms = refund_alarms or sum(i.metric("AmountMismatch") for i in self.world.functions.invocations)
+        answered = self.world.answered_sessions.get(session_id)
+        other = order.get("completed_payment")
+        problems = []
+        if not settled and not (needs_refund and refund_alarms):
+            problems.append(
+                (
+                    "paid_session_settled",
+                    f"session {session_id} paid ({intent}); payment {pid} is {payment['status']} with no refund "
+                    f"alarm{how}{self._hint(obj) if payment['status'] == 'pending' else ''}",
+                )
+            )
+        if answered is not None and not settled and (other is None or int(other) == pid) and not held:
+            problems.append(
+                (
+                    "answered_session_completes",
+                    f"session {session_id} (answered by {answered.describe()}) was paid; payment {pid} is "
+                    f"{payment['status']} and order {order['id']} is {order['status']}, paid by nothing else{how}"
+                    f"{self._hint(obj) if payment['status'] == 'pending' else ''}",
+                )
+            )
+        if settled and charge["refunded"] and payment["status"] != "refunded":
+            if self._refund_event_lost(charge["id"]):
+                self.notes["full refund whose event was lost (refunds are not reconciled)"] += 1
+            else:
+                problems.append(
+                    ("stripe_converged", f"payment {pid}'s charge was fully refunded; it is {payment['status']}")
+                )
+        self._checked(*(lambda p=p: self.fail(*p) for p in problems))
+
+    def _charged(self, order_id: int) -> bool:
+        stripe = self.world.stripe
+        for session in stripe.all_sessions():
+            state = stripe.session_state(session)
+            if state["charge"] and str((state["obj"].get("metadata") or {}).get("order_id")) == str(order_id):
+                return True
+        return False
+
+    def _refund_event_lost(self, charge: str) -> bool:
+        return any(
+            event["type"] == "charge.refunded" and event["data"]["object"].get("id") == charge
+            for event in self.world.lost_events
+        )
+
+    def _committed_checkouts(self, orders: dict[int, dict[str, Any]], payments: dict[int, dict[str, Any]]) -> None:
+        tables = self.world.state.tables
+        for record in self.world.checkouts:
+            committed = [
+                (inv, order) for inv in record.invocations for order in _orders_placed(inv, tables["OrdersTable"])
+            ]
+            if not committed:
+                continue
+            answers = [inv for inv in record.invocations if inv.status is not None and not inv.throttled]
+            final = answers[-1] if answers else None
+            if final is None or final.status in (200, 201):
+                continue
+            order_id = committed[-1][1]
+            order = orders.get(order_id, {})
+            if final.status == 502 and (order.get("status") == "cancelled" or not self._charged(order_id)):
+                continue  # "nothing was charged" is true: given back, or no session of it was ever paid
+            if final.request.get("orders_then", {}).get(order_id) == "cancelled" and not self._charged(order_id):
+                continue  # the order was given up before this answer, which says so truly
+            if (
+                final.status is not None
+                and final.status >= 500
+                and final.faulted
+                and (record.key is None or final is record.invocations[-1])
+            ):
+                # Faults outlasted every retry: "please retry" is all an honest answer can say. With a
+                # key the client's retries (all spent here) would get the order; without one, not.
+                self.notes["committed checkout answered 5xx under injected faults"] += 1
+                continue
+            if record.key is not None and final is record.invocations[-1] and "in progress" in final.text:
+                self.notes["keyed checkout left in progress"] += 1
+                continue
+            conflicted = any("TransactionConflictException" in o for inv in record.invocations for _, _, o in inv.calls)
+            self.fail(
+                "committed_checkout_answered",
+                (
+                    "[a single-item write met a transaction in flight: TransactionConflictException] "
+                    if conflicted
+                    else ""
+                )
+                + f"order {order_id} committed by {committed[-1][0].describe()}; "
+                f"{'key ' + record.key if record.key else 'no key'}: finally answered {final.describe()}",
+            )
+
+    def _replays(self) -> None:
+        for record in self.world.checkouts:
+            if record.key is None:
+                continue
+            first_success: Invocation | None = None
+            for inv in record.invocations:
+                if inv.status is None:
+                    continue
+                if first_success is None:
+                    if inv.status in (200, 201):
+                        first_success = inv
+                    continue
+                if inv.status in (200, 201) and (inv.status, inv.text) != (first_success.status, first_success.text):
+                    self.fail(
+                        "idempotent_replay",
+                        f"key {record.key}: {inv.describe()} after {first_success.describe()}",
+                    )
+                if 400 <= inv.status < 500 and inv.status != 409:
+                    self.fail(
+                        "idempotent_replay", f"key {record.key}: {inv.describe()} after {first_success.describe()}"
+                    )
+        # Concurrent twins share a key: their successes must agree too.
+        by_key: dict[tuple[int, str, str], list[Invocation]] = defaultdict(list)
+        for record in self.world.checkouts:
+            if record.key is not None:
+                by_key[(record.user, record.path, record.key)] += [
+                    inv for inv in record.invocations if inv.status in (200, 201)
+                ]
+        for key, successes in by_key.items():
+            if len({(inv.status, inv.text) for inv in successes}) > 1:
+                self.fail(
+                    "idempotent_replay", f"key {key[2]} answered differently: {[i.describe() for i in successes]}"
+                )
+
+    def list_check(self, user: int, query: str, pages: list[Invocation]) -> None:
+        """The pages of one listing, followed through `next` at quiescence."""
+        self._checked(lambda: self._list_check(user, query, pages))
+
+    def _list_check(self, user: int, query: str, pages: list[Invocation]) -> None:
+        listed = [row for page in pages for row in (page.body or {}).get("results", [])]
+        counts = {(page.body or {}).get("count") for page in pages}
+        truth = [p for p in self.world.state.payments().values() if int(p["user"]) == user and _matches(p, query)]
+        if counts != {len(listed)} or sorted(r["id"] for r in listed) != sorted(int(p["id"]) for p in truth):
+            self.fail(
+                "list_count",
+                f"user {user} ?{query}: count {counts}, listed {sorted(r['id'] for r in listed)}, "
+                f"has {sorted(int(p['id']) for p in truth)}",
+            )
+
+
+def _matches(payment: dict[str, Any], query: str) -> bool:
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if name in ("status", "method") and payment[name] != value:
+            return False
+    return True
+
+
+def _orders_placed(inv: Invocation, orders_table: str) -> list[int]:
+    placed = []
+    for call in inv.writes:
+        if call.op != "TransactWriteItems":
+            continue
+        for entry in call.body.get("TransactItems", []):
+            put = entry.get("Put")
+            if put and put.get("TableName") == orders_table:
+                placed.append(int(put["Item"]["id"]["N"]))
+    return placed
+
+
+def money(value: Any) -> Decimal:
+    return Decimal(str(value))

@@ -1,0 +1,331 @@
+"""Scripted schedules: for each defect of issue 12 (and two more the simulation found), the exact
+interleaving and faults that show it, through the same world, handlers and invariants as the
+random runs. Each scenario must end with every invariant holding: on the code before the fixes
+each one fails, with the invariant named in `expect`.
+
+    python -m simulation --scenario all        # or one name; --trace prints every request
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from . import actors
+from .config import Config
+from .dynamodb import Rule
+from .runner import Simulation
+from .stripe_world import StripeRule
+from .world import CHECKOUT, COD, CheckoutRecord, Result, World
+
+ORDERS = "OrdersTable"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    defect: str  # issue 12's defect number, or "new" for what the simulation found besides
+    title: str
+    expect: tuple[str, ...]  # the invariants it breaks on the code before the fix
+    script: Callable[[World], None]
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def run_scenario(scenario: Scenario) -> Result:
+    from .runner import warm_up
+
+    warm_up()
+    config = Config.quiet(**scenario.config)
+    return Simulation(config, scenario.script).run()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _submit(world: World, user: int, path: str, body: dict[str, object], key: str | None = None) -> CheckoutRecord:
+    record = CheckoutRecord(user, path, body, key)
+    world.checkouts.append(record)
+    actors.submit(world, world.users[user], record)
+    return record
+
+
+def _spawn_checkout(
+    world: World, user: int, path: str, body: dict[str, object], *, key: str | None = None, at: float = 0.0
+) -> None:
+    world.spawn(f"user{user}-{path.strip('/').split('/')[-1]}", lambda: _submit(world, user, path, body, key), delay=at)
+
+
+def _cart(user: int) -> dict[str, object]:
+    return {"shipping_address": user}
+
+
+def _of(function: str) -> Callable[[object], bool]:
+    return lambda call: getattr(call, "function", None) == function
+
+
+# ---------------------------------------------------------------------- the defects
+
+
+def give_back_strands_paid_session(world: World) -> None:
+    """1. A cart checkout waits for a slow Stripe; the same order is paid from another tab, whose
+    Stripe call fails (the key is in use): it gives everything back and answers 502. Then the first
+    answers 200 with a live URL, and the customer pays it."""
+    world.stripe.rules.append(StripeRule(lambda c: c.kind == "create", "slow:5", times=1))
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+
+    def other_tab() -> None:
+        world.sleep(1.0)
+        listed = world.list_payments(1, "status=pending&method=stripe")
+        order = listed.body["results"][0]["order"]
+        _submit(world, 1, CHECKOUT, {"order": order})
+
+    world.spawn("user1-other-tab", other_tab)
+
+
+def early_event_dropped(world: World) -> None:
+    """2. The customer pays with a wallet as soon as the session exists; its event arrives while
+    our checkout's write of the session id is still slow (throttled): acknowledged as a mismatch."""
+    world.dynamo.rules.append(Rule(lambda c: c.op == "UpdateItem" and _of("CreateStripeOrderFunction")(c), "slow:3"))
+    world.stripe.on_created = lambda session: world.spawn(
+        "wallet", lambda: actors.pay(world, session["id"], "pay"), delay=0.05
+    )
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+
+
+def gateway_transaction_twice(world: World) -> None:
+    """3. A gateway transaction id that already paid one order (before the run, as the spec's demo
+    data) is sent for another order: it settles a second payment."""
+    state = world.state
+    orders = state.orders()
+    paid = next(o for o in orders.values() if o["status"] == "confirmed")
+    transaction = next(p for p in state.payments().values() if int(p["order"]) == int(paid["id"]))["transaction_id"]
+    pending = next(o for o in orders.values() if o["status"] == "pending")
+
+    def gateway() -> None:
+        body = {
+            "event_type": "payment.completed",
+            "payment_id": transaction,
+            "order_reference": str(pending["id"]),
+            "amount": f"{pending['total_price']:.2f}",
+            "status": "completed",
+            "timestamp": "2030-01-01T00:00:10Z",
+        }
+        world.send_gateway(json.dumps(body).encode())
+
+    world.spawn("gateway", gateway, delay=10)
+
+
+def refused_body_replayed(world: World) -> None:
+    """4. A gateway body with the wrong amount is refused (422, AmountMismatch); the same bytes
+    again raise the alarm again."""
+    order = next(iter(world.state.orders().values()))
+    body = {
+        "event_type": "payment.completed",
+        "payment_id": "txn_wrong_amount",
+        "order_reference": str(order["id"]),
+        "amount": f"{order['total_price'] + 1:.2f}",
+        "status": "completed",
+        "timestamp": "2030-01-01T00:00:10Z",
+    }
+
+    def gateway() -> None:
+        world.send_gateway(json.dumps(body).encode())
+        world.sleep(60)
+        world.send_gateway(json.dumps(body).encode())
+
+    world.spawn("gateway", gateway, delay=10)
+
+
+def signed_hostile_input(world: World) -> None:
+    """5. A validly signed Stripe body with a 4,400-digit number, and a validly signed token whose
+    `exp` is 10**309 (fixed at ec16237; fails at its parent 8bc3875)."""
+    world.spawn("hostile-stripe", lambda: actors.hostile(world, 0), delay=1)
+    world.spawn("hostile-token", lambda: actors.hostile(world, 1), delay=2)
+
+
+def edited_metadata_mismatch(world: World) -> None:
+    """6. The session's metadata is edited in the Dashboard: its `user_id` names no user (a 20-digit
+    number); the customer pays; the completion is read against an order guessed from that
+    metadata and acknowledged as a mismatch, forever, for a payment that is correct."""
+
+    def edit(session: dict[str, Any]) -> None:
+        world.stripe.edit_metadata(session["id"], user_id=actors.NOT_A_USER[0])
+        world.metadata_edits[session["id"]] = "not_a_user"
+
+    world.stripe.on_created = edit
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+
+
+def lost_commit_answer(world: World) -> None:
+    """7. A COD checkout's transaction commits but its answer is lost; botocore's retry (same
+    ClientRequestToken) is throttled as a cancellation, and the layer's own retry sends it again
+    without the token: its conditions fail, and the placed order is answered "cart is empty"."""
+    first_txn = lambda c: c.op == "TransactWriteItems" and _of("CreateCodOrderFunction")(c)  # noqa: E731
+    world.dynamo.rules += [Rule(first_txn, "lost"), Rule(first_txn, "throttle_txn")]
+    _spawn_checkout(world, 1, COD, _cart(1))
+
+
+def committed_answered_503(world: World) -> None:
+    """8. A keyed COD checkout commits; completing its idempotency record is throttled past every
+    retry (5 attempts: botocore's max_attempts=4 counts retries): 503 "please retry"; the
+    retry with the same key answers 400 "cart is empty"."""
+    idempotency = world.state.tables["IdempotencyTable"]
+    world.dynamo.rules.append(
+        Rule(
+            lambda c: c.op == "UpdateItem" and idempotency in c.tables and _of("CreateCodOrderFunction")(c),
+            "throttle",
+            5,
+        )
+    )
+    _spawn_checkout(world, 1, COD, _cart(1), key="double-click-1")
+
+
+def committed_then_killed(world: World) -> None:
+    """8 (the same rule, a Lambda stopped): a keyed Stripe checkout is stopped right after its
+    order committed; the client's retry with the same key answers 400 "cart is empty"."""
+
+    # The keyed checkout's I/O points: idempotency put, snapshot, variants, the order transaction.
+    world.functions.next_kill["CreateStripeOrderFunction"] = (4, "after")
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1), key="double-click-2")
+
+
+def sweep_fails_live_checkout(world: World) -> None:
+    """9. With RECONCILE_AFTER_MINUTES=0 a sweep runs while a checkout waits for Stripe: the
+    payment without a session is failed (no_session); the checkout then answers 200 and the
+    customer pays."""
+    world.stripe.rules.append(StripeRule(lambda c: c.kind == "create", "slow:5", times=1))
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+    world.spawn("sweep", world.sweep, delay=1.0)
+
+
+def lost_async_failure(world: World) -> None:
+    """10. A delayed payment method: checkout.session.completed (unpaid) arrives, the bank
+    declines, and the async_payment_failed event is lost: the sweep reads complete/unpaid as still
+    processing, forever."""
+    world.drop_event = lambda event: event["type"] == "checkout.session.async_payment_failed"
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+
+
+def sweep_past_time_limit(world: World) -> None:
+    """11. Fifteen abandoned checkouts and a Stripe that answers every lookup after the client's
+    timeout: each lookup takes 8 s x 3 tries; the sweep starts one with less than that left and is
+    stopped by its 300 s timeout, its resume point never saved, its summary never sent."""
+    for user in sorted(world.users):
+        world.spawn(f"user{user}", partial(actors.abandoned_checkout, world, world.users[user]), delay=user * 0.5)
+
+    def slow_lookups() -> None:
+        world.sleep(60)
+        world.stripe.rules.append(StripeRule(lambda c: c.kind == "retrieve", "slow:10", times=10**6))
+        world.sweep()
+        world.stripe.rules.clear()
+
+    world.spawn("sweep", slow_lookups)
+
+
+def concurrent_payers(world: World) -> None:
+    """12. Twelve users pay twelve different orders at the same instant: they contend on the one
+    payment-id sequence item and some are refused although nothing of theirs changed."""
+    for user in sorted(world.users):
+        order = world.users[user].platform_orders[0]
+        world.spawn(f"payer{user}", partial(_submit, world, user, CHECKOUT, {"order": order}))
+
+
+# ---------------------------------------------------------------------- found by the simulation
+
+
+def superseded_paid_session(world: World) -> None:
+    """New: the customer pays a Stripe session but its event is lost; the gateway then pays the
+    order: the Stripe payment is superseded, expiring its session is refused (it is complete),
+    and nothing ever records that the Stripe money must be refunded."""
+    world.drop_event = lambda event: event["type"] == "checkout.session.completed"
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+
+    def gateway() -> None:
+        order = max(world.state.orders().values(), key=lambda o: int(o["id"]))
+        body = {
+            "event_type": "payment.completed",
+            "payment_id": "txn_gateway_1",
+            "order_reference": str(order["id"]),
+            "amount": f"{order['total_price']:.2f}",
+            "status": "completed",
+            "timestamp": "2030-01-01T00:02:00Z",
+        }
+        world.send_gateway(json.dumps(body).encode())
+
+    world.spawn("gateway", gateway, delay=120)
+
+
+def attach_conflicts(world: World) -> None:
+    """New: a wallet payment's settlement transaction is in flight on the payment when the
+    checkout writes the session id: DynamoDB refuses that write (TransactionConflictException),
+    which nothing handles: the checkout answers 500 for a session the customer has paid."""
+    world.stripe.on_created = lambda session: world.spawn(
+        "wallet", lambda: actors.pay(world, session["id"], "pay"), delay=0.01
+    )
+    world.dynamo.rules.append(
+        Rule(lambda c: c.op == "TransactWriteItems" and _of("StripeWebhookFunction")(c), "slow:5")
+    )
+    world.stripe.rules.append(StripeRule(lambda c: c.kind == "create", "slow:3", times=1))
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+
+
+PAY = {"customer_plan": "pay", "customer_delay": 2.0}
+SCENARIOS = [
+    Scenario("give-back-strands-paid-session", "1", "a give-back undoes a payment another request opens a session for",
+             ("answered_session_completes",), give_back_strands_paid_session, PAY),
+    Scenario("early-event-dropped", "2", "an event before our write of the session id is acknowledged and dropped",
+             ("stripe_event_dropped", "false_amount_alarm"), early_event_dropped),
+    Scenario("gateway-transaction-twice", "3", "one gateway transaction id settles two payments",
+             ("gateway_transaction_unique",), gateway_transaction_twice,
+             {"platform_orders": 2, "platform_paid": 1.0, "txn_pool": 1}),
+    Scenario("refused-body-replayed", "4", "a refused gateway body raises its alarm again when replayed",
+             ("refused_replay_alarm",), refused_body_replayed, {"platform_orders": 1, "platform_paid": 0.0}),
+    Scenario("signed-hostile-input", "5", "signed/well-formed input that overflowed into a 500",
+             ("documented_answer",), signed_hostile_input),
+    Scenario("edited-metadata-mismatch", "6", "a guessed order turns a correct payment into a permanent mismatch",
+             ("stripe_event_dropped", "false_amount_alarm", "paid_session_settled"), edited_metadata_mismatch, PAY),
+    Scenario("lost-commit-answer", "7", "a committed transaction whose answer is lost is sent again and fails",
+             ("committed_checkout_answered",), lost_commit_answer),
+    Scenario("committed-answered-503", "8", "a committed keyed checkout answered 503, then 400 on its retry",
+             ("committed_checkout_answered",), committed_answered_503),
+    Scenario("committed-then-killed", "8", "a keyed checkout stopped after its commit: its retry answers 400",
+             ("committed_checkout_answered",), committed_then_killed),
+    Scenario("sweep-fails-live-checkout", "9", "a sweep fails a payment whose session is still being created",
+             ("answered_session_completes",), sweep_fails_live_checkout, {**PAY, "reconcile_after_minutes": 0}),
+    Scenario("lost-async-failure", "10", "a lost async_payment_failed is never settled by the sweep",
+             ("stripe_converged",), lost_async_failure, {"customer_plan": "delayed_fail", "customer_delay": 2.0}),
+    Scenario("sweep-past-time-limit", "11", "a sweep stopped at its time limit loses its progress",
+             ("sweep_time_limit",), sweep_past_time_limit, {"users": 15, "reconcile_after_minutes": 0}),
+    Scenario("concurrent-payers", "12", "paying different orders at once gives spurious conflicts",
+             ("spurious_conflict",), concurrent_payers, {"users": 12, "platform_orders": 1, "platform_paid": 0.0}),
+    Scenario("superseded-paid-session", "new", "a superseded Stripe payment whose session was paid raises no alarm",
+             ("paid_session_settled",), superseded_paid_session, PAY),
+    Scenario("attach-conflicts", "new", "the session-id write conflicts with a settlement in flight: 500",
+             ("documented_answer",), attach_conflicts),
+]  # fmt: skip
+BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
+
+
+def main(which: str, *, show: bool = False) -> int:
+    chosen = SCENARIOS if which == "all" else [BY_NAME[which]]
+    failed = 0
+    for scenario in chosen:
+        result = run_scenario(scenario)
+        found = [v.invariant for v in result.violations]
+        status = "FAILS" if found or result.error else "holds"
+        failed += bool(found or result.error)
+        expected = "as the code before the fix does" if set(scenario.expect) <= set(found) else ""
+        print(f"{scenario.name} (defect {scenario.defect}): {status} {expected}; trace {result.trace_hash}")
+        for violation in result.violations:
+            print(f"    {violation.invariant}: {violation.detail[:240]}")
+        if result.error is not None:
+            print(f"    HARNESS ERROR {type(result.error).__name__}: {result.error}")
+        if show:
+            print("\n".join(result.story))
+    print(f"\n{failed} of {len(chosen)} scenarios break an invariant" if failed else "\nevery scenario holds")
+    sys.stdout.flush()
+    return 1 if failed else 0
