@@ -35,6 +35,7 @@ from .errors import (
     UpstreamUnavailable,
 )
 from .observability import logger
+from .repositories.dynamo import is_transient
 
 ErrorStyle = Literal["detail", "status"]
 # Checks that answer before the request is read (see create_api); given the raw event.
@@ -205,6 +206,8 @@ class _Answers:
             # JSON nested too deeply for the parser (RecursionError), a multipart body without a
             # boundary... The caller's to fix, never our 500.
             return self._refusal_first(lambda: self.refused(InvalidInput.field(NON_FIELD_ERRORS, NOT_JSON)))
+        if is_transient(exc):
+            return self.transient(TransientFault(f"DynamoDB: {type(exc).__name__}"))
         return self._fault(exc)
 
     def _refusal_first(self, answer: Callable[[], Response]) -> Response:

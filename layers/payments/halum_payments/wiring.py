@@ -101,11 +101,12 @@ def settlement(
     from .logic.settlement import Settlement
     from .repositories.settlement_store import DynamoSettlementStore
 
-    def expire_sessions(payments: list[Payment]) -> None:
+    def expire_sessions(payments: list[Payment]) -> list[Payment]:
+        """Expire each payment's session; those that had been paid already."""
         stripe = gateway() if callable(gateway) else gateway
-        for payment in payments:
-            if stripe is not None and payment.checkout_session_id:
-                stripe.expire_session(payment.checkout_session_id)
+        if stripe is None:
+            return []
+        return [p for p in payments if p.checkout_session_id and stripe.expire_session(p.checkout_session_id)]
 
     return Settlement(DynamoSettlementStore(tables(settings), client), expire_sessions=expire_sessions)
 

@@ -168,17 +168,20 @@ class StripeCheckoutGateway:
             )
         )
 
-    def expire_session(self, session_id: str) -> None:
+    def expire_session(self, session_id: str) -> bool:
+        """Expire an open session so that nobody can pay it. True if it had been paid already: that
+        money is for a payment given up, and must be refunded."""
         try:
             self._call(lambda: self._client.v1.checkout.sessions.expire(session_id))
+            return False
         except ProviderError as exc:
-            if exc.kind == "rejected":
-                # Already expired or completed: nothing left to do.
-                logger.info("checkout session not expired", extra={"session": session_id})
-                return
+            if exc.kind == "rejected":  # no longer open: expired, or completed
+                session = self.retrieve_session(session_id)
+                return session.status == "complete" and session.payment_status in ("paid", "no_payment_required")
             # Still open: it could yet be paid. Reconciliation and PaymentNeedsRefund catch that.
             count("StripeErrors")
             logger.warning("could not expire checkout session", extra={"session": session_id, "reason": exc.kind})
+            return False
 
     @staticmethod
     def _call(operation: Any) -> Any:

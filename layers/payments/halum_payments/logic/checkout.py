@@ -67,7 +67,7 @@ DIFFERENT_REQUEST = "This idempotency key was already used with a different requ
 class CheckoutGateway(Protocol):
     def create_session(self, request: SessionRequest) -> CheckoutSession: ...
 
-    def expire_session(self, session_id: str) -> None: ...
+    def expire_session(self, session_id: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +123,9 @@ class CheckoutConflict(Exception):
         self.variant = variant  # for "stock": the variant as it is now
 
 
+Attached = Literal["attached", "refused", "busy"]
+
+
 class CheckoutStore(Protocol):
     def snapshot(self, user: int, address_id: int, key: RequestKey | None) -> CheckoutSnapshot: ...
 
@@ -142,7 +145,7 @@ class CheckoutStore(Protocol):
 
     def add_payment(self, new: NewPayment) -> None: ...
 
-    def attach_session(self, payment: Payment, session_id: str, url: str | None) -> bool: ...
+    def attach_session(self, payment: Payment, session_id: str, url: str | None) -> Attached: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +255,8 @@ class CheckoutService:
         order, payment = self._replayed(keyed, key)
         if payment.checkout_session_id and payment.checkout_url:
             return StartedCheckout(payment.checkout_session_id, payment.checkout_url)
+        if order.completed_payment is not None:
+            raise Conflict(f"Order {order.id} is already paid.")
         if payment.status != PaymentStatus.PENDING:
             raise Conflict("The checkout made with this Idempotency-Key was cancelled; check out again with a new key.")
         return self._open_session(gateway, order, payment, give_back=None)
@@ -283,14 +288,23 @@ class CheckoutService:
             raise UpstreamUnavailable("The payment provider is unavailable; please retry.") from exc
         if not session.url:
             raise TransientFault("Stripe returned a session without a URL")
-        if self._store.attach_session(payment, session.id, session.url):
+        attached = self._store.attach_session(payment, session.id, session.url)
+        if attached == "attached":
             return StartedCheckout(session.id, session.url)
         current = self._store.payment(payment.user, payment.id)
         if current is not None and current.checkout_session_id == session.id:
             # Recorded already: by a concurrent request, or by the session's own webhook (a fast payment).
             return StartedCheckout(session.id, session.url)
+        if attached == "busy" and current is not None and _still_this_checkouts(current):
+            # Another transaction held the payment through every attempt: in practice its own
+            # webhook completing a fast payment. The order is placed and the session is its own:
+            # say so. (Should that transaction fail the payment instead, a payment of this
+            # session raises the refund alarm.)
+            return StartedCheckout(session.id, session.url)
         # The payment was given up meanwhile (its creator's give-back, the sweep): nobody may pay it.
-        gateway.expire_session(session.id)
+        if gateway.expire_session(session.id):
+            self._settlement.paid_after_giving_up(replace(payment, checkout_session_id=session.id), "checkout")
+            raise Conflict("This checkout was cancelled, but it was paid: the payment will be refunded.")
         raise Conflict("This checkout was cancelled before its payment page opened; please check out again.")
 
     def _give_back(
@@ -327,23 +341,30 @@ class CheckoutService:
                 return StartedCheckout(current.checkout_session_id, current.checkout_url)
             raise UpstreamUnavailable("The payment provider is unavailable; please retry.") from failure
         logger.info("checkout given back")
-        if getattr(failure, "kind", None) == "timeout":
-            self._expire_possible_session(gateway, request)
-        # True now: the payment is failed, and no session was attached to it, so no caller holds
-        # a payable link to it (a late attach is refused: the payment is no longer pending).
+        if getattr(failure, "kind", None) == "timeout" and self._possible_session_paid(gateway, request):
+            # Stripe made the session after all, and it was paid before it could be expired.
+            self._settlement.paid_after_giving_up(payment, "checkout")
+            raise UpstreamUnavailable(
+                "The payment provider did not answer in time; this checkout was cancelled and its payment "
+                "will be refunded. Please retry."
+            ) from failure
+        # True now: the payment is failed, no session was attached to it (so no caller holds a
+        # payable link: a late attach is refused), and any session Stripe made is expired.
         cart = " and your cart is as it was" if give_back.restore_cart else ""
         raise UpstreamUnavailable(
             f"The payment provider is unavailable. Nothing was charged{cart}; please retry."
         ) from failure
 
     @staticmethod
-    def _expire_possible_session(gateway: CheckoutGateway, request: SessionRequest) -> None:
+    def _possible_session_paid(gateway: CheckoutGateway, request: SessionRequest) -> bool:
+        """Expire the session a timed-out create may have made; True if it was paid already."""
         try:
             # Same key, same parameters: Stripe answers with the session if the first call made one.
             session = gateway.create_session(request)
-            gateway.expire_session(session.id)
-        except Exception:  # noqa: BLE001 - hygiene only: nobody was given this session's link
+            return gateway.expire_session(session.id)
+        except Exception:  # noqa: BLE001 - nobody was given this session's link; the sweep and alarms remain
             logger.info("could not expire a possibly created session")
+            return False
 
     def _session_request(self, order: Order, payment: Payment) -> SessionRequest:
         from ..gateways.stripe_checkout import LineItem, SessionRequest
@@ -490,6 +511,10 @@ def _as_placed(order: Order, payment: Payment) -> tuple[Order, Payment]:
     first answer again, whatever happened to them since)."""
     placed_payment = replace(payment, status=PaymentStatus.PENDING, transaction_id=None, updated_at=payment.created_at)
     return replace(order, status=_PLACED_STATUS[payment.method]), placed_payment
+
+
+def _still_this_checkouts(payment: Payment) -> bool:
+    return payment.status != PaymentStatus.FAILED and payment.checkout_session_id is None
 
 
 def _checkout_key(payment: Payment, expires_at: int) -> str:

@@ -284,7 +284,7 @@ class Settlement:
         self,
         store: SettlementStore,
         *,
-        expire_sessions: Callable[[list[Payment]], None] | None = None,
+        expire_sessions: Callable[[list[Payment]], list[Payment]] | None = None,
         clock: Callable[[], str] = now_text,
     ) -> None:
         self._store = store
@@ -358,10 +358,25 @@ class Settlement:
     def _expire_superseded(self, user: int, payment_ids: list[int]) -> None:
         try:
             payments = [p for p in self._store.payments(user, payment_ids) if p.checkout_session_id]
-            if payments and self._expire_sessions:
-                self._expire_sessions(payments)
+            paid = self._expire_sessions(payments) if payments and self._expire_sessions else []
         except Exception:  # noqa: BLE001 - best effort: an open session of a failed payment is harmless
             logger.warning("could not expire superseded checkout sessions", extra={"payments": payment_ids})
+            return
+        for payment in paid:
+            self.paid_after_giving_up(payment, "stripe")
+
+    def paid_after_giving_up(self, payment: Payment, source: Source) -> None:
+        """A payment given up (superseded, failed) whose Checkout Session turned out paid: its money
+        must be refunded. Alarmed and audited; nothing else changes."""
+        count("PaymentNeedsRefund")
+        logger.error(
+            "a checkout session was paid for a payment given up: refund it",
+            extra={"order": payment.order, "payment": payment.id, "session": payment.checkout_session_id},
+        )
+        entry = AuditEntry(
+            payment.id, payment.order, payment.status, payment.status, source, None, "needs_refund", self._clock()
+        )
+        self._store.record([entry])
 
     def _settle_without_change(self, order: Order, change: Change, outcome: Outcome, at: str) -> Outcome:
         if outcome.kind == "needs_refund":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..logic.checkout import CheckoutConflict, CheckoutSnapshot, KeyedCheckout, NewOrder, NewPayment
+from ..logic.checkout import Attached, CheckoutConflict, CheckoutSnapshot, KeyedCheckout, NewOrder, NewPayment
 from ..models import Cart, Order, Payment, PaymentRef, RequestKey, Variant
 from . import catalog, request_keys
 from . import orders as order_records
@@ -24,6 +26,7 @@ from .dynamo import (
 from .settlement_store import audit_record
 from .tables import Tables
 
+ATTACH_ATTEMPTS = 4
 SEQUENCES = {"order": ORDER_SEQUENCE, "payment": PAYMENT_SEQUENCE}
 
 
@@ -165,9 +168,10 @@ class DynamoCheckoutStore:
         except TransactionCancelled as cancelled:
             raise CheckoutConflict("key" if "key" in cancelled.failed else "order") from None
 
-    def attach_session(self, payment: Payment, session_id: str, url: str | None) -> bool:
+    def attach_session(self, payment: Payment, session_id: str, url: str | None) -> Attached:
         """Record the payment's Checkout Session, only while the payment is pending: never on a
-        payment given up meanwhile. False if it is not. Resent after a lost answer, it holds again."""
+        payment given up meanwhile ("refused"). Resent after a lost answer, it holds again. "busy":
+        another transaction kept the payment through every attempt."""
         request = update_request(
             self.tables.payments,
             payment_records.key(payment.user, payment.id),
@@ -177,13 +181,19 @@ class DynamoCheckoutStore:
         )
         request["ExpressionAttributeNames"]["#s"] = "checkout_session_id"
         request["ExpressionAttributeValues"][":s"] = {"S": session_id}
-        try:
-            self.client.update_item(**request)
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                return False
-            raise
-        return True
+        for attempt in range(ATTACH_ATTEMPTS):
+            try:
+                self.client.update_item(**request)
+                return "attached"
+            except ClientError as exc:
+                if is_condition_failure(exc):
+                    return "refused"
+                if exc.response.get("Error", {}).get("Code") != "TransactionConflictException":
+                    raise
+            # The payment is in another transaction right now (its own webhook settling it, most
+            # likely): the write is safe to send again.
+            time.sleep(random.uniform(0.02, 0.05) * 2**attempt)  # noqa: S311 - jitter
+        return "busy"
 
     def _finish(self, txn: Transaction, user: int, payment: Payment, audit: Any, key: RequestKey | None) -> None:
         """What every checkout transaction also writes: the user's counts, the audit, the key's claim."""

@@ -13,7 +13,8 @@ from decimal import Clamped, Context, Decimal, Inexact, Overflow, Rounded, Under
 from typing import Any
 
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ..errors import TransientFault
 
@@ -28,6 +29,8 @@ CLIENT_CONFIG = Config(
     max_pool_connections=10,
 )
 
+# AWS answers a retry may fix. botocore retries most of them itself; what still fails after its
+# retries is our fault, not the caller's: a 503 (http.py), so that a webhook sender retries.
 TRANSIENT_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -36,8 +39,16 @@ TRANSIENT_CODES = frozenset(
         "InternalServerError",
         "ServiceUnavailable",
         "TransactionInProgressException",
+        "TransactionConflictException",  # a write that met an item in another transaction
     }
 )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """DynamoDB unreachable, or still throttling, failing or conflicting after the retries."""
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+        return True
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in TRANSIENT_CODES
 
 
 @functools.cache
