@@ -10,6 +10,7 @@ python -m simulation --scale
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import sys
@@ -84,10 +85,11 @@ def replay_command(seed: int) -> str:
 
 def _run(seed: int) -> Outcome:
     result = run_seed(seed)
+    denied = [("iam_allowed", call) for call in _denied_calls()]
     return Outcome(
         seed,
         result.family,
-        [(v.invariant, v.detail) for v in result.violations],
+        [(v.invariant, v.detail) for v in result.violations] + denied,
         f"{type(result.error).__name__}: {result.error}" if result.error else None,
         result.trace_hash,
         None,
@@ -95,6 +97,32 @@ def _run(seed: int) -> Outcome:
         result.real_seconds,
         result.stats,
     )
+
+
+@functools.cache
+def _policies() -> dict[str, list[dict[str, Any]]]:
+    """Each function's role in the SAM-translated template (the IAM conformance test's view)."""
+    from support.sam import Resolver, function_policies, translated
+
+    from local.template import Template
+
+    template = translated()
+    resolver = Resolver(template)
+    return {function: function_policies(template, function, resolver) for function in Template().function_ids()}
+
+
+def _denied_calls() -> list[str]:
+    """AWS calls the seed's functions made that their roles would refuse in AWS (an AccessDenied:
+    a 500 the simulation's moto never shows); the calls are forgotten for the next seed."""
+    from support.iam import RECORDER
+    from support.iam_policy import is_allowed
+
+    policies = _policies()
+    denied = {
+        str(call) for call in RECORDER.calls if not is_allowed(policies[call.function], call.action, call.resource)
+    }
+    RECORDER.calls.clear()
+    return sorted(denied)
 
 
 def run_many(start: int, count: int, jobs: int, report: str | None = None) -> int:
@@ -232,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", action="store_true", help="conflicts and retries per 1,000 checkouts")
     parser.add_argument("--report", help="also write every seed's outcome to this JSON file")
     args = parser.parse_args(argv)
+    from support.iam import RECORDER
+
+    RECORDER.install()  # before any AWS client: every seed's calls are judged against the roles
     if args.scale:
         from .scale import main as scale_main
 

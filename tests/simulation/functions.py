@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from support import iam
+
 from halum_payments import config
 from local.environment import function_environment
 from local.template import FunctionSpec, Template
@@ -31,7 +33,9 @@ from local.template import FunctionSpec, Template
 from .clock import VirtualClock
 from .scheduler import Killed, Limit, Scheduler
 
-current_function: ContextVar[str | None] = ContextVar("current_function", default=None)
+# The IAM recorder's (tests/support/iam.py): AWS calls made while a handler runs are that
+# function's, and the IAM conformance verdicts judge them with the integration suite's.
+current_function: ContextVar[str | None] = iam.current_function
 
 STRIPE_API = "https://api.stripe.com"  # never reached: the simulated opener answers
 
