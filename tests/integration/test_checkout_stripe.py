@@ -434,24 +434,44 @@ def assert_given_back(shop: Shop, payment_id: int, order_id: int, *, before_stoc
 
 
 OUTAGES = [
-    pytest.param(lambda box: box.fail_next(3, "500"), 3, id="500 beyond the retries"),
-    pytest.param(lambda box: box.fail_next(1, "429"), 1, id="rate limited"),
+    # (how Stripe fails, the create requests it sees: stripe-python's attempts, then the give-back's
+    # look under the same key for a session a failed call may have made after all)
+    pytest.param(lambda box: box.fail_next(6, "500"), 6, id="500 beyond the retries"),
+    pytest.param(lambda box: box.fail_next(2, "429"), 2, id="rate limited"),
     pytest.param(lambda box: box.fail_next(1, "down"), 0, id="down"),
 ]
 
 
 @pytest.mark.parametrize(("break_stripe", "attempts"), OUTAGES)
 def test_a_stripe_failure_is_a_502_and_gives_stock_and_cart_back(shop, break_stripe, attempts):
+    """Stripe still failing when the checkout gives back: the answer says the cart is as it was,
+    and claims nothing about charges it cannot check."""
     before_stock = shop.store.stocks()
     break_stripe(shop.sandbox)
 
     reply = shop.checkout(1, {"shipping_address": 1})
 
     assert reply.status == 502, reply
-    assert "retry" in reply.json["detail"]
+    assert reply.json["detail"] == (
+        "The payment provider is unavailable: this checkout was cancelled and your cart is as it was. Please retry."
+    )
     assert_given_back(shop, 4, 4, before_stock=before_stock, cart=CART_1)
     assert len(shop.creates()) == attempts
     assert shop.sandbox.sessions == {}
+
+
+def test_once_stripe_answers_again_the_give_back_expires_any_session_and_says_nothing_was_charged(shop):
+    before_stock = shop.store.stocks()
+    shop.sandbox.fail_next(3, "500")  # stripe-python's three attempts; Stripe answers the give-back's look
+
+    reply = shop.checkout(1, {"shipping_address": 1})
+
+    assert reply.status == 502, reply
+    assert reply.json["detail"] == (
+        "The payment provider is unavailable: nothing was charged and your cart is as it was. Please retry."
+    )
+    assert_given_back(shop, 4, 4, before_stock=before_stock, cart=CART_1)
+    assert [session["status"] for session in shop.sandbox.sessions.values()] == ["expired"]
 
     shop.sandbox.recover()
     again = shop.checkout(1, {"shipping_address": 1})

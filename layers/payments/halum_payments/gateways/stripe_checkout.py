@@ -168,9 +168,10 @@ class StripeCheckoutGateway:
             )
         )
 
-    def expire_session(self, session_id: str) -> bool:
+    def expire_session(self, session_id: str) -> bool | None:
         """Expire an open session so that nobody can pay it. True if it had been paid already: that
-        money is for a payment given up, and must be refunded."""
+        money is for a payment given up, and must be refunded. None if Stripe could not be reached
+        (the session may still be open)."""
         try:
             self._call(lambda: self._client.v1.checkout.sessions.expire(session_id))
             return False
@@ -181,7 +182,7 @@ class StripeCheckoutGateway:
             # Still open: it could yet be paid. Reconciliation and PaymentNeedsRefund catch that.
             count("StripeErrors")
             logger.warning("could not expire checkout session", extra={"session": session_id, "reason": exc.kind})
-            return False
+            return None
 
     @staticmethod
     def _call(operation: Any) -> Any:

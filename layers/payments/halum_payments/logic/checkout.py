@@ -67,7 +67,7 @@ DIFFERENT_REQUEST = "This idempotency key was already used with a different requ
 class CheckoutGateway(Protocol):
     def create_session(self, request: SessionRequest) -> CheckoutSession: ...
 
-    def expire_session(self, session_id: str) -> bool: ...
+    def expire_session(self, session_id: str) -> bool | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,30 +341,31 @@ class CheckoutService:
                 return StartedCheckout(current.checkout_session_id, current.checkout_url)
             raise UpstreamUnavailable("The payment provider is unavailable; please retry.") from failure
         logger.info("checkout given back")
-        if getattr(failure, "kind", None) == "timeout" and self._possible_session_paid(gateway, request):
-            # Stripe made the session after all, and it was paid before it could be expired.
+        # A failed call may still have made the session (an answer lost, then an error): find it
+        # under the same idempotency key and expire it, so that "nothing was charged" is true.
+        paid = self._possible_session_paid(gateway, request)
+        cart = "your cart is as it was" if give_back.restore_cart else "the order is as it was"
+        if paid:
             self._settlement.paid_after_giving_up(payment, "checkout")
-            raise UpstreamUnavailable(
-                "The payment provider did not answer in time; this checkout was cancelled and its payment "
-                "will be refunded. Please retry."
-            ) from failure
-        # True now: the payment is failed, no session was attached to it (so no caller holds a
-        # payable link: a late attach is refused), and any session Stripe made is expired.
-        cart = " and your cart is as it was" if give_back.restore_cart else ""
-        raise UpstreamUnavailable(
-            f"The payment provider is unavailable. Nothing was charged{cart}; please retry."
-        ) from failure
+            message = f"this checkout was cancelled and its payment will be refunded; {cart}"
+        elif paid is None:
+            message = f"this checkout was cancelled and {cart}"  # Stripe cannot say: no claim about charges
+        else:
+            message = f"nothing was charged and {cart}"
+        raise UpstreamUnavailable(f"The payment provider is unavailable: {message}. Please retry.") from failure
 
     @staticmethod
-    def _possible_session_paid(gateway: CheckoutGateway, request: SessionRequest) -> bool:
-        """Expire the session a timed-out create may have made; True if it was paid already."""
+    def _possible_session_paid(gateway: CheckoutGateway, request: SessionRequest) -> bool | None:
+        """Expire the session a failed create may have made: True if it was paid already, False if
+        nothing can be paid any more, None if Stripe cannot say (still failing)."""
         try:
-            # Same key, same parameters: Stripe answers with the session if the first call made one.
+            # Same key, same parameters: Stripe answers with the session if the first call made one
+            # (or makes it now, to be expired at once).
             session = gateway.create_session(request)
             return gateway.expire_session(session.id)
-        except Exception:  # noqa: BLE001 - nobody was given this session's link; the sweep and alarms remain
+        except Exception:  # noqa: BLE001 - nobody was given a link to it; reconciliation and alarms remain
             logger.info("could not expire a possibly created session")
-            return False
+            return None
 
     def _session_request(self, order: Order, payment: Payment) -> SessionRequest:
         from ..gateways.stripe_checkout import LineItem, SessionRequest
