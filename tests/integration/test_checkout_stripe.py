@@ -519,6 +519,34 @@ def test_a_stripe_timeout_is_a_502_gives_everything_back_and_expires_any_session
     assert shop.sandbox.session(again.json["id"])["metadata"]["payment_id"] == "5"
 
 
+def test_a_session_paid_before_the_give_back_expires_it_is_alarmed_and_the_answer_says_it_will_be_refunded(shop):
+    """Stripe made the session but every answer was lost; the customer paid it (another tab, the
+    retried page) before the give-back could expire it. The answer must not claim nothing was
+    charged, and the payment is audited for a refund (seed 178 of the simulation found the audit
+    write missing from the function's role)."""
+    shop.sandbox.fail_next(3, "lost")  # stripe-python's three attempts: one session, no answer
+    transactions = 0
+
+    def pay_before_the_give_back(**_: Any) -> None:
+        nonlocal transactions
+        transactions += 1
+        if transactions == 2:  # the first placed the order; the second gives it back
+            (session_id,) = shop.sandbox.sessions
+            assert shop.sandbox.submit(f"/checkout/{session_id}/pay")[0] == 303
+
+    with hook(shop.client, "before-call.dynamodb.TransactWriteItems", pay_before_the_give_back):
+        reply = shop.checkout(1, {"shipping_address": 1})
+
+    assert reply.status == 502, reply
+    assert reply.json["detail"] == (
+        "The payment provider is unavailable: this checkout was cancelled and its payment will be refunded;"
+        " your cart is as it was. Please retry."
+    )
+    assert shop.store.payment(4)["status"] == "failed"  # type: ignore[index]
+    assert [row["reason"] for row in shop.store.audit(4)][-1] == "needs_refund"
+    assert [session["status"] for session in shop.sandbox.sessions.values()] == ["complete"]
+
+
 def test_the_cart_comes_back_merged_with_what_was_added_during_the_outage(shop):
     """The customer added Hilsa while Stripe was failing: the restore must neither drop it nor
     overwrite the cart blindly (its first attempt is refused and re-planned)."""
