@@ -5,14 +5,16 @@ id, and the IAM verdicts (test_iam_conformance.py) run after every other test of
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from support.checkout import STRIPE_KEY, Shop, default_seed
 from support.iam import RECORDER, attributed_to
 
+from local.stripe_sandbox import StripeSandbox
 from local.template import Template
 
 RECORDER.install()  # at import, before any test creates an AWS client
@@ -40,6 +42,34 @@ def load_function(load_function: Callable[..., ModuleType]) -> Callable[..., Mod
         return module
 
     return load
+
+
+@pytest.fixture
+def fast_stripe_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stripe-python waits 0.5-5 s between its retries; the retry logic itself is unchanged."""
+    import stripe
+
+    monkeypatch.setattr(stripe.HTTPClient, "INITIAL_DELAY", 0.01)
+    monkeypatch.setattr(stripe.HTTPClient, "MAX_DELAY", 0.02)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[StripeSandbox]:
+    """Stripe, as the checkout tests see it (modules with other needs define their own)."""
+    box = StripeSandbox(api_key=STRIPE_KEY, quiet=True)
+    box.start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def shop(
+    dynamodb: Any, tables: dict[str, str], sandbox: StripeSandbox, load_function: Any, fast_stripe_retries: None
+) -> Shop:
+    """The default seed (users 1 and 2, variants 1..5, carts, orders 1..3, payments 1..3)."""
+    world = Shop(dynamodb, tables, sandbox, load_function)
+    world.seed(default_seed())
+    return world
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:

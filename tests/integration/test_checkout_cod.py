@@ -21,11 +21,8 @@ from support.checkout import (
     RICE,
     RUI,
     Shop,
-    fast_stripe_retries_fixture,  # noqa: F401 - fixture
     hook,
     post,
-    sandbox_fixture,  # noqa: F401 - fixture
-    shop_fixture,  # noqa: F401 - fixture
 )
 from support.dynamo_calls import recorded_calls
 from support.payment_data import ISO_Z

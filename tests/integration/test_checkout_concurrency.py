@@ -14,9 +14,6 @@ from support.checkout import (
     PRAWN,
     RUI,
     Shop,
-    fast_stripe_retries_fixture,  # noqa: F401 - fixture
-    sandbox_fixture,  # noqa: F401 - fixture
-    shop_fixture,  # noqa: F401 - fixture
     transactions_meet,
 )
 from support.environments import run_together
@@ -29,9 +26,7 @@ def new_orders(shop: Shop) -> dict[int, dict[str, Any]]:
 
 
 def pending_stripe_payments(shop: Shop) -> dict[int, dict[str, Any]]:
-    return {
-        pid: p for pid, p in shop.store.payments().items() if p["method"] == "stripe" and p["status"] == "pending"
-    }
+    return {pid: p for pid, p in shop.store.payments().items() if p["method"] == "stripe" and p["status"] == "pending"}
 
 
 def test_four_simultaneous_requests_with_one_key_make_one_order_and_all_get_its_session(shop):
@@ -86,10 +81,12 @@ def test_the_last_unit_goes_to_exactly_one_of_two_customers(shop, method):
     one, two = load(), load()
 
     with transactions_meet(shop.client, 2):
-        replies = run_together([
-            lambda: send(1, {"shipping_address": 1}, module=one),
-            lambda: send(2, {"shipping_address": 2}, module=two),
-        ])
+        replies = run_together(
+            [
+                lambda: send(1, {"shipping_address": 1}, module=one),
+                lambda: send(2, {"shipping_address": 2}, module=two),
+            ]
+        )
 
     assert sorted(r.status for r in replies) == [success, 409], replies
     winner, loser = (1, 2) if replies[0].status == success else (2, 1)
@@ -115,8 +112,10 @@ def test_an_order_paid_four_times_at_once_gets_one_stripe_payment_and_one_sessio
     assert len(shop.sandbox.sessions) == 1
     order = shop.store.order(1)
     assert order is not None
-    assert order["payments"] == {"1": {"method": "COD", "status": "pending"}, str(payment["id"]): {
-        "method": "stripe", "status": "pending"}}
+    assert order["payments"] == {
+        "1": {"method": "COD", "status": "pending"},
+        str(payment["id"]): {"method": "stripe", "status": "pending"},
+    }
     assert shop.store.counts(1)["all"] == 3
 
 

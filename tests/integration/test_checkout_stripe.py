@@ -27,10 +27,7 @@ from support.checkout import (
     STRIPE_KEY,
     SUCCESS_URL,
     Shop,
-    fast_stripe_retries_fixture,  # noqa: F401 - fixture
     hook,
-    sandbox_fixture,  # noqa: F401 - fixture
-    shop_fixture,  # noqa: F401 - fixture
 )
 from support.dynamo_calls import recorded_calls
 
@@ -255,8 +252,10 @@ def test_an_item_added_to_the_cart_during_checkout_is_ordered_not_lost(shop):
     def add_hilsa(**_: Any) -> None:
         if not added:
             added.append(True)
-            shop.store.set_cart(1, [{"variant": RUI, "quantity": 2}, {"variant": RICE, "quantity": 1},
-                                    {"variant": HILSA, "quantity": 1}])
+            shop.store.set_cart(
+                1,
+                [{"variant": RUI, "quantity": 2}, {"variant": RICE, "quantity": 1}, {"variant": HILSA, "quantity": 1}],
+            )
 
     with hook(shop.client, "before-call.dynamodb.TransactWriteItems", add_hilsa):
         reply = shop.checkout(1, {"shipping_address": 1})
@@ -291,8 +290,9 @@ def test_a_cart_checkout_takes_four_dynamodb_round_trips_and_no_id_is_contended(
 # ====================================================================== refusals: nothing is written
 
 
-def refused(shop: Shop, user: int | None, body: Any, status: int, *, module: Any = None,
-            headers: dict[str, str] | None = None) -> dict[str, Any]:
+def refused(
+    shop: Shop, user: int | None, body: Any, status: int, *, module: Any = None, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     before = shop.store.dump()
     reply = shop.checkout(user, body, module=module, headers=headers)
     assert reply.status == status, reply
@@ -411,8 +411,9 @@ def test_who_you_are_comes_before_the_gateway_before_the_request(shop, subtests)
 # ====================================================================== Stripe outages give everything back
 
 
-def assert_given_back(shop: Shop, payment_id: int, order_id: int, *, before_stock: dict[int, int],
-                      cart: dict[int, int]) -> None:
+def assert_given_back(
+    shop: Shop, payment_id: int, order_id: int, *, before_stock: dict[int, int], cart: dict[int, int]
+) -> None:
     order, payment = shop.store.order(order_id), shop.store.payment(payment_id)
     assert order is not None and payment is not None
     assert order["status"] == "cancelled"

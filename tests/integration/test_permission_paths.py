@@ -9,9 +9,6 @@ from typing import Any
 from support.checkout import (
     STRIPE_KEY,
     Shop,
-    fast_stripe_retries_fixture,  # noqa: F401 - fixture
-    sandbox_fixture,  # noqa: F401 - fixture
-    shop_fixture,  # noqa: F401 - fixture
 )
 
 from local.events import LambdaContext, scheduled_event

@@ -12,9 +12,6 @@ from support.checkout import (
     RUI,
     STRIPE_KEY,
     Shop,
-    fast_stripe_retries_fixture,  # noqa: F401 - fixture
-    sandbox_fixture,  # noqa: F401 - fixture
-    shop_fixture,  # noqa: F401 - fixture
 )
 
 from halum_payments.repositories.sweep_state import SweepStateRepository

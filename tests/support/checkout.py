@@ -1,8 +1,8 @@
 """Checkout through the real handlers: a shop seeded in the embedded DynamoDB, the Stripe sandbox as
 Stripe, readers of what was written (straight from the tables), and tools that force races.
 
-Test modules import the fixtures they use: `shop_fixture` (fixture `shop`, which brings `sandbox` and
-`fast_stripe_retries`), `sandbox_fixture` and `fast_stripe_retries_fixture`.
+The fixtures built on it (`shop`, `sandbox`, `fast_stripe_retries`) live in
+tests/integration/conftest.py.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from types import ModuleType
 from typing import Any
-
-import pytest
 
 from halum_payments.repositories.counters import user_payments_key
 from halum_payments.repositories.dynamo import from_item, to_item
@@ -302,33 +300,6 @@ class Shop:
     def creates(self) -> list[Any]:
         """Session-create requests Stripe received (retries included)."""
         return [r for r in self.sandbox.requests if r.method == "POST" and r.path == "/v1/checkout/sessions"]
-
-
-@pytest.fixture(name="fast_stripe_retries")
-def fast_stripe_retries_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
-    """stripe-python waits 0.5-5 s between its retries; the retry logic itself is unchanged."""
-    import stripe
-
-    monkeypatch.setattr(stripe.HTTPClient, "INITIAL_DELAY", 0.01)
-    monkeypatch.setattr(stripe.HTTPClient, "MAX_DELAY", 0.02)
-
-
-@pytest.fixture(name="sandbox")
-def sandbox_fixture() -> Iterator[StripeSandbox]:
-    box = StripeSandbox(api_key=STRIPE_KEY, quiet=True)
-    box.start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture(name="shop")
-def shop_fixture(
-    dynamodb: Any, tables: dict[str, str], sandbox: StripeSandbox, load_function: Any, fast_stripe_retries: None
-) -> Shop:
-    """The default seed (users 1 and 2, variants 1..5, carts, orders 1..3, payments 1..3)."""
-    world = Shop(dynamodb, tables, sandbox, load_function)
-    world.seed(default_seed())
-    return world
 
 
 # ---------------------------------------------------------------------- forcing races
