@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support.payment_data import SPEC_GATEWAY_EVENT
 from support.webhooks import stripe_header
 
 from local.defaults import LOCAL_PAYMENT_WEBHOOK_SECRET, LOCAL_STRIPE_WEBHOOK_SECRET
@@ -26,14 +27,7 @@ pytestmark = pytest.mark.e2e
 STORM = 20
 STRIPE_WEBHOOK = "/orders/api/stripe-webhook/"
 PAYMENT_WEBHOOK = "/orders/api/payment-webhook/"
-SPEC_EVENT = {  # payments-api.md, "Generic Payment Webhook": confirms the demo seed's order 1
-    "event_type": "payment.completed",
-    "payment_id": "txn_123456789",
-    "order_reference": "1",
-    "amount": "1598.00",
-    "status": "completed",
-    "timestamp": "2023-01-15T15:30:00Z",
-}
+SPEC_EVENT = SPEC_GATEWAY_EVENT
 CONFIRMED = {"status": "success", "message": "Payment confirmed"}
 
 

@@ -1,7 +1,7 @@
 """POST /orders/api/payment-webhook/ through the real handler: the spec's example, HMAC signatures,
 strict bodies, the settlement rules, replays and a 20-way storm, against the seeded data
 (order 1 pending with pending COD payment 1, total 1598.00; order 2 confirmed, paid by ONLINE
-payment 2 under txn_123456789)."""
+payment 2 under txn_987654321)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 from support import PAYMENT_WEBHOOK_SECRET
-from support.payment_data import DEMO_TRANSACTION
+from support.payment_data import DEMO_TRANSACTION, SPEC_GATEWAY_EVENT
 from support.webhooks import Ledger, captured_output, concurrently, gateway_signature, send_gateway
 
 from halum_payments.models import OrderStatus, PaymentMethod, PaymentStatus
@@ -22,14 +22,7 @@ from local.seed import DEFAULT_SEED
 P = PaymentStatus
 OLD_SECRET = "pwh_rotating_old_" + "o" * 20
 NEW_SECRET = "pwh_rotating_new_" + "n" * 20
-SPEC_EVENT = {  # payments-api.md, "Generic Payment Webhook"
-    "event_type": "payment.completed",
-    "payment_id": "txn_123456789",
-    "order_reference": "1",
-    "amount": "1598.00",
-    "status": "completed",
-    "timestamp": "2023-01-15T15:30:00Z",
-}
+SPEC_EVENT = SPEC_GATEWAY_EVENT
 CONFIRMED = {"status": "success", "message": "Payment confirmed"}
 FIRST_NEW_PAYMENT = 4  # the seed's payments are 1..3
 

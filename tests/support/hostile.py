@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from support.payment_data import SPEC_LIST
+from support.payment_data import SPEC_GATEWAY_EVENT, SPEC_LIST
 
 API = "/orders/api"
 ROUTES = (
@@ -511,14 +511,7 @@ class HostileRequests:
         body = json.dumps(
             rng.choice(
                 [
-                    {
-                        "event_type": "payment.completed",
-                        "payment_id": "txn_123456789",
-                        "order_reference": "1",
-                        "amount": "1598.00",
-                        "status": "completed",
-                        "timestamp": "2023-01-15T15:30:00Z",
-                    },
+                    SPEC_GATEWAY_EVENT,
                     {
                         "id": "evt_forged",
                         "type": "checkout.session.completed",

@@ -25,7 +25,7 @@ import pytest
 import schemathesis
 from schemathesis.core.result import Ok
 from support import ROOT
-from support.payment_data import SPEC_LIST, SPEC_PAYMENT_1
+from support.payment_data import SPEC_GATEWAY_EVENT, SPEC_LIST, SPEC_PAYMENT_1
 
 from local import openapi, openapi_docs
 from local.routing import HttpResponse
@@ -48,14 +48,6 @@ OPERATIONS = {
 AUTHENTICATED = {"list_payments", "get_payment", "create_stripe_order", "create_cod_order"}
 SIGNATURE_HEADERS = {"stripe_webhook": "Stripe-Signature", "payment_webhook": "X-Webhook-Signature"}
 
-SPEC_GATEWAY_EVENT = {
-    "event_type": "payment.completed",
-    "payment_id": "txn_123456789",
-    "order_reference": "1",
-    "amount": "1598.00",
-    "status": "completed",
-    "timestamp": "2023-01-15T15:30:00Z",
-}
 SPEC_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
     ("PaymentPage", SPEC_LIST),
     ("Payment", SPEC_PAYMENT_1),
