@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Annotated, Any
 
@@ -33,9 +35,9 @@ def settings_from(**env: str) -> Settings:
     return Settings.from_env({**TABLE_ENV, "JWT_SECRET": JWT_SECRET, **env})
 
 
-def whoami_function(settings: Settings) -> Any:
+def whoami_function(settings: Settings, clock: Callable[[], float] = time.time) -> Any:
     """GET /whoami/ answers {"user": <id>}; `?n=` must be an int in 1..10 (to see auth win over validation)."""
-    app: Any = create_api(preconditions=[authenticated(Authenticator(settings))])
+    app: Any = create_api(preconditions=[authenticated(Authenticator(settings, clock))])
 
     @app.get("/whoami/")
     def whoami(n: Annotated[int, Query(ge=1, le=10)] = 1) -> dict[str, Any]:

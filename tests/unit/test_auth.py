@@ -428,15 +428,30 @@ def test_jwks_endpoint_failure_is_a_retryable_503_never_a_crash(jwks, keys, brea
     assert reply.headers.get("retry-after")
 
 
-def test_a_token_verified_once_is_refused_once_it_expires():
+def test_a_remembered_token_is_verified_again_once_it_expires(monkeypatch):
     """Verified tokens are remembered per process (a client repeats its token on every request);
-    the memory never outlives the token."""
-    function = whoami_function(settings_from())
-    token = make_token(9, exp=int(time.time()) + 2)
+    the memory never outlives the token: past its `exp` it goes back to PyJWT, which refuses an
+    expired token (the "expired" case above). The memory's clock is injected: no sleeping."""
+    now = [float(NOW)]
+    settings = settings_from()
+    function = whoami_function(settings, clock=lambda: now[0])
+    token = make_token(9, exp=NOW + 60)
+    decoded = 0
+    real_decode = jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        nonlocal decoded
+        decoded += 1
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
     assert whoami(function, bearer(token)).json["user"] == 9
+    now[0] = NOW + 59
     assert whoami(function, bearer(token)).json["user"] == 9
-    time.sleep(max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.05)
-    assert_unauthorized(whoami(function, bearer(token)))
+    assert decoded == 1  # remembered
+    now[0] = NOW + 60 + settings.jwt_leeway_seconds
+    assert whoami(function, bearer(token)).json["user"] == 9  # PyJWT's real clock: not yet expired
+    assert decoded == 2  # verified again: the memory ended with the token
 
 
 def test_a_remembered_token_does_not_vouch_for_a_tampered_copy(hs_function):

@@ -9,7 +9,7 @@ token); the caller gets simplejwt's own words, which name no more than simplejwt
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jwt
@@ -62,7 +62,8 @@ def _refusal(error: jwt.PyJWTError) -> InvalidToken:
 class Authenticator:
     """Verifies access tokens. Built once per cold start; verification is pure CPU."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock  # the verified-token memory's clock (PyJWT reads the real one)
         self._algorithms = list(settings.jwt_algorithms)
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
@@ -82,7 +83,7 @@ class Authenticator:
 
     def user_id(self, headers: Mapping[str, str]) -> int:
         token = bearer_token(headers)
-        now = time.time()
+        now = self._clock()
         verified = self._verified.get(token)
         if verified is not None and now < verified[1]:
             return verified[0]
