@@ -15,13 +15,10 @@ import functools
 import importlib.util
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from local.routing import HttpResponse, gateway_error
+from local.routing import HttpResponse, LocalRequest, gateway_error
 from local.template import ROOT
-
-if TYPE_CHECKING:  # local/server.py imports this module to register the routes
-    from local.server import Gateway, LocalRequest, LocalRoutes
 
 OPENAPI_FILE = ROOT / "openapi.json"
 DOCS_PATHS = ("/docs", "/docs/")
@@ -88,21 +85,21 @@ def _response(body: bytes, content_type: str, *, cache: bool = False) -> HttpRes
     return HttpResponse(200, headers, body)
 
 
-def docs_page(request: LocalRequest, gateway: Gateway) -> HttpResponse:
+def docs_page(request: LocalRequest, _gateway: object) -> HttpResponse:
     response = _response(PAGE.encode(), "text/html; charset=utf-8")
     response.headers.append(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
     return response
 
 
-def initializer(request: LocalRequest, gateway: Gateway) -> HttpResponse:
+def initializer(request: LocalRequest, _gateway: object) -> HttpResponse:
     return _response(INITIALIZER.encode(), "text/javascript; charset=utf-8")
 
 
-def bundle(request: LocalRequest, gateway: Gateway) -> HttpResponse:
+def bundle(request: LocalRequest, _gateway: object) -> HttpResponse:
     return _response(_asset("swagger-ui-bundle.min.js"), "text/javascript; charset=utf-8", cache=True)
 
 
-def stylesheet(request: LocalRequest, gateway: Gateway) -> HttpResponse:
+def stylesheet(request: LocalRequest, _gateway: object) -> HttpResponse:
     return _response(_asset("swagger-ui.min.css"), "text/css; charset=utf-8", cache=True)
 
 
@@ -116,19 +113,18 @@ def openapi_document(base_url: str, path: Path = OPENAPI_FILE) -> dict[str, Any]
     return document
 
 
-def openapi_json(request: LocalRequest, gateway: Gateway) -> HttpResponse:
+def openapi_json(request: LocalRequest, _gateway: object) -> HttpResponse:
     document = openapi_document(request.base_url)
     if document is None:
         return gateway_error(404, "openapi.json is missing: run `python -m local.openapi`")
     return _response(json.dumps(document, indent=2).encode(), "application/json")
 
 
-def docs_routes(routes: LocalRoutes) -> LocalRoutes:
-    """`routes` with the API's documentation added (GET /docs, /docs/, /openapi.json, the assets)."""
-    for path in DOCS_PATHS:
-        routes.add("GET", path, docs_page)
-    routes.add("GET", OPENAPI_PATH, openapi_json)
-    routes.add("GET", BUNDLE_PATH, bundle)
-    routes.add("GET", CSS_PATH, stylesheet)
-    routes.add("GET", INITIALIZER_PATH, initializer)
-    return routes
+# (method, path, handler) for local/server.py's `default_local_routes()` to register.
+DOCS_ROUTES = (
+    *(("GET", path, docs_page) for path in DOCS_PATHS),
+    ("GET", OPENAPI_PATH, openapi_json),
+    ("GET", BUNDLE_PATH, bundle),
+    ("GET", CSS_PATH, stylesheet),
+    ("GET", INITIALIZER_PATH, initializer),
+)

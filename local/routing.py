@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -19,6 +19,18 @@ _STATIC, _PARAMETER, _GREEDY = 0, 1, 2
 _HOP_BY_HOP = frozenset(
     {"connection", "content-length", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
 )
+
+
+@dataclass(frozen=True)
+class LocalRequest:
+    """A request to one of the local server's own endpoints (`/docs`, `/_local/reconcile`)."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]  # lower-cased names
+    body: bytes
+    base_url: str  # http://host:port as the client addressed us
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from urllib.parse import urlsplit
 
 from local import pages
 from local.events import http_event, scheduled_event
-from local.openapi_docs import docs_routes
+from local.openapi_docs import DOCS_ROUTES
 from local.routing import (
     BAD_GATEWAY,
     INTERNAL_ERROR,
@@ -30,6 +29,7 @@ from local.routing import (
     UNAVAILABLE,
     Cors,
     HttpResponse,
+    LocalRequest,
     MalformedResponse,
     Router,
     gateway_error,
@@ -105,16 +105,6 @@ def http_response(invocation: Invocation) -> HttpResponse:
 
 
 # ---------------------------------------------------------------------------- local-only routes
-@dataclass(frozen=True)
-class LocalRequest:
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]  # lower-cased names
-    body: bytes
-    base_url: str  # http://host:port as the client addressed us
-
-
 LocalHandler = Callable[[LocalRequest, Gateway], HttpResponse]
 
 
@@ -168,7 +158,9 @@ def default_local_routes(
         lambda request, _: pages.success_page(request.query, request.base_url, checkout_sessions, stripe_dashboard),
     )
     routes.add("GET", pages.CANCELLED_PATH, lambda request, _: pages.cancelled_page(request.base_url, stripe_dashboard))
-    return docs_routes(routes)
+    for method, path, handler in DOCS_ROUTES:
+        routes.add(method, path, handler)
+    return routes
 
 
 def reconcile_handler(function: str) -> LocalHandler:
