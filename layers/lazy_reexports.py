@@ -60,29 +60,13 @@ def lazy_source(source: str, package: str) -> str:
     docstring = ast.get_docstring(tree, clean=False)
     exports: dict[str, tuple[str, str]] = {}
     all_names: list[str] | None = None
-    for index, node in enumerate(tree.body):
-        if index == 0 and docstring is not None and isinstance(node, ast.Expr):
-            continue
+    for node in tree.body[1:] if docstring is not None else tree.body:
         if isinstance(node, ast.ImportFrom):
-            base = _absolute(node, package)
-            for alias in node.names:
-                if alias.name == "*":
-                    raise NotReexportOnly(f"{package}: star import from {base}")
-                bound = alias.asname or alias.name
-                if node.module is None:  # `from . import submodule`
-                    exports[bound] = (f"{base}.{alias.name}", "")
-                else:
-                    exports[bound] = (base, alias.name)
-            continue
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == "__all__"
-        ):
-            all_names = list(ast.literal_eval(node.value))
-            continue
-        raise NotReexportOnly(f"{package}: line {node.lineno} is not a re-export ({type(node).__name__})")
+            exports.update(_reexports(node, package))
+        elif _is_all(node):
+            all_names = list(ast.literal_eval(node.value))  # type: ignore[attr-defined]
+        else:
+            raise NotReexportOnly(f"{package}: line {node.lineno} is not a re-export ({type(node).__name__})")
     missing = [name for name in all_names or [] if name not in exports]
     if missing:
         raise NotReexportOnly(f"{package}: __all__ names {missing} that it does not import")
@@ -91,6 +75,27 @@ def lazy_source(source: str, package: str) -> str:
         marker=MARKER,
         exports=exports,
         all_names=all_names if all_names is not None else sorted(exports),
+    )
+
+
+def _reexports(node: ast.ImportFrom, package: str) -> dict[str, tuple[str, str]]:
+    """name -> (module, attribute) of one `from ... import ...` ("" attribute: the module itself)."""
+    base = _absolute(node, package)
+    found: dict[str, tuple[str, str]] = {}
+    for alias in node.names:
+        if alias.name == "*":
+            raise NotReexportOnly(f"{package}: star import from {base}")
+        bound = alias.asname or alias.name
+        found[bound] = (f"{base}.{alias.name}", "") if node.module is None else (base, alias.name)
+    return found
+
+
+def _is_all(node: ast.stmt) -> bool:
+    return (
+        isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id == "__all__"
     )
 
 
