@@ -1,4 +1,4 @@
-"""Execution environments: per-function pools of `worker.py` processes, as Lambda keeps them.
+"""Execution environments: per-function pools of `lambda_runtime.py` processes, as Lambda keeps them.
 
 A worker imports its handler once (cold start) and serves one invocation at a time. A pool reuses
 idle workers, starts another when all are busy (up to its concurrency), else waits. Like Lambda, a
@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from local.console import console
+from local.lambda_runtime import FRAME_HEADER, RESPONSE_TOO_LARGE, write_frame
 from local.template import FunctionSpec
-from local.worker import FRAME_HEADER, RESPONSE_TOO_LARGE, write_frame
 
 log = logging.getLogger("local")
 
-WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+WORKER_SCRIPT = Path(__file__).with_name("lambda_runtime.py")
 # Lambda's limit for a synchronous invocation's request payload (the whole event).
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
 # Lambda allows 10 s of init; a workstation may start several environments at once on few cores.
@@ -68,7 +68,7 @@ class InitFailed(WorkerError):
 
 
 class Worker:
-    """One worker process and its end of the protocol (see worker.py)."""
+    """One worker process and its end of the protocol (see lambda_runtime.py)."""
 
     def __init__(self, spec: FunctionSpec, env: Mapping[str, str], layer_dirs: Sequence[Path]) -> None:
         self.spec = spec

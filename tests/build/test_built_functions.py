@@ -2,7 +2,8 @@
 
 What `sam local invoke` would check in its container, without Docker: for each function in
 template.yaml, CPython 3.13 is started on the build for this machine's architecture
-(`make build-test-artifacts`, which `make test` runs first) with sys.path laid out as on Lambda:
+(`make build-test-artifacts`, which `make test` runs first) in local/lambda_runtime.py, the Lambda
+runtime emulator the local server and the benchmark use too, with sys.path laid out as on Lambda:
 the function's build folder as /var/task, the built layer as /opt, a boto3 standing in for the
 runtime's, the standard library, and nothing from the repository or a virtualenv; bytecode is not
 written (Lambda's file system is read-only). It imports the template's Handler, then invokes it with
@@ -17,7 +18,6 @@ import json
 import os
 import platform
 import re
-import select
 import subprocess
 import sys
 import tempfile
@@ -29,6 +29,8 @@ from typing import Any
 import pytest
 
 from local import seed
+from local.lambda_runtime import SITE_PACKAGES_VARIABLE as RUNTIME_SITE_VARIABLE
+from local.lambda_runtime import RuntimeProcess
 from local.make_events import check_response, event_files, function_environment, load_manifest, prepare
 from local.seed import DEFAULT_SEED
 from local.template import ROOT, Template
@@ -38,7 +40,6 @@ pytestmark = pytest.mark.build
 HOST_ARCH = {"aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "x86_64")
 BUILD_DIR = ROOT / ".aws-sam" / f"test-{HOST_ARCH}" / "build"
 RUNTIME_SITE = ROOT / ".tools" / "lambda-runtime"  # boto3 for 3.13, as Lambda's runtime provides it
-RUNNER = Path(__file__).with_name("lambda_runner.py")
 LAYER_SOURCE = ROOT / "layers" / "payments"
 REBUILD = "run `make build-test-artifacts` (`make test` does it first)"
 REPLY_TIMEOUT = 60
@@ -189,49 +190,6 @@ def test_layer_loads_only_the_powertools_resolver_and_event_class_in_use(built, 
 
 
 # --------------------------------------------------------------------------- the functions
-class Runner:
-    """One cold-started function process, speaking lambda_runner.py's line protocol."""
-
-    def __init__(self, python: str, env: dict[str, str], log: Any) -> None:
-        self.log = log
-        self.process = subprocess.Popen(
-            [python, "-S", str(RUNNER)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=env,
-            cwd=env["LAMBDA_TASK_ROOT"],
-            text=True,
-        )
-
-    def receive(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], REPLY_TIMEOUT)
-        line = self.process.stdout.readline() if ready else ""
-        if not line:
-            self.process.kill()
-            raise AssertionError(f"no reply from the function (exit code {self.process.poll()}):\n{self.output()}")
-        return json.loads(line)
-
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"event": event}) + "\n")
-        self.process.stdin.flush()
-        return self.receive()
-
-    def finish(self) -> dict[str, Any]:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        final = self.receive()
-        self.process.wait(timeout=REPLY_TIMEOUT)
-        return final
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-4000:]
-
-
 def _environment(spec: Any, built: Template, tables: dict[str, str], endpoint: str) -> dict[str, str]:
     SOURCE.use_table_names(tables)
     function_env = function_environment(SOURCE.function(spec.logical_id).environment)
@@ -257,9 +215,8 @@ def _environment(spec: Any, built: Template, tables: dict[str, str], endpoint: s
         "AWS_CONFIG_FILE": os.devnull,  # no profiles, no instance metadata: nothing reaches AWS
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
-        "RUNNER_LAYERS": os.pathsep.join(str(d) for d in _layer_dirs(built, spec.logical_id)),
-        "RUNNER_RUNTIME_SITE": str(RUNTIME_SITE),
-        "RUNNER_TIMEOUT": str(spec.timeout),
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout),
+        RUNTIME_SITE_VARIABLE: str(RUNTIME_SITE),
         **function_env,
     }
 
@@ -285,27 +242,30 @@ def test_built_function_answers_its_events(logical_id, built, python313, dynamod
         return names
 
     tables = fresh_tables()
+    layers = [str(d) for d in _layer_dirs(built, logical_id)]
     with tempfile.TemporaryFile("w+") as log:
-        runner = Runner(python313, _environment(spec, built, tables, dynamodb_server.endpoint), log)
-        started = runner.receive()
-        if "init_error" in started:
+        # -S and a clean environment: nothing from the repository or a virtualenv is importable.
+        env = _environment(spec, built, tables, dynamodb_server.endpoint)
+        runner = RuntimeProcess([python313, "-S"], layers, env, log)
+        started = runner.receive(REPLY_TIMEOUT)
+        if started["type"] == "init_error":
             handler = built.function(logical_id).handler
-            pytest.fail(f"{logical_id} (Handler {handler}) fails to start:\n{started['init_error']}")
+            pytest.fail(f"{logical_id} (Handler {handler}) fails to start:\n{runner.output()}")
         failures = []
         for name, path in sorted(events.items()):
             if name not in expected:
                 failures.append(f"{name}: no entry in events/expected.json")
                 continue
             fresh_tables()
-            reply = runner.invoke(prepare(name, json.loads(path.read_text())))
-            if "error" in reply:
-                failures.append(f"{name}: raised\n{reply['error']}")
+            reply = runner.request({"event": prepare(name, json.loads(path.read_text()))}, REPLY_TIMEOUT)
+            if reply["type"] != "result":
+                failures.append(f"{name}: raised {reply['errorType']}: {reply['errorMessage']}")
                 continue
-            problem = check_response(name, reply["response"], expected[name])
+            problem = check_response(name, reply["result"], expected[name])
             if problem:
                 failures.append(problem)
-        final = runner.finish()
-        assert runner.process.returncode == 0, runner.output()
+        final = runner.request({"op": "foreign_modules"}, REPLY_TIMEOUT)
+        assert runner.close(REPLY_TIMEOUT) == 0, runner.output()
         assert not failures, "\n".join(failures) + f"\n--- function output:\n{runner.output()}"
     assert not final["foreign"], f"modules loaded from outside the build, layer and runtime: {final['foreign']}"
-    print(f"{logical_id}: cold init {started['init_ms']} ms, {len(events)} events", file=sys.stderr)
+    print(f"{logical_id}: cold init {started['initMs']} ms, {len(events)} events", file=sys.stderr)
