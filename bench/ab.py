@@ -73,7 +73,7 @@ def warm_ab(world: World, a: Path, b: Path, scenarios: list[str], rounds: int, r
         procs, events = {}, {}
         try:
             for label, build in (("A", a), ("B", b)):
-                proc = procs[label] = world.spawn(scenario.function, "serve", build_dir=build)
+                proc = procs[label] = world.spawn(scenario.function, build)
                 proc.receive()
                 event = events[label] = fresh_event(world, scenario)
                 recorded = proc.request({"op": "record", "event": event})

@@ -1,10 +1,10 @@
 """Cold init as Lambda pays it, against the floor F, alternating; and `-X importtime` breakdowns.
 
-A cold sample is the wall time from starting a fresh CPython 3.13 process (bench/lambda_proc.py,
+A cold sample is the wall time from starting a fresh CPython 3.13 process (local/lambda_runtime.py,
 laid out like Lambda, bytecode not written) to its answer to the first request: interpreter start,
 importing `app` (the function's module-level set-up included) and serving one realistic request
-against the embedded DynamoDB and the Stripe stand-in. F is the same kind of process that only
-creates `boto3.client("dynamodb")`. Every function sample is taken right after an F sample, so
+against the embedded DynamoDB and the Stripe stand-in. F is the same for a function that only
+creates `boto3.client("dynamodb")` (reference/floor.py). Every function sample is taken right after an F sample, so
 each has its own F (the machine is noisy); the ratio reported is the median of those pairs.
 
     python bench/cold.py --importtime GetPaymentFunction   # where a function's import time goes
@@ -21,12 +21,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from common import COLD_FIRST, REFERENCE, SCENARIOS, Proc, World, fresh_event, summary
+from common import COLD_FIRST, FLOOR, REFERENCE, SCENARIOS, Proc, World, fresh_event, summary
 
 
 def floor_once(world: World, with_cpu: bool = False) -> Any:
-    proc = world.spawn("Floor", "floor")
+    proc = world.spawn(FLOOR, first={"op": "cold", "event": {}})
     try:
+        proc.receive()  # ready
         answer = proc.receive()
         wall = (time.perf_counter() - proc.started) * 1000
         return (wall, answer["cpu_ms"]) if with_cpu else wall
@@ -45,17 +46,20 @@ def cold_once(
 ) -> tuple[float, dict[str, Any], Any]:
     scenario = SCENARIOS[COLD_FIRST[function]]
     event = fresh_event(world, scenario)
-    env = world.environment(function, "cold", build_dir, secrets_manager=secrets_manager and function != REFERENCE)
+    env = world.environment(function, build_dir, secrets_manager=secrets_manager and function != REFERENCE)
     if profile:
         env["BENCH_PROFILE"] = profile
-    proc = Proc(world.python, env, importtime=importtime, first_event=event)
+    first = {"op": "cold", "event": event}
+    proc = Proc(world.python, env, world.layers(function, build_dir), importtime=importtime, first=first)
     try:
+        ready = proc.receive()
         answer = proc.receive()
         wall = (time.perf_counter() - proc.started) * 1000
         if scenario.expect is not None and answer.get("status") != scenario.expect:
             raise RuntimeError(f"{function}: first request answered {answer.get('status')}:\n{proc.output()}")
-        proc.process.wait(timeout=30)
-        log = proc.full_output() if importtime else None
+        # boot: the rest of the wall time (interpreter start, the runtime's own set-up, the pipes)
+        answer.update(init_ms=ready["initMs"], boot_ms=wall - ready["initMs"] - answer["first_ms"])
+        log = proc.output(None) if importtime else None
         return wall, answer, log
     finally:
         proc.close()

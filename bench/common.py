@@ -1,5 +1,6 @@
 """What every part of the benchmark shares: the build, the local AWS and Stripe, the data, the events,
-and the Lambda-like processes (bench/lambda_proc.py) that run the built functions."""
+and the Lambda-like processes that run the built functions (local/lambda_runtime.py, with the
+benchmark's ops from bench/runtime_plugin.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import json
 import logging
 import os
 import platform
-import select
 import statistics
 import subprocess
 import sys
@@ -37,6 +37,7 @@ for leaked in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(leaked, None)
 
 from local import defaults, seed  # noqa: E402
+from local.lambda_runtime import PLUGIN_VARIABLE, SITE_PACKAGES_VARIABLE, RuntimeProcess  # noqa: E402
 from local.make_events import (  # noqa: E402
     GET,
     POST,
@@ -52,9 +53,10 @@ HOST_ARCH = {"aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "x86_
 # The build measured: `make build-test-artifacts`'s, unless BENCH_BUILD_DIR names another (bench/ab.py).
 BUILD_DIR = Path(os.environ.get("BENCH_BUILD_DIR") or ROOT / ".aws-sam" / f"test-{HOST_ARCH}" / "build").resolve()
 RUNTIME_SITE = ROOT / ".tools" / "lambda-runtime"
-CHILD = Path(__file__).with_name("lambda_proc.py")
+PLUGIN = Path(__file__).with_name("runtime_plugin.py")
 REFERENCE_TASK = Path(__file__).with_name("reference")
 REFERENCE = "Reference"
+FLOOR = "Floor"  # reference/floor.py
 STRIPE_KEY = "sk_test_bench_" + "b" * 24
 TABLE_PREFIX = "bench-"
 REPLY_TIMEOUT = 120
@@ -171,11 +173,25 @@ class World:
     def function_ids(self) -> list[str]:
         return self.source.function_ids()
 
-    def environment(
-        self, logical_id: str, mode: str, build_dir: Path | None = None, secrets_manager: bool = False
-    ) -> dict[str, str]:
+    def _built(self, build_dir: Path | None) -> tuple[Path, Template]:
         build_dir = build_dir or BUILD_DIR
-        built = self.built if build_dir == BUILD_DIR else check_build(build_dir)
+        return build_dir, self.built if build_dir == BUILD_DIR else check_build(build_dir)
+
+    def layers(self, logical_id: str, build_dir: Path | None = None) -> list[str]:
+        """The built layer folders the function mounts (in the runtime, /opt)."""
+        build_dir, built = self._built(build_dir)
+        if logical_id == FLOOR:
+            names = []
+        elif logical_id == REFERENCE:
+            names = ["PaymentsLayer"]
+        else:
+            names = built.function_layers(logical_id)
+        return [str(build_dir / built.resources[name]["Properties"]["ContentUri"]) for name in names]
+
+    def environment(
+        self, logical_id: str, build_dir: Path | None = None, secrets_manager: bool = False
+    ) -> dict[str, str]:
+        build_dir, built = self._built(build_dir)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
@@ -194,37 +210,35 @@ class World:
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
-            "RUNNER_RUNTIME_SITE": str(RUNTIME_SITE),
-            "BENCH_MODE": mode,
+            SITE_PACKAGES_VARIABLE: str(RUNTIME_SITE),
+            PLUGIN_VARIABLE: str(PLUGIN),
         }
-        if logical_id == "Floor":
-            env.update(LAMBDA_TASK_ROOT=str(REFERENCE_TASK), RUNNER_LAYERS="", AWS_LAMBDA_FUNCTION_NAME="Floor")
+        if logical_id == FLOOR:
+            env.update(
+                LAMBDA_TASK_ROOT=str(REFERENCE_TASK), _HANDLER="floor.lambda_handler", AWS_LAMBDA_FUNCTION_NAME=FLOOR
+            )
             return env
         if logical_id == REFERENCE:
-            layer = build_dir / built.resources["PaymentsLayer"]["Properties"]["ContentUri"]
             env.update(
                 LAMBDA_TASK_ROOT=str(REFERENCE_TASK),
                 _HANDLER="app.lambda_handler",
-                RUNNER_LAYERS=str(layer),
                 AWS_LAMBDA_FUNCTION_NAME=REFERENCE,
                 AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024",
-                RUNNER_TIMEOUT="30",
+                AWS_LAMBDA_FUNCTION_TIMEOUT="30",
                 JWT_SECRET=defaults.LOCAL_JWT_SECRET,
                 POWERTOOLS_SERVICE_NAME="reference",
             )
             return env
+        # The functions' configuration is this checkout's template's (an A/B's other build is
+        # expected to read the same variables).
         self.source.use_table_names(self.tables)
         spec = self.source.function(logical_id)
-        layers = [
-            build_dir / built.resources[name]["Properties"]["ContentUri"] for name in built.function_layers(logical_id)
-        ]
         env.update(
             LAMBDA_TASK_ROOT=str(build_dir / logical_id),
             _HANDLER=built.function(logical_id).handler,
-            RUNNER_LAYERS=os.pathsep.join(str(d) for d in layers),
             AWS_LAMBDA_FUNCTION_NAME=logical_id,
             AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(spec.memory),
-            RUNNER_TIMEOUT=str(spec.timeout),
+            AWS_LAMBDA_FUNCTION_TIMEOUT=str(spec.timeout),
         )
         env.update(function_environment(spec.environment))
         if "STRIPE_SECRET_KEY_SECRET_ID" in spec.environment:
@@ -241,26 +255,25 @@ class World:
             env["AWS_ENDPOINT_URL_SSM"] = self.endpoint
         return env
 
-    def spawn(self, logical_id: str, mode: str, *, importtime: bool = False, build_dir: Path | None = None) -> Proc:
-        return Proc(self.python, self.environment(logical_id, mode, build_dir), importtime=importtime)
+    def spawn(self, logical_id: str, build_dir: Path | None = None, first: dict[str, Any] | None = None) -> Proc:
+        """A runtime process of the function; `first`: its first request, sent at once."""
+        return Proc(
+            self.python, self.environment(logical_id, build_dir), self.layers(logical_id, build_dir), first=first
+        )
 
     # ---- parent-side helpers for the flows
-    def settings_for(self, logical_id: str) -> Any:
-        from halum_payments.config import Settings
-
-        return Settings.from_env(self.environment(logical_id, "serve"))
-
     def stripe_checkout_and_pay(self) -> dict[str, Any]:
         """A real Stripe checkout of user 1's cart (our checkout service, stripe-python, the stand-in),
         paid on the stand-in's checkout page: returns the `checkout.session.completed` event."""
         from halum_payments import wiring
+        from halum_payments.config import Settings
         from halum_payments.gateways.stripe_checkout import StripeCheckoutGateway
 
-        settings = self.settings_for("CreateStripeOrderFunction")
+        settings = Settings.from_env(self.environment("CreateStripeOrderFunction"))
         gateway = StripeCheckoutGateway(STRIPE_KEY, api_base=self.sandbox.base_url, timeout=5.0, max_network_retries=0)
-        started = wiring.checkout_service(settings, gateway, self.client).stripe_from_cart(1, 1)
+        session_id = wiring.checkout_service(settings, gateway, self.client).stripe_from_cart(1, 1).session_id
         before = len(self.sandbox.deliveries)
-        status, _ = self.sandbox.submit(f"/checkout/{started.session_id}/pay")
+        status, _ = self.sandbox.submit(f"/checkout/{session_id}/pay")
         assert status == 303, status
         (event,) = [d.event for d in self.sandbox.deliveries[before:]]
         assert event["type"] == "checkout.session.completed", event["type"]
@@ -496,67 +509,39 @@ def check_status(scenario: Scenario, response: Any) -> None:
 
 
 # --------------------------------------------------------------------------- the process
-class Proc:
-    """One Lambda-like process (bench/lambda_proc.py) speaking JSON lines."""
+class Proc(RuntimeProcess):
+    """One runtime process (local/lambda_runtime.py with bench/runtime_plugin.py's ops): -S, a clean
+    environment, the function's build as Lambda lays it out. An error answer raises."""
 
     def __init__(
-        self, python: str, env: dict[str, str], *, importtime: bool = False, first_event: dict[str, Any] | None = None
+        self,
+        python: str,
+        env: dict[str, str],
+        layers: list[str],
+        *,
+        importtime: bool = False,
+        first: dict[str, Any] | None = None,
     ) -> None:
-        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the process; close() closes it
-        args = [python, "-S", *(["-X", "importtime"] if importtime else []), str(CHILD)]
-        self.started = time.perf_counter()
-        self.process = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            env=env,
-            cwd=env["LAMBDA_TASK_ROOT"],
-            text=True,
-        )
-        if first_event is not None:
-            self.write({"event": first_event})
-
-    def write(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message) + "\n")
-        self.process.stdin.flush()
+        command = [python, "-S", *(["-X", "importtime"] if importtime else [])]
+        super().__init__(command, layers, env, tempfile.TemporaryFile("w+"))  # noqa: SIM115 - closed by close()
+        if first is not None:
+            self.send(first)
 
     def receive(self, timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-        line = self.process.stdout.readline() if ready else ""
-        if not line:
-            self.process.kill()
-            raise RuntimeError(f"no reply (exit code {self.process.poll()}):\n{self.output()}")
-        message = json.loads(line)
-        if "error" in message:
-            raise RuntimeError(f"the process failed:\n{message['error']}\n--- output:\n{self.output()}")
-        return message
+        answer = super().receive(timeout)
+        if answer.get("type") in ("error", "init_error"):
+            raise RuntimeError(f"{answer['errorType']}: {answer['errorMessage']}\n--- output:\n{self.output()}")
+        return answer
 
     def request(self, message: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
-        self.write(message)
+        self.send(message)
         return self.receive(timeout)
 
-    def close(self) -> None:
-        if self.process.stdin and not self.process.stdin.closed:
-            self.process.stdin.close()
+    def close(self, timeout: float = 30) -> int:
         try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-    def output(self, tail: int = 4000) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-tail:]
-
-    def full_output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
+            return super().close(timeout)
+        finally:
+            self.log.close()
 
 
 def fresh_event(world: World, scenario: Scenario) -> dict[str, Any]:

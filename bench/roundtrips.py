@@ -1,6 +1,6 @@
 """DynamoDB round trips per request, counted through botocore's event hooks against moto.
 
-Each function runs in its Lambda-like process (bench/lambda_proc.py) against the embedded DynamoDB
+Each function runs in its Lambda-like process (local/lambda_runtime.py) against the embedded DynamoDB
 (moto) and the Stripe stand-in, on fresh demo data for every flow. The process registers handlers
 for `before-call.dynamodb` (API calls) and `before-send.dynamodb` (HTTP requests actually sent,
 retries included) on the functions' one DynamoDB client; a round trip is one HTTP request sent.
@@ -39,7 +39,7 @@ def measure(world: World, progress: Any = print) -> dict[str, Any]:
             scenario = SCENARIOS[name]
             proc = processes.get(scenario.function)
             if proc is None:
-                proc = processes[scenario.function] = world.spawn(scenario.function, "serve")
+                proc = processes[scenario.function] = world.spawn(scenario.function)
                 proc.receive()
             event = fresh_event(world, scenario)
             first = proc.request({"op": "count", "event": copy.deepcopy(event)})

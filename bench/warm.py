@@ -1,6 +1,6 @@
 """Warm per-request overhead with repository I/O answered in memory, and peak RSS.
 
-For each scenario a fresh Lambda-like process (bench/lambda_proc.py) imports the built function
+For each scenario a fresh Lambda-like process (local/lambda_runtime.py) imports the built function
 (its cold start) and serves the scenario's request once for real, against the embedded DynamoDB
 and the Stripe stand-in, recording every DynamoDB client call and Stripe gateway call with its
 answer. It then serves the same request `warmup + requests` more times with those answers
@@ -59,7 +59,7 @@ def run_scenario(
     world: World, name: str, requests: int, warmup: int, profile: str | None = None, build_dir: Any = None
 ) -> dict[str, Any]:
     scenario = SCENARIOS[name]
-    proc = world.spawn(scenario.function, "serve", build_dir=build_dir)
+    proc = world.spawn(scenario.function, build_dir)
     try:
         event, recorded = record(world, proc, scenario)
         op = {"op": "profile", "path": profile, "top": 45} if profile else {"op": "replay"}
@@ -82,7 +82,7 @@ def run_scenario(
 def start_scenario(world: World, name: str, warmup: int) -> tuple[Any, dict[str, Any], list[str]]:
     """A fresh process for the scenario: cold start, one real request recorded, `warmup` replays."""
     scenario = SCENARIOS[name]
-    proc = world.spawn(scenario.function, "serve")
+    proc = world.spawn(scenario.function)
     try:
         event, recorded = record(world, proc, scenario)
         proc.request({"op": "replay", "event": event, "n": warmup})
