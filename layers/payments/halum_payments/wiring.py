@@ -25,7 +25,6 @@ if TYPE_CHECKING:  # imported where used: stripe only by the functions that talk
     from .logic.reconciliation import Reconciler
     from .logic.settlement import Settlement
     from .logic.webhooks import GatewayEvents, StripeEvents
-    from .models import Payment
     from .repositories.tables import Tables
 
 
@@ -101,14 +100,11 @@ def settlement(
     from .logic.settlement import Settlement
     from .repositories.settlement_store import DynamoSettlementStore
 
-    def expire_sessions(payments: list[Payment]) -> list[Payment]:
-        """Expire each payment's session; those that had been paid already."""
+    def expire_session(session_id: str) -> bool | None:
         stripe = gateway() if callable(gateway) else gateway
-        if stripe is None:
-            return []
-        return [p for p in payments if p.checkout_session_id and stripe.expire_session(p.checkout_session_id)]
+        return None if stripe is None else stripe.expire_session(session_id)
 
-    return Settlement(DynamoSettlementStore(tables(settings), client), expire_sessions=expire_sessions)
+    return Settlement(DynamoSettlementStore(tables(settings), client), expire_session=expire_session)
 
 
 def checkout_service(

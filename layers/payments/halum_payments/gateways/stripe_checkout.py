@@ -43,6 +43,11 @@ class SessionRequest:
     idempotency_key: str
 
 
+# PaymentIntent statuses after a payment attempt ended without money: a declined or failed
+# delayed method returns to requires_payment_method; canceled is final.
+FAILED_INTENT = frozenset({"requires_payment_method", "canceled"})
+
+
 @dataclass(frozen=True, slots=True)
 class CheckoutSession:
     id: str
@@ -54,6 +59,15 @@ class CheckoutSession:
     payment_intent: str | None = None
     payment_intent_status: str | None = None  # when the PaymentIntent was expanded
     metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def paid(self) -> bool:
+        return self.status == "complete" and self.payment_status in ("paid", "no_payment_required")
+
+    @property
+    def payment_failed(self) -> bool:
+        """Complete but unpaid for ever: a delayed method that failed (its PaymentIntent says so)."""
+        return self.status == "complete" and self.payment_intent_status in FAILED_INTENT
 
     @classmethod
     def of(cls, session: Any) -> CheckoutSession:
@@ -170,15 +184,17 @@ class StripeCheckoutGateway:
 
     def expire_session(self, session_id: str) -> bool | None:
         """Expire an open session so that nobody can pay it. True if it had been paid already: that
-        money is for a payment given up, and must be refunded. None if Stripe could not be reached
-        (the session may still be open)."""
+        money is for a payment given up, and must be refunded. None if money may still come: Stripe
+        could not be reached (the session may still be open), or a delayed method is processing."""
         try:
             self._call(lambda: self._client.v1.checkout.sessions.expire(session_id))
             return False
         except ProviderError as exc:
             if exc.kind == "rejected":  # no longer open: expired, or completed
                 session = self.retrieve_session(session_id)
-                return session.status == "complete" and session.payment_status in ("paid", "no_payment_required")
+                if session.paid:
+                    return True
+                return False if session.status == "expired" or session.payment_failed else None
             # Still open: it could yet be paid. Reconciliation and PaymentNeedsRefund catch that.
             count("StripeErrors")
             logger.warning("could not expire checkout session", extra={"session": session_id, "reason": exc.kind})

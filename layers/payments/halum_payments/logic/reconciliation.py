@@ -12,15 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..clock import format_timestamp, parse_timestamp, utc_now
-from ..models import Payment, PaymentStatus
+from ..models import OPEN_STATUSES, Payment, PaymentStatus
 from ..observability import count, logger, metrics
 from .settlement import Change, Facts, Outcome, Settlement
 from .webhooks import StripeEvents
 
 SESSIONLESS_MARGIN_SECONDS = 60
-# PaymentIntent statuses after a payment attempt ended without money: a declined or failed
-# delayed method returns to requires_payment_method; canceled is final.
-FAILED_INTENT = frozenset({"requires_payment_method", "canceled"})
 
 
 class OpenPayments(Protocol):
@@ -175,27 +172,39 @@ class Reconciler:
         logger.info("reconciliation sweep", extra=result.summary())
 
     def _settle(self, payment: Payment, stripe: SessionSource | None, run: str, now: datetime) -> str:
+        if payment.status not in OPEN_STATUSES:  # given up (superseded); its session not yet known closed
+            if not self._settlement.close_given_up_session(payment):
+                raise StripeUnavailable("could not expire the session of a payment given up")
+            return "closed"
         event_id = f"reconciliation:{run}:{payment.id}"
         if not payment.checkout_session_id:
-            if now - parse_timestamp(payment.created_at) <= self._sessionless_grace:
-                return "open"  # its checkout may still be talking to Stripe
-            # No session was ever stored: the checkout died between its transaction and Stripe.
-            # Give the order up like an expiry would, unless a session is attached meanwhile.
-            change = Change(
-                payment.order,
-                payment.id,
-                PaymentStatus.FAILED,
-                "reconciliation",
-                event_id,
-                facts=Facts(without_session=True),
-                reason="no_session",
-            )
-            outcome = self._settlement.apply(change)
-            return "open" if outcome.kind == "has_session" else self._outcome(outcome, PaymentStatus.FAILED)
+            return self._settle_sessionless(payment, event_id, now)
+        return self._settle_from_stripe(payment, payment.checkout_session_id, stripe, event_id)
+
+    def _settle_sessionless(self, payment: Payment, event_id: str, now: datetime) -> str:
+        if now - parse_timestamp(payment.created_at) <= self._sessionless_grace:
+            return "open"  # its checkout may still be talking to Stripe
+        # No session was ever stored: the checkout died between its transaction and Stripe.
+        # Give the order up like an expiry would, unless a session is attached meanwhile.
+        change = Change(
+            payment.order,
+            payment.id,
+            PaymentStatus.FAILED,
+            "reconciliation",
+            event_id,
+            facts=Facts(without_session=True),
+            reason="no_session",
+        )
+        outcome = self._settlement.apply(change)
+        return "open" if outcome.kind == "has_session" else self._outcome(outcome, PaymentStatus.FAILED)
+
+    def _settle_from_stripe(
+        self, payment: Payment, session_id: str, stripe: SessionSource | None, event_id: str
+    ) -> str:
         if stripe is None:
             raise StripeUnavailable("Stripe is not configured")
         try:
-            session = stripe.retrieve_session(payment.checkout_session_id)
+            session = stripe.retrieve_session(session_id)
         except Exception as exc:
             logger.warning("Stripe lookup failed during reconciliation", extra={"payment": payment.id})
             raise StripeUnavailable(str(exc)) from exc
@@ -207,7 +216,7 @@ class Reconciler:
             "payment_intent": session.payment_intent,
             "metadata": session.metadata or {"order_id": str(payment.order), "payment_id": str(payment.id)},
         }
-        if session.status == "complete" and session.payment_intent_status in FAILED_INTENT:
+        if session.payment_failed:
             # A delayed method that failed (its async_payment_failed event was lost): the session
             # stays complete and unpaid for ever; its PaymentIntent says how it ended.
             outcome = self._events.apply_session(
@@ -215,9 +224,8 @@ class Reconciler:
             )
             return self._outcome(outcome, PaymentStatus.FAILED)
         if session.status == "complete":
-            paid = session.payment_status in ("paid", "no_payment_required")
             outcome = self._events.apply_session("checkout.session.completed", data, event_id, "reconciliation")
-            return self._outcome(outcome, PaymentStatus.COMPLETED if paid else PaymentStatus.PROCESSING)
+            return self._outcome(outcome, PaymentStatus.COMPLETED if session.paid else PaymentStatus.PROCESSING)
         if session.status == "expired":
             outcome = self._events.apply_session("checkout.session.expired", data, event_id, "reconciliation")
             return self._outcome(outcome, PaymentStatus.FAILED)

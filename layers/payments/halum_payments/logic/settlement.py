@@ -82,6 +82,9 @@ class Transition:
     to_status: PaymentStatus
     transaction_id: str | None = None
     facts: Facts | None = None
+    # A Stripe payment failed because another completed its order: its session may still be open
+    # (or paid) until Stripe confirms otherwise, so the sweep keeps watching it (`session_closed`).
+    superseded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,10 @@ class SettlementStore(Protocol):
     def record(self, entries: list[AuditEntry]) -> None: ...
 
     def payments(self, user: int, payment_ids: list[int]) -> list[Payment]: ...
+
+    def session_closed(self, user: int, payment_id: int) -> None:
+        """A given-up payment's session is known closed (or alarmed): the sweep stops watching it."""
+        ...
 
 
 def require_order_total(order: Order, amount: Decimal, what: str) -> None:
@@ -216,7 +223,9 @@ def _completing(plan: Plan, change: Change, payment_id: int, method: PaymentMeth
     is confirmed and records its completed payment, and the provider transaction is claimed."""
     order, at = plan.order, plan.at
     superseded = [(pid, ref) for pid, ref in sorted(order.open_payments().items()) if pid != payment_id]
-    transitions = [Transition(pid, ref.method, ref.status, PaymentStatus.FAILED) for pid, ref in superseded]
+    transitions = [
+        Transition(pid, ref.method, ref.status, PaymentStatus.FAILED, superseded=True) for pid, ref in superseded
+    ]
     audit = [
         _entry(order, pid, ref.status, PaymentStatus.FAILED, change, at, reason="superseded") for pid, ref in superseded
     ]
@@ -284,11 +293,11 @@ class Settlement:
         self,
         store: SettlementStore,
         *,
-        expire_sessions: Callable[[list[Payment]], list[Payment]] | None = None,
+        expire_session: Callable[[str], bool | None] | None = None,
         clock: Callable[[], str] = now_text,
     ) -> None:
         self._store = store
-        self._expire_sessions = expire_sessions
+        self._expire_session = expire_session
         self._clock = clock
 
     def apply(
@@ -351,19 +360,29 @@ class Settlement:
         stripe_superseded = [
             t.payment_id for t in plan.transitions if t.payment_id != main and t.method == PaymentMethod.STRIPE
         ]
-        if stripe_superseded and self._expire_sessions is not None:
+        if stripe_superseded:
             self._expire_superseded(plan.user, stripe_superseded)
         return Outcome("applied", main, change.target, f"Payment {main} is now {change.target}.", superseded)
 
     def _expire_superseded(self, user: int, payment_ids: list[int]) -> None:
+        """Best effort right after the commit; whatever stays unknown, the sweep settles later."""
         try:
-            payments = [p for p in self._store.payments(user, payment_ids) if p.checkout_session_id]
-            paid = self._expire_sessions(payments) if payments and self._expire_sessions else []
-        except Exception:  # noqa: BLE001 - best effort: an open session of a failed payment is harmless
+            for payment in self._store.payments(user, payment_ids):
+                self.close_given_up_session(payment)
+        except Exception:  # noqa: BLE001 - the payments stay in the sweep's open index
             logger.warning("could not expire superseded checkout sessions", extra={"payments": payment_ids})
-            return
-        for payment in paid:
-            self.paid_after_giving_up(payment, "stripe")
+
+    def close_given_up_session(self, payment: Payment) -> bool:
+        """Make sure nobody can pay the session of a payment given up: expire it, or raise the refund
+        alarm if it was paid already. False if Stripe could not say (the sweep tries again)."""
+        if payment.checkout_session_id:
+            paid = self._expire_session(payment.checkout_session_id) if self._expire_session else None
+            if paid is None:
+                return False
+            if paid:
+                self.paid_after_giving_up(payment, "stripe")
+        self._store.session_closed(payment.user, payment.id)
+        return True
 
     def paid_after_giving_up(self, payment: Payment, source: Source) -> None:
         """A payment given up (superseded, failed) whose Checkout Session turned out paid: its money
@@ -399,6 +418,7 @@ class Settlement:
                         )
                     ]
                 )
+                self._store.session_closed(order.user, change.payment_id)  # alarmed: the sweep need not
         elif outcome.kind == "mismatch":
             count("AmountMismatch")
             logger.error(

@@ -5,7 +5,7 @@
   user's payment cannot be read by construction. Status and method filters are a FilterExpression:
   a user's payments are few.
 - The sparse global index `open-created` holds Stripe payments while they are open, by age
-  (reconciliation).
+  (reconciliation), and superseded ones until their Checkout Session is known closed.
 So a payment write touches at most two index entries: its `user-created` entry and, while a Stripe
 payment is open or when it closes, its `open-created` entry.
 """
@@ -24,7 +24,7 @@ from ..models import OPEN_STATUSES, Payment, PaymentMethod, PaymentStatus
 from .dynamo import TableRepository, to_attr, to_item
 
 CREATED_INDEX = "user-created"
-OPEN_INDEX = "open-created"  # sparse: Stripe payments still pending/processing, by age
+OPEN_INDEX = "open-created"  # sparse: Stripe payments still open (or whose session may be), by age
 
 _METHODS = {method.value: method for method in PaymentMethod}
 _STATUSES = {status.value: status for status in PaymentStatus}

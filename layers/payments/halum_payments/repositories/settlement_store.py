@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from ..clock import sortable
 from ..logic.settlement import AuditEntry, CommitConflict, Plan, Transition
-from ..models import Order, Payment, PaymentMethod, PaymentRef
+from ..models import OPEN_STATUSES, Order, Payment, PaymentMethod, PaymentRef, PaymentStatus
 from . import orders as order_records
 from . import payments as payment_records
 from . import request_keys
@@ -19,6 +21,7 @@ from .dynamo import (
     batch_get,
     batch_put,
     dynamodb_client,
+    is_condition_failure,
     put_request,
     update_request,
 )
@@ -83,6 +86,20 @@ class DynamoSettlementStore:
     def record(self, entries: list[AuditEntry]) -> None:
         batch_put(self.client, self.tables.payment_audit, [audit_record(e) for e in entries])
 
+    def session_closed(self, user: int, payment_id: int) -> None:
+        """Out of the open index, once the payment is given up (never an open payment's entry)."""
+        request = update_request(
+            self.tables.payments,
+            {"user": user, "id": payment_id},
+            remove=["open_method"],
+            condition=[("status", "in", [str(s) for s in PaymentStatus if s not in OPEN_STATUSES])],
+        )
+        try:
+            self.client.update_item(**request)
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+
     def commit(self, plan: Plan) -> None:
         txn = self._transaction(plan)
         try:
@@ -140,10 +157,10 @@ class DynamoSettlementStore:
         order = plan.order
         set_: dict[str, Any] = {"status": str(transition.to_status), "updated_at": plan.at}
         # A Stripe payment that closes leaves the open index (nothing ever reopens a payment).
+        # A superseded one stays there until its session is known closed (`session_closed`).
         closes = payment_records.open_method(transition.method, transition.to_status) is None
-        remove = (
-            ["open_method"] if closes and payment_records.open_method(transition.method, transition.from_status) else []
-        )
+        was_open = payment_records.open_method(transition.method, transition.from_status)
+        remove = ["open_method"] if closes and was_open and not transition.superseded else []
         if transition.transaction_id:
             set_["transaction_id"] = transition.transaction_id
         condition: list[tuple[str, str, Any]] = [
