@@ -27,7 +27,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 from support import ROOT, make_token
-from support.webhooks import Ledger
+from support.tables import Store
 
 from local.environment import LOCAL_STRIPE_SANDBOX_KEY, function_environment
 from local.server import ApiServer, Gateway, LocalRoutes, serve_in_background
@@ -321,7 +321,7 @@ class LocalServer(HttpClient):
     def dynamodb_endpoint(self) -> str:
         return self.banner(r"^  DynamoDB: .*?(http://\S+)$").group(1)
 
-    def ledger(self) -> Ledger:
+    def store(self) -> Store:
         """The server's own tables (named by logical id), read straight from its DynamoDB."""
         import boto3
 
@@ -332,7 +332,7 @@ class LocalServer(HttpClient):
             aws_access_key_id="local",
             aws_secret_access_key="local",  # the embedded DynamoDB takes any
         )
-        return Ledger(client, {name: name for name in TABLES})
+        return Store(client, {name: name for name in TABLES})
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Send `sig`; the exit status (the process is killed if it does not stop in time)."""

@@ -50,8 +50,8 @@ def test_a_sweep_settles_the_checkouts_whose_webhooks_were_lost(reconcile_server
     expired_order = int(sandbox.session(expired["id"])["metadata"]["order_id"])
     assert server.payment_of_order(21, paid_order)["status"] == "pending"
     assert server.payment_of_order(22, expired_order)["status"] == "pending"
-    ledger = server.ledger()
-    assert ledger.stock(TUNA) == 96  # still held for the expired checkout
+    store = server.store()
+    assert store.stock(TUNA) == 96  # still held for the expired checkout
 
     # A body cannot reconfigure the sweep (that is the server's RECONCILE_AFTER_MINUTES): it is ignored.
     reply = server.request("POST", RECONCILE, body=json.dumps({"after_minutes": 10**6}).encode())
@@ -72,9 +72,9 @@ def test_a_sweep_settles_the_checkouts_whose_webhooks_were_lost(reconcile_server
         sandbox.session(paid["id"])["payment_intent"],
     )
     assert server.payment_of_order(22, expired_order)["status"] == "failed"
-    assert ledger.order(expired_order).status == "cancelled"
-    assert ledger.stock(TUNA) == 100  # released
-    sources = [entry["source"] for entry in ledger.audit(completed["id"]) if entry.get("from")]
+    assert store.order(expired_order).status == "cancelled"
+    assert store.stock(TUNA) == 100  # released
+    sources = [entry["source"] for entry in store.audit(completed["id"]) if entry.get("from")]
     assert sources == ["reconciliation"]
 
     # `make reconcile`: a second sweep finds nothing left to settle.

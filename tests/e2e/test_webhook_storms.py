@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from support.payment_data import SPEC_GATEWAY_EVENT
+from support.tables import Store
 from support.webhooks import stripe_header
 
 from local.defaults import LOCAL_PAYMENT_WEBHOOK_SECRET, LOCAL_STRIPE_WEBHOOK_SECRET
@@ -53,10 +54,9 @@ def storm(n: int, send: Callable[[], Any]) -> list[Any]:
     return replies
 
 
-def transitions(ledger: Any, payment_id: int) -> list[tuple[str | None, str | None, str]]:
+def transitions(store: Store, payment_id: int) -> list[tuple[str | None, str | None, str]]:
     """The payment's audit trail in order: (from, to, source); a creation has no `from`."""
-    audit = sorted(ledger.audit(payment_id), key=lambda entry: entry["at"])
-    return [(entry.get("from"), entry.get("to"), entry["source"]) for entry in audit]
+    return [(entry.get("from"), entry.get("to"), entry["source"]) for entry in store.audit(payment_id)]
 
 
 def test_20_identical_stripe_deliveries_complete_the_payment_once(stripe_server):
@@ -95,11 +95,11 @@ def test_20_identical_stripe_deliveries_complete_the_payment_once(stripe_server)
         "completed",
         session["payment_intent"],
     )
-    ledger = stripe_server.ledger()
-    assert transitions(ledger, payment_id) == [(None, "pending", "checkout"), ("pending", "completed", "stripe")]
-    (completion,) = [entry for entry in ledger.audit(payment_id) if entry["to"] == "completed"]
+    store = stripe_server.store()
+    assert transitions(store, payment_id) == [(None, "pending", "checkout"), ("pending", "completed", "stripe")]
+    (completion,) = [entry for entry in store.audit(payment_id) if entry["to"] == "completed"]
     assert completion["event_id"] == event["id"]
-    assert ledger.order(order).status == "confirmed"
+    assert store.order(order).status == "confirmed"
 
 
 def test_20_identical_gateway_deliveries_make_one_online_payment(stripe_server):
@@ -115,6 +115,6 @@ def test_20_identical_gateway_deliveries_make_one_online_payment(stripe_server):
     assert (online["status"], online["transaction_id"], online["amount"]) == ("completed", "txn_123456789", "1598.00")
     (cod,) = [p for p in payments if p["method"] == "COD"]
     assert cod["status"] == "failed"  # superseded: an order has one completed payment, ever
-    ledger = stripe_server.ledger()
-    assert [to for _, to, _ in transitions(ledger, online["id"])] == ["completed"]
-    assert [(f, to) for f, to, _ in transitions(ledger, cod["id"])] == [("pending", "failed")]
+    store = stripe_server.store()
+    assert [to for _, to, _ in transitions(store, online["id"])] == ["completed"]
+    assert [(f, to) for f, to, _ in transitions(store, cod["id"])] == [("pending", "failed")]

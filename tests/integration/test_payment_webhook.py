@@ -13,7 +13,8 @@ from decimal import Decimal
 import pytest
 from support import PAYMENT_WEBHOOK_SECRET
 from support.payment_data import DEMO_TRANSACTION, SPEC_GATEWAY_EVENT
-from support.webhooks import Ledger, captured_output, concurrently, gateway_signature, send_gateway
+from support.tables import Store
+from support.webhooks import captured_output, concurrently, gateway_signature, send_gateway
 
 from halum_payments.models import OrderStatus, PaymentMethod, PaymentStatus
 from local import seed
@@ -41,13 +42,13 @@ def output(capsys, caplog):
 
 
 @pytest.fixture
-def ledger(tables, dynamodb) -> Ledger:
+def store(tables, dynamodb) -> Store:
     seed.apply(seed.load(DEFAULT_SEED), dynamodb, tables)
-    return Ledger(dynamodb, tables)
+    return Store(dynamodb, tables)
 
 
 @pytest.fixture
-def load_hook(load_function, ledger):
+def load_hook(load_function, store):
     return lambda **env: load_function("payment_webhook", **env)
 
 
@@ -67,30 +68,30 @@ def error(reply, status: int) -> str:
     return reply.json["message"]
 
 
-def history(ledger, payment_id) -> list[tuple]:
-    return [
-        (a.get("from"), a.get("to"), a.get("reason")) for a in sorted(ledger.audit(payment_id), key=lambda a: a["at"])
-    ]
+def history(store, payment_id) -> list[tuple]:
+    return [(a.get("from"), a.get("to"), a.get("reason")) for a in store.audit(payment_id)]
 
 
-def online_payments(ledger, order_id=1) -> dict:
-    return {pid: p for pid, p in ledger.payments_of(order_id).items() if p.method == PaymentMethod.ONLINE}
+def online_payments(store, order_id=1) -> dict:
+    """The order's payments (as its own map lists them) that the gateway made."""
+    stored = store.payments()
+    return {pid: stored[pid] for pid in store.order(order_id).payments if stored[pid].method == PaymentMethod.ONLINE}
 
 
 # ---------------------------------------------------------------------- the spec's example
 
 
-def test_the_spec_example_confirms_order_1_and_supersedes_its_cod_payment(hook, ledger):
+def test_the_spec_example_confirms_order_1_and_supersedes_its_cod_payment(hook, store):
     reply = send_gateway(hook, SPEC_EVENT)
 
     assert (reply.status, reply.json) == (200, CONFIRMED)
-    order = ledger.order(1)
+    order = store.order(1)
     assert (order.status, order.completed_payment, order.completed_transaction) == (
         OrderStatus.CONFIRMED,
         FIRST_NEW_PAYMENT,
         "txn_123456789",
     )
-    online = ledger.payment(FIRST_NEW_PAYMENT)
+    online = store.payment(FIRST_NEW_PAYMENT)
     assert (online.order, online.user, online.method, online.status, online.transaction_id, str(online.amount)) == (
         1,
         1,
@@ -99,35 +100,35 @@ def test_the_spec_example_confirms_order_1_and_supersedes_its_cod_payment(hook, 
         "txn_123456789",
         "1598.00",
     )
-    assert history(ledger, FIRST_NEW_PAYMENT) == [(None, "completed", "payment.completed")]
-    cod = ledger.payment(1)
+    assert history(store, FIRST_NEW_PAYMENT) == [(None, "completed", "payment.completed")]
+    cod = store.payment(1)
     assert cod.status == P.FAILED and cod.updated_at == online.updated_at
-    assert history(ledger, 1) == [("pending", "failed", "superseded")]
-    assert ledger.audit(1)[0]["event_id"] == "txn_123456789:1:payment.completed"
+    assert history(store, 1) == [("pending", "failed", "superseded")]
+    assert store.audit(1)[0]["event_id"] == "txn_123456789:1:payment.completed"
     assert {pid: ref.status for pid, ref in order.payments.items()} == {1: P.FAILED, FIRST_NEW_PAYMENT: P.COMPLETED}
-    settled = ledger.snapshot()
+    settled = store.snapshot()
 
     again = send_gateway(hook, SPEC_EVENT)  # the gateway's replay
 
     assert (again.status, again.json) == (200, CONFIRMED)
-    assert ledger.snapshot() == settled
+    assert store.snapshot() == settled
 
 
-def test_twenty_concurrent_identical_deliveries_leave_one_payment_with_one_transition(load_hook, ledger):
+def test_twenty_concurrent_identical_deliveries_leave_one_payment_with_one_transition(load_hook, store):
     body = json.dumps(SPEC_EVENT)
     hooks = [load_hook() for _ in range(20)]  # 20 execution environments
 
     replies = concurrently(20, lambda i: send_gateway(hooks[i], body))
 
     assert [(r.status, r.json) for r in replies] == [(200, CONFIRMED)] * 20, [r for r in replies if r.status != 200]
-    (online,) = online_payments(ledger).values()
+    (online,) = online_payments(store).values()
     assert online.status == P.COMPLETED
-    assert history(ledger, online.id) == [(None, "completed", "payment.completed")]
-    assert history(ledger, 1) == [("pending", "failed", "superseded")]
-    assert set(ledger.order(1).payments) == {1, online.id}
+    assert history(store, online.id) == [(None, "completed", "payment.completed")]
+    assert history(store, 1) == [("pending", "failed", "superseded")]
+    assert set(store.order(1).payments) == {1, online.id}
 
 
-def test_concurrent_completions_under_different_transactions_complete_exactly_one_payment(load_hook, ledger):
+def test_concurrent_completions_under_different_transactions_complete_exactly_one_payment(load_hook, store):
     hooks = [load_hook() for _ in range(10)]
 
     replies = concurrently(10, lambda i: send_gateway(hooks[i], event(payment_id=f"txn_race_{i}")))
@@ -135,18 +136,18 @@ def test_concurrent_completions_under_different_transactions_complete_exactly_on
     statuses = sorted(reply.status for reply in replies)
     assert statuses == [200] + [409] * 9, replies
     (winner,) = [i for i, reply in enumerate(replies) if reply.status == 200]
-    (online,) = online_payments(ledger).values()
+    (online,) = online_payments(store).values()
     assert (online.status, online.transaction_id) == (P.COMPLETED, f"txn_race_{winner}")
-    order = ledger.order(1)
+    order = store.order(1)
     assert (order.completed_payment, order.completed_transaction) == (online.id, f"txn_race_{winner}")
-    assert history(ledger, online.id) == [(None, "completed", "payment.completed")]
-    assert history(ledger, 1) == [("pending", "failed", "superseded")]
+    assert history(store, online.id) == [(None, "completed", "payment.completed")]
+    assert history(store, 1) == [("pending", "failed", "superseded")]
 
 
 # ---------------------------------------------------------------------- signatures
 
 
-def test_a_missing_or_wrong_signature_is_401_and_changes_nothing(hook, ledger, subtests):
+def test_a_missing_or_wrong_signature_is_401_and_changes_nothing(hook, store, subtests):
     raw = json.dumps(SPEC_EVENT)
     good = gateway_signature(raw)
     cases = {
@@ -161,7 +162,7 @@ def test_a_missing_or_wrong_signature_is_401_and_changes_nothing(hook, ledger, s
         "signature of another body": {"signature": gateway_signature(raw + " ")},
         "oversized": {"signature": good * 40},
     }
-    before = ledger.snapshot()
+    before = store.snapshot()
     for case, arguments in cases.items():
         with subtests.test(case=case):
             error(send_gateway(hook, raw, **arguments), 401)
@@ -169,10 +170,10 @@ def test_a_missing_or_wrong_signature_is_401_and_changes_nothing(hook, ledger, s
         error(send_gateway(hook, event(amount="1.00"), signature=good), 401)
     with subtests.test(case="unsigned and malformed: the signature is checked first"):
         error(send_gateway(hook, "{not json", signed=False), 401)
-    assert ledger.snapshot() == before
+    assert store.snapshot() == before
 
 
-def test_a_sha256_prefix_and_uppercase_hex_are_accepted(hook, ledger):
+def test_a_sha256_prefix_and_uppercase_hex_are_accepted(hook, store):
     processing = json.dumps(event("processing"))
     completed = json.dumps(event("completed"))
 
@@ -180,29 +181,29 @@ def test_a_sha256_prefix_and_uppercase_hex_are_accepted(hook, ledger):
     second = send_gateway(hook, completed, signature=gateway_signature(completed).upper())
 
     assert (first.status, second.status) == (200, 200), (first, second)
-    assert ledger.order(1).status == OrderStatus.CONFIRMED
+    assert store.order(1).status == OrderStatus.CONFIRMED
 
 
-def test_during_a_rotation_either_secret_verifies_and_no_other(load_hook, ledger):
+def test_during_a_rotation_either_secret_verifies_and_no_other(load_hook, store):
     hook = load_hook(PAYMENT_WEBHOOK_SECRET=f"{OLD_SECRET},{NEW_SECRET}")
-    before = ledger.snapshot()
+    before = store.snapshot()
     error(send_gateway(hook, event("processing"), secret=PAYMENT_WEBHOOK_SECRET), 401)
-    assert ledger.snapshot() == before
+    assert store.snapshot() == before
 
     assert send_gateway(hook, event("processing"), secret=NEW_SECRET).status == 200  # the second of the two
     assert send_gateway(hook, event("completed"), secret=OLD_SECRET).json == CONFIRMED
-    assert ledger.order(1).status == OrderStatus.CONFIRMED
+    assert store.order(1).status == OrderStatus.CONFIRMED
 
 
-def test_without_a_configured_secret_every_delivery_is_503_and_logged(load_hook, ledger, output):
+def test_without_a_configured_secret_every_delivery_is_503_and_logged(load_hook, store, output):
     hook = load_hook(PAYMENT_WEBHOOK_SECRET="")
-    before = ledger.snapshot()
+    before = store.snapshot()
     output.clear()
 
     error(send_gateway(hook, SPEC_EVENT), 503)
     error(send_gateway(hook, SPEC_EVENT, signed=False), 503)
 
-    assert ledger.snapshot() == before
+    assert store.snapshot() == before
     assert sum("PAYMENT_WEBHOOK_SECRET is not configured" in message for message in output.errors()) == 2
 
 
@@ -238,31 +239,31 @@ MALFORMED = {
 }
 
 
-def test_a_malformed_body_is_400_and_changes_nothing(hook, ledger, subtests):
-    before = ledger.snapshot()
+def test_a_malformed_body_is_400_and_changes_nothing(hook, store, subtests):
+    before = store.snapshot()
     for case, raw in MALFORMED.items():
         with subtests.test(case=case):
             error(send_gateway(hook, raw), 400)
-    assert ledger.snapshot() == before
+    assert store.snapshot() == before
 
 
 # ---------------------------------------------------------------------- the rules
 
 
-def test_an_unknown_order_is_404(hook, ledger):
-    before = ledger.snapshot()
+def test_an_unknown_order_is_404(hook, store):
+    before = store.snapshot()
     error(send_gateway(hook, event(order_reference="999")), 404)
-    assert ledger.snapshot() == before
+    assert store.snapshot() == before
 
 
 @pytest.mark.parametrize("amount", ["1597.99", "1598.01", "0.00", "15980.00"])
-def test_an_amount_other_than_the_order_total_is_422_and_changes_nothing(hook, ledger, output, amount):
-    before = ledger.snapshot()
+def test_an_amount_other_than_the_order_total_is_422_and_changes_nothing(hook, store, output, amount):
+    before = store.snapshot(idempotency=False)
     output.clear()
 
     refused = error(send_gateway(hook, event(amount=amount)), 422)
 
-    assert ledger.snapshot() == before
+    assert store.snapshot(idempotency=False) == before
     assert output.metrics()["AmountMismatch"] == 1
     # The refusal is remembered with the event: its replays get it again and raise no new alarm ...
     for _ in range(3):
@@ -271,10 +272,10 @@ def test_an_amount_other_than_the_order_total_is_422_and_changes_nothing(hook, l
     assert output.metrics()["DuplicateDeliveries"] == 3
     # ... and the same event (transaction, order, type) with another amount is not a new event.
     assert "different body" in error(send_gateway(hook, event()), 422)
-    assert ledger.snapshot() == before
+    assert store.snapshot(idempotency=False) == before
 
 
-def test_a_replayed_refusal_for_an_order_paid_otherwise_raises_one_refund_alarm(hook, ledger, output):
+def test_a_replayed_refusal_for_an_order_paid_otherwise_raises_one_refund_alarm(hook, store, output):
     """Order 2 is paid; money reported for it under another transaction needs a refund: once."""
     paid_elsewhere = event(payment_id="txn_other", order_reference="2", amount="899.00")
     for _ in range(4):
@@ -282,111 +283,110 @@ def test_a_replayed_refusal_for_an_order_paid_otherwise_raises_one_refund_alarm(
     assert output.metrics()["PaymentNeedsRefund"] == 1
 
 
-def test_an_optional_maximum_age_refuses_stale_bodies(load_hook, ledger, output):
+def test_an_optional_maximum_age_refuses_stale_bodies(load_hook, store, output):
     hook = load_hook(PAYMENT_WEBHOOK_MAX_AGE_SECONDS="300")
-    before = ledger.snapshot()
+    before = store.snapshot()
 
     stale = send_gateway(hook, SPEC_EVENT)  # the spec's example is from 2023
 
     assert "timestamp" in error(stale, 400)
-    assert ledger.snapshot() == before
+    assert store.snapshot() == before
     fresh = event(timestamp=datetime.now(UTC).isoformat())
     assert send_gateway(hook, fresh).json == CONFIRMED
 
 
-def test_an_order_paid_under_another_transaction_is_409(hook, ledger, output):
+def test_an_order_paid_under_another_transaction_is_409(hook, store, output):
     """Order 2 is paid by ONLINE payment 2 under the demo's transaction."""
-    before = ledger.snapshot()
+    before = store.snapshot(idempotency=False)
     output.clear()
     for kind in ("completed", "processing", "failed", "refunded"):
         error(send_gateway(hook, event(kind, payment_id="txn_other", order_reference="2", amount="899.00")), 409)
-    assert ledger.snapshot() == before
+    assert store.snapshot(idempotency=False) == before
     assert output.metrics()["PaymentNeedsRefund"] == 1  # only "completed" says that money moved
 
     same = send_gateway(hook, event(payment_id=DEMO_TRANSACTION, order_reference="2", amount="899.00"))
     assert (same.status, same.json) == (200, CONFIRMED)  # its own transaction again: nothing to do
-    assert ledger.snapshot() == before
+    assert store.snapshot(idempotency=False) == before
 
 
-def test_processing_then_completed(hook, ledger):
+def test_processing_then_completed(hook, store):
     reply = send_gateway(hook, event("processing", payment_id="txn_p1"))
 
     assert reply.json == {"status": "success", "message": "Payment processing recorded"}, reply
-    (online,) = online_payments(ledger).values()
+    (online,) = online_payments(store).values()
     assert (online.status, online.transaction_id) == (P.PROCESSING, "txn_p1")
-    assert ledger.order(1).status == OrderStatus.PENDING
-    assert ledger.payment(1).status == P.PENDING
+    assert store.order(1).status == OrderStatus.PENDING
+    assert store.payment(1).status == P.PENDING
 
     assert send_gateway(hook, event("completed", payment_id="txn_p1")).json == CONFIRMED
-    assert ledger.payment(online.id).status == P.COMPLETED
-    assert ledger.payment(1).status == P.FAILED
-    assert ledger.order(1).status == OrderStatus.CONFIRMED
-    assert history(ledger, online.id) == [
+    assert store.payment(online.id).status == P.COMPLETED
+    assert store.payment(1).status == P.FAILED
+    assert store.order(1).status == OrderStatus.CONFIRMED
+    assert history(store, online.id) == [
         (None, "processing", "payment.processing"),
         ("processing", "completed", "payment.completed"),
     ]
 
 
-def test_a_failure_leaves_the_order_pending_and_a_late_success_completes_it(hook, ledger):
+def test_a_failure_leaves_the_order_pending_and_a_late_success_completes_it(hook, store):
     reply = send_gateway(hook, event("failed", payment_id="txn_f1"))
 
     assert reply.json == {"status": "success", "message": "Payment failure recorded"}, reply
-    (online,) = online_payments(ledger).values()
+    (online,) = online_payments(store).values()
     assert online.status == P.FAILED
-    assert ledger.order(1).status == OrderStatus.PENDING  # the customer may pay again
-    assert ledger.payment(1).status == P.PENDING
+    assert store.order(1).status == OrderStatus.PENDING  # the customer may pay again
+    assert store.payment(1).status == P.PENDING
 
     assert send_gateway(hook, event("completed", payment_id="txn_f1")).json == CONFIRMED
-    assert online_payments(ledger) == {online.id: ledger.payment(online.id)}  # the same payment, updated
-    assert ledger.payment(online.id).status == P.COMPLETED
-    assert ledger.order(1).status == OrderStatus.CONFIRMED
-    assert history(ledger, online.id)[-1] == ("failed", "completed", "payment.completed")
+    assert online_payments(store) == {online.id: store.payment(online.id)}  # the same payment, updated
+    assert store.payment(online.id).status == P.COMPLETED
+    assert store.order(1).status == OrderStatus.CONFIRMED
+    assert history(store, online.id)[-1] == ("failed", "completed", "payment.completed")
 
 
-def test_a_refund_before_completion_is_409_for_a_retry_and_applies_after_it(hook, ledger):
-    before = ledger.snapshot()
+def test_a_refund_before_completion_is_409_for_a_retry_and_applies_after_it(hook, store):
+    before = store.snapshot()
 
     message = error(send_gateway(hook, event("refunded")), 409)
 
     assert "retry" in message.lower()
-    assert ledger.snapshot() == before
+    assert store.snapshot() == before
     assert send_gateway(hook, event("completed")).json == CONFIRMED
     refunded = send_gateway(hook, event("refunded"))  # the gateway's retry
     assert refunded.json == {"status": "success", "message": "Payment refund recorded"}, refunded
-    assert ledger.payment(FIRST_NEW_PAYMENT).status == P.REFUNDED
-    assert history(ledger, FIRST_NEW_PAYMENT)[-1] == ("completed", "refunded", "payment.refunded")
+    assert store.payment(FIRST_NEW_PAYMENT).status == P.REFUNDED
+    assert history(store, FIRST_NEW_PAYMENT)[-1] == ("completed", "refunded", "payment.refunded")
 
 
-def test_the_same_event_with_a_different_body_is_422(hook, ledger):
+def test_the_same_event_with_a_different_body_is_422(hook, store):
     assert send_gateway(hook, SPEC_EVENT).json == CONFIRMED
-    settled = ledger.snapshot()
+    settled = store.snapshot()
 
     error(send_gateway(hook, event(timestamp="2023-01-15T15:31:00Z")), 422)
 
-    assert ledger.snapshot() == settled
+    assert store.snapshot() == settled
 
 
-def test_one_gateway_transaction_settles_at_most_one_payment(hook, ledger, output):
+def test_one_gateway_transaction_settles_at_most_one_payment(hook, store, output):
     """The spec's transaction confirms order 1; the same transaction id completing another order is
     409 and changes nothing (claimed as Stripe PaymentIntents are); for order 1 again it stays idempotent."""
     from halum_payments.models import Order, OrderItem
     from halum_payments.repositories import orders
-    from halum_payments.repositories.dynamo import to_item
 
     other = Order(
         id=40, user=1, shipping_address=1, status=OrderStatus.PENDING, total_price=Decimal("1598.00"), currency="usd",
         items=(OrderItem(1, 2, Decimal("799.00")),), created_at="2024-01-01T00:00:00Z", updated_at="2024-01-01",
     )  # fmt: skip
-    ledger.client.put_item(TableName=ledger.tables["OrdersTable"], Item=to_item(orders.encode(other)))
+    store.put("OrdersTable", orders.encode(other))
     assert send_gateway(hook, SPEC_EVENT).json == CONFIRMED
-    settled = ledger.snapshot()
+    settled = store.snapshot(idempotency=False)
     output.clear()
 
     reused = send_gateway(hook, event(order_reference="40"))
 
     assert "another payment" in error(reused, 409)
-    assert ledger.snapshot() == settled
+    assert store.snapshot(idempotency=False) == settled
     assert output.metrics()["PaymentNeedsRefund"] == 0  # that transaction's money was counted once, on order 1
     again = send_gateway(hook, SPEC_EVENT)  # the same transaction for the same payment
     assert (again.status, again.json) == (200, CONFIRMED)
-    assert ledger.snapshot() == settled
+    assert store.snapshot(idempotency=False) == settled

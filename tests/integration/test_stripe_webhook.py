@@ -16,9 +16,9 @@ import pytest
 from support import STRIPE_WEBHOOK_SECRET
 from support.dynamo_calls import recorded_calls
 from support.payment_data import DEMO_TRANSACTION
+from support.tables import Store
 from support.webhooks import (
     STRIPE_KEY,
-    Ledger,
     StripeShop,
     captured_output,
     concurrently,
@@ -68,18 +68,18 @@ def sandbox():
 
 
 @pytest.fixture
-def ledger(tables, dynamodb) -> Ledger:
+def store(tables, dynamodb) -> Store:
     seed.apply(seed.load(DEFAULT_SEED), dynamodb, tables)
-    return Ledger(dynamodb, tables)
+    return Store(dynamodb, tables)
 
 
 @pytest.fixture
-def shop(sandbox, settings, dynamodb, ledger) -> StripeShop:
+def shop(sandbox, settings, dynamodb, store) -> StripeShop:
     return StripeShop(sandbox, settings, dynamodb)
 
 
 @pytest.fixture
-def load_hook(load_function, sandbox, ledger):
+def load_hook(load_function, sandbox, store):
     def load(**env: str):
         return load_function("stripe_webhook", STRIPE_SECRET_KEY=STRIPE_KEY, STRIPE_API_BASE=sandbox.base_url, **env)
 
@@ -97,14 +97,14 @@ def ok(reply) -> dict:
     return reply.json
 
 
-def stock(ledger) -> dict[int, int]:
-    return {variant: ledger.stock(variant) for variant in SEEDED_STOCK}
+def stock(store) -> dict[int, int]:
+    return {variant: store.stock(variant) for variant in SEEDED_STOCK}
 
 
-def transitions(ledger, payment_id, event_id=None) -> list[tuple]:
+def transitions(store, payment_id, event_id=None) -> list[tuple]:
     return [
         (a.get("from"), a.get("to"), a.get("reason"))
-        for a in sorted(ledger.audit(payment_id), key=lambda a: a["at"])
+        for a in store.audit(payment_id)
         if event_id is None or a.get("event_id") == event_id
     ]
 
@@ -139,11 +139,11 @@ def _failing_deliveries(event) -> dict[str, dict]:
     }
 
 
-def test_deliveries_that_do_not_verify_are_400_and_change_nothing(hook, shop, ledger, output, subtests):
+def test_deliveries_that_do_not_verify_are_400_and_change_nothing(hook, shop, store, output, subtests):
     session = shop.from_cart()
     (event,) = shop.act(session, "pay")
     cases = _failing_deliveries(event)
-    before = ledger.snapshot()
+    before = store.snapshot()
     output.clear()
 
     for case, arguments in cases.items():
@@ -153,12 +153,12 @@ def test_deliveries_that_do_not_verify_are_400_and_change_nothing(hook, shop, le
             assert set(reply.json) == {"status", "message"} and reply.json["status"] == "error", reply
             assert reply.json["message"]
 
-    assert ledger.snapshot() == before
-    assert ledger.payment(ids(session)[1]).status == P.PENDING
+    assert store.snapshot() == before
+    assert store.payment(ids(session)[1]).status == P.PENDING
     assert output.metrics()["WebhookSignatureFailures"] == len(cases)
 
 
-def test_the_same_event_verifies_when_properly_signed_also_base64_encoded_or_280_s_old(hook, shop, ledger):
+def test_the_same_event_verifies_when_properly_signed_also_base64_encoded_or_280_s_old(hook, shop, store):
     session = shop.from_cart()
     (event,) = shop.act(session, "pay")
     payload = stripe_payload(event)
@@ -170,49 +170,49 @@ def test_the_same_event_verifies_when_properly_signed_also_base64_encoded_or_280
     ]
 
     assert [ok(reply) for reply in answers] == [answers[0].json] * 3
-    assert ledger.payment(ids(session)[1]).status == P.COMPLETED
+    assert store.payment(ids(session)[1]).status == P.COMPLETED
 
 
-def test_during_a_rotation_either_secret_verifies_and_no_other(load_hook, shop, ledger):
+def test_during_a_rotation_either_secret_verifies_and_no_other(load_hook, shop, store):
     hook = load_hook(STRIPE_WEBHOOK_SECRET=f"{OLD_SECRET}, {NEW_SECRET}")
     first = shop.from_cart()
     (paid_first,) = shop.act(first, "pay")
-    before = ledger.snapshot()
+    before = store.snapshot()
     assert send_stripe(hook, paid_first, secret=STRIPE_WEBHOOK_SECRET).status == 400  # not one of the two
-    assert ledger.snapshot() == before
+    assert store.snapshot() == before
 
     ok(send_stripe(hook, paid_first, secret=NEW_SECRET))  # the second of the two
-    assert ledger.payment(ids(first)[1]).status == P.COMPLETED
+    assert store.payment(ids(first)[1]).status == P.COMPLETED
 
-    ledger.fill_cart(1, {1: 1})
+    store.set_cart(1, [{"variant": 1, "quantity": 1}])
     second = shop.from_cart()
     (paid_second,) = shop.act(second, "pay")
     ok(send_stripe(hook, paid_second, secret=OLD_SECRET))
-    assert ledger.payment(ids(second)[1]).status == P.COMPLETED
+    assert store.payment(ids(second)[1]).status == P.COMPLETED
 
 
-def test_without_a_configured_secret_every_delivery_is_503_and_logged(load_hook, shop, ledger, output):
+def test_without_a_configured_secret_every_delivery_is_503_and_logged(load_hook, shop, store, output):
     hook = load_hook(STRIPE_WEBHOOK_SECRET="")
     session = shop.from_cart()
     (event,) = shop.act(session, "pay")
-    before = ledger.snapshot()
+    before = store.snapshot()
     output.clear()
 
     replies = [send_stripe(hook, event), send_stripe(hook, event, signed=False)]
 
     assert [(r.status, r.json["status"]) for r in replies] == [(503, "error")] * 2, replies
-    assert ledger.snapshot() == before
+    assert store.snapshot() == before
     assert sum("STRIPE_WEBHOOK_SECRET is not configured" in message for message in output.errors()) == 2
 
 
 # ---------------------------------------------------------------------- the events
 
 
-def test_paid_completion_completes_with_the_payment_intent_and_confirms_the_order(hook, shop, ledger, dynamodb, output):
+def test_paid_completion_completes_with_the_payment_intent_and_confirms_the_order(hook, shop, store, dynamodb, output):
     session = shop.from_cart()
     order_id, payment_id = ids(session)
-    assert stock(ledger) == RESERVED_STOCK
-    created = ledger.payment(payment_id)
+    assert stock(store) == RESERVED_STOCK
+    created = store.payment(payment_id)
     (event,) = shop.act(session, "pay")
     intent = event["data"]["object"]["payment_intent"]
     assert intent.startswith("pi_")
@@ -224,31 +224,31 @@ def test_paid_completion_completes_with_the_payment_intent_and_confirms_the_orde
 
     # The idempotency record, the order, the settlement transaction, the record's completion.
     assert operations == ["PutItem", "GetItem", "TransactWriteItems", "UpdateItem"], operations
-    payment = ledger.payment(payment_id)
+    payment = store.payment(payment_id)
     assert (payment.status, payment.transaction_id, payment.amount) == (P.COMPLETED, intent, created.amount)
     assert payment.updated_at > created.updated_at
-    order = ledger.order(order_id)
+    order = store.order(order_id)
     assert (order.status, order.completed_payment, order.completed_transaction) == (
         OrderStatus.CONFIRMED,
         payment_id,
         intent,
     )
     assert order.payments[payment_id].status == P.COMPLETED
-    (entry,) = [a for a in ledger.audit(payment_id) if a.get("event_id") == event["id"]]
+    (entry,) = [a for a in store.audit(payment_id) if a.get("event_id") == event["id"]]
     assert (entry["from"], entry["to"], entry["source"]) == ("pending", "completed", "stripe")
     assert entry["recorded_at"] == payment.updated_at
-    assert stock(ledger) == RESERVED_STOCK  # sold: the reservation stays
-    settled = ledger.snapshot()
+    assert stock(store) == RESERVED_STOCK  # sold: the reservation stays
+    settled = store.snapshot()
 
     assert output.metrics()["DuplicateDeliveries"] == 0
     again = send_stripe(hook, payload)  # Stripe redelivers the same event
 
     assert (again.status, again.json) == (200, answer)
-    assert ledger.snapshot() == settled
+    assert store.snapshot() == settled
     assert output.metrics()["DuplicateDeliveries"] == 1
 
 
-def test_completion_supersedes_the_orders_other_pending_payments(hook, shop, ledger):
+def test_completion_supersedes_the_orders_other_pending_payments(hook, shop, store):
     """Seeded order 1 has a pending COD payment 1; the customer pays it with Stripe instead."""
     session = shop.for_order(1, 1)
     order_id, payment_id = ids(session)
@@ -257,17 +257,17 @@ def test_completion_supersedes_the_orders_other_pending_payments(hook, shop, led
 
     ok(send_stripe(hook, event))
 
-    assert ledger.payment(payment_id).status == P.COMPLETED
-    cod = ledger.payment(1)
+    assert store.payment(payment_id).status == P.COMPLETED
+    cod = store.payment(1)
     assert (cod.method, cod.status) == (PaymentMethod.COD, P.FAILED)
-    assert transitions(ledger, 1) == [("pending", "failed", "superseded")]
-    assert ledger.audit(1)[0]["event_id"] == event["id"]
-    order = ledger.order(1)
+    assert transitions(store, 1) == [("pending", "failed", "superseded")]
+    assert store.audit(1)[0]["event_id"] == event["id"]
+    order = store.order(1)
     assert (order.status, order.completed_payment) == (OrderStatus.CONFIRMED, payment_id)
     assert {pid: ref.status for pid, ref in order.payments.items()} == {1: P.FAILED, payment_id: P.COMPLETED}
 
 
-def test_a_delayed_method_is_processing_until_it_succeeds(hook, shop, ledger):
+def test_a_delayed_method_is_processing_until_it_succeeds(hook, shop, store):
     session = shop.from_cart()
     order_id, payment_id = ids(session)
     (unpaid,) = shop.act(session, "pay-delayed")
@@ -275,24 +275,24 @@ def test_a_delayed_method_is_processing_until_it_succeeds(hook, shop, ledger):
     assert unpaid["data"]["object"]["payment_status"] == "unpaid"
 
     ok(send_stripe(hook, unpaid))
-    payment = ledger.payment(payment_id)
+    payment = store.payment(payment_id)
     assert (payment.status, payment.transaction_id) == (P.PROCESSING, None)
-    assert ledger.order(order_id).status == OrderStatus.PENDING
+    assert store.order(order_id).status == OrderStatus.PENDING
 
     (succeeded,) = shop.act(session, "confirm")
     assert succeeded["type"] == "checkout.session.async_payment_succeeded"
     ok(send_stripe(hook, succeeded))
-    payment = ledger.payment(payment_id)
+    payment = store.payment(payment_id)
     assert (payment.status, payment.transaction_id) == (P.COMPLETED, succeeded["data"]["object"]["payment_intent"])
-    assert ledger.order(order_id).status == OrderStatus.CONFIRMED
-    assert transitions(ledger, payment_id)[1:] == [
+    assert store.order(order_id).status == OrderStatus.CONFIRMED
+    assert transitions(store, payment_id)[1:] == [
         ("pending", "processing", "checkout.session.completed"),
         ("processing", "completed", "checkout.session.async_payment_succeeded"),
     ]
 
 
 @pytest.mark.parametrize("ending", ["expired", "async_payment_failed"])
-def test_a_failed_or_expired_checkout_cancels_the_order_and_releases_its_stock_once(hook, shop, ledger, ending):
+def test_a_failed_or_expired_checkout_cancels_the_order_and_releases_its_stock_once(hook, shop, store, ending):
     session = shop.from_cart()
     order_id, payment_id = ids(session)
     if ending == "expired":
@@ -305,17 +305,17 @@ def test_a_failed_or_expired_checkout_cancels_the_order_and_releases_its_stock_o
 
     answer = ok(send_stripe(hook, event))
 
-    assert ledger.payment(payment_id).status == P.FAILED
-    order = ledger.order(order_id)
+    assert store.payment(payment_id).status == P.FAILED
+    order = store.order(order_id)
     assert (order.status, order.stock_reserved) == (OrderStatus.CANCELLED, False)
-    assert stock(ledger) == SEEDED_STOCK
-    settled = ledger.snapshot()
+    assert stock(store) == SEEDED_STOCK
+    settled = store.snapshot(idempotency=False)
 
     assert ok(send_stripe(hook, event)) == answer  # Stripe redelivers the same event
     again = shop.event("checkout.session.expired", {**event["data"]["object"], "status": "expired"})
     ok(send_stripe(hook, again))  # another event for the same ending (e.g. the reconciler's)
-    assert ledger.snapshot() == settled
-    assert stock(ledger) == SEEDED_STOCK
+    assert store.snapshot(idempotency=False) == settled
+    assert stock(store) == SEEDED_STOCK
 
 
 MISMATCHES = {
@@ -326,39 +326,39 @@ MISMATCHES = {
 
 
 def test_an_amount_or_currency_mismatch_is_acknowledged_audited_and_never_completes(
-    hook, shop, ledger, output, subtests
+    hook, shop, store, output, subtests
 ):
     for mismatch, change in MISMATCHES.items():
         with subtests.test(mismatch=mismatch):
-            ledger.fill_cart(1, {1: 2, 4: 1})
+            store.set_cart(1, [{"variant": 1, "quantity": 2}, {"variant": 4, "quantity": 1}])
             session = shop.from_cart()
             order_id, payment_id = ids(session)
             (event,) = shop.act(session, "pay")
             assert event["data"]["object"]["amount_total"] == minor(CART_TOTAL)
             forged = with_object(event, **change(minor(CART_TOTAL)))
-            before = ledger.snapshot()
+            before = store.snapshot(idempotency=False)
             output.clear()
 
             ok(send_stripe(hook, forged))
 
-            after = ledger.snapshot()
+            after = store.snapshot(idempotency=False)
             assert {table for table in after if after[table] != before[table]} == {"PaymentAuditTable"}
-            payment = ledger.payment(payment_id)
+            payment = store.payment(payment_id)
             assert (payment.status, payment.transaction_id) == (P.PENDING, None)
-            assert ledger.order(order_id).status == OrderStatus.PENDING
-            (entry,) = [a for a in ledger.audit(payment_id) if a.get("event_id") == event["id"]]
+            assert store.order(order_id).status == OrderStatus.PENDING
+            (entry,) = [a for a in store.audit(payment_id) if a.get("event_id") == event["id"]]
             assert (entry["reason"], entry["from"], entry["to"]) == ("amount_mismatch", "pending", "pending")
             assert output.metrics()["AmountMismatch"] == 1
             assert output.errors(), "a mismatch is logged as an error"
 
             # Its redelivery changes nothing more; a correct event for the session still settles it.
             ok(send_stripe(hook, forged))
-            assert ledger.payment(payment_id).status == P.PENDING
+            assert store.payment(payment_id).status == P.PENDING
             ok(send_stripe(hook, shop.event(event["type"], event["data"]["object"])))
-            assert ledger.payment(payment_id).status == P.COMPLETED
+            assert store.payment(payment_id).status == P.COMPLETED
 
 
-def test_money_for_an_expired_payment_is_recorded_for_a_refund_and_never_completes_it(hook, shop, ledger, output):
+def test_money_for_an_expired_payment_is_recorded_for_a_refund_and_never_completes_it(hook, shop, store, output):
     session = shop.from_cart()
     order_id, payment_id = ids(session)
     (expired,) = shop.act(session, "cancel")
@@ -368,18 +368,18 @@ def test_money_for_an_expired_payment_is_recorded_for_a_refund_and_never_complet
     late = shop.event("checkout.session.completed", paid(session))
     ok(send_stripe(hook, late))
 
-    payment = ledger.payment(payment_id)
+    payment = store.payment(payment_id)
     assert (payment.status, payment.transaction_id) == (P.FAILED, None)
-    order = ledger.order(order_id)
+    order = store.order(order_id)
     assert (order.status, order.completed_payment) == (OrderStatus.CANCELLED, None)
-    assert transitions(ledger, payment_id, late["id"]) == [("failed", "failed", "needs_refund")]
+    assert transitions(store, payment_id, late["id"]) == [("failed", "failed", "needs_refund")]
     assert output.metrics()["PaymentNeedsRefund"] == 1
     assert any("refund" in message for message in output.errors())
-    assert stock(ledger) == SEEDED_STOCK
+    assert stock(store) == SEEDED_STOCK
 
 
 def test_money_for_a_payment_superseded_by_the_gateway_needs_a_refund(
-    hook, shop, ledger, output, sandbox, load_function
+    hook, shop, store, output, sandbox, load_function
 ):
     """Order 1 gets a Stripe checkout, then the generic gateway confirms it: the Stripe payment is
     superseded (and its session expired); money arriving through Stripe afterwards never completes it."""
@@ -398,24 +398,24 @@ def test_money_for_a_payment_superseded_by_the_gateway_needs_a_refund(
         },
     )
     assert reply.json == {"status": "success", "message": "Payment confirmed"}, reply
-    online = ledger.order(1).completed_payment
-    assert ledger.payment(stripe_payment).status == P.FAILED
-    assert transitions(ledger, stripe_payment)[-1] == ("pending", "failed", "superseded")
+    online = store.order(1).completed_payment
+    assert store.payment(stripe_payment).status == P.FAILED
+    assert transitions(store, stripe_payment)[-1] == ("pending", "failed", "superseded")
     assert sandbox.session(session["id"])["status"] == "expired", "the superseded session is expired"
     output.clear()
 
     late = shop.event("checkout.session.completed", paid(session))
     ok(send_stripe(hook, late))
 
-    assert ledger.payment(stripe_payment).status == P.FAILED
-    assert ledger.payment(online).status == P.COMPLETED
-    assert ledger.order(1).completed_payment == online
-    assert transitions(ledger, stripe_payment, late["id"]) == [("failed", "failed", "needs_refund")]
+    assert store.payment(stripe_payment).status == P.FAILED
+    assert store.payment(online).status == P.COMPLETED
+    assert store.order(1).completed_payment == online
+    assert transitions(store, stripe_payment, late["id"]) == [("failed", "failed", "needs_refund")]
     assert output.metrics()["PaymentNeedsRefund"] == 1
 
 
 def test_gateway_money_for_an_online_payment_superseded_by_stripe_is_409_and_recorded_for_a_refund(
-    hook, shop, ledger, output, load_function
+    hook, shop, store, output, load_function
 ):
     """The customer started paying order 1 through the generic gateway, then paid it with Stripe:
     the gateway's late "completed" must not complete a second payment, and the money needs a refund."""
@@ -428,26 +428,26 @@ def test_gateway_money_for_an_online_payment_superseded_by_stripe_is_409_and_rec
     }
     started = send_gateway(gateway, {**gateway_event, "event_type": "payment.processing", "status": "processing"})
     assert started.status == 200, started
-    (online,) = [pid for pid, ref in ledger.order(1).payments.items() if ref.method == PaymentMethod.ONLINE]
+    (online,) = [pid for pid, ref in store.order(1).payments.items() if ref.method == PaymentMethod.ONLINE]
     session = shop.for_order(1, 1)
     _, stripe_payment = ids(session)
     (event,) = shop.act(session, "pay")
     ok(send_stripe(hook, event))
-    assert ledger.payment(online).status == P.FAILED
-    assert transitions(ledger, online)[-1] == ("processing", "failed", "superseded")
+    assert store.payment(online).status == P.FAILED
+    assert transitions(store, online)[-1] == ("processing", "failed", "superseded")
     output.clear()
 
     late = send_gateway(gateway, {**gateway_event, "event_type": "payment.completed", "status": "completed"})
 
     assert (late.status, late.json["status"]) == (409, "error"), late
-    assert ledger.payment(online).status == P.FAILED
-    assert ledger.order(1).completed_payment == stripe_payment
-    assert transitions(ledger, online)[-1] == ("failed", "failed", "needs_refund")
+    assert store.payment(online).status == P.FAILED
+    assert store.order(1).completed_payment == stripe_payment
+    assert transitions(store, online)[-1] == ("failed", "failed", "needs_refund")
     assert output.metrics()["PaymentNeedsRefund"] == 1
     assert any("refund" in message for message in output.errors())
 
 
-def test_a_failed_checkout_for_an_order_placed_elsewhere_leaves_the_order_pending(hook, shop, ledger):
+def test_a_failed_checkout_for_an_order_placed_elsewhere_leaves_the_order_pending(hook, shop, store):
     """Order 1 was placed by the platform (no stock reserved here) and can still be paid by COD."""
     session = shop.for_order(1, 1)
     _, payment_id = ids(session)
@@ -455,48 +455,48 @@ def test_a_failed_checkout_for_an_order_placed_elsewhere_leaves_the_order_pendin
 
     ok(send_stripe(hook, expired))
 
-    assert ledger.payment(payment_id).status == P.FAILED
-    order = ledger.order(1)
+    assert store.payment(payment_id).status == P.FAILED
+    order = store.order(1)
     assert (order.status, order.completed_payment) == (OrderStatus.PENDING, None)
-    assert ledger.payment(1).status == P.PENDING
-    assert stock(ledger) == SEEDED_STOCK
+    assert store.payment(1).status == P.PENDING
+    assert stock(store) == SEEDED_STOCK
 
 
 # ---------------------------------------------------------------------- out of order
 
 
-def test_expiry_after_completion_changes_nothing(hook, shop, ledger):
+def test_expiry_after_completion_changes_nothing(hook, shop, store):
     session = shop.from_cart()
     order_id, payment_id = ids(session)
     (completed,) = shop.act(session, "pay")
     ok(send_stripe(hook, completed))
-    settled = ledger.snapshot()
+    settled = store.snapshot(idempotency=False)
 
     expired = shop.event("checkout.session.expired", {**session, "status": "expired", "url": None})
     ok(send_stripe(hook, expired))
 
-    assert ledger.snapshot() == settled
-    assert ledger.payment(payment_id).status == P.COMPLETED
-    assert ledger.order(order_id).status == OrderStatus.CONFIRMED
-    assert stock(ledger) == RESERVED_STOCK
+    assert store.snapshot(idempotency=False) == settled
+    assert store.payment(payment_id).status == P.COMPLETED
+    assert store.order(order_id).status == OrderStatus.CONFIRMED
+    assert stock(store) == RESERVED_STOCK
 
 
-def test_an_unpaid_completion_after_the_async_success_does_not_go_back_to_processing(hook, shop, ledger):
+def test_an_unpaid_completion_after_the_async_success_does_not_go_back_to_processing(hook, shop, store):
     session = shop.from_cart()
     _, payment_id = ids(session)
     (unpaid,) = shop.act(session, "pay-delayed")
     (succeeded,) = shop.act(session, "confirm")
 
     ok(send_stripe(hook, succeeded))  # Stripe delivered them the other way round
-    assert ledger.payment(payment_id).status == P.COMPLETED
-    settled = ledger.snapshot()
+    assert store.payment(payment_id).status == P.COMPLETED
+    settled = store.snapshot(idempotency=False)
     ok(send_stripe(hook, unpaid))
 
-    assert ledger.snapshot() == settled
-    assert transitions(ledger, payment_id)[1:] == [("pending", "completed", "checkout.session.async_payment_succeeded")]
+    assert store.snapshot(idempotency=False) == settled
+    assert transitions(store, payment_id)[1:] == [("pending", "completed", "checkout.session.async_payment_succeeded")]
 
 
-def test_a_refund_before_its_completion_is_refused_for_a_retry_then_applies(hook, shop, ledger):
+def test_a_refund_before_its_completion_is_refused_for_a_retry_then_applies(hook, shop, store):
     """Stripe does not order events. A refund that cannot apply yet must not be acknowledged (Stripe
     would never send it again): it is refused, and Stripe's retry after the completion applies it."""
     session = shop.from_cart()
@@ -506,23 +506,23 @@ def test_a_refund_before_its_completion_is_refused_for_a_retry_then_applies(hook
     # Stripe copies the PaymentIntent's metadata (our checkout sets it) onto its charge.
     refunded = with_object(refunded, metadata=dict(session["metadata"]))
     assert refunded["data"]["object"]["refunded"] is True
-    before = ledger.snapshot()
+    before = store.snapshot()
 
     early = send_stripe(hook, refunded)
 
     assert 400 <= early.status < 500 and early.status != 400, early  # retryable, not a signature failure
     assert early.json["status"] == "error"
-    assert ledger.snapshot() == before
+    assert store.snapshot() == before
     ok(send_stripe(hook, completed))
-    assert ledger.payment(payment_id).status == P.COMPLETED
+    assert store.payment(payment_id).status == P.COMPLETED
     ok(send_stripe(hook, refunded))  # Stripe's retry of the same event
-    assert ledger.payment(payment_id).status == P.REFUNDED
+    assert store.payment(payment_id).status == P.REFUNDED
 
 
 # ---------------------------------------------------------------------- refunds
 
 
-def test_a_full_refund_refunds_the_payment(hook, shop, ledger):
+def test_a_full_refund_refunds_the_payment(hook, shop, store):
     session = shop.from_cart()
     order_id, payment_id = ids(session)
     (completed,) = shop.act(session, "pay")
@@ -532,13 +532,13 @@ def test_a_full_refund_refunds_the_payment(hook, shop, ledger):
 
     ok(send_stripe(hook, refunded))
 
-    payment = ledger.payment(payment_id)
+    payment = store.payment(payment_id)
     assert (payment.status, payment.transaction_id) == (P.REFUNDED, completed["data"]["object"]["payment_intent"])
-    assert transitions(ledger, payment_id, refunded["id"]) == [("completed", "refunded", "refunded")]
-    assert ledger.order(order_id).payments[payment_id].status == P.REFUNDED
+    assert transitions(store, payment_id, refunded["id"]) == [("completed", "refunded", "refunded")]
+    assert store.order(order_id).payments[payment_id].status == P.REFUNDED
 
 
-def test_a_partial_refund_is_audited_and_the_rest_refunds_the_payment(hook, shop, ledger):
+def test_a_partial_refund_is_audited_and_the_rest_refunds_the_payment(hook, shop, store):
     session = shop.from_cart()
     _, payment_id = ids(session)
     (completed,) = shop.act(session, "pay")
@@ -546,18 +546,18 @@ def test_a_partial_refund_is_audited_and_the_rest_refunds_the_payment(hook, shop
 
     (partial,) = shop.act(session, "refund", {"amount": "1000"})
     ok(send_stripe(hook, partial))
-    assert ledger.payment(payment_id).status == P.COMPLETED
-    (entry,) = [a for a in ledger.audit(payment_id) if a.get("event_id") == partial["id"]]
+    assert store.payment(payment_id).status == P.COMPLETED
+    (entry,) = [a for a in store.audit(payment_id) if a.get("event_id") == partial["id"]]
     assert entry["reason"] == "partial_refund"
     assert entry["details"]["amount_refunded_minor"] == 1000
 
     (rest,) = shop.act(session, "refund")
     assert rest["data"]["object"]["amount_refunded"] == minor(CART_TOTAL)
     ok(send_stripe(hook, rest))
-    assert ledger.payment(payment_id).status == P.REFUNDED
+    assert store.payment(payment_id).status == P.REFUNDED
 
 
-def test_a_refund_whose_metadata_names_a_payment_settled_elsewhere_refunds_nothing(hook, shop, ledger, output):
+def test_a_refund_whose_metadata_names_a_payment_settled_elsewhere_refunds_nothing(hook, shop, store, output):
     """A charge found only through its metadata (its PaymentIntent settled none of ours) must not
     refund the payment the metadata names: seeded payment 2 was paid through the generic gateway."""
     charge = {
@@ -574,11 +574,11 @@ def test_a_refund_whose_metadata_names_a_payment_settled_elsewhere_refunds_nothi
 
     ok(send_stripe(hook, shop.event("charge.refunded", charge)))
 
-    payment = ledger.payment(2)
+    payment = store.payment(2)
     assert (payment.status, payment.transaction_id) == (P.COMPLETED, DEMO_TRANSACTION)
-    assert ledger.order(2).payments[2].status == P.COMPLETED
+    assert store.order(2).payments[2].status == P.COMPLETED
     assert output.metrics()["PaymentsRefunded"] == 0
-    (entry,) = ledger.audit(2)
+    (entry,) = store.audit(2)
     assert (entry["reason"], entry["details"]["reported_transaction"]) == ("amount_mismatch", "pi_test_elsewhere")
 
 
@@ -615,14 +615,14 @@ NOT_OURS = {
 }
 
 
-def test_events_we_do_not_handle_or_that_are_not_ours_are_acknowledged_and_change_nothing(hook, shop, ledger, subtests):
+def test_events_we_do_not_handle_or_that_are_not_ours_are_acknowledged_and_change_nothing(hook, shop, store, subtests):
     session = shop.from_cart()
-    before = ledger.snapshot()
+    before = store.snapshot(idempotency=False)
     for case, (type_, changes) in NOT_OURS.items():
         with subtests.test(case=case):
             obj = {**paid(session), **changes} if type_.startswith("checkout.") else changes
             ok(send_stripe(hook, shop.event(type_, obj)))
-            assert ledger.snapshot() == before
+            assert store.snapshot(idempotency=False) == before
 
     # Stripe's signature proves that Stripe sent it, not that its metadata names the right payment.
     forged = shop.event(
@@ -634,15 +634,15 @@ def test_events_we_do_not_handle_or_that_are_not_ours_are_acknowledged_and_chang
         ),
     )
     ok(send_stripe(hook, forged))
-    assert ledger.payment(1).status == P.PENDING  # the seeded COD payment of order 1
-    assert ledger.order(1).status == OrderStatus.PENDING
-    assert ledger.payment(ids(session)[1]).status == P.PENDING
+    assert store.payment(1).status == P.PENDING  # the seeded COD payment of order 1
+    assert store.order(1).status == OrderStatus.PENDING
+    assert store.payment(ids(session)[1]).status == P.PENDING
 
 
 # ---------------------------------------------------------------------- duplicates
 
 
-def test_twenty_concurrent_copies_make_one_transition(load_hook, shop, ledger):
+def test_twenty_concurrent_copies_make_one_transition(load_hook, shop, store):
     session = shop.from_cart()
     order_id, payment_id = ids(session)
     (event,) = shop.act(session, "pay")
@@ -653,12 +653,12 @@ def test_twenty_concurrent_copies_make_one_transition(load_hook, shop, ledger):
 
     assert [reply.status for reply in replies] == [200] * 20, [r for r in replies if r.status != 200]
     assert len({reply.text for reply in replies}) == 1
-    assert ledger.payment(payment_id).status == P.COMPLETED
-    assert ledger.order(order_id).status == OrderStatus.CONFIRMED
-    assert transitions(ledger, payment_id, event["id"]) == [("pending", "completed", "checkout.session.completed")]
+    assert store.payment(payment_id).status == P.COMPLETED
+    assert store.order(order_id).status == OrderStatus.CONFIRMED
+    assert transitions(store, payment_id, event["id"]) == [("pending", "completed", "checkout.session.completed")]
 
 
-def test_a_completion_overtaking_the_checkout_that_records_its_session_completes_it(hook, shop, ledger, output):
+def test_a_completion_overtaking_the_checkout_that_records_its_session_completes_it(hook, shop, store, output):
     """Stripe may deliver checkout.session.completed before our checkout has written the session
     id (a slow write, a fast wallet payment): verified against the stored payment and order, it
     completes the payment and records the session; it is never acknowledged and dropped."""
@@ -667,20 +667,20 @@ def test_a_completion_overtaking_the_checkout_that_records_its_session_completes
     (event,) = shop.act(session, "pay")
     # As if the checkout had not recorded the session yet.
     shop.checkout._store.client.update_item(
-        TableName=ledger.tables["PaymentsTable"],
+        TableName=store.tables["PaymentsTable"],
         Key={"user": {"N": "1"}, "id": {"N": str(payment_id)}},
         UpdateExpression="REMOVE checkout_session_id, checkout_url",
     )
 
     ok(send_stripe(hook, event))
 
-    payment = ledger.payment(payment_id)
+    payment = store.payment(payment_id)
     assert (payment.status, payment.checkout_session_id) == (P.COMPLETED, session["id"])
-    assert ledger.order(order_id).status == OrderStatus.CONFIRMED
+    assert store.order(order_id).status == OrderStatus.CONFIRMED
     assert output.metrics()["AmountMismatch"] == 0
 
 
-def test_a_completion_for_an_order_with_an_unusual_shape_still_completes(hook, shop, ledger):
+def test_a_completion_for_an_order_with_an_unusual_shape_still_completes(hook, shop, store):
     """An order with other payments besides this session's (here the platform's pending COD payment
     of order 1) completes like any other: settlement reads the order, it does not guess it."""
     session = shop.for_order(1, 1)
@@ -689,12 +689,12 @@ def test_a_completion_for_an_order_with_an_unusual_shape_still_completes(hook, s
 
     ok(send_stripe(hook, event))
 
-    assert ledger.payment(payment_id).status == P.COMPLETED
-    assert ledger.payment(1).status == P.FAILED  # superseded
-    assert ledger.order(order_id).completed_payment == payment_id
+    assert store.payment(payment_id).status == P.COMPLETED
+    assert store.payment(1).status == P.FAILED  # superseded
+    assert store.order(order_id).completed_payment == payment_id
 
 
-def test_a_session_whose_metadata_names_another_user_is_a_mismatch_and_completes_nothing(hook, shop, ledger, output):
+def test_a_session_whose_metadata_names_another_user_is_a_mismatch_and_completes_nothing(hook, shop, store, output):
     session = shop.from_cart()
     _, payment_id = ids(session)
     (event,) = shop.act(session, "pay")
@@ -703,19 +703,19 @@ def test_a_session_whose_metadata_names_another_user_is_a_mismatch_and_completes
     answer = ok(send_stripe(hook, event))
 
     assert answer["message"].startswith("mismatch")
-    assert ledger.payment(payment_id).status == P.PENDING
+    assert store.payment(payment_id).status == P.PENDING
     assert output.metrics()["AmountMismatch"] == 1
-    assert ("pending", "pending", "mismatch") in transitions(ledger, payment_id)
+    assert ("pending", "pending", "mismatch") in transitions(store, payment_id)
 
 
-def test_an_early_completion_naming_another_checkout_attempt_completes_nothing(hook, shop, ledger, output):
+def test_an_early_completion_naming_another_checkout_attempt_completes_nothing(hook, shop, store, output):
     """Before the session is recorded, only our metadata's checkout key ties it to the payment: a key
     of another attempt (another deployment sharing the Stripe account reuses our ids) is refused."""
     session = shop.from_cart()
     _, payment_id = ids(session)
     (event,) = shop.act(session, "pay")
     shop.checkout._store.client.update_item(
-        TableName=ledger.tables["PaymentsTable"],
+        TableName=store.tables["PaymentsTable"],
         Key={"user": {"N": "1"}, "id": {"N": str(payment_id)}},
         UpdateExpression="REMOVE checkout_session_id, checkout_url",
     )
@@ -724,5 +724,5 @@ def test_an_early_completion_naming_another_checkout_attempt_completes_nothing(h
     answer = ok(send_stripe(hook, event))
 
     assert answer["message"].startswith("mismatch")
-    assert ledger.payment(payment_id).status == P.PENDING
+    assert store.payment(payment_id).status == P.PENDING
     assert output.metrics()["AmountMismatch"] == 1

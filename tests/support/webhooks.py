@@ -1,6 +1,6 @@
 """Webhook test helpers: signing deliveries (Stripe, generic gateway), invoking the handlers, real
-Stripe checkouts against the local Stripe stand-in, reading what settlement stored, and capturing
-every log line and EMF metric a handler prints."""
+Stripe checkouts against the local Stripe stand-in, and capturing every log line and EMF metric a
+handler prints (what settlement stored: support.tables.Store)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,11 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
 from types import ModuleType
 from typing import Any
 
-from halum_payments.models import Order, Payment
-from halum_payments.repositories import catalog, orders, payments
-from halum_payments.repositories.dynamo import batch_put, from_item
 from support import PAYMENT_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET, Reply, call
 from support.environments import run_together
 
@@ -94,75 +90,6 @@ def concurrently(n: int, fn: Callable[[int], Reply]) -> list[Reply]:
     replies = run_together([lambda i=i: fn(i) for i in range(n)], timeout=60)
     assert all(isinstance(reply, Reply) for reply in replies), replies
     return replies
-
-
-# ---------------------------------------------------------------------- what is stored
-
-
-class Ledger:
-    """Reads the tables the webhooks write, straight from DynamoDB."""
-
-    def __init__(self, client: Any, tables: dict[str, str]) -> None:
-        self.client = client
-        self.tables = tables
-
-    def _get(self, logical: str, key: dict[str, Any]) -> dict[str, Any] | None:
-        item = self.client.get_item(TableName=self.tables[logical], Key=key, ConsistentRead=True).get("Item")
-        return from_item(item) if item else None
-
-    def payment(self, payment_id: int) -> Payment:
-        """By id alone, as a test knows it (the table is keyed by user and id): a Scan, test-only."""
-        (item,) = [item for item in self._scan(self.tables["PaymentsTable"]) if item["id"] == {"N": str(payment_id)}]
-        return payments.decode(item)
-
-    def order(self, order_id: int) -> Order:
-        item = self.client.get_item(
-            TableName=self.tables["OrdersTable"], Key={"id": {"N": str(order_id)}}, ConsistentRead=True
-        ).get("Item")
-        assert item is not None, f"order {order_id} does not exist"
-        return orders.decode(item)
-
-    def stock(self, variant: int) -> int:
-        record = self._get("ProductVariantsTable", {"id": {"N": str(variant)}})
-        assert record is not None
-        return int(record["stock"])
-
-    def audit(self, payment_id: int) -> list[dict[str, Any]]:
-        items = self.client.query(
-            TableName=self.tables["PaymentAuditTable"],
-            KeyConditionExpression="#p = :p",
-            ExpressionAttributeNames={"#p": "payment"},
-            ExpressionAttributeValues={":p": {"N": str(payment_id)}},
-            ConsistentRead=True,
-        )["Items"]
-        return [from_item(item) for item in items]
-
-    def payments_of(self, order_id: int) -> dict[int, Payment]:
-        return {pid: self.payment(pid) for pid in self.order(order_id).payments}
-
-    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
-        """Every business table's items (the idempotency table is bookkeeping, not business)."""
-        names = {logical: name for logical, name in sorted(self.tables.items()) if logical != "IdempotencyTable"}
-        with ThreadPoolExecutor(len(names)) as pool:
-            scanned = dict(zip(names, pool.map(self._scan, names.values()), strict=True))
-        return scanned
-
-    def _scan(self, table: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-        while True:
-            page = self.client.scan(**kwargs)
-            items.extend(page["Items"])
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
-
-    def fill_cart(self, user: int, lines: dict[int, int]) -> None:
-        from halum_payments.models import Cart, CartItem
-
-        cart = Cart(user, tuple(CartItem(v, q) for v, q in lines.items()))
-        batch_put(self.client, self.tables["CartsTable"], [catalog.encode_cart(cart)])
 
 
 # ---------------------------------------------------------------------- Stripe checkouts
