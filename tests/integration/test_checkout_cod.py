@@ -37,14 +37,13 @@ def test_cod_checkout_answers_201_with_the_confirmed_order_and_its_payment(shop)
 
     assert reply.status == 201, reply
     payment = shop.store.payment(4)
-    assert payment is not None
     assert reply.json == {
         "order_id": 4,
         "status": "confirmed",
         "payment_method": "COD",
         "payment": {
             "id": 4, "order": 4, "user": 1, "amount": "2023.50", "method": "COD", "status": "pending",
-            "transaction_id": None, "created_at": payment["created_at"], "updated_at": payment["updated_at"],
+            "transaction_id": None, "created_at": payment.created_at, "updated_at": payment.updated_at,
         },
     }  # fmt: skip
     assert reply.json["payment"]["created_at"] == reply.json["payment"]["updated_at"]
@@ -56,18 +55,17 @@ def test_cod_checkout_answers_201_with_the_confirmed_order_and_its_payment(shop)
     assert listed["count"] == 3 and listed["results"][-1] == reply.json["payment"]
 
     order = shop.store.order(4)
-    assert order is not None
-    assert (order["user"], order["status"], order["shipping_address"], order["total_price"]) == (
+    assert (order.user, order.status, order.shipping_address, order.total_price) == (
         1, "confirmed", 1, CART_1_TOTAL
     )  # fmt: skip
-    assert [(i["variant"], i["quantity"], i["price"]) for i in order["items"]] == [
+    assert [(i.variant, i.quantity, i.price) for i in order.items] == [
         (RUI, 2, Decimal("799.00")), (RICE, 1, Decimal("425.50"))
     ]  # fmt: skip
-    assert order["shipping"] == ADDRESS_1
-    assert order["payments"] == {"4": {"method": "COD", "status": "pending"}}
-    assert (payment["method"], payment["status"], payment["amount"]) == ("COD", "pending", CART_1_TOTAL)
-    assert payment.get("transaction_id") is None
-    assert payment.get("checkout_session_id") is None
+    assert order.shipping == ADDRESS_1
+    assert order.payments == {4: ("COD", "pending")}
+    assert (payment.method, payment.status, payment.amount) == ("COD", "pending", CART_1_TOTAL)
+    assert payment.transaction_id is None
+    assert payment.checkout_session_id is None
     assert shop.store.stocks() == {**STOCK, RUI: 98, RICE: 199}
     assert shop.store.cart(1) == {}
     assert shop.store.cart(2) == {PRAWN: 1}
@@ -90,10 +88,10 @@ def test_cod_needs_no_payment_gateway(shop):
 
 
 def refused(shop: Shop, user: int | None, body: Any, status: int, headers: dict[str, str] | None = None) -> str:
-    before = shop.store.dump()
+    before = shop.store.snapshot()
     reply = post(shop.cod, COD, user, body, headers=headers)
     assert reply.status == status, reply
-    assert shop.store.dump() == before, "a refused checkout wrote something"
+    assert shop.store.snapshot() == before, "a refused checkout wrote something"
     assert shop.sandbox.requests == []
     return reply.json["detail"]
 
@@ -142,12 +140,12 @@ def test_a_stock_race_lost_inside_the_transaction_is_a_409_and_writes_nothing(sh
     def someone_buys_prawns(**_: Any) -> None:
         shop.store.update_variant(PRAWN, stock=1)
 
-    before = shop.store.dump()
+    before = shop.store.snapshot()
     with hook(shop.client, "before-call.dynamodb.TransactWriteItems", someone_buys_prawns):
         reply = shop.cash(1, {"shipping_address": 1})
     assert reply.status == 409, reply
     assert LABELS[PRAWN] in reply.json["detail"] and "1 available" in reply.json["detail"]
-    after = shop.store.dump()
+    after = shop.store.snapshot()
     assert {k: v for k, v in after.items() if k != "ProductVariantsTable"} == {
         k: v for k, v in before.items() if k != "ProductVariantsTable"
     }
@@ -158,12 +156,12 @@ def test_the_same_idempotency_key_replays_the_201_and_makes_one_order(shop, caps
     with captured_output(capsys, caplog) as output:
         first = shop.cash(1, {"shipping_address": 1}, key="cod-click")
         assert first.status == 201, first
-        after_first = shop.store.dump()
+        after_first = shop.store.snapshot()
         assert output.metrics()["DuplicateCheckouts"] == 0
         again = shop.cash(1, {"shipping_address": 1}, key="cod-click")
         assert again.status == 201, again
         assert again.json == first.json
-        assert shop.store.dump() == after_first
+        assert shop.store.snapshot() == after_first
         assert output.metrics()["DuplicateCheckouts"] == 1
     other = shop.cash(1, {"shipping_address": 999}, key="cod-click")
     assert other.status == 422, other

@@ -18,15 +18,17 @@ from support.checkout import (
 )
 from support.environments import run_together
 
+from halum_payments.models import Order, Payment
+
 SEEDED_ORDERS = {1, 2, 3}
 
 
-def new_orders(shop: Shop) -> dict[int, dict[str, Any]]:
+def new_orders(shop: Shop) -> dict[int, Order]:
     return {oid: o for oid, o in shop.store.orders().items() if oid not in SEEDED_ORDERS}
 
 
-def pending_stripe_payments(shop: Shop) -> dict[int, dict[str, Any]]:
-    return {pid: p for pid, p in shop.store.payments().items() if p["method"] == "stripe" and p["status"] == "pending"}
+def pending_stripe_payments(shop: Shop) -> dict[int, Payment]:
+    return {pid: p for pid, p in shop.store.payments().items() if p.method == "stripe" and p.status == "pending"}
 
 
 def test_four_simultaneous_requests_with_one_key_make_one_order_and_all_get_its_session(shop):
@@ -44,8 +46,8 @@ def test_four_simultaneous_requests_with_one_key_make_one_order_and_all_get_its_
     assert all(r.json == replies[0].json for r in replies)
     (order,) = new_orders(shop).values()
     (payment,) = pending_stripe_payments(shop).values()
-    assert payment["order"] == order["id"]
-    assert payment["checkout_session_id"] == replies[0].json["id"]
+    assert payment.order == order.id
+    assert payment.checkout_session_id == replies[0].json["id"]
     assert len(shop.sandbox.sessions) == 1
     assert shop.store.stock(RUI) == 98
     assert shop.store.counts(1)["all"] == 3
@@ -62,7 +64,7 @@ def test_four_simultaneous_requests_without_a_key_make_one_order_and_clean_refus
         if reply.status != 200:
             assert reply.status in (400, 409), reply  # the cart is empty now / it changed: never a 5xx
     (order,) = new_orders(shop).values()
-    assert order["status"] == "pending"
+    assert order.status == "pending"
     assert len(pending_stripe_payments(shop)) == 1
     assert shop.store.stock(RUI) == 98  # taken once
     assert shop.store.cart(1) == {}
@@ -94,7 +96,7 @@ def test_the_last_unit_goes_to_exactly_one_of_two_customers(shop, method):
     assert LABELS[PRAWN] in lost and "0 available" in lost
     assert shop.store.stock(PRAWN) == 0  # never below zero
     (order,) = new_orders(shop).values()
-    assert order["user"] == winner
+    assert order.user == winner
     assert shop.store.cart(winner) == {}
     assert shop.store.cart(loser) == {PRAWN: 1}  # the loser keeps their cart
     assert len(shop.sandbox.sessions) == (1 if method == "stripe" else 0)
@@ -108,14 +110,10 @@ def test_an_order_paid_four_times_at_once_gets_one_stripe_payment_and_one_sessio
     assert [r.status for r in replies] == [200] * 4, replies
     assert all(r.json == replies[0].json for r in replies)
     (payment,) = pending_stripe_payments(shop).values()
-    assert payment["order"] == 1 and payment["checkout_session_id"] == replies[0].json["id"]
+    assert payment.order == 1 and payment.checkout_session_id == replies[0].json["id"]
     assert len(shop.sandbox.sessions) == 1
     order = shop.store.order(1)
-    assert order is not None
-    assert order["payments"] == {
-        "1": {"method": "COD", "status": "pending"},
-        str(payment["id"]): {"method": "stripe", "status": "pending"},
-    }
+    assert order.payments == {1: ("COD", "pending"), payment.id: ("stripe", "pending")}
     assert shop.store.counts(1)["all"] == 3
 
 
@@ -163,9 +161,8 @@ def test_paying_an_order_whose_checkout_waits_for_stripe_never_gives_that_checko
     (a_reply,) = replies
     assert a_reply.status == 200, a_reply
     payment = shop.store.payment(4)
-    assert payment is not None
-    assert (payment["status"], payment["checkout_session_id"]) == ("pending", a_reply.json["id"])
-    assert shop.store.order(4)["status"] == "pending"  # type: ignore[index]
+    assert (payment.status, payment.checkout_session_id) == ("pending", a_reply.json["id"])
+    assert shop.store.order(4).status == "pending"
     assert shop.store.stock(RUI) == 98 and shop.store.cart(1) == {}
     shop.sandbox.submit(f"/checkout/{a_reply.json['id']}/pay")
     assert shop.sandbox.session(a_reply.json["id"])["payment_status"] == "paid"
@@ -198,5 +195,5 @@ def test_a_checkout_whose_stripe_call_fails_answers_with_the_session_another_req
     (a_reply,) = replies
     assert (a_reply.status, a_reply.json) == (200, b.json)
     payment = shop.store.payment(4)
-    assert payment is not None and (payment["status"], payment["checkout_session_id"]) == ("pending", b.json["id"])
+    assert (payment.status, payment.checkout_session_id) == ("pending", b.json["id"])
     assert shop.store.stock(RUI) == 98 and shop.store.cart(1) == {}

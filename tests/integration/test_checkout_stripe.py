@@ -56,22 +56,20 @@ def test_cart_checkout_answers_the_spec_shape_and_writes_one_pending_order(shop)
     assert session["id"].startswith("cs_test_") and session["status"] == "open"
 
     order = shop.store.order(4)
-    assert order is not None
-    assert (order["user"], order["status"], order["currency"], order["shipping_address"]) == (1, "pending", "usd", 1)
-    assert order["total_price"] == CART_1_TOTAL  # 2 x 799.00 + 425.50, exact
-    assert [(i["variant"], i["quantity"], i["price"], i["sku"], i["name"]) for i in order["items"]] == [
+    assert (order.user, order.status, order.currency, order.shipping_address) == (1, "pending", "usd", 1)
+    assert order.total_price == CART_1_TOTAL  # 2 x 799.00 + 425.50, exact
+    assert [(i.variant, i.quantity, i.price, i.sku, i.name) for i in order.items] == [
         (RUI, 2, Decimal("799.00"), "RUI-1KG", "Rui Fish 1kg"),
         (RICE, 1, Decimal("425.50"), "RICE-5KG", "Miniket Rice 5kg"),
     ]
-    assert order["shipping"] == ADDRESS_1  # a snapshot: later edits of the address do not change the order
-    assert order["payments"] == {"4": {"method": "stripe", "status": "pending"}}
+    assert order.shipping == ADDRESS_1  # a snapshot: later edits of the address do not change the order
+    assert order.payments == {4: ("stripe", "pending")}
 
     payment = shop.store.payment(4)
-    assert payment is not None
-    assert (payment["order"], payment["user"], payment["method"], payment["status"]) == (4, 1, "stripe", "pending")
-    assert payment["amount"] == CART_1_TOTAL
-    assert payment.get("transaction_id") is None
-    assert (payment["checkout_session_id"], payment["checkout_url"]) == (session["id"], session["url"])
+    assert (payment.order, payment.user, payment.method, payment.status) == (4, 1, "stripe", "pending")
+    assert payment.amount == CART_1_TOTAL
+    assert payment.transaction_id is None
+    assert (payment.checkout_session_id, payment.checkout_url) == (session["id"], session["url"])
 
     assert shop.store.stocks() == {**STOCK, RUI: 98, RICE: 199}
     assert shop.store.cart(1) == {}
@@ -86,7 +84,7 @@ def test_cart_checkout_answers_the_spec_shape_and_writes_one_pending_order(shop)
     assert listed["count"] == 3
     assert listed["results"][-1] == {
         "id": 4, "order": 4, "user": 1, "amount": "2023.50", "method": "stripe", "status": "pending",
-        "transaction_id": None, "created_at": payment["created_at"], "updated_at": payment["updated_at"],
+        "transaction_id": None, "created_at": payment.created_at, "updated_at": payment.updated_at,
     }  # fmt: skip
     assert shop.listed(2)["count"] == 1
     counts = shop.store.counts(1)
@@ -101,9 +99,8 @@ def test_stripe_receives_exactly_the_checkout_form(shop):
 
     (request,) = shop.sandbox.requests
     payment = shop.store.payment(4)
-    assert payment is not None
     # checkout_key names this attempt (its idempotency key): it proves a session is this payment's.
-    metadata = {"order_id": "4", "payment_id": "4", "user_id": "1", "checkout_key": payment["checkout_key"]}
+    metadata = {"order_id": "4", "payment_id": "4", "user_id": "1", "checkout_key": payment.checkout_key}
     assert request.params == {
         "mode": "payment",
         "line_items": [line(LABELS[RUI], 79900, 2), line(LABELS[RICE], 42550, 1)],  # 425.50 -> 42550, no float
@@ -112,10 +109,10 @@ def test_stripe_receives_exactly_the_checkout_form(shop):
         "client_reference_id": "4",
         "success_url": SUCCESS_URL,  # the {CHECKOUT_SESSION_ID} placeholder is Stripe's to fill in
         "cancel_url": CANCEL_URL,
-        "expires_at": str(payment["checkout_expires_at"]),
+        "expires_at": str(payment.checkout_expires_at),
     }
     assert request.header("Authorization") == f"Bearer {STRIPE_KEY}"
-    assert request.header("Idempotency-Key") == payment["checkout_key"]
+    assert request.header("Idempotency-Key") == payment.checkout_key
     session = shop.sandbox.session(reply.json["id"])
     assert session["amount_total"] == 202350
 
@@ -139,22 +136,21 @@ def test_a_zero_decimal_currency_is_sent_in_whole_units(shop):
     assert request.params["line_items"] == [line("Tuna (TUNA)", 1500, 3, "jpy"), line("Nori (NORI)", 320, 1, "jpy")]
     assert shop.sandbox.session(reply.json["id"])["amount_total"] == 4820
     order = shop.store.order(4)
-    assert order is not None
-    assert (order["currency"], order["total_price"]) == ("jpy", Decimal("4820"))
-    assert shop.store.payment(4)["amount"] == Decimal("4820")  # type: ignore[index]
+    assert (order.currency, order.total_price) == ("jpy", Decimal("4820"))
+    assert shop.store.payment(4).amount == Decimal("4820")
 
 
 def test_a_price_a_zero_decimal_currency_cannot_charge_is_refused_and_nothing_is_written(shop):
     """425.50 JPY does not exist: rounding would charge a different amount than the order's total."""
     shop.store.set_cart(1, [{"variant": RICE, "quantity": 1}])
     stripe = shop.stripe_function(CURRENCY="jpy")
-    before = shop.store.dump()
+    before = shop.store.snapshot()
 
     reply = shop.checkout(1, {"shipping_address": 1}, module=stripe)
 
     assert reply.status == 422, reply
     assert LABELS[RICE] in reply.json["detail"]
-    assert shop.store.dump() == before
+    assert shop.store.snapshot() == before
     assert shop.sandbox.requests == []
 
 
@@ -168,7 +164,7 @@ def test_the_session_expiry_is_inside_stripes_window(shop, minutes):
     assert 30 * 60 <= lifetime <= 24 * 3600  # Stripe's own bounds (the sandbox enforces them too)
     # What was configured, or as close to Stripe's 24 h maximum as its window allows.
     assert lifetime >= min(int(minutes) * 60, 24 * 3600 - 5 * 60)
-    assert shop.store.payment(4)["checkout_expires_at"] == session["expires_at"]  # type: ignore[index]
+    assert shop.store.payment(4).checkout_expires_at == session["expires_at"]
 
 
 def test_stripe_retries_carry_the_attempts_idempotency_key_and_each_attempt_has_its_own(shop):
@@ -220,9 +216,8 @@ def test_a_price_change_between_reading_and_writing_is_charged_at_the_new_price(
 
     assert reply.status == 200, reply
     order = shop.store.order(4)
-    assert order is not None
-    assert [(i["variant"], i["price"]) for i in order["items"]] == [(RUI, Decimal("810.25")), (RICE, Decimal("425.50"))]
-    assert order["total_price"] == Decimal("2046.00")
+    assert [(i.variant, i.price) for i in order.items] == [(RUI, Decimal("810.25")), (RICE, Decimal("425.50"))]
+    assert order.total_price == Decimal("2046.00")
     assert shop.sandbox.requests[0].params["line_items"][0] == line(LABELS[RUI], 81025, 2)
     assert len(shop.store.orders()) == 4  # the refused first attempt left nothing behind
     assert shop.store.stocks()[RUI] == 98
@@ -262,9 +257,8 @@ def test_an_item_added_to_the_cart_during_checkout_is_ordered_not_lost(shop):
 
     assert reply.status == 200, reply
     order = shop.store.order(4)
-    assert order is not None
-    assert {i["variant"]: i["quantity"] for i in order["items"]} == {RUI: 2, RICE: 1, HILSA: 1}
-    assert order["total_price"] == CART_1_TOTAL + Decimal("899.00")
+    assert {i.variant: i.quantity for i in order.items} == {RUI: 2, RICE: 1, HILSA: 1}
+    assert order.total_price == CART_1_TOTAL + Decimal("899.00")
     assert shop.store.cart(1) == {}
     assert shop.store.stocks()[HILSA] == 49
     assert shop.sandbox.session(reply.json["id"])["amount_total"] == 292250
@@ -284,7 +278,7 @@ def test_a_cart_checkout_takes_four_dynamodb_round_trips_and_no_id_is_contended(
     assert first == ["BatchGetItem", "BatchGetItem", "UpdateItem", "UpdateItem", "TransactWriteItems", "UpdateItem"]
     assert second == ["BatchGetItem", "BatchGetItem", "TransactWriteItems", "UpdateItem"]
     placed = shop.store.order(5)
-    assert placed is not None and placed["payments"] == {"5": {"method": "stripe", "status": "pending"}}
+    assert placed.payments == {5: ("stripe", "pending")}
 
 
 # ====================================================================== refusals: nothing is written
@@ -293,10 +287,10 @@ def test_a_cart_checkout_takes_four_dynamodb_round_trips_and_no_id_is_contended(
 def refused(
     shop: Shop, user: int | None, body: Any, status: int, *, module: Any = None, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    before = shop.store.dump()
+    before = shop.store.snapshot()
     reply = shop.checkout(user, body, module=module, headers=headers)
     assert reply.status == status, reply
-    assert shop.store.dump() == before, "a refused checkout wrote something"
+    assert shop.store.snapshot() == before, "a refused checkout wrote something"
     assert shop.creates() == [], "a refused checkout reached Stripe"
     return reply.json
 
@@ -415,12 +409,11 @@ def assert_given_back(
     shop: Shop, payment_id: int, order_id: int, *, before_stock: dict[int, int], cart: dict[int, int]
 ) -> None:
     order, payment = shop.store.order(order_id), shop.store.payment(payment_id)
-    assert order is not None and payment is not None
-    assert order["status"] == "cancelled"
-    assert order["stock_reserved"] is False
-    assert order["payments"] == {str(payment_id): {"method": "stripe", "status": "failed"}}
-    assert (payment["status"], payment["method"], payment["amount"]) == ("failed", "stripe", order["total_price"])
-    assert payment.get("transaction_id") is None
+    assert order.status == "cancelled"
+    assert order.stock_reserved is False
+    assert order.payments == {payment_id: ("stripe", "failed")}
+    assert (payment.status, payment.method, payment.amount) == ("failed", "stripe", order.total_price)
+    assert payment.transaction_id is None
     assert shop.store.stocks() == before_stock
     assert shop.store.cart(1) == cart
     assert [(a.get("from"), a["to"], a["reason"]) for a in shop.store.audit(payment_id)] == [
@@ -478,8 +471,8 @@ def test_once_stripe_answers_again_the_give_back_expires_any_session_and_says_no
     again = shop.checkout(1, {"shipping_address": 1})
     assert again.status == 200, again
     assert again.json["id"] in shop.sandbox.sessions
-    assert shop.store.payment(5)["status"] == "pending"  # type: ignore[index]
-    assert shop.store.order(5)["total_price"] == CART_1_TOTAL  # type: ignore[index]
+    assert shop.store.payment(5).status == "pending"
+    assert shop.store.order(5).total_price == CART_1_TOTAL
     assert shop.store.stocks() == {**before_stock, RUI: 98, RICE: 199}
     assert shop.store.cart(1) == {}
 
@@ -543,7 +536,7 @@ def test_a_session_paid_before_the_give_back_expires_it_is_alarmed_and_the_answe
         "The payment provider is unavailable: this checkout was cancelled and its payment will be refunded;"
         " your cart is as it was. Please retry."
     )
-    assert shop.store.payment(4)["status"] == "failed"  # type: ignore[index]
+    assert shop.store.payment(4).status == "failed"
     assert [row["reason"] for row in shop.store.audit(4)][-1] == "needs_refund"
     assert [session["status"] for session in shop.sandbox.sessions.values()] == ["complete"]
 
@@ -567,7 +560,7 @@ def test_the_cart_comes_back_merged_with_what_was_added_during_the_outage(shop):
     assert len(transactions) == 3  # order, refused restore, restore
     assert shop.store.cart(1) == {**CART_1, HILSA: 1}
     assert shop.store.stocks() == before_stock
-    assert shop.store.order(4)["status"] == "cancelled"  # type: ignore[index]
+    assert shop.store.order(4).status == "cancelled"
 
 
 # ====================================================================== paying an existing order
@@ -580,21 +573,16 @@ def test_paying_a_pending_order_opens_one_stripe_payment_for_its_total(shop):
     (session,) = shop.sandbox.sessions.values()
     assert reply.json == {"id": session["id"], "url": session["url"]}
     payment = shop.store.payment(4)
-    assert payment is not None
-    assert (payment["order"], payment["user"], payment["method"], payment["status"], payment["amount"]) == (
+    assert (payment.order, payment.user, payment.method, payment.status, payment.amount) == (
         1, 1, "stripe", "pending", Decimal("1598.00")
     )  # fmt: skip
-    assert payment["checkout_session_id"] == session["id"]
+    assert payment.checkout_session_id == session["id"]
     order = shop.store.order(1)
-    assert order is not None
-    assert order["status"] == "pending"
-    assert order["payments"] == {
-        "1": {"method": "COD", "status": "pending"},
-        "4": {"method": "stripe", "status": "pending"},
-    }
+    assert order.status == "pending"
+    assert order.payments == {1: ("COD", "pending"), 4: ("stripe", "pending")}
     (request,) = shop.sandbox.requests
     assert request.params["line_items"] == [line(LABELS[RUI], 79900, 2)]  # the order's items, names from the catalog
-    metadata = {"order_id": "1", "payment_id": "4", "user_id": "1", "checkout_key": payment["checkout_key"]}
+    metadata = {"order_id": "1", "payment_id": "4", "user_id": "1", "checkout_key": payment.checkout_key}
     assert request.params["metadata"] == metadata
     assert request.params["client_reference_id"] == "1"
     assert session["amount_total"] == 159800
@@ -606,13 +594,13 @@ def test_paying_a_pending_order_opens_one_stripe_payment_for_its_total(shop):
 def test_paying_the_same_order_again_reuses_its_open_payment_and_session(shop):
     first = shop.checkout(1, {"order": 1})
     assert first.status == 200, first
-    before = shop.store.dump()
+    before = shop.store.snapshot()
 
     again = shop.checkout(1, {"order": 1})
 
     assert again.status == 200, again
     assert again.json == first.json
-    assert shop.store.dump() == before  # no second payment, nothing rewritten
+    assert shop.store.snapshot() == before  # no second payment, nothing rewritten
     assert len(shop.creates()) == 1
     assert shop.listed(1)["count"] == 3
 
@@ -622,18 +610,14 @@ def test_a_stripe_failure_while_paying_an_order_fails_only_the_new_payment(shop)
     reply = shop.checkout(1, {"order": 1})
     assert reply.status == 502, reply
     order = shop.store.order(1)
-    assert order is not None
-    assert order["status"] == "pending"  # the customer can still pay it, cash or card
-    assert order["payments"] == {
-        "1": {"method": "COD", "status": "pending"},
-        "4": {"method": "stripe", "status": "failed"},
-    }
-    assert shop.store.payment(1)["status"] == "pending"  # type: ignore[index]
+    assert order.status == "pending"  # the customer can still pay it, cash or card
+    assert order.payments == {1: ("COD", "pending"), 4: ("stripe", "failed")}
+    assert shop.store.payment(1).status == "pending"
     assert shop.store.stocks() == STOCK
 
     again = shop.checkout(1, {"order": 1})
     assert again.status == 200, again
-    assert shop.store.payment(5)["status"] == "pending"  # type: ignore[index]
+    assert shop.store.payment(5).status == "pending"
 
 
 def seed_orders(shop: Shop) -> None:
@@ -699,14 +683,14 @@ def test_a_crash_after_stripe_answered_is_resumed_with_the_same_session(shop):
         first = call(shop.stripe, "POST", CHECKOUT, headers=auth(1), body={"shipping_address": 1})
     assert first.status >= 500 and set(first.json) == {"detail"}, first
     (made,) = shop.sandbox.sessions.values()
-    assert shop.store.payment(4).get("checkout_session_id") is None  # type: ignore[union-attr]
+    assert shop.store.payment(4).checkout_session_id is None
 
     resumed = shop.checkout(1, {"order": 4})
 
     assert resumed.status == 200, resumed
     assert resumed.json == {"id": made["id"], "url": made["url"]}
     assert len(shop.sandbox.sessions) == 1
-    assert shop.store.payment(4)["checkout_session_id"] == made["id"]  # type: ignore[index]
+    assert shop.store.payment(4).checkout_session_id == made["id"]
     assert set(shop.store.payments()) == {1, 2, 3, 4}
 
 
@@ -726,15 +710,13 @@ def test_an_order_without_any_payment_yet_can_be_paid(shop, stored):
 
     assert reply.status == 200, reply
     order = shop.store.order(24)
-    assert order is not None
-    (payment_id,) = order["payments"]
-    assert order["payments"] == {payment_id: {"method": "stripe", "status": "pending"}}
+    (payment_id,) = order.payments
+    assert order.payments == {payment_id: ("stripe", "pending")}
     session = shop.sandbox.session(reply.json["id"])
-    payment = shop.store.payment(int(payment_id))
-    assert payment is not None
-    metadata = {"order_id": "24", "payment_id": payment_id, "user_id": "1", "checkout_key": payment["checkout_key"]}
+    payment = shop.store.payment(payment_id)
+    metadata = {"order_id": "24", "payment_id": str(payment_id), "user_id": "1", "checkout_key": payment.checkout_key}
     assert session["metadata"] == metadata
-    assert (payment["order"], payment["status"], payment["amount"]) == (24, "pending", order["total_price"])
+    assert (payment.order, payment.status, payment.amount) == (24, "pending", order.total_price)
 
 
 def test_an_order_listing_one_product_on_two_lines_is_paid_line_by_line(shop):
@@ -760,22 +742,22 @@ def test_an_order_listing_one_product_on_two_lines_is_paid_line_by_line(shop):
 def test_the_same_key_replays_the_same_answer_and_makes_one_order(shop):
     first = shop.checkout(1, {"shipping_address": 1}, key="click-1")
     assert first.status == 200, first
-    after_first = shop.store.dump()
+    after_first = shop.store.snapshot()
 
     again = shop.checkout(1, {"shipping_address": 1}, key="click-1")
 
     assert again.status == 200, again
     assert again.json == first.json
-    assert shop.store.dump() == after_first
+    assert shop.store.snapshot() == after_first
     assert len(shop.creates()) == 1
 
 
 def test_the_same_key_with_another_body_is_a_422(shop):
     assert shop.checkout(1, {"shipping_address": 1}, key="click-2").status == 200
-    before = shop.store.dump()
+    before = shop.store.snapshot()
     reply = shop.checkout(1, {"order": 1}, key="click-2")
     assert reply.status == 422, reply
-    assert shop.store.dump() == before
+    assert shop.store.snapshot() == before
 
 
 def test_two_users_with_the_same_key_are_independent(shop):
@@ -783,7 +765,7 @@ def test_two_users_with_the_same_key_are_independent(shop):
     two = shop.checkout(2, {"shipping_address": 2}, key="same-key")
     assert (one.status, two.status) == (200, 200)
     assert one.json != two.json
-    assert {o["user"] for o in shop.store.orders().values() if o["status"] == "pending" and o["id"] > 3} == {1, 2}
+    assert {o.user for o in shop.store.orders().values() if o.status == "pending" and o.id > 3} == {1, 2}
 
 
 def test_a_keyed_request_that_met_a_stripe_outage_succeeds_when_retried_with_the_same_key(shop):
@@ -792,7 +774,7 @@ def test_a_keyed_request_that_met_a_stripe_outage_succeeds_when_retried_with_the
     shop.sandbox.recover()
     again = shop.checkout(1, {"shipping_address": 1}, key="retry-me")
     assert again.status == 200, again
-    assert shop.store.payment(5)["checkout_session_id"] == again.json["id"]  # type: ignore[index]
+    assert shop.store.payment(5).checkout_session_id == again.json["id"]
 
 
 def test_a_keyed_refusal_is_not_replayed_once_the_cause_is_fixed(shop):

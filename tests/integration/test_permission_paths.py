@@ -65,8 +65,8 @@ def test_the_sweep_completes_a_paid_checkout_and_fails_a_cancelled_one_giving_st
     summary = sweep(shop)
 
     assert summary["checked"] == 2, summary
-    assert shop.store.payment(paid_payment)["status"] == "completed"
-    assert shop.store.payment(cancelled_payment)["status"] == "failed"
+    assert shop.store.payment(paid_payment).status == "completed"
+    assert shop.store.payment(cancelled_payment).status == "failed"
     assert shop.store.stock(RUI) == stock
 
 
@@ -77,8 +77,8 @@ def test_the_sweep_completes_a_stripe_payment_of_an_existing_order_reading_the_o
 
     sweep(shop)
 
-    assert shop.store.payment(payment)["status"] == "completed"
-    assert shop.store.order(1)["status"] == "confirmed"
+    assert shop.store.payment(payment).status == "completed"
+    assert shop.store.order(1).status == "confirmed"
 
 
 def test_a_keyed_cod_refusal_is_forgotten_so_the_corrected_request_runs(shop):
@@ -96,7 +96,7 @@ def test_an_amount_stripe_reports_differently_is_audited_and_not_settled(shop):
 
     sweep(shop)
 
-    assert shop.store.payment(payment)["status"] == "pending"
+    assert shop.store.payment(payment).status == "pending"
     assert [entry["reason"] for entry in shop.store.audit(payment)][-1] == "amount_mismatch"
 
 
@@ -109,9 +109,9 @@ def test_a_sweep_out_of_time_saves_where_it_stopped_and_the_next_run_resumes_the
 
     stopped = sweep(shop, RunningOut(calls=2), RECONCILE_BATCH_SIZE="1")  # the oldest only, then out of time
     assert (stopped["checked"], stopped["finished"]) == (1, False), stopped
-    assert shop.store.payment(first_payment)["status"] == "completed"
-    assert shop.store.payment(second_payment)["status"] == "pending"
+    assert shop.store.payment(first_payment).status == "completed"
+    assert shop.store.payment(second_payment).status == "pending"
 
     resumed = sweep(shop, RECONCILE_BATCH_SIZE="1")
     assert (resumed["checked"], resumed["finished"]) == (1, True), resumed
-    assert shop.store.payment(second_payment)["status"] == "completed"
+    assert shop.store.payment(second_payment).status == "completed"

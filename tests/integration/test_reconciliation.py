@@ -76,9 +76,9 @@ def test_a_sweep_never_gives_up_a_checkout_that_is_still_waiting_for_stripe(shop
     (reply,) = replies
     assert reply.status == 200, reply
     shop.sandbox.submit(f"/checkout/{reply.json['id']}/pay")  # delivers nothing: no webhook URL here
-    assert shop.store.payment(4)["status"] == "pending"  # type: ignore[index]
+    assert shop.store.payment(4).status == "pending"
     assert sweep(sweeper(shop))["outcomes"] == {"completed": 1}  # the sweep reads it from Stripe
-    assert shop.store.order(4)["status"] == "confirmed"  # type: ignore[index]
+    assert shop.store.order(4).status == "confirmed"
 
 
 def test_a_payment_whose_checkout_died_before_stripe_is_given_up_once_that_checkout_cannot_run(shop):
@@ -90,12 +90,12 @@ def test_a_payment_whose_checkout_died_before_stripe_is_given_up_once_that_check
     stripe.gateway.create_session = killed
     with contextlib.suppress(SystemExit):
         shop.checkout(1, {"shipping_address": 1}, module=stripe)
-    assert shop.store.payment(4)["status"] == "pending"  # type: ignore[index]
+    assert shop.store.payment(4).status == "pending"
 
     assert sweep(sweeper(shop))["outcomes"] == {"open": 1}  # too young: its checkout may still run
     created_before(shop, 4, seconds=29 + 61)  # the checkout's time limit and the margin have passed
     assert sweep(sweeper(shop))["outcomes"] == {"failed": 1}
-    assert shop.store.order(4)["status"] == "cancelled"  # type: ignore[index]
+    assert shop.store.order(4).status == "cancelled"
     assert shop.store.stock(RUI) == 100  # given back
 
 
@@ -126,7 +126,7 @@ def test_a_lost_async_failure_is_settled_from_the_payment_intent(shop, monkeypat
     from support.webhooks import send_stripe
 
     assert send_stripe(hook, completed).status == 200
-    assert shop.store.payment(4)["status"] == "processing"  # type: ignore[index]
+    assert shop.store.payment(4).status == "processing"
     shop.sandbox.submit(f"/checkout/{session_id}/decline")  # its async_payment_failed is never delivered
 
     from halum_payments.gateways import stripe_checkout
@@ -139,8 +139,8 @@ def test_a_lost_async_failure_is_settled_from_the_payment_intent(shop, monkeypat
 
     monkeypatch.setattr(stripe_checkout.StripeCheckoutGateway, "retrieve_session", with_intent)
     assert sweep(sweeper(shop))["outcomes"] == {"failed": 1}
-    assert shop.store.payment(4)["status"] == "failed"  # type: ignore[index]
-    assert shop.store.order(4)["status"] == "cancelled"  # type: ignore[index]
+    assert shop.store.payment(4).status == "failed"
+    assert shop.store.order(4).status == "cancelled"
     assert shop.store.stock(RUI) == 100
 
 

@@ -1,5 +1,5 @@
 """Checkout through the real handlers: a shop seeded in the embedded DynamoDB, the Stripe sandbox as
-Stripe, readers of what was written (straight from the tables), and tools that force races.
+Stripe, what was written (read by support.tables.Store), and tools that force races.
 
 The fixtures built on it (`shop`, `sandbox`, `fast_stripe_retries`) live in
 tests/integration/conftest.py.
@@ -18,13 +18,12 @@ from decimal import Decimal
 from types import ModuleType
 from typing import Any
 
-from halum_payments.repositories.counters import user_payments_key
-from halum_payments.repositories.dynamo import from_item, to_item
 from local import seed
 from local.seed import DEFAULT_SEED
 from local.stripe_sandbox import StripeSandbox
 from support import TABLE_SETTINGS, Reply, auth, call
 from support.drf import assert_error_body
+from support.tables import Store
 
 STRIPE_KEY = "sk_test_checkout_" + "c" * 24
 SUCCESS_URL = "https://shop.example/checkout/done?session={CHECKOUT_SESSION_ID}"
@@ -59,129 +58,6 @@ CART_1_TOTAL = Decimal("2023.50")
 
 def default_seed() -> dict[str, Any]:
     return json.loads(DEFAULT_SEED.read_text())
-
-
-# ---------------------------------------------------------------------- reading the tables
-
-_backend_checked = False
-
-
-class Store:
-    """What is in the tables, read directly (consistent reads), as plain Python values."""
-
-    def __init__(self, client: Any, tables: dict[str, str]) -> None:
-        self.client = client
-        self.tables = tables
-
-    def _get(self, logical: str, key: dict[str, Any]) -> dict[str, Any] | None:
-        item = self.client.get_item(TableName=self.tables[logical], Key=to_item(key), ConsistentRead=True).get("Item")
-        return from_item(item) if item else None
-
-    def scan(self, logical: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        request: dict[str, Any] = {"TableName": self.tables[logical], "ConsistentRead": True}
-        while True:
-            response = self.client.scan(**request)
-            items.extend(from_item(item) for item in response.get("Items", []))
-            if not response.get("LastEvaluatedKey"):
-                return items
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-    def dump(self) -> dict[str, list[str]]:
-        """Every item of every table, canonically: equal dumps mean nothing was written.
-
-        Read from the embedded server's memory (nine Scans per dump would dominate the suite's
-        time); the first dump of the session is checked against real Scans."""
-        global _backend_checked  # noqa: PLW0603 - once per test session
-        in_memory = self._dump_in_memory()
-        if in_memory is None or not _backend_checked:
-            scanned = self._dump(self.scan)
-            assert in_memory is None or in_memory == scanned, "the in-memory dump disagrees with Scan"
-            _backend_checked = in_memory is not None
-            return scanned
-        return in_memory
-
-    def _dump(self, items_of: Callable[[str], list[dict[str, Any]]]) -> dict[str, list[str]]:
-        # Id sequences are left out: like a database sequence, a request that is then refused may
-        # have reserved ids (gaps are fine); they are no business state.
-        return {
-            logical: sorted(
-                json.dumps(item, sort_keys=True, default=str)
-                for item in items_of(logical)
-                if not str(item.get("name", "")).startswith("sequence#")
-            )
-            for logical in sorted(self.tables)
-        }
-
-    def _dump_in_memory(self) -> dict[str, list[str]] | None:
-        try:
-            from moto.core import DEFAULT_ACCOUNT_ID
-            from moto.dynamodb.models import dynamodb_backends
-
-            backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][self.client.meta.region_name]
-            items = {
-                logical: [item.to_regular_json() for item in backend.tables[name].all_items()]
-                for logical, name in self.tables.items()
-            }
-        except (ImportError, KeyError, AttributeError):  # another moto: fall back to Scans
-            return None
-        return self._dump(items.__getitem__)
-
-    def order(self, order_id: int) -> dict[str, Any] | None:
-        return self._get("OrdersTable", {"id": order_id})
-
-    def payment(self, payment_id: int) -> dict[str, Any] | None:
-        """By id alone, as a test knows it (the table is keyed by user and id): a Scan, test-only."""
-        return self.payments().get(payment_id)
-
-    def orders(self) -> dict[int, dict[str, Any]]:
-        return {int(o["id"]): o for o in self.scan("OrdersTable")}
-
-    def payments(self) -> dict[int, dict[str, Any]]:
-        return {int(p["id"]): p for p in self.scan("PaymentsTable")}
-
-    def stock(self, variant: int) -> int:
-        record = self._get("ProductVariantsTable", {"id": variant})
-        assert record is not None
-        return int(record["stock"])
-
-    def stocks(self) -> dict[int, int]:
-        return {int(v["id"]): int(v["stock"]) for v in self.scan("ProductVariantsTable")}
-
-    def cart(self, user: int) -> dict[int, int] | None:
-        """variant -> quantity (None: no cart at all)."""
-        record = self._get("CartsTable", {"user": user})
-        if record is None:
-            return None
-        lines: dict[int, int] = {}
-        for item in record.get("items") or []:
-            lines[int(item["variant"])] = lines.get(int(item["variant"]), 0) + int(item["quantity"])
-        return lines
-
-    def audit(self, payment_id: int) -> list[dict[str, Any]]:
-        rows = [row for row in self.scan("PaymentAuditTable") if int(row["payment"]) == payment_id]
-        return sorted(rows, key=lambda row: row["at"])
-
-    def counts(self, user: int) -> dict[str, int]:
-        record = self._get("CountersTable", {"name": user_payments_key(user)}) or {}
-        return {k: int(v) for k, v in record.items() if k != "name" and int(v) != 0}
-
-    def put(self, logical: str, record: dict[str, Any]) -> None:
-        self.client.put_item(TableName=self.tables[logical], Item=to_item(record))
-
-    def set_cart(self, user: int, items: list[dict[str, Any]]) -> None:
-        """A cart as the platform writes it (no validation: quantities may be anything)."""
-        self.put("CartsTable", {"user": user, "items": items})
-
-    def update_variant(self, variant: int, **values: Any) -> None:
-        names = {f"#a{i}": name for i, name in enumerate(values)}
-        self.client.update_item(
-            TableName=self.tables["ProductVariantsTable"],
-            Key=to_item({"id": variant}),
-            UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values))),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues={f":v{i}": to_item({"v": v})["v"] for i, v in enumerate(values.values())},
-        )
 
 
 # ---------------------------------------------------------------------- calling the functions
