@@ -15,7 +15,7 @@ import time
 import pytest
 from support import STRIPE_WEBHOOK_SECRET
 from support.dynamo_calls import recorded_calls
-from support.payment_data import DEMO_TRANSACTION
+from support.payment_data import DEMO_TRANSACTION, SPEC_GATEWAY_EVENT
 from support.tables import Store
 from support.webhooks import (
     STRIPE_KEY,
@@ -34,6 +34,7 @@ from support.webhooks import (
 
 from halum_payments.models import OrderStatus, PaymentMethod, PaymentStatus
 from local import seed
+from local.events import LambdaContext
 from local.seed import DEFAULT_SEED
 from local.stripe_sandbox import StripeSandbox
 
@@ -412,6 +413,36 @@ def test_money_for_a_payment_superseded_by_the_gateway_needs_a_refund(
     assert store.order(1).completed_payment == online
     assert transitions(store, stripe_payment, late["id"]) == [("failed", "failed", "needs_refund")]
     assert output.metrics()["PaymentNeedsRefund"] == 1
+
+
+def test_a_superseded_session_stripe_could_not_expire_is_watched_by_the_sweep_until_it_is_closed(
+    shop, store, output, sandbox, load_function
+):
+    """The customer paid order 1's Stripe session, but its event never arrives; the gateway then
+    confirms the order while Stripe is failing, so the superseded session can neither be expired
+    nor looked at. The payment stays in the sweep's open index; once Stripe answers, the sweep
+    finds the money and raises the refund alarm, once (soak seed 394)."""
+    session = shop.for_order(1, 1)
+    _, stripe_payment = ids(session)
+    sandbox.submit(f"/checkout/{session['id']}/pay")  # delivers nothing: no webhook URL here
+    stripe_env = {"STRIPE_SECRET_KEY": STRIPE_KEY, "STRIPE_API_BASE": sandbox.base_url, "STRIPE_TIMEOUT_SECONDS": "1"}
+    gateway = load_function("payment_webhook", **stripe_env, STRIPE_MAX_NETWORK_RETRIES="0")
+    sandbox.fail_next(100, "500")
+
+    reply = send_gateway(gateway, {**SPEC_GATEWAY_EVENT, "payment_id": "txn_gw_1"})
+
+    assert reply.json == {"status": "success", "message": "Payment confirmed"}, reply
+    assert store.payment(stripe_payment).status == P.FAILED
+    assert "PaymentNeedsRefund" not in output.metrics()  # Stripe could not say: no claim yet
+    sandbox.recover()
+    sweeper = load_function("reconcile_payments", **stripe_env, RECONCILE_AFTER_MINUTES="0")
+    context = LambdaContext("reconcile", timeout_seconds=300)
+
+    assert sweeper.lambda_handler({}, context)["outcomes"] == {"closed": 1}
+    assert transitions(store, stripe_payment)[-1] == ("failed", "failed", "needs_refund")
+    assert output.metrics()["PaymentNeedsRefund"] == 1
+    assert sweeper.lambda_handler({}, context)["checked"] == 0  # closed: never alarmed twice
+    assert store.payment(stripe_payment).status == P.FAILED
 
 
 def test_gateway_money_for_an_online_payment_superseded_by_stripe_is_409_and_recorded_for_a_refund(
