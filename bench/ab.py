@@ -65,7 +65,8 @@ def cold_ab(world: World, a: Path, b: Path, functions: list[str], runs: int, sec
 def warm_ab(world: World, a: Path, b: Path, scenarios: list[str], rounds: int, requests: int) -> None:
     """Both builds' processes live side by side; chunks of requests go to one then the other, so
     that both see the same moments of the machine's noise. Reported: p50 and p10 of all requests."""
-    from common import SCENARIOS, check_status, fresh_event
+    from common import SCENARIOS
+    from warm import record
 
     chunk = 25
     for name in scenarios:
@@ -74,11 +75,8 @@ def warm_ab(world: World, a: Path, b: Path, scenarios: list[str], rounds: int, r
         try:
             for label, build in (("A", a), ("B", b)):
                 proc = procs[label] = world.spawn(scenario.function, build)
-                proc.receive()
-                event = events[label] = fresh_event(world, scenario)
-                recorded = proc.request({"op": "record", "event": event})
-                check_status(scenario, recorded["response"])
-                proc.request({"op": "replay", "event": event, "n": 50})  # warm up
+                events[label], _ = record(world, proc, scenario)
+                proc.request({"op": "replay", "event": events[label], "n": 50})  # warm up
             times: dict[str, list[float]] = {"A": [], "B": []}
             for index in range(rounds * requests // chunk):
                 for label in ("A", "B") if index % 2 == 0 else ("B", "A"):

@@ -130,6 +130,8 @@ def render_table(results: dict[str, Any]) -> str:
         out("DynamoDB round trips per request (botocore before-send hooks, against moto)")
         for flow, row in results["trips"].items():
             repeat = f"  (same event again: {row['repeat_round_trips']})" if "repeat_round_trips" in row else ""
+            if row["first_round_trips"] != row["round_trips"]:
+                repeat += f"  (an environment's first: {row['first_round_trips']})"
             target = f"<= {row['target']}" if row["target"] is not None else ""
             out(
                 f"  {flow:46s} {row['round_trips']:2d} {target:>5s} {mark(row['met']):4s} "
