@@ -7,6 +7,11 @@ Used to measure each code change: copy the build before it (`cp -a .aws-sam/test
     python bench/ab.py --a /tmp/build-before warm detail list100 --rounds 3 --requests 500
     python bench/ab.py --a /tmp/build-before cold GetPaymentFunction --secrets-manager   # secrets as deployed
 
+A build from before a change of the tables (their keys, indexes, or what their items hold) needs
+the data its own code writes: `--a-code` names a checkout of A's commit (`git worktree add`), whose
+template and seed code make A's tables and data and whose checkout service makes the Stripe
+checkout A's webhook is about.
+
 Cold: F, A, B are started in turn, run after run; reported are the medians, each ÷ F (paired),
 and B/A (paired). Warm: one process per build, requests sent to each in alternating chunks.
 """
@@ -22,7 +27,9 @@ from cold import cold_once, floor_once
 from common import BUILD_DIR, World, summary
 
 
-def cold_ab(world: World, a: Path, b: Path, functions: list[str], runs: int, secrets_manager: bool = False) -> None:
+def cold_ab(
+    world: World, a: Path, b: Path, functions: list[str], runs: int, secrets_manager: bool, a_code: Path | None
+) -> None:
     for function in functions:
         rows: dict[str, list[float]] = {
             "F": [],
@@ -40,6 +47,7 @@ def cold_ab(world: World, a: Path, b: Path, functions: list[str], runs: int, sec
             f, f_cpu = floor_once(world, with_cpu=True)
             walls, cpus = {}, {}
             for label, build in order:
+                world.code = a_code if label == "A" else None
                 wall, answer, _ = cold_once(world, function, build_dir=build, secrets_manager=secrets_manager)
                 walls[label], cpus[label] = wall, answer["cpu_ms"]
             rows["cpu B/A"].append(cpus["B"] / cpus["A"])
@@ -62,7 +70,9 @@ def cold_ab(world: World, a: Path, b: Path, functions: list[str], runs: int, sec
         )
 
 
-def warm_ab(world: World, a: Path, b: Path, scenarios: list[str], rounds: int, requests: int) -> None:
+def warm_ab(
+    world: World, a: Path, b: Path, scenarios: list[str], rounds: int, requests: int, a_code: Path | None
+) -> None:
     """Both builds' processes live side by side; chunks of requests go to one then the other, so
     that both see the same moments of the machine's noise. Reported: p50 and p10 of all requests."""
     from common import SCENARIOS
@@ -75,6 +85,7 @@ def warm_ab(world: World, a: Path, b: Path, scenarios: list[str], rounds: int, r
         try:
             for label, build in (("A", a), ("B", b)):
                 proc = procs[label] = world.spawn(scenario.function, build)
+                world.code = a_code if label == "A" else None
                 events[label], _ = record(world, proc, scenario)
                 proc.request({"op": "replay", "event": events[label], "n": 50})  # warm up
             times: dict[str, list[float]] = {"A": [], "B": []}
@@ -99,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--a", type=Path, required=True, help="the build before (a copy of a test build folder)")
     parser.add_argument("--b", type=Path, default=BUILD_DIR, help="the build after (default: the test build)")
+    parser.add_argument("--a-code", type=Path, help="a checkout of A's commit, when its tables or data differ")
     parser.add_argument("what", choices=["cold", "warm"])
     parser.add_argument("names", nargs="+", help="functions (cold) or scenarios (warm)")
     parser.add_argument("--runs", type=int, default=7)
@@ -110,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     try:
         if args.what == "cold":
-            cold_ab(world, args.a.resolve(), args.b.resolve(), args.names, args.runs, args.secrets_manager)
+            cold_ab(world, args.a.resolve(), args.b.resolve(), args.names, args.runs, args.secrets_manager, args.a_code)
         else:
-            warm_ab(world, args.a.resolve(), args.b.resolve(), args.names, args.rounds, args.requests)
+            warm_ab(world, args.a.resolve(), args.b.resolve(), args.names, args.rounds, args.requests, args.a_code)
     finally:
         world.close()
     print(f"({time.time() - started:.0f} s)", file=sys.stderr)

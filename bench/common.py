@@ -111,7 +111,11 @@ logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs ever
 
 class World:
     """The embedded DynamoDB (moto) and the Stripe stand-in, the demo data, and the functions'
-    environments. One per benchmark run; `reset()` gives fresh tables with fresh data."""
+    environments. One per benchmark run; `reset()` gives fresh tables with fresh data.
+
+    `code` is the checkout whose code creates the tables, writes the data and makes the Stripe
+    checkout a webhook is about: None for this one (in this process); bench/ab.py sets another
+    for a build made before a change of the tables or of what is in them."""
 
     def __init__(self) -> None:
         from local.dynamodb import EmbeddedDynamoDB
@@ -133,20 +137,40 @@ class World:
         self.client = boto3.client("dynamodb")
         self.tables: dict[str, str] = {}
         self._secrets_created = False
-        self._seed = _seed_file()
+        self.code: Path | None = None
+        self._seed_path = _seed_file()
+        self._seed = seed.load(self._seed_path)
         self.reset()
 
     def close(self) -> None:
         self.sandbox.stop()
         self.dynamodb_server.stop()
+        self._seed_path.unlink()
 
     def reset(self) -> dict[str, str]:
         self.dynamodb_server.reset()
         self.sandbox.reset()
-        self.tables = Template().create_tables(self.client, prefix=TABLE_PREFIX)
-        seed.apply(self._seed, self.client, self.tables)
+        if self.code is None:
+            self.tables = Template().create_tables(self.client, prefix=TABLE_PREFIX)
+            seed.apply(self._seed, self.client, self.tables)
+        else:
+            self.tables = self._in_code({"prefix": TABLE_PREFIX, "seed": str(self._seed_path)})["tables"]
         self._secrets_created = False
         return self.tables
+
+    def _in_code(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Runs OTHER_CODE with self.code's code (and this process's endpoints and credentials)."""
+        done = subprocess.run(
+            [sys.executable, "-c", OTHER_CODE, str(self.code)],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{self.code}'s code failed:\n{done.stderr[-4000:]}")
+        answer: dict[str, Any] = json.loads(done.stdout)
+        return answer
 
     def secret_values(self) -> dict[str, str]:
         """The template's secret ids (its parameters' defaults) -> the values the events are signed with."""
@@ -265,13 +289,20 @@ class World:
     def stripe_checkout_and_pay(self) -> dict[str, Any]:
         """A real Stripe checkout of user 1's cart (our checkout service, stripe-python, the stand-in),
         paid on the stand-in's checkout page: returns the `checkout.session.completed` event."""
-        from halum_payments import wiring
-        from halum_payments.config import Settings
-        from halum_payments.gateways.stripe_checkout import StripeCheckoutGateway
+        env = self.environment("CreateStripeOrderFunction")
+        if self.code is None:
+            from halum_payments import wiring
+            from halum_payments.config import Settings
+            from halum_payments.gateways.stripe_checkout import StripeCheckoutGateway
 
-        settings = Settings.from_env(self.environment("CreateStripeOrderFunction"))
-        gateway = StripeCheckoutGateway(STRIPE_KEY, api_base=self.sandbox.base_url, timeout=5.0, max_network_retries=0)
-        session_id = wiring.checkout_service(settings, gateway, self.client).stripe_from_cart(1, 1).session_id
+            gateway = StripeCheckoutGateway(
+                STRIPE_KEY, api_base=self.sandbox.base_url, timeout=5.0, max_network_retries=0
+            )
+            service = wiring.checkout_service(Settings.from_env(env), gateway, self.client)
+            session_id = service.stripe_from_cart(1, 1).session_id
+        else:
+            checkout = {"env": env, "key": STRIPE_KEY, "api_base": self.sandbox.base_url}
+            session_id = self._in_code({"checkout": checkout})["session_id"]
         before = len(self.sandbox.deliveries)
         status, _ = self.sandbox.submit(f"/checkout/{session_id}/pay")
         assert status == 303, status
@@ -280,8 +311,9 @@ class World:
         return event
 
 
-def _seed_file() -> Any:
-    """The demo seed plus LIST_ROWS payments (one order each) of user LIST_USER, for a full page."""
+def _seed_file() -> Path:
+    """The demo seed plus LIST_ROWS payments (one order each) of user LIST_USER, for a full page: a
+    seed file for the world's life (another checkout's code may have to read it)."""
     raw = json.loads(DEFAULT_SEED.read_text())
     start = 1000
     for i in range(LIST_ROWS):
@@ -313,10 +345,34 @@ def _seed_file() -> Any:
         )
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(raw, handle)
-    try:
-        return seed.load(Path(handle.name))
-    finally:
-        os.unlink(handle.name)
+    return Path(handle.name)
+
+
+# Run by World._in_code in another checkout (argv[1]), with that checkout's code: its template's
+# tables and its seed code, or a Stripe checkout of user 1's cart by its checkout service.
+OTHER_CODE = """
+import json, sys
+from pathlib import Path
+request = json.load(sys.stdin)
+sys.path[:0] = [sys.argv[1] + "/layers/payments", sys.argv[1]]
+import boto3
+client = boto3.client("dynamodb")
+answer = {}
+if "seed" in request:
+    from local import seed
+    from local.template import Template
+    answer["tables"] = Template().create_tables(client, prefix=request["prefix"])
+    seed.apply(seed.load(Path(request["seed"])), client, answer["tables"])
+else:
+    from halum_payments import wiring
+    from halum_payments.config import Settings
+    from halum_payments.gateways.stripe_checkout import StripeCheckoutGateway
+    c = request["checkout"]
+    gateway = StripeCheckoutGateway(c["key"], api_base=c["api_base"], timeout=5.0, max_network_retries=0)
+    service = wiring.checkout_service(Settings.from_env(c["env"]), gateway, client)
+    answer["session_id"] = service.stripe_from_cart(1, 1).session_id
+json.dump(answer, sys.stdout)
+"""
 
 
 # --------------------------------------------------------------------------- scenarios (events)
