@@ -432,10 +432,11 @@ def test_a_remembered_token_is_verified_again_once_it_expires(monkeypatch):
     """Verified tokens are remembered per process (a client repeats its token on every request);
     the memory never outlives the token: past its `exp` it goes back to PyJWT, which refuses an
     expired token (the "expired" case above). The memory's clock is injected: no sleeping."""
-    now = [float(NOW)]
+    issued = int(time.time())  # not the module's NOW: the suite may run long after its import
+    now = [float(issued)]
     settings = settings_from()
     function = whoami_function(settings, clock=lambda: now[0])
-    token = make_token(9, exp=NOW + 60)
+    token = make_token(9, exp=issued + 120)
     decoded = 0
     real_decode = jwt.decode
 
@@ -446,10 +447,10 @@ def test_a_remembered_token_is_verified_again_once_it_expires(monkeypatch):
 
     monkeypatch.setattr(jwt, "decode", counting_decode)
     assert whoami(function, bearer(token)).json["user"] == 9
-    now[0] = NOW + 59
+    now[0] = issued + 119
     assert whoami(function, bearer(token)).json["user"] == 9
     assert decoded == 1  # remembered
-    now[0] = NOW + 60 + settings.jwt_leeway_seconds
+    now[0] = issued + 120 + settings.jwt_leeway_seconds
     assert whoami(function, bearer(token)).json["user"] == 9  # PyJWT's real clock: not yet expired
     assert decoded == 2  # verified again: the memory ended with the token
 
