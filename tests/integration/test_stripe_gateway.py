@@ -403,3 +403,28 @@ def test_events_signed_with_another_secret_fail_verification(sandbox, receiver):
     sandbox.send_event("checkout.session.completed", {"id": "cs_test_x"})
     assert receiver.events == []
     assert len(receiver.rejected) == 3  # 400 each time: Stripe would retry too
+
+
+def test_expiring_a_session_says_what_is_known_about_its_money(sandbox, monkeypatch):
+    """True: it was paid (money to refund); False: nobody can pay it any more; None: money may still
+    come (a delayed method is processing, or Stripe cannot say whether a closed session was paid)."""
+    client = gateway(sandbox, retries=0)
+    open_ = open_session(sandbox, key="expire-open")
+    paid = open_session(sandbox, key="expire-paid")
+    processing = open_session(sandbox, key="expire-processing")
+    sandbox.submit(f"/checkout/{paid.id}/pay")
+    sandbox.submit(f"/checkout/{processing.id}/pay-delayed")
+
+    assert client.expire_session(open_.id) is False
+    assert client.expire_session(open_.id) is False  # already expired: refused, then looked up
+    assert client.expire_session(paid.id) is True
+    assert client.expire_session(processing.id) is None
+
+    def unreachable(session_id: str) -> Any:
+        raise ProviderError("timeout", "Stripe could not be reached")
+
+    monkeypatch.setattr(client, "retrieve_session", unreachable)
+    assert client.expire_session(paid.id) is None  # refused as closed, then no answer (seed 114: was a 500)
+    still_open = open_session(sandbox, key="expire-down")
+    sandbox.fail_next(1, "500")
+    assert client.expire_session(still_open.id) is None  # Stripe down: the session may still be open

@@ -301,10 +301,17 @@ class CheckoutService:
             # say so. (Should that transaction fail the payment instead, a payment of this
             # session raises the refund alarm.)
             return StartedCheckout(session.id, session.url)
-        # The payment was given up meanwhile (its creator's give-back, the sweep): nobody may pay it.
-        if gateway.expire_session(session.id):
-            self._settlement.paid_after_giving_up(replace(payment, checkout_session_id=session.id), "checkout")
+        return self._cancel_unattached(gateway, payment, session.id)
+
+    def _cancel_unattached(self, gateway: CheckoutGateway, payment: Payment, session_id: str) -> StartedCheckout:
+        """The payment was given up meanwhile (its creator's give-back, the sweep): nobody may pay
+        the session made for it. Always raises, saying what is known about charges."""
+        paid = gateway.expire_session(session_id)
+        if paid:
+            self._settlement.paid_after_giving_up(replace(payment, checkout_session_id=session_id), "checkout")
             raise Conflict("This checkout was cancelled, but it was paid: the payment will be refunded.")
+        if paid is None:  # Stripe cannot say whether it was paid: no claim either way
+            raise UpstreamUnavailable("The payment provider is unavailable: this checkout was cancelled. Please retry.")
         raise Conflict("This checkout was cancelled before its payment page opened; please check out again.")
 
     def _give_back(
