@@ -10,7 +10,7 @@ the simulated Stripe's own dashboard/page actions.
 
 from __future__ import annotations
 
-import json
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -37,6 +37,7 @@ def start(world: World) -> None:
     if cfg.rush:
         world.spawn("rush", lambda: rush(world), delay=world.rng.uniform(20, 120))
     world.spawn("sweeps", lambda: scheduled_sweeps(world), delay=world.rng.uniform(0, cfg.sweep_every_minutes * 60))
+    world.spawn("operator", lambda: operator(world), delay=world.rng.uniform(600, 1200))
     for n in range(cfg.extra_sweeps):
         world.spawn(f"sweep{n}", world.sweep, delay=world.rng.uniform(1, 3600))
     for n in range(cfg.gateway_events):
@@ -229,6 +230,12 @@ def refund(world: World, session: str) -> None:
 def stripe_side(world: World, session: dict[str, Any]) -> None:
     """Things that happen at Stripe to a session as soon as it exists, whoever asked for it."""
     rng = world.rng
+    # Stripe expires an open session at its `expires_at`, and says so (checkout.session.expired).
+    world.spawn(
+        f"expiry-{session['id'][-6:]}",
+        world.stripe.expire_due,
+        delay=max(session["expires_at"] - world.clock.now, 0) + 1,
+    )
     if rng.random() < world.config.early_pay:
         # A wallet payment right away: its event may beat our record of the session (defect 2).
         world.spawn(
@@ -279,8 +286,25 @@ def deliver(world: World, event: dict[str, Any]) -> None:
 
 
 def foreign_event(world: World) -> None:
-    """An event for a session that is not ours (another integration on the same account)."""
+    """An event for a session that is not ours (another integration on the same account), or a
+    refund of another integration's charge whose metadata happens to name one of our payments."""
     world.scheduler.io(0.01)
+    ours = [p for p in world.state.payments().values() if p["status"] == "completed"]
+    if ours and world.rng.random() < 0.5:
+        named = world.rng.choice(ours)
+        metadata = {"order_id": str(named["order"]), "payment_id": str(named["id"]), "user_id": str(named["user"])}
+        charge = {
+            "id": f"ch_foreign{world.rng.randint(1, 10**6)}",
+            "object": "charge",
+            "amount": int(Decimal(str(named["amount"])) * 100),
+            "amount_refunded": int(Decimal(str(named["amount"])) * 100),
+            "refunded": True,
+            "currency": "usd",
+            "payment_intent": None,
+            "metadata": metadata,
+        }
+        stripe_sends(world, world.stripe.event("charge.refunded", charge))
+        return
     obj = {
         "id": f"cs_test_foreign{world.rng.randint(1, 10**6)}",
         "object": "checkout.session",
@@ -294,35 +318,81 @@ def foreign_event(world: World) -> None:
     stripe_sends(world, world.stripe.event("checkout.session.completed", obj))
 
 
+def operator(world: World) -> None:
+    """Someone on call follows the runbook: money recorded as needing a refund (an audit record
+    naming a Stripe payment) is refunded in Stripe's Dashboard."""
+    refunded: set[str] = set()
+    while not world.closing and world.clock.elapsed < SWEEPING_HOURS * 3600:
+        world.sleep(world.rng.uniform(600, 1800))
+        flagged = {
+            pid for pid, rows in world.state.audit().items() if any(r.get("reason") == "needs_refund" for r in rows)
+        }
+        for money in list(world.ledger.money.values()):
+            if money.provider == "stripe" and money.payment in flagged and money.session not in refunded:
+                refunded.add(str(money.session))
+                world.stripe.act(str(money.session), "refund")
+
+
 # ---------------------------------------------------------------------- the generic gateway
 
 
 def gateway(world: World) -> None:
+    """The generic gateway: a payment for some order (right or wrong amount, maybe failing, maybe
+    money after a failure), a refund of a captured transaction (in parts or in full), an exact replay
+    of an earlier body, or a captured transaction reported again for another order."""
     rng = world.rng
+    gw = world.gateway
     previous = [inv.request["raw"] for inv in world.gateway_sends]
-    if previous and rng.random() < 0.3:
+    captured = [t for t in gw.transactions.values() if t.status == "completed"]
+    orders = world.state.orders()
+    draw = rng.random()
+    if previous and draw < 0.2:
         world.send_gateway(rng.choice(previous))  # a replay: the same bytes again
         return
-    orders = world.state.orders()
     if not orders:
         return
     order = orders[rng.choice(sorted(orders))]
-    status = rng.choices(("completed", "processing", "failed", "refunded"), weights=(6, 1, 2, 1))[0]
-    total = order["total_price"]
-    amount = total if rng.random() < 0.85 else total + 1
-    body = {
-        "event_type": f"payment.{status}",
-        "payment_id": f"txn_{rng.randint(1, world.config.txn_pool)}",
-        "order_reference": str(order["id"]),
-        "amount": f"{amount:.2f}",
-        "status": status,
-        "timestamp": _iso(world.clock.now),
-    }
-    raw = json.dumps(body).encode()
-    answer = world.send_gateway(raw)
-    if answer.status is not None and answer.status >= 400 and rng.random() < 0.5:
-        world.sleep(rng.uniform(1, 120))
-        world.send_gateway(raw)  # the gateway (or an attacker) sends the refused body again
+    total = Decimal(str(order["total_price"]))
+    if captured and draw < 0.3:
+        txn = rng.choice(captured)
+        if txn.order != int(order["id"]):
+            answer = gw.bogus(txn, int(order["id"]), total)
+            _maybe_resend_refused(world, answer)
+        return
+    refundable = [t for t in captured if t.refunded < t.amount]
+    if refundable and draw < 0.45:
+        txn = rng.choice(refundable)
+        left = txn.amount - txn.refunded
+        part = left if rng.random() < 0.5 else max((left / 3).quantize(Decimal("0.01")), Decimal("0.01"))
+        gw.refund(txn, part)
+        return
+    gateway_payment(world, int(order["id"]), total)
+
+
+def gateway_payment(world: World, order: int, total: Decimal) -> None:
+    rng = world.rng
+    gw = world.gateway
+    txn = gw.open(order)
+    if rng.random() < 0.3:
+        gw.processing(txn, total)
+        world.sleep(rng.uniform(1, 300))
+    outcome = rng.choices(("capture", "wrong_amount", "fail"), weights=(7, 1, 2))[0]
+    if outcome == "fail":
+        _maybe_resend_refused(world, gw.fail(txn, total))
+        if rng.random() < 0.25:  # money that moved after the gateway reported a failure
+            world.sleep(rng.uniform(10, 600))
+            gw.capture(txn, total)
+        return
+    # A wrong amount: a unit off, a cent off, minor units sent as major ones.
+    wrong = total + rng.choice((Decimal(1), Decimal("0.01"), Decimal("-0.01"), total * 99))
+    answer = gw.capture(txn, total if outcome == "capture" else wrong)
+    _maybe_resend_refused(world, answer)
+
+
+def _maybe_resend_refused(world: World, answer: Invocation | None) -> None:
+    if answer is not None and answer.status is not None and 400 <= answer.status < 500 and world.rng.random() < 0.5:
+        world.sleep(world.rng.uniform(1, 120))
+        world.send_gateway(answer.request["raw"])  # the gateway (or an attacker) sends the refused body again
 
 
 # ---------------------------------------------------------------------- sweeps and hostile input
@@ -353,9 +423,3 @@ def hostile(world: World, n: int) -> None:
         claims = {"token_type": "access", "exp": 10**309, "iat": now, "jti": "hostile", "user_id": "1"}
         token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
         world.request("ListPaymentsFunction", "GET", "/orders/api/payments/", user=1, token=token, kind="hostile")
-
-
-def _iso(moment: float) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))

@@ -1,8 +1,10 @@
 """The invariants: what must hold after every step, after every answer, and at quiescence.
 
-State is read from moto's memory (`State`), never through the client the functions use. The
-state machine is the layer's own (`halum_payments.logic.state_machine.allowed`): the issue names
-it as the rule statuses must follow.
+State is read from moto's memory (`State`), never through the client the functions use, and judged
+against the outside world's books (`ledger.py`: what Stripe and the gateway captured, refunded and
+disputed, what stock the shop had, what customers were told) with the rules written out in
+`rules.py` from the spec. Nothing here is imported from `layers/`: a wrong rule in the layer cannot
+make its own judge agree with it. The money invariants themselves are in `books.py`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from halum_payments.logic.state_machine import allowed
-from halum_payments.models import PaymentMethod, PaymentStatus
-
+from .books import Books
+from .ledger import Promise
+from .rules import OPEN, PAID, may_move
 from .state import lines_of
 
 if TYPE_CHECKING:
@@ -25,29 +27,42 @@ if TYPE_CHECKING:
 
 # name -> the statement, as the README lists them
 STATEMENTS = {
-    "stock_conserved": "stock + units held by live orders = the seed's stock - units sold, never negative",
+    # after every step
+    "stock_conserved": "the shop's stock = stock on the shelf + units held by orders that are not cancelled; "
+    "never negative",
     "order_payments_consistent": "an order lists exactly its payments with their statuses, has at most one "
-    "completed payment, and (unless COD) is confirmed exactly when it has one",
+    "paid payment, and (unless COD) is confirmed exactly when it has one",
     "counts_match": "each user's counters equal the counts of their payments (the list's `count`)",
-    "transitions_allowed": "statuses move only as the state machine allows",
-    "audit_trail": "each transition is audited exactly once, in a chain from creation to the current status",
+    "transitions_allowed": "statuses move only as the spec's lifecycle allows (rules.py)",
     "cart_consumed_with_order": "no cart is consumed without its order; no order exists without its payment",
     "gateway_transaction_unique": "a gateway transaction id (or a PaymentIntent) settles at most one payment",
+    "money_on_books": "a paid payment is money its provider captured for it (transaction, order, amount, currency); "
+    "its amount is its order's total; refunded only once refunded in full",
+    "needless_cancel": "an order is never cancelled while a checkout URL its customer was given is open",
+    # after every answer
     "documented_answer": "every answer is a documented status with a JSON body; a 500 only when a fault was injected",
     "handler_crash": "no handler raises out of Powertools (Lambda would answer 502)",
     "spurious_conflict": "a 409 'the order changed / checkout conflicted' (or a 503 without an injected fault) only "
     "when the caller's own order, cart or counts changed",
-    "stripe_event_dropped": "a Stripe payment event acknowledged with 2xx has settled its payment (or raised a "
-    "refund alarm)",
+    "needless_refusal": "a checkout the spec allows (before and after the request) is not refused when nothing was "
+    "injected and nothing of the caller's moved",
+    "webhook_effect": "a webhook answered 2xx has its event's effect in the tables, or the event is not ours",
     "false_amount_alarm": "no AmountMismatch alarm for a Stripe payment whose amount, currency and session match",
     "refused_replay_alarm": "a refused gateway body sent again raises no new alarm",
     "sweep_time_limit": "the sweep never runs past its time limit (it stops and saves its progress before)",
-    "paid_session_settled": "every session Stripe says is paid ends completed with its PaymentIntent, or is recorded "
-    "as needing a refund with an alarm",
+    "dead_order_released": "an order nothing can pay any more gives its stock back by the first finished sweep after",
+    # at quiescence
+    "audit_trail": "each transition is audited exactly once, in a chain from creation to the current status",
+    "captured_money_accounted": "every amount captured is on exactly one paid payment of its order, or alarmed for "
+    "refund with an audit record naming it",
+    "refunds_recorded": "a refund at the provider is on the books: refunded in full, or a partial_refund record",
     "answered_session_completes": "a checkout URL answered with 200 and paid before it expires completes its payment, "
     "unless the order was already paid another way",
-    "stripe_converged": "at quiescence every Stripe payment is settled as Stripe says (paid, failed, expired, "
-    "refunded)",
+    "foreign_user_held": "a session whose metadata names another user than its order's settles nothing (a mismatch "
+    "alarm holds it for someone to look at)",
+    "stripe_converged": "every Stripe payment is settled as Stripe says (paid, failed, expired, refunded)",
+    "no_payment_left_open": "no Stripe or gateway payment stays open, no order our checkout placed stays pending",
+    "promise_kept": "'nothing was charged' stays true; 'it will be refunded' is alarmed",
     "committed_checkout_answered": "a committed checkout is never answered as a failure, now or on its keyed retry",
     "idempotent_replay": "an Idempotency-Key replay returns the first answer",
     "list_count": "the list's `count` equals the number of payments it lists, which are exactly the caller's",
@@ -55,10 +70,11 @@ STATEMENTS = {
 
 ALARMS = ("AmountMismatch", "PaymentNeedsRefund")
 MISMATCH_REASONS = frozenset({"amount_mismatch", "mismatch"})  # the audit reason, before and after the fixes
-CLOSED = frozenset({"completed", "refunded"})
-OPEN = frozenset({"pending", "processing"})
 OPENAPI = json.loads((Path(__file__).resolve().parents[2] / "openapi.json").read_text())
 CONFLICT_MESSAGES = ("The order changed while paying for it", "Checkout conflicted with concurrent updates")
+MAX_LINES = 50  # README: a checkout takes at most 50 different products
+NOTHING_CHARGED = "nothing was charged"
+WILL_BE_REFUNDED = "will be refunded"
 
 
 def documented_statuses(method: str, path: str) -> set[int] | None:
@@ -78,8 +94,6 @@ class Invariants:
         self.Violation = Violation
         self.world = world
         state = world.state
-        stock, held = state.stock(), self._held(state.orders())
-        self.initial_stock = {variant: units + held[variant] for variant, units in stock.items()}
         self.seeded_payments = {pid: p["status"] for pid, p in state.payments().items()}
         self.last_status: dict[int, str] = dict(self.seeded_payments)
         self.last_carts = state.carts()
@@ -89,6 +103,7 @@ class Invariants:
         self.step_checks = 0
         self.found: dict[str, Violation] = {}  # the first violation of each invariant, in order
         self.stop_on_first = False
+        self.books = Books(world, self.fail, self._tampered)
 
     def fail(self, invariant: str, detail: str) -> None:
         raise self.Violation(invariant, detail)
@@ -112,32 +127,15 @@ class Invariants:
         orders = state.orders()
         payments = state.payments()
         self._checked(
-            lambda: self._stock(orders, state.stock()),
+            lambda: self.books.stock(orders, state.stock()),
+            lambda: self.books.on_books(orders, payments),
+            lambda: self.books.cancellations(orders),
             lambda: self._orders(orders, payments),
             lambda: self._transitions(payments),
             lambda: self._counters(payments, state.counters()),
             lambda: self._transactions(payments),
             lambda: self._carts(orders, payments, state.carts()),
         )
-
-    @staticmethod
-    def _held(orders: dict[int, dict[str, Any]]) -> Counter[int]:
-        held: Counter[int] = Counter()
-        for order in orders.values():
-            if order.get("stock_reserved"):
-                for item in order.get("items") or []:
-                    held[int(item["variant"])] += int(item["quantity"])
-        return held
-
-    def _stock(self, orders: dict[int, dict[str, Any]], stock: dict[int, int]) -> None:
-        held = self._held(orders)
-        for variant, initial in self.initial_stock.items():
-            now = stock.get(variant, 0)
-            if now < 0 or now + held[variant] != initial:
-                self.fail(
-                    "stock_conserved",
-                    f"variant {variant}: stock {now} + held by live orders {held[variant]} != seeded {initial}",
-                )
 
     def _orders(self, orders: dict[int, dict[str, Any]], payments: dict[int, dict[str, Any]]) -> None:
         by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -156,7 +154,7 @@ class Invariants:
                         "order_payments_consistent",
                         f"order {order_id} sees payment {pid} as {ref['status']}, it is {actual[pid]['status']}",
                     )
-            completed = [pid for pid, p in actual.items() if p["status"] in CLOSED]
+            completed = [pid for pid, p in actual.items() if p["status"] in PAID]
             if len(completed) > 1:
                 self.fail("order_payments_consistent", f"order {order_id} has completed payments {completed}")
             marked = order.get("completed_payment")
@@ -174,12 +172,12 @@ class Invariants:
 
     def _transitions(self, payments: dict[int, dict[str, Any]]) -> None:
         for pid, payment in payments.items():
-            status, method = payment["status"], PaymentMethod(payment["method"])
+            status, method = payment["status"], payment["method"]
             before = self.last_status.get(pid)
             if before is None:
-                if method != PaymentMethod.ONLINE and status != "pending":
+                if method != "ONLINE" and status != "pending":
                     self.fail("transitions_allowed", f"payment {pid} ({method}) appeared as {status}")
-            elif before != status and not allowed(method, PaymentStatus(before), PaymentStatus(status)):
+            elif before != status and not may_move(method, before, status):
                 self.fail("transitions_allowed", f"payment {pid} ({method}) went {before} -> {status}")
             self.last_status[pid] = status
 
@@ -204,7 +202,7 @@ class Invariants:
     def _transactions(self, payments: dict[int, dict[str, Any]]) -> None:
         settled: dict[tuple[str, str], list[int]] = defaultdict(list)
         for pid, payment in payments.items():
-            if payment["status"] in CLOSED and payment.get("transaction_id"):
+            if payment["status"] in PAID and payment.get("transaction_id"):
                 settled[(payment["method"], payment["transaction_id"])].append(pid)
         for (method, transaction), pids in settled.items():
             if len(pids) > 1:
@@ -244,11 +242,14 @@ class Invariants:
             return ("event", bool(payment and payment.get("checkout_session_id")))
         if request.get("kind") != "checkout":
             return None
+        return (self._snapshot(request), self._allowed(request))
+
+    def _snapshot(self, request: dict[str, Any]) -> Any:
+        """The caller's own items a checkout reads or writes (their counts move with each of their
+        payments, so two checkouts of the same user may rightly conflict)."""
         body = json.loads(request["body"]) if isinstance(request.get("body"), str) else {}
         state = self.world.state
         user = int(request.get("user") or 0)
-        # The caller's own items a checkout reads or writes: their counts move with each of their
-        # payments, so two checkouts of the same user may rightly conflict.
         counts = json.dumps(state.counters().get(f"payments#user#{user}"), sort_keys=True, default=str)
         if body.get("order") is not None:
             order = state.orders().get(int(body["order"]))
@@ -257,6 +258,43 @@ class Invariants:
         stock = state.stock()
         return ("cart", cart, {v: stock.get(v) for v in cart}, counts)
 
+    def _allowed(self, request: dict[str, Any]) -> bool:
+        """Would the spec let this checkout through, on the tables as they are now? (Its rules: the
+        address and the order are the caller's, the cart is not empty and every line is available in
+        that quantity, the order has no completed payment and its total is its lines'.)"""
+        body = json.loads(request["body"]) if isinstance(request.get("body"), str) else {}
+        user = int(request.get("user") or 0)
+        state = self.world.state
+        if body.get("order") is not None:
+            order = state.orders().get(int(body["order"]))
+            if order is None or int(order["user"]) != user or order["status"] != "pending":
+                return False
+            if order.get("completed_payment") is not None or not order.get("items"):
+                return False
+            if Decimal(str(order["total_price"])) != sum(
+                (Decimal(str(i["price"])) * int(i["quantity"]) for i in order["items"]), Decimal(0)
+            ):
+                return False
+            payments = state.payments()
+            open_stripe = [
+                payments[int(pid)] for pid, ref in (order.get("payments") or {}).items()
+                if ref["method"] == "stripe" and ref["status"] in OPEN and int(pid) in payments
+            ]  # fmt: skip
+            # An open Stripe checkout of it that has expired is being settled: not payable right now.
+            return all(int(p.get("checkout_expires_at") or 0) > self.world.clock.now + 60 for p in open_stripe)
+        address = state.addresses().get(int(body.get("shipping_address") or 0))
+        lines = state.carts().get(user) or {}
+        variants = state.variants()
+        if address is None or int(address["user"]) != user or not lines or len(lines) > MAX_LINES:
+            return False
+        for variant_id, quantity in lines.items():
+            variant = variants.get(variant_id)
+            if variant is None or variant.get("is_active") is not True or quantity <= 0:
+                return False
+            if int(variant.get("stock", 0)) < quantity:
+                return False
+        return True
+
     def answered(self, inv: Invocation, before: Any) -> None:
         kind = inv.request.get("kind")
         if kind == "checkout":  # what the caller's orders were when this answer was given
@@ -264,16 +302,44 @@ class Invariants:
             inv.request["orders_then"] = {
                 oid: o["status"] for oid, o in self.world.state.orders().items() if int(o["user"]) == user
             }
+            self._promised(inv)
         checks = [lambda: self._false_alarm(inv, before)]
         if kind == "sweep":
             checks.append(lambda: self._sweep(inv))
+            checks.append(lambda: self.books.released_after_sweep(inv, self.world.state.orders()))
         elif not (inv.throttled or inv.killed):
-            checks += [lambda: self._crash(inv), lambda: self._documented(inv), lambda: self._spurious(inv, before)]
-            if kind == "stripe_event":
-                checks.append(lambda: self._stripe_event(inv, before))
+            checks += [
+                lambda: self._crash(inv),
+                lambda: self._documented(inv),
+                lambda: self._spurious(inv, before),
+                lambda: self._needless(inv, before),
+            ]
+            acknowledged = inv.status is not None and 200 <= inv.status < 300
+            if kind == "stripe_event" and acknowledged:
+                state = self.world.state
+                checks.append(lambda: self.books.stripe_effect(inv, state.payments(), state.audit()))
             if kind == "gateway":
                 checks.append(lambda: self._gateway_replay(inv))
+                if acknowledged:
+                    state = self.world.state
+                    checks.append(lambda: self.books.gateway_effect(inv, state.payments(), state.audit()))
         self._checked(*checks)
+
+    def _promised(self, inv: Invocation) -> None:
+        """What a checkout's answer told the customer about money, for the books (promise_kept)."""
+        if inv.status == 502 and NOTHING_CHARGED in inv.text:
+            kind = "nothing_charged"
+        elif inv.status == 409 and WILL_BE_REFUNDED in inv.text:
+            kind = "will_be_refunded"
+        else:
+            return
+        tables = self.world.state.tables
+        payments = _payments_written(inv, tables["PaymentsTable"])
+        body = json.loads(inv.request["body"]) if isinstance(inv.request.get("body"), str) else {}
+        if not payments and body.get("order") is not None:
+            order = self.world.state.orders().get(int(body["order"])) or {}
+            payments = [int(pid) for pid in order.get("payments") or {}]
+        self.world.ledger.promises.append(Promise(kind, payments, inv))
 
     def _tampered(self, session_id: Any) -> bool:
         """Did someone edit this session's metadata to name another user? Then a mismatch, with its
@@ -347,44 +413,44 @@ class Invariants:
 
     def _spurious(self, inv: Invocation, before: Any) -> None:
         contention = (inv.status == 409 and any(m in inv.text for m in CONFLICT_MESSAGES)) or inv.status == 503
-        if not contention or before is None or inv.faulted:
+        if not contention or before is None or inv.faulted or inv.request.get("kind") != "checkout":
             return
-        if self.before_request(inv.request) == before:
+        if self._snapshot(inv.request) == before[0]:
             self.fail("spurious_conflict", f"{inv.describe()} though nothing of the caller's changed")
 
-    def _stripe_event(self, inv: Invocation, before: Any) -> None:
-        event = inv.request.get("event") or {}
-        if inv.status is None or not 200 <= inv.status < 300:
+    def _needless(self, inv: Invocation, before: Any) -> None:
+        """needless_refusal, precisely: a checkout refused (any answer but 200/201, or a 409 asking to
+        come back) although the spec allowed it before and after the request, no fault was injected into
+        it, nothing of the caller's moved meanwhile, none of the caller's own requests overlapped it, and
+        its Idempotency-Key (if any) had not been used before."""
+        if inv.request.get("kind") != "checkout" or before is None or inv.faulted or inv.status in (None, 200, 201):
             return
-        obj = (event.get("data") or {}).get("object") or {}
-        paid = (event.get("type") == "checkout.session.completed" and obj.get("payment_status") == "paid") or (
-            event.get("type") == "checkout.session.async_payment_succeeded"
-        )
-        ours = self._our_payment(obj)
-        if not paid or ours is None or self._tampered(obj.get("id")):
+        if inv.status == 409 and "retry-after" in inv.headers:
+            return  # in progress: the same request is being served; come back
+        snapshot, allowed = before
+        if not allowed or self._snapshot(inv.request) != snapshot or not self._allowed(inv.request):
             return
-        payment = ours
-        trail = self.world.state.audit().get(int(payment["id"]), [])
-        alarmed = inv.metric("PaymentNeedsRefund") or any(r.get("reason") == "needs_refund" for r in trail)
-        if payment["status"] in CLOSED or alarmed:
+        if self._used_key(inv) or self._overlapped(inv):
             return
-        self.fail(
-            "stripe_event_dropped",
-            f"{event.get('type')} {event.get('id')} for payment {payment['id']} answered {inv.status} "
-            f"({inv.text[:120]}) and the payment is still {payment['status']}{self._hint(obj, before)}",
+        self.fail("needless_refusal", f"{inv.describe()} for {inv.request.get('body')} though the spec allowed it")
+
+    def _overlapped(self, inv: Invocation) -> bool:
+        """Another request of the same user ran while this one did (the caller's own contention)."""
+        user = inv.request.get("user")
+        return any(
+            other is not inv
+            and other.request.get("user") == user
+            and other.started < (inv.ended or inv.started)
+            and (other.ended is None or other.ended > inv.started)
+            for other in self.world.functions.invocations
         )
 
-    def _our_payment(self, session: dict[str, Any]) -> dict[str, Any] | None:
-        metadata = session.get("metadata") or {}
-        order, pid = str(metadata.get("order_id", "")), str(metadata.get("payment_id", ""))
-        if not (order.isdigit() and pid.isdigit()):
-            return None
-        payment = self.world.state.payments().get(int(pid))
-        if payment is None or int(payment["order"]) != int(order):
-            return None
-        if payment.get("checkout_session_id") not in (None, session.get("id")):
-            return None
-        return payment
+    def _used_key(self, inv: Invocation) -> bool:
+        key, user = inv.request.get("key"), inv.request.get("user")
+        return key is not None and any(
+            other.id < inv.id and other.request.get("key") == key and other.request.get("user") == user
+            for other in self.world.functions.invocations
+        )
 
     def _gateway_replay(self, inv: Invocation) -> None:
         raw = inv.request.get("raw")
@@ -410,6 +476,10 @@ class Invariants:
         audit = state.audit()
         self._checked(
             lambda: self._audit(payments, audit),
+            lambda: self.books.accounted(payments, audit),
+            lambda: self.books.refunds(payments, audit),
+            lambda: self.books.promises(audit),
+            lambda: self.books.settled(orders, payments, audit),
             lambda: self._stripe_truth(payments, orders, audit),
             lambda: self._committed_checkouts(orders, payments),
             self._replays,
@@ -424,7 +494,7 @@ class Invariants:
             elif not rows:
                 self.fail("audit_trail", f"payment {pid} has no audit trail")
             remaining = list(rows)
-            method = PaymentMethod(payment["method"])
+            method = payment["method"]
             while remaining:
                 following = [r for r in remaining if r.get("from") == current]
                 if len(following) != 1:
@@ -434,7 +504,7 @@ class Invariants:
                         f"({[(r.get('from'), r.get('to'), r.get('reason')) for r in rows]})",
                     )
                 row = following[0]
-                if current is not None and not allowed(method, PaymentStatus(current), PaymentStatus(row["to"])):
+                if current is not None and not may_move(method, current, row["to"]):
                     self.fail("audit_trail", f"payment {pid}: audited {current} -> {row['to']}")
                 current = row["to"]
                 remaining.remove(row)
@@ -448,21 +518,17 @@ class Invariants:
         audit: dict[int, list[dict[str, Any]]],
     ) -> None:
         stripe = self.world.stripe
-        refund_alarms = sum(inv.metric("PaymentNeedsRefund") for inv in self.world.functions.invocations)
         for session_id in stripe.all_sessions():
             state = stripe.session_state(session_id)
             obj, charge = state["obj"], state["charge"]
-            metadata = obj.get("metadata") or {}
-            pid = int(metadata.get("payment_id", 0) or 0)
-            payment = payments.get(pid)
+            made = self.world.ledger.sessions.get(session_id)
+            payment = payments.get(made.payment) if made is not None and made.payment is not None else None
             if payment is None:
                 continue
             order = orders[int(payment["order"])]
-            trail = audit.get(pid, [])
+            trail = audit.get(int(payment["id"]), [])
             if charge is not None:
-                self._checked(
-                    partial(self._paid_session, session_id, obj, charge, payment, order, trail, refund_alarms)
-                )
+                self._checked(partial(self._paid_session, session_id, obj, payment, order, trail))
             elif payment["status"] in OPEN and (obj["status"] == "expired" or state["delayed"] == "failed"):
                 if self._tampered(session_id) and any(r.get("reason") in MISMATCH_REASONS for r in trail):
                     continue  # held back, with its alarm, for someone to look at
@@ -481,49 +547,32 @@ class Invariants:
         self,
         session_id: str,
         obj: dict[str, Any],
-        charge: dict[str, Any],
         payment: dict[str, Any],
         order: dict[str, Any],
         trail: list[dict[str, Any]],
-        refund_alarms: float,
     ) -> None:
+        """A paid session whose URL a customer was given completes its payment, unless the order was
+        paid another way (then captured_money_accounted wants its refund alarm)."""
         pid, intent = int(payment["id"]), obj.get("payment_intent")
-        settled = payment["status"] in CLOSED and payment.get("transaction_id") == intent
-        failed_by = next((f"{r.get('reason')} ({r.get('source')})" for r in trail if r.get("to") == "failed"), None)
-        how = f"; it was failed by {failed_by}" if failed_by else ""
-        needs_refund = any(r.get("reason") == "needs_refund" for r in trail)
+        settled = payment["status"] in PAID and payment.get("transaction_id") == intent
         held = self._tampered(session_id) and any(r.get("reason") in MISMATCH_REASONS for r in trail)
-        if held:  # an alarmed mismatch: someone must look at whose money it is
-            needs_refund = True
-            refund_alarms = refund_alarms or sum(i.metric("AmountMismatch") for i in self.world.functions.invocations)
+        if settled and self.world.metadata_edits.get(session_id) == "another_user":
+            self.fail(
+                "foreign_user_held",
+                f"session {session_id}, whose metadata names user {obj.get('metadata', {}).get('user_id')}, settled "
+                f"payment {pid} of user {payment['user']}",
+            )
         answered = self.world.answered_sessions.get(session_id)
         other = order.get("completed_payment")
-        problems = []
-        if not settled and not (needs_refund and refund_alarms):
-            problems.append(
-                (
-                    "paid_session_settled",
-                    f"session {session_id} paid ({intent}); payment {pid} is {payment['status']} with no refund "
-                    f"alarm{how}{self._hint(obj) if payment['status'] == 'pending' else ''}",
-                )
-            )
         if answered is not None and not settled and (other is None or int(other) == pid) and not held:
-            problems.append(
-                (
-                    "answered_session_completes",
-                    f"session {session_id} (answered by {answered.describe()}) was paid; payment {pid} is "
-                    f"{payment['status']} and order {order['id']} is {order['status']}, paid by nothing else{how}"
-                    f"{self._hint(obj) if payment['status'] == 'pending' else ''}",
-                )
+            failed_by = next((f"{r.get('reason')} ({r.get('source')})" for r in trail if r.get("to") == "failed"), None)
+            how = f"; it was failed by {failed_by}" if failed_by else ""
+            self.fail(
+                "answered_session_completes",
+                f"session {session_id} (answered by {answered.describe()}) was paid; payment {pid} is "
+                f"{payment['status']} and order {order['id']} is {order['status']}, paid by nothing else{how}"
+                f"{self._hint(obj) if payment['status'] == 'pending' else ''}",
             )
-        if settled and charge["refunded"] and payment["status"] != "refunded":
-            if self._refund_event_lost(charge["id"]):
-                self.notes["full refund whose event was lost (refunds are not reconciled)"] += 1
-            else:
-                problems.append(
-                    ("stripe_converged", f"payment {pid}'s charge was fully refunded; it is {payment['status']}")
-                )
-        self._checked(*(lambda p=p: self.fail(*p) for p in problems))
 
     def _charged(self, order_id: int) -> bool:
         stripe = self.world.stripe
@@ -532,12 +581,6 @@ class Invariants:
             if state["charge"] and str((state["obj"].get("metadata") or {}).get("order_id")) == str(order_id):
                 return True
         return False
-
-    def _refund_event_lost(self, charge: str) -> bool:
-        return any(
-            event["type"] == "charge.refunded" and event["data"]["object"].get("id") == charge
-            for event in self.world.lost_events
-        )
 
     def _committed_checkouts(self, orders: dict[int, dict[str, Any]], payments: dict[int, dict[str, Any]]) -> None:
         tables = self.world.state.tables
@@ -654,5 +697,12 @@ def _orders_placed(inv: Invocation, orders_table: str) -> list[int]:
     return placed
 
 
-def money(value: Any) -> Decimal:
-    return Decimal(str(value))
+def _payments_written(inv: Invocation, payments_table: str) -> list[int]:
+    """The payments an invocation created (its transactions' Puts on the payments table)."""
+    created = []
+    for call in inv.writes:
+        for entry in call.body.get("TransactItems", []) if call.op == "TransactWriteItems" else []:
+            put = entry.get("Put")
+            if put and put.get("TableName") == payments_table:
+                created.append(int(put["Item"]["id"]["N"]))
+    return created

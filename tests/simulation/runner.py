@@ -106,6 +106,7 @@ class Simulation:
                     stripe.act(session, world.rng.choice(("confirm", "decline")))
 
         world.spawn("stripe-closes", stripe_closes)
+        world.spawn("gateway-closes", world.gateway.finish)
         self._drain(world)
 
         def final_sweeps() -> None:

@@ -8,7 +8,6 @@ each one fails, with the invariant named in `expect`.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,15 +105,7 @@ def gateway_transaction_twice(world: World) -> None:
     pending = next(o for o in orders.values() if o["status"] == "pending")
 
     def gateway() -> None:
-        body = {
-            "event_type": "payment.completed",
-            "payment_id": transaction,
-            "order_reference": str(pending["id"]),
-            "amount": f"{pending['total_price']:.2f}",
-            "status": "completed",
-            "timestamp": "2030-01-01T00:00:10Z",
-        }
-        world.send_gateway(json.dumps(body).encode())
+        world.gateway.bogus(world.gateway.transactions[transaction], int(pending["id"]), pending["total_price"])
 
     world.spawn("gateway", gateway, delay=10)
 
@@ -123,19 +114,12 @@ def refused_body_replayed(world: World) -> None:
     """4. A gateway body with the wrong amount is refused (422, AmountMismatch); the same bytes
     again raise the alarm again."""
     order = next(iter(world.state.orders().values()))
-    body = {
-        "event_type": "payment.completed",
-        "payment_id": "txn_wrong_amount",
-        "order_reference": str(order["id"]),
-        "amount": f"{order['total_price'] + 1:.2f}",
-        "status": "completed",
-        "timestamp": "2030-01-01T00:00:10Z",
-    }
 
     def gateway() -> None:
-        world.send_gateway(json.dumps(body).encode())
+        answer = world.gateway.capture(world.gateway.open(int(order["id"])), order["total_price"] + 1)
         world.sleep(60)
-        world.send_gateway(json.dumps(body).encode())
+        assert answer is not None
+        world.send_gateway(answer.request["raw"])
 
     world.spawn("gateway", gateway, delay=10)
 
@@ -246,15 +230,7 @@ def superseded_paid_session(world: World) -> None:
 
     def gateway() -> None:
         order = max(world.state.orders().values(), key=lambda o: int(o["id"]))
-        body = {
-            "event_type": "payment.completed",
-            "payment_id": "txn_gateway_1",
-            "order_reference": str(order["id"]),
-            "amount": f"{order['total_price']:.2f}",
-            "status": "completed",
-            "timestamp": "2030-01-01T00:02:00Z",
-        }
-        world.send_gateway(json.dumps(body).encode())
+        world.gateway.capture(world.gateway.open(int(order["id"])), order["total_price"])
 
     world.spawn("gateway", gateway, delay=120)
 
@@ -278,7 +254,7 @@ SCENARIOS = [
     Scenario("give-back-strands-paid-session", "1", "a give-back undoes a payment another request opens a session for",
              ("answered_session_completes",), give_back_strands_paid_session, PAY),
     Scenario("early-event-dropped", "2", "an event before our write of the session id is acknowledged and dropped",
-             ("stripe_event_dropped", "false_amount_alarm"), early_event_dropped),
+             ("webhook_effect", "false_amount_alarm"), early_event_dropped),
     Scenario("gateway-transaction-twice", "3", "one gateway transaction id settles two payments",
              ("gateway_transaction_unique",), gateway_transaction_twice,
              {"platform_orders": 2, "platform_paid": 1.0, "txn_pool": 1}),
@@ -287,7 +263,7 @@ SCENARIOS = [
     Scenario("signed-hostile-input", "5", "signed/well-formed input that overflowed into a 500",
              ("documented_answer",), signed_hostile_input),
     Scenario("edited-metadata-mismatch", "6", "a guessed order turns a correct payment into a permanent mismatch",
-             ("stripe_event_dropped", "false_amount_alarm", "paid_session_settled"), edited_metadata_mismatch, PAY),
+             ("webhook_effect", "false_amount_alarm", "captured_money_accounted"), edited_metadata_mismatch, PAY),
     Scenario("lost-commit-answer", "7", "a committed transaction whose answer is lost is sent again and fails",
              ("committed_checkout_answered",), lost_commit_answer),
     Scenario("committed-answered-503", "8", "a committed keyed checkout answered 503, then 400 on its retry",
@@ -303,7 +279,7 @@ SCENARIOS = [
     Scenario("concurrent-payers", "12", "paying different orders at once gives spurious conflicts",
              ("spurious_conflict",), concurrent_payers, {"users": 12, "platform_orders": 1, "platform_paid": 0.0}),
     Scenario("superseded-paid-session", "new", "a superseded Stripe payment whose session was paid raises no alarm",
-             ("paid_session_settled",), superseded_paid_session, PAY),
+             ("captured_money_accounted",), superseded_paid_session, PAY),
     Scenario("attach-conflicts", "new", "the session-id write conflicts with a settlement in flight: 500",
              ("documented_answer",), attach_conflicts),
 ]  # fmt: skip

@@ -4,10 +4,11 @@ Scan through the recorded client, no I/O point), as plain Python values."""
 from __future__ import annotations
 
 from collections import defaultdict
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
-from halum_payments.repositories.dynamo import DYNAMODB_CONTEXT
+# DynamoDB's numbers (38 digits), read exactly.
+NUMBERS = Context(prec=38)
 
 
 class State:
@@ -24,6 +25,12 @@ class State:
 
     def payments(self) -> dict[int, dict[str, Any]]:
         return {int(p["id"]): p for p in self.items("PaymentsTable")}
+
+    def variants(self) -> dict[int, dict[str, Any]]:
+        return {int(v["id"]): v for v in self.items("ProductVariantsTable")}
+
+    def addresses(self) -> dict[int, dict[str, Any]]:
+        return {int(a["id"]): a for a in self.items("ShippingAddressesTable")}
 
     def stock(self) -> dict[int, int]:
         return {int(v["id"]): int(v.get("stock", 0)) for v in self.items("ProductVariantsTable")}
@@ -68,7 +75,7 @@ def _value(attr: Any) -> Any:
     if kind == "S":
         return value
     if kind == "N":
-        return DYNAMODB_CONTEXT.create_decimal(value)
+        return NUMBERS.create_decimal(value)
     if kind == "M":
         return {k: _value(v) for k, v in value.items()}
     if kind == "L":
@@ -80,5 +87,5 @@ def _value(attr: Any) -> Any:
     if kind == "SS":
         return set(value)
     if kind == "NS":
-        return {DYNAMODB_CONTEXT.create_decimal(v) for v in value}
+        return {NUMBERS.create_decimal(v) for v in value}
     return value

@@ -4,10 +4,16 @@ charges, signed events) behind stripe-python, with no sockets, on virtual time, 
 stripe-python reaches it through the layer's own `BoundedUrllibClient`: only the opener that
 client builds (`stripe_checkout._TimeoutOpener`) is replaced, so stripe-python's retries, its
 idempotency keys and the client's timeout handling all run as in production. Each request is an
-I/O point. Faults: a 500 (not processed), an answer lost after processing (stripe-python retries
-with the same idempotency key and gets the saved answer), an answer slower than the client's
-timeout (processed, then the client times out), and `idempotency_key_in_use` (409) for a request
-whose key is already being processed, which stripe-python retries.
+I/O point. Faults: a 500, an answer lost after processing (stripe-python retries with the same
+idempotency key and gets the saved answer), an answer slower than the client's timeout (processed,
+then the client times out), and `idempotency_key_in_use` (409) for a request whose key is already
+being processed, which stripe-python retries.
+
+Idempotency as Stripe API v1 documents it ("Idempotent requests"): a result is saved for its key
+once the endpoint started executing, 500s included, and replayed to every retry under that key
+(with `Stripe-Should-Retry: false`, so stripe-python does not retry a replayed 500); a 500 from
+before the endpoint ran saves nothing (half of the injected 500s, drawn); keys are forgotten
+after 24 hours; a request whose key is in flight is refused with `idempotency_key_in_use`.
 
 What the sandbox does not do and Stripe does is added here: sessions expire at `expires_at`
 (with their `checkout.session.expired` event), PaymentIntents can be retrieved (on their own or
@@ -27,12 +33,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from local.stripe_sandbox import StripeApiError, StripeSandbox, _json_reply, _Reply
+from local.stripe_sandbox import StripeApiError, StripeSandbox, _json_reply, _Reply, _Saved
 
+from .ledger import Ledger
 from .scheduler import Killed, Scheduler
 
 STRIPE_API = "https://api.stripe.com"
 LATENCY = {"create": (0.15, 0.6), "retrieve": (0.05, 0.3), "expire": (0.1, 0.4), "other": (0.05, 0.3)}
+KEY_LIFETIME = 24 * 3600  # Stripe forgets an idempotency key after 24 hours
+SERVER_ERROR = {"error": {"type": "api_error", "message": "An unknown error occurred"}}
 
 
 @dataclass
@@ -83,10 +92,20 @@ class StripeStats:
 
 class SimulatedStripe(StripeSandbox):
     def __init__(
-        self, scheduler: Scheduler, rng: random.Random, faults: StripeFaults, webhook_secret: str, seed: int
+        self,
+        scheduler: Scheduler,
+        rng: random.Random,
+        faults: StripeFaults,
+        webhook_secret: str,
+        seed: int,
+        ledger: Ledger | None = None,
     ) -> None:
         super().__init__(webhook_secret=webhook_secret, quiet=True)
         self.seed = seed
+        self.ledger = ledger or Ledger()
+        self._key_saved_at: dict[str, float] = {}
+        self.closed_at: dict[str, float] = {}  # session -> when it closed unpaid (expired, declined)
+        self._failing_inside = False  # the request being processed fails with a 500 once executing
         self.scheduler = scheduler
         self.rng = rng
         self.faults = faults
@@ -132,7 +151,31 @@ class SimulatedStripe(StripeSandbox):
         ):
             session = json.loads(reply.body)
             self.created_at[session["id"]] = self.scheduler.clock.now
+            self.ledger.session_created(session, self.scheduler.clock.now)
             self.on_created(session)
+        return reply, events
+
+    def _idempotent(
+        self, path: str, params: dict[str, Any], headers: Any, work: Callable[[], Any]
+    ) -> tuple[_Reply, list[dict[str, Any]]]:
+        key = headers.get("idempotency-key")
+        now = self.scheduler.clock.now
+        with self._lock:
+            for old in [k for k, at in self._key_saved_at.items() if now - at >= KEY_LIFETIME]:
+                self._idempotency.pop(old, None)
+                del self._key_saved_at[old]
+            if self._failing_inside and key and key not in self._idempotency:
+                # The endpoint started executing and failed: Stripe saves that 500 for the key.
+                body = json.dumps(SERVER_ERROR).encode()
+                self._idempotency[key] = _Saved(path, json.dumps(params, sort_keys=True), 500, body)
+                self._key_saved_at[key] = now
+        if self._failing_inside and not key:
+            return _json_reply(500, SERVER_ERROR), []
+        reply, events = super()._idempotent(path, params, headers, work)
+        if key and key not in self._key_saved_at and key in self._idempotency:
+            self._key_saved_at[key] = now
+        if reply.status >= 500:
+            reply.headers["Stripe-Should-Retry"] = "false"  # a replayed result: retrying cannot help
         return reply, events
 
     def payment_intent(self, intent_id: str) -> dict[str, Any]:
@@ -170,15 +213,38 @@ class SimulatedStripe(StripeSandbox):
                 obj = session.obj
                 if obj["status"] == "open" and obj["expires_at"] <= now:
                     obj.update(status="expired", url=None)
+                    self.closed_at[obj["id"]] = now
                     events.append(self.event("checkout.session.expired", obj))
         for event in events:
             self.deliver(event)
 
     def act(self, session_id: str, action: str, form: dict[str, str] | None = None) -> int:
-        """A customer's (or the dashboard's) button; returns the page's status (303 done, 409 refused)."""
+        """A customer's (or the dashboard's) button; returns the page's status (303 done, 409 refused).
+        Money that moved is written into the outside world's books as it moves."""
         self.expire_due()
+        before = self.session_state(session_id)["charge"] if session_id in self._sessions else None
         reply = self._act(session_id, action, form or {})
+        if session_id in self._sessions:
+            state = self.session_state(session_id)
+            self._book(session_id, before, state["charge"])
+            if state["obj"]["status"] == "expired" or state["delayed"] == "failed":
+                self.closed_at.setdefault(session_id, self.scheduler.clock.now)
         return reply.status
+
+    def _expire_api(self, session_id: str, request: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        result = super()._expire_api(session_id, request)
+        self.closed_at.setdefault(session_id, self.scheduler.clock.now)
+        return result
+
+    def _book(self, session_id: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        if after is None:
+            return
+        now = self.scheduler.clock.now
+        intent, currency = str(after["payment_intent"]), str(after["currency"])
+        if before is None:
+            self.ledger.stripe_captured(session_id, intent, int(after["amount_captured"]), currency, now)
+        if int(after["amount_refunded"]) != int((before or {}).get("amount_refunded", 0)):
+            self.ledger.stripe_refunded(intent, int(after["amount_refunded"]), currency)
 
     def edit_metadata(self, session_id: str, **values: str) -> None:
         """Someone edits the session's metadata in the Dashboard (it travels in later events)."""
@@ -252,10 +318,21 @@ class SimulatedStripe(StripeSandbox):
             self.scheduler.io(self.rng.uniform(0.02, 0.08))
             self._log(call, "409-idempotency_key_in_use")
             return _Response(409, _in_use(key))
-        if fault == "server_error":
+        if fault == "server_error" and (method != "POST" or not key or self.rng.random() < 0.5):
+            # Failed before the endpoint ran (e.g. at Stripe's edge): nothing saved; stripe-python may retry.
             self.scheduler.io(latency)
             self._log(call, "fault-500")
-            return _Response(500, {"error": {"type": "api_error", "message": "An unknown error occurred"}})
+            return _Response(500, SERVER_ERROR)
+        if fault == "server_error":
+            # Failed while executing: the 500 is the request's saved result for its key.
+            self.scheduler.io(latency)
+            self._failing_inside = True
+            try:
+                reply = self._process(method, url, headers, request)
+            finally:
+                self._failing_inside = False
+            self._log(call, f"fault-500-saved-{reply.status}")
+            return _Response(reply.status, reply.body, reply.headers)
         # Stripe does the work part of the way through the exchange; the rest is the answer
         # travelling back (a session can be paid before our checkout hears of it).
         late = latency > timeout

@@ -22,9 +22,9 @@ from decimal import Decimal
 from types import ModuleType
 from typing import Any
 
+from boto3.dynamodb.types import TypeSerializer
 from support import JWT_SECRET, PAYMENT_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET, make_token
 
-from halum_payments.repositories.dynamo import to_item
 from local.events import http_event, scheduled_event
 from local.template import Template
 
@@ -32,6 +32,8 @@ from .clock import VirtualClock, virtual_time
 from .config import Config
 from .dynamodb import DynamoDB
 from .functions import Functions, Invocation, captured_metrics, quiet_logs
+from .gateway_world import Gateway
+from .ledger import Ledger
 from .scheduler import Scheduler
 from .state import State
 from .stripe_world import SimulatedStripe
@@ -103,6 +105,8 @@ class World:
         self.products: dict[int, dict[str, Any]] = {}
         self.dynamo: DynamoDB
         self.stripe: SimulatedStripe
+        self.ledger = Ledger()  # the outside world's books (ledger.py)
+        self.gateway = Gateway(self)
         self.functions: Functions
         self.state: State
         self.invariants: Any = None
@@ -115,6 +119,7 @@ class World:
         self.gateway_sends: list[Invocation] = []
         self.sweeps: list[Invocation] = []
         self.lost_events: list[dict[str, Any]] = []
+        self.gateway_lost: list[bytes] = []  # gateway events never acknowledged (resent at quiescence)
         self.metadata_edits: dict[str, str] = {}  # session -> "another_user" | "not_a_user"
         self.drop_event: Callable[[dict[str, Any]], bool] = lambda event: False  # scenarios lose events
 
@@ -222,7 +227,8 @@ class World:
         """The platform fills a user's cart (its own service writes the Carts table)."""
         self.scheduler.io(self.rng.uniform(0.003, 0.01))
         record = {"user": user, "items": [{"variant": v, "quantity": q} for v, q in lines.items()]}
-        self.dynamo.backend().put_item(self.state.tables["CartsTable"], to_item(record))
+        item = {name: _SERIALIZER.serialize(value) for name, value in record.items()}
+        self.dynamo.backend().put_item(self.state.tables["CartsTable"], item)
         self.invariants.cart_written(user, lines)
         self.trace.append(f"{self.clock.elapsed:.6f} platform cart {user} {sorted(lines.items())}")
 
@@ -422,6 +428,7 @@ def _restore_env(saved: dict[str, str | None]) -> None:
 
 
 TEMPLATE = Template()
+_SERIALIZER = TypeSerializer()
 
 
 def build_world(config: Config, scheduler: Scheduler, clock: VirtualClock) -> World:
@@ -440,6 +447,10 @@ def build_world(config: Config, scheduler: Scheduler, clock: VirtualClock) -> Wo
     data = seed_data(config, random.Random(f"data-{config.seed}"), clock.now)
     seed_file.apply(seed_file.SeedFile.model_validate(data), client, tables)
     world.products = {p["id"]: p for p in data["product_variants"]}
+    world.ledger.seeded_stock = {int(p["id"]): int(p["stock"]) for p in data["product_variants"]}
+    for payment in data["payments"]:
+        if payment["method"] == "ONLINE" and payment["status"] == "completed":
+            world.gateway.seeded(payment["transaction_id"], payment["order"], Decimal(payment["amount"]))
     for address in data["shipping_addresses"]:
         world.users[address["user"]] = User(address["user"], address["id"])
     for order in data["orders"]:
@@ -448,7 +459,12 @@ def build_world(config: Config, scheduler: Scheduler, clock: VirtualClock) -> Wo
     world.state = State(dynamo.backend(), tables)
 
     stripe = SimulatedStripe(
-        scheduler, random.Random(f"stripe-{config.seed}"), config.stripe, STRIPE_WEBHOOK_SECRET, config.seed
+        scheduler,
+        random.Random(f"stripe-{config.seed}"),
+        config.stripe,
+        STRIPE_WEBHOOK_SECRET,
+        config.seed,
+        world.ledger,
     )
     stripe.trace = world.trace
     world.stripe = stripe
