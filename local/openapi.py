@@ -468,7 +468,8 @@ def _operation(
         if parameter["in"] == "path":
             parameter["name"] = renames.get(parameter["name"], parameter["name"])
             parameter["schema"] = {**parameter["schema"], "title": parameter["name"].title()}
-            parameter.setdefault("example", "1")  # the spec's example: payment 1, order 1
+            example = 1 if parameter["schema"].get("type") == "integer" else "1"
+            parameter.setdefault("example", example)  # the spec's example: payment 1, order 1
         elif not parameter.get("required"):
             parameter["schema"] = _without_null(parameter["schema"])
         if parameter["in"] == "header" and parameter["name"].lower() == "idempotency-key":

@@ -208,7 +208,9 @@ def test_a_route_the_code_does_not_serve_is_an_error() -> None:
 def test_the_detail_path_parameter_is_named_as_the_spec_names_it() -> None:
     (parameter,) = operation("get_payment")["parameters"]
     assert (parameter["name"], parameter["in"], parameter["required"]) == ("id", "path", True)
-    assert parameter["schema"]["type"] == "string"
+    # An integer, as the spec's ids are (a generated client takes an int); a malformed id is still 404.
+    assert {key: parameter["schema"].get(key) for key in ("type", "minimum")} == {"type": "integer", "minimum": 1}
+    assert parameter["example"] == 1
 
 
 def test_the_payment_schema_is_the_specs_nine_fields() -> None:

@@ -190,7 +190,11 @@ class _Answers:
         return error_response(status, exc.message, self._style, headers, exc.extra_body)
 
     def invalid_request(self, exc: RequestValidationError) -> Response:
-        return self._refusal_first(lambda: self.refused(validation_errors(exc.errors())))
+        errors = exc.errors()
+        if any(error.get("loc", ())[:1] == ("path",) for error in errors):
+            # A path that names no resource (`/payments/abc/`): not found, as Django's URL resolver answers.
+            return self._refusal_first(lambda: self.refused(NotFound()))
+        return self._refusal_first(lambda: self.refused(validation_errors(errors)))
 
     def unsupported_media_type(self, exc: RequestUnsupportedContentType) -> Response:
         message = "Unsupported media type in request: send the body as application/json."

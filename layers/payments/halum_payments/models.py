@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple, cast
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, WithJsonSchema, model_validator
 from pydantic.config import JsonDict
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
 
@@ -208,6 +209,23 @@ class ApiModel(BaseModel):
     # is first used, not at import, so no function's cold start pays for the others' shapes.
     model_config = ConfigDict(defer_build=True)
 
+
+_ID_DIGITS = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def _canonical_id(value: Any) -> int:
+    """An id in a path as its canonical decimal digits only: pydantic's lax int would also take `01`, `+1`,
+    ` 1`, `1_0` and `1.0`, which name no payment (as Django's `<int:pk>` does not match them)."""
+    if isinstance(value, str) and _ID_DIGITS.fullmatch(value):
+        return int(value)
+    raise ValueError("Not an id.")
+
+
+# A resource id in a path, documented as the integer it is (declare it with Powertools' `Path()`); anything
+# else is refused before any read (the error mapping answers a path that names no resource with 404).
+PathId = Annotated[
+    int, BeforeValidator(_canonical_id), WithJsonSchema({"type": "integer", "minimum": 1, "exclusiveMaximum": 10**18})
+]
 
 AMOUNT_PATTERN = r"^\d+\.\d{2}$"  # DRF's DecimalField(max_digits=10, decimal_places=2) as a string
 TIMESTAMP: JsonDict = {"format": "date-time"}

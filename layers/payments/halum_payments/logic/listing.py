@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..cursors import Cursor, CursorCodec
 from ..errors import BadRequest, NotFound
 from ..models import Payment, PaymentOut, payment_out
-
-_PAYMENT_ID = re.compile(r"[1-9][0-9]{0,17}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +68,10 @@ class PaymentQueries:
         self._counts = counts
         self._cursors = cursors
 
-    def get_for_user(self, user: int, raw_id: str) -> Payment:
-        """Another user's payment, a missing one and a malformed id all look the same: not found
-        (the read is keyed by the caller, so another user's payment is not even reachable)."""
-        payment = self._payments.get(user, int(raw_id)) if _PAYMENT_ID.fullmatch(raw_id or "") else None
+    def get_for_user(self, user: int, payment_id: int) -> Payment:
+        """Another user's payment and a missing one look the same: not found (the read is keyed by
+        the caller, so another user's payment is not even reachable)."""
+        payment = self._payments.get(user, payment_id)
         if payment is None:
             raise NotFound()
         return payment
