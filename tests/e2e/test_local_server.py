@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 # The spec's two examples (shared/payments-api.md), which the demo seed must reproduce exactly.
-from support.payment_data import SPEC_LIST as LIST_EXAMPLE
+from support.payment_data import SPEC_LIST_ANSWER as LIST_EXAMPLE
 from support.payment_data import SPEC_PAYMENT_1 as PAYMENT_1
 from support.payment_data import SPEC_PAYMENT_2 as PAYMENT_2
 
@@ -77,7 +77,14 @@ def test_without_a_token_is_401_with_a_bearer_challenge(local_server):
 
 def test_filters_reach_the_function(local_server):
     reply = local_server.get(f"{PAYMENTS}?status=completed", user=1)
-    assert reply.json == {"count": 1, "next": None, "previous": None, "results": [PAYMENT_2]}
+    assert reply.json == {
+        "count": 1,
+        "next": None,
+        "previous": None,
+        "next_cursor": None,
+        "previous_cursor": None,
+        "results": [PAYMENT_2],
+    }
 
 
 def test_paging_follows_absolute_links_both_ways(local_server):

@@ -25,7 +25,7 @@ import pytest
 import schemathesis
 from schemathesis.core.result import Ok
 from support import ROOT
-from support.payment_data import SPEC_GATEWAY_EVENT, SPEC_LIST, SPEC_PAYMENT_1
+from support.payment_data import SPEC_GATEWAY_EVENT, SPEC_LIST_ANSWER, SPEC_PAYMENT_1
 
 from local import openapi, openapi_docs
 from local.routing import HttpResponse, LocalRequest
@@ -49,7 +49,7 @@ AUTHENTICATED = {"list_payments", "get_payment", "create_stripe_order", "create_
 SIGNATURE_HEADERS = {"stripe_webhook": "Stripe-Signature", "payment_webhook": "X-Webhook-Signature"}
 
 SPEC_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
-    ("PaymentPage", SPEC_LIST),
+    ("PaymentPage", SPEC_LIST_ANSWER),  # the spec's page, with the two typed cursors the API adds
     ("Payment", SPEC_PAYMENT_1),
     ("CheckoutRequest", {"shipping_address": 1}),
     ("CheckoutSessionOut", {"id": "cs_test_123456", "url": "https://checkout.stripe.com/c/pay/cs_test_123456"}),
@@ -245,7 +245,8 @@ def test_the_payment_schema_is_the_specs_nine_fields() -> None:
     assert SCHEMAS["PaymentMethod"]["enum"] == ["COD", "stripe", "ONLINE"]
     assert SCHEMAS["PaymentStatus"]["enum"] == ["pending", "processing", "completed", "failed", "refunded"]
     page = SCHEMAS["PaymentPage"]
-    assert list(page["properties"]) == ["count", "next", "previous", "results"]
+    assert list(page["properties"]) == ["count", "next", "previous", "next_cursor", "previous_cursor", "results"]
+    assert page["required"] == list(page["properties"])
     assert page["properties"]["results"]["items"] == {"$ref": "#/components/schemas/Payment"}
 
 
@@ -306,7 +307,8 @@ def test_list_query_parameters_match_the_code() -> None:
         "maxLength": 512,
         "title": "Cursor",
     }
-    assert "`next` and `previous` URLs exactly as given" in cursor["description"]
+    assert "`next_cursor` or `previous_cursor`" in cursor["description"]
+    assert "does not expire" in cursor["description"] and "keyed by `cursor` saying why" in cursor["description"]
     assert parameters["ordering"]["schema"] == {"$ref": "#/components/schemas/PaymentOrdering", "default": "id"}
     assert SCHEMAS["PaymentOrdering"]["enum"] == ["id", "-id", "created_at", "-created_at"]
     assert parameters["status"]["schema"]["$ref"] == "#/components/schemas/PaymentStatus"
@@ -396,6 +398,9 @@ def test_formats_a_generator_turns_into_types() -> None:
     for link in ("next", "previous"):
         assert page[link]["anyOf"] == [{"type": "string", "format": "uri"}, {"type": "null"}]
         assert "exactly as given" in page[link]["description"]
+        # The same page, for a client that cannot follow a URL: the link's cursor, typed, for `cursor`.
+        assert page[f"{link}_cursor"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+        assert f"`cursor` of the `{link}` link" in page[f"{link}_cursor"]["description"]
 
 
 def test_every_enum_has_member_names_a_generator_can_use() -> None:

@@ -278,12 +278,24 @@ PAGE_LINK = (
 )
 
 
+PAGE_CURSOR = (
+    "The `cursor` of the `{0}` link, for a client that pages with the `cursor` query parameter (a generated "
+    "one): send it with the same `ordering`, `status` and `method` to get the {0} page. Null when `{0}` is{1}."
+)
+
+
 class PaymentPage(TypedDict):
-    """A page of the caller's payments; `next` and `previous` link the neighbouring pages (null at either end)."""
+    """A page of the caller's payments; `next` and `previous` link the neighbouring pages (null at either end),
+    and `next_cursor` and `previous_cursor` are their cursors."""
 
     count: Annotated[int, Field(description="How many payments match the filters, on all pages.")]
     next: Annotated[PAGE_URL | None, Field(description=PAGE_LINK.format("next"))]
     previous: Annotated[PAGE_URL | None, Field(description=PAGE_LINK.format("previous"))]
+    next_cursor: Annotated[str | None, Field(description=PAGE_CURSOR.format("next", ""))]
+    previous_cursor: Annotated[
+        str | None,
+        Field(description=PAGE_CURSOR.format("previous", '; `""` when the previous page is the first (no cursor)')),
+    ]
     results: list[PaymentOut]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..cursors import Cursor, CursorCodec
+from ..cursors import INVALID_CURSOR, Cursor, CursorCodec
 from ..errors import BadRequest, NotFound
 from ..models import Payment, PaymentOut, payment_out
 
@@ -117,9 +117,19 @@ class PaymentQueries:
 
     @staticmethod
     def _cursor(codec: CursorCodec, user: int, request: PageRequest) -> Cursor | None:
+        """The request's cursor, if it is one we minted for this very listing (the page size may change)."""
         cursor = codec.decode(request.cursor) if request.cursor else None
-        if cursor is not None and not _fits(cursor, user, request):
-            raise BadRequest("Invalid cursor.")
+        if cursor is None:
+            return None
+        if cursor.user != user:
+            raise BadRequest("Invalid cursor: it was issued to another user.")
+        if (cursor.ordering, cursor.status, cursor.method) != (request.ordering, request.status, request.method):
+            raise BadRequest(
+                f"Invalid cursor: it was issued for {_listing(cursor)}. Send it with the same ordering and filters, "
+                "or start again without a cursor."
+            )
+        if request.by_created and "created_sort" not in cursor.anchor:
+            raise BadRequest(INVALID_CURSOR)  # signed by us, yet not a position in this ordering
         return cursor
 
     def _edges(
@@ -152,12 +162,8 @@ class _Links:
         return self.codec.encode(cursor)
 
 
-def _fits(cursor: Cursor, user: int, request: PageRequest) -> bool:
-    """A cursor is only good for the listing it was made for."""
-    return (
-        cursor.user == user
-        and cursor.ordering == request.ordering
-        and cursor.status == request.status
-        and cursor.method == request.method
-        and (not request.by_created or "created_sort" in cursor.anchor)
-    )
+def _listing(cursor: Cursor) -> str:
+    """The listing a cursor belongs to, as its query parameters name it."""
+    status = f"status={cursor.status}" if cursor.status else "no status"
+    method = f"method={cursor.method}" if cursor.method else "no method"
+    return f"ordering={cursor.ordering}, {status}, {method}"
