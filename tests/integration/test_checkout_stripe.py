@@ -378,6 +378,14 @@ BAD_BODIES = [
 ]
 
 
+EXACTLY_ONE = "Send exactly one of 'shipping_address' (check out the cart) or 'order' (pay an order)."
+
+
+@pytest.mark.parametrize("body", [{}, {"shipping_address": 1, "order": 1}], ids=["neither", "both"])
+def test_neither_or_both_of_address_and_order_is_drfs_non_field_error(shop, body):
+    assert refused(shop, 1, body, 400) == {"detail": EXACTLY_ONE, "non_field_errors": [EXACTLY_ONE]}
+
+
 def test_a_malformed_body_is_a_400_never_a_422(shop, subtests):
     for name, body in BAD_BODIES:
         with subtests.test(name):

@@ -250,6 +250,33 @@ def test_the_payment_schema_is_the_specs_nine_fields() -> None:
     assert page["properties"]["results"]["items"] == {"$ref": "#/components/schemas/Payment"}
 
 
+def test_the_checkout_body_is_exactly_one_of_two_strict_shapes() -> None:
+    """Check out the cart (`shipping_address`) or pay an order (`order`): a generated client builds one of
+    the two, never `{}` nor both (which the API refuses with 400)."""
+    content = operation("create_stripe_order")["requestBody"]["content"]["application/json"]
+    assert content["schema"] == {"$ref": "#/components/schemas/CheckoutRequest"}
+    assert SCHEMAS["CheckoutRequest"]["oneOf"] == [
+        {"$ref": "#/components/schemas/CartCheckout"},
+        {"$ref": "#/components/schemas/OrderPayment"},
+    ]
+    for name, field in (("CartCheckout", "shipping_address"), ("OrderPayment", "order")):
+        shape = SCHEMAS[name]
+        assert (shape["required"], shape["additionalProperties"]) == ([field], False), name
+        assert shape["properties"][field]["type"] == "integer", name
+    body = validator("CheckoutRequest")
+    for sent, valid in (
+        ({"shipping_address": 1}, True),
+        ({"order": 1}, True),
+        ({}, False),
+        ({"shipping_address": 1, "order": 1}, False),
+        ({"shipping_address": None}, False),
+        ({"order": None, "shipping_address": 1}, False),
+        ({"shipping_address": 1, "coupon": "FREE"}, False),
+        ({"order": 0}, False),
+    ):
+        assert body.is_valid(sent) is valid, sent
+
+
 @pytest.mark.parametrize(("component", "example"), SPEC_EXAMPLES, ids=[name for name, _ in SPEC_EXAMPLES])
 def test_the_specs_examples_validate_against_the_documented_schemas(component: str, example: dict[str, Any]) -> None:
     errors = [f"{list(error.instance_path)}: {error.message}" for error in validator(component).iter_errors(example)]
