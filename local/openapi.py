@@ -47,6 +47,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from local.routing import ANY
 from local.template import ROOT, FunctionSpec, Route, Template
 
 OUTPUT = ROOT / "openapi.json"
@@ -477,7 +478,9 @@ def _documented_path(spec: FunctionSpec, method: str, generated_path: str) -> st
 
 def _function_paths(function: LoadedFunction, schema: dict[str, Any]) -> dict[str, Any]:
     spec = function.spec
-    routed = {(route.method, _route_shape(route.path)) for route in spec.routes}
+    # An ANY route takes the methods a path does not serve, which the function answers 405 (the document's
+    # description says so): not an operation.
+    routed = {(route.method, _route_shape(route.path)) for route in spec.routes if route.method != ANY}
     documented = set()
     paths: dict[str, Any] = {}
     for generated_path, item in schema.get("paths", {}).items():
@@ -489,6 +492,9 @@ def _function_paths(function: LoadedFunction, schema: dict[str, Any]) -> dict[st
             paths.setdefault(path, {})[method] = _ordered(documented_op, OPERATION_KEYS)
     if missing := routed - documented:
         raise OpenApiError(f"{spec.logical_id}: template routes without a handler: {sorted(missing)}")
+    served = {shape for _, shape in documented}
+    if stray := {_route_shape(route.path) for route in spec.routes if route.method == ANY} - served:
+        raise OpenApiError(f"{spec.logical_id}: ANY routes on paths that serve no method: {sorted(stray)}")
     return paths
 
 
