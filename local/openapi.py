@@ -568,24 +568,25 @@ def _operation(
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StripeEvent"}}},
         }
 
-    responses = {
-        status: response
-        for status, response in operation.get("responses", {}).items()
-        if not _is_powertools_validation_error(response)
-    }
-    for status, when in ERRORS.get(name, {}).items():
-        responses[str(status)] = _error_response(name, status, when, function.authenticated)
-    if not function.spec.function_url:
-        for status, when in GATEWAY_ERRORS.items():
-            responses[str(status)] = _error_response(name, status, when, function.authenticated)
-    if unknown := set(ERRORS.get(name, {})) - ERROR_STATUSES:
-        raise OpenApiError(f"{name}: the code produces no error with status {sorted(unknown)}")
-    operation["responses"] = dict(sorted(responses.items()))
+    operation["responses"] = _responses(function, name, operation.get("responses", {}))
     if function.authenticated:
         operation["security"] = [{SECURITY_SCHEME: []}]
     else:
         operation["security"] = []  # explicitly public: verified by signature instead
     return operation
+
+
+def _responses(function: LoadedFunction, name: str, generated: dict[str, Any]) -> dict[str, Any]:
+    """The generated success answers, and the error answers of the code (ERRORS) and of API Gateway in front."""
+    responses = {
+        status: response for status, response in generated.items() if not _is_powertools_validation_error(response)
+    }
+    if unknown := set(ERRORS.get(name, {})) - ERROR_STATUSES:
+        raise OpenApiError(f"{name}: the code produces no error with status {sorted(unknown)}")
+    errors = {**ERRORS.get(name, {}), **({} if function.spec.function_url else GATEWAY_ERRORS)}
+    for status, when in errors.items():
+        responses[str(status)] = _error_response(name, status, when, function.authenticated)
+    return dict(sorted(responses.items()))
 
 
 def _without_null(schema: dict[str, Any]) -> dict[str, Any]:

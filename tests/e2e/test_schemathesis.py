@@ -8,8 +8,9 @@ are computed over the exact bytes sent, right before they are sent, whenever the
 carries the header (a request generated without it must be refused).
 
 Checks: no server error; every status, header, content type and body as documented; bearer auth
-enforced where documented; a method a path does not document answers 405 with `Allow`. Positive and negative data, examples, coverage and fuzzing phases,
-bounded and derandomized: reproducible, and well under a minute on two cores. The last test checks
+enforced where documented; a method a path does not document answers 405 with `Allow`. Positive and
+negative data, examples, coverage and fuzzing phases, bounded and derandomized: reproducible, and well
+under a minute on two cores. The last test checks
 that the run got past the credentials on every operation, so that it cannot pass vacuously.
 """
 
