@@ -52,18 +52,25 @@ class _Methods:
 
     def __init__(self) -> None:
         self._routes: list[tuple[re.Pattern[str], str]] = []
+        self._everywhere: frozenset[str] = frozenset()  # served at every path: nothing to look up
 
     def add(self, rule: str, method: str) -> None:
         # Powertools' dynamic segments (`<payment_id>`) match one path segment.
         pattern = "".join("[^/]+" if part.startswith("<") else re.escape(part) for part in re.split(r"(<\w+>)", rule))
         self._routes.append((re.compile(pattern), method.upper()))
+        served: dict[str, set[str]] = {}
+        for compiled, each in self._routes:
+            served.setdefault(compiled.pattern, set()).add(each)
+        self._everywhere = frozenset.intersection(*map(frozenset, served.values()))
 
     def check(self, event: Mapping[str, Any]) -> None:
-        request = APIGatewayProxyEventV2(dict(event))  # the path and method Powertools routes by
-        method, path = request.http_method.upper(), request.path
-        allowed = [served for pattern, served in self._routes if pattern.fullmatch(path)]
+        method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "")).upper()
+        if method in self._everywhere:
+            return  # the warm path: a function's one method, whatever the path (no event wrapper, no regex)
+        path = APIGatewayProxyEventV2(dict(event)).path  # the path Powertools routes by
+        allowed = sorted({served for pattern, served in self._routes if pattern.fullmatch(path)})
         if allowed and method not in allowed:
-            raise MethodNotAllowed(method, sorted(set(allowed)))
+            raise MethodNotAllowed(method, allowed)
 
 
 class _Preconditioned:
