@@ -216,8 +216,8 @@ _ID_DIGITS = re.compile(r"[1-9][0-9]{0,17}")
 
 
 def _canonical_id(value: Any) -> int:
-    """An id in a path as its canonical decimal digits only: pydantic's lax int would also take `01`, `+1`,
-    ` 1`, `1_0` and `1.0`, which name no payment (as Django's `<int:pk>` does not match them)."""
+    """An id in a path as its canonical decimal digits only: pydantic's lax int would also take `+1`, ` 1`,
+    `1_0` and `1.0` (which Django's `<int:pk>` does not match either) and `01`; each names no payment."""
     if isinstance(value, str) and _ID_DIGITS.fullmatch(value):
         return int(value)
     raise ValueError("Not an id.")
