@@ -229,8 +229,9 @@ ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
         "title": "Unavailable",
         "description": "A 502 or 503: retry later (after `Retry-After` seconds when given). Either this service's "
         'answer, `{"detail": "..."}` on the API or `{"status": "error", "message": "..."}` on the webhooks, or, '
-        'when the function could not answer (it timed out, or failed to start), API Gateway\'s `{"message": "..."}` '
-        "(see ApiGatewayError). One shape for the three, so that a generated client reads every 502/503 alike.",
+        "when the function could not answer (503 when it timed out, 502 when its answer was not a valid response), "
+        'API Gateway\'s `{"message": "..."}` (see ApiGatewayError). One shape for the three, so that a generated '
+        "client reads every 502/503 alike.",
         "minProperties": 1,
         "properties": {
             "detail": {"type": "string", "title": "Detail", "examples": ["Temporarily unavailable, please retry."]},
