@@ -286,7 +286,8 @@ STRIPE_EVENT = {
 }
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 BAD_TOKEN = {"detail": "Given token not valid for any token type"}
-INVALID_CURSOR = {"detail": "cursor: Invalid cursor.", "cursor": ["Invalid cursor."]}
+TAMPERED_CURSOR = "Invalid cursor: it is malformed or has been altered. Send it exactly as the page gave it (or start again without a cursor)."
+ANOTHER_USERS_CURSOR = "Invalid cursor: it was issued to another user."
 PAYMENTS = "/orders/api/payments/"
 
 
@@ -320,8 +321,8 @@ CASES: list[Case] = [
     Case("list_payments/filtered_by_status", GET(PAYMENTS, query="status=completed", user=1), 200, {"count": 1, "results": [{"id": 2, "status": "completed"}]}),
     Case("list_payments/first_page", GET(PAYMENTS, query="page_size=1", user=1), 200, {"count": 2, "previous": None, "results": [{"id": 1}]}),
     Case("list_payments/second_page", GET(PAYMENTS, query="page_size=1", user=1), 200, {"count": 2, "next": None, "results": [{"id": 2}]}, signer=signed_cursor(user=1, after_id=1)),
-    Case("list_payments/forged_cursor", GET(PAYMENTS, query=f"page_size=1&cursor={FORGED_CURSOR}", user=1), 400, INVALID_CURSOR),
-    Case("list_payments/other_users_cursor", GET(PAYMENTS, query="page_size=1", user=2), 400, INVALID_CURSOR, signer=signed_cursor(user=1, after_id=1)),
+    Case("list_payments/forged_cursor", GET(PAYMENTS, query=f"page_size=1&cursor={FORGED_CURSOR}", user=1), 400, {"detail": f"cursor: {TAMPERED_CURSOR}", "cursor": [TAMPERED_CURSOR]}),
+    Case("list_payments/other_users_cursor", GET(PAYMENTS, query="page_size=1", user=2), 400, {"detail": f"cursor: {ANOTHER_USERS_CURSOR}", "cursor": [ANOTHER_USERS_CURSOR]}, signer=signed_cursor(user=1, after_id=1)),
     Case("list_payments/invalid_page_size", GET(PAYMENTS, query="page_size=0", user=1), 400),
     Case("list_payments/page_number", GET(PAYMENTS, query="page=2", user=1), 400),
     Case("list_payments/unauthenticated", GET(PAYMENTS), 401, NO_CREDENTIALS),

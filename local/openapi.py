@@ -17,11 +17,13 @@ in `halum_payments.http`:
   both (API Gateway sends `/x/` to the route `/x`; every path is served with and without the slash);
 - bearer JWT security on the functions the template gives the JWT secret;
 - the webhook signature headers, and the Stripe event body the Stripe webhook verifies itself;
-- the error responses the code produces, each with its JSON shape: for the authenticated API
-  DRF's (`{"detail": ...}`; a 400 adds field-keyed messages and `non_field_errors`; a 401 is
-  simplejwt's `{"detail", "code", "messages"}`), for the webhooks `{"status": "error", "message": ...}`.
-  Powertools' own 422 `HTTPValidationError` is dropped: our error mapping answers validation errors
-  with 400;
+- the error responses the code produces, each with its JSON shape, one named component per shape (a
+  generated client's union of answers then lists each once): for the authenticated API DRF's
+  (`{"detail": ...}`; each route's 400 declares the keys its field errors come under, beside
+  `non_field_errors`; a 401 is simplejwt's `{"detail", "code", "messages"}`), for the webhooks
+  `{"status": "error", "message": ...}`; a 502/503, which API Gateway answers too when the function could
+  not, is `Unavailable`; API Gateway's own throttling (429) is `ApiGatewayError`. Powertools' own 422
+  `HTTPValidationError` is dropped: our error mapping answers validation errors with 400;
 - `x-enum-varnames` from the code's enums' member names (`-id` is `ID_DESC`), for client generators.
 
 The output is deterministic (same code, same bytes), so `--check` can guard the committed file.
@@ -45,6 +47,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from local.routing import ANY
 from local.template import ROOT, FunctionSpec, Route, Template
 
 OUTPUT = ROOT / "openapi.json"
@@ -61,8 +64,9 @@ DESCRIPTION = (
     'for any token type", "code": "token_not_valid", "messages": [{"token_class": "AccessToken", "token_type": '
     '"access", "message": "Token is expired"}]}` (refresh the access token when `code` is `token_not_valid`), or '
     '`{"detail": "Authentication credentials were not provided."}`. The webhooks answer '
-    '`{"status": "error", "message": "..."}`. Answers of the gateway itself (no route, throttling, a function '
-    'that timed out) are `{"message": "..."}`.'
+    '`{"status": "error", "message": "..."}`. Answers of API Gateway itself (no route, throttling, a function '
+    'that timed out) are `{"message": "..."}` (`ApiGatewayError`). A method a path does not serve answers 405 with '
+    "`Allow` listing the ones it does (after authentication on the authenticated paths, as DRF answers)."
 )
 SERVERS = [
     {"url": "http://127.0.0.1:3000", "description": "Local server (`make run`)"},
@@ -94,7 +98,6 @@ UNREACHABLE_DYNAMODB = "http://127.0.0.1:9"
 RENAMED_SCHEMAS = {
     "PaymentOut": "Payment",
     "ErrorOut": "Error",
-    "InvalidRequestOut": "InvalidRequest",
     "AuthenticationFailedOut": "AuthenticationFailed",
 }
 # Powertools documents validation failures as 422 with these; our error mapping answers 400.
@@ -203,13 +206,38 @@ STRIPE_EVENT_SCHEMA = {
         },
     },
 }
+# What the handlers refuse by name beyond their declared parameters and body fields (their 400's keys).
+FIELDS_REFUSED_BY_NAME: dict[str, dict[str, str]] = {
+    "list_payments": {"page": "`page` is refused: page numbers are not supported (follow `next`/`previous`)."},
+}
+# API Gateway's own answers on every HTTP API route, before any function runs (template.yaml's
+# DefaultRouteSettings throttling). The Stripe webhook's Function URL has no API Gateway in front.
+GATEWAY_ERRORS = {429: 'API Gateway\'s throttling (`{"message": "Too Many Requests"}`): retry later.'}
 ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
-    "GatewayError": {
+    "ApiGatewayError": {
         "type": "object",
-        "title": "GatewayError",
-        "description": "An answer of API Gateway itself (or the local server standing in for it).",
+        "title": "ApiGatewayError",
+        "description": "An answer of Amazon API Gateway itself, not of this service's code (and not the payment "
+        'gateway\'s): `{"message": "Not Found"}` for a path or method with no route, `"Too Many Requests"` when it '
+        'throttles, `"Service Unavailable"` when the function timed out, `"Internal Server Error"` when it failed. '
+        "The local server answers the same.",
         "required": ["message"],
-        "properties": {"message": {"type": "string", "title": "Message"}},
+        "properties": {"message": {"type": "string", "title": "Message", "examples": ["Too Many Requests"]}},
+    },
+    "Unavailable": {
+        "type": "object",
+        "title": "Unavailable",
+        "description": "A 502 or 503: retry later (after `Retry-After` seconds when given). Either this service's "
+        'answer, `{"detail": "..."}` on the API or `{"status": "error", "message": "..."}` on the webhooks, or, '
+        "when the function could not answer (503 when it timed out, 502 when its answer was not a valid response), "
+        'API Gateway\'s `{"message": "..."}` (see ApiGatewayError). One shape for the three, so that a generated '
+        "client reads every 502/503 alike.",
+        "minProperties": 1,
+        "properties": {
+            "detail": {"type": "string", "title": "Detail", "examples": ["Temporarily unavailable, please retry."]},
+            "status": {"type": "string", "const": "error", "title": "Status"},
+            "message": {"type": "string", "title": "Message", "examples": ["Service Unavailable"]},
+        },
     },
 }
 RETRY_AFTER = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 0}}
@@ -321,6 +349,7 @@ def build_document(functions: list[LoadedFunction] | None = None) -> dict[str, A
     components.update(ERROR_SCHEMAS)
     components["StripeEvent"] = copy.deepcopy(STRIPE_EVENT_SCHEMA)
     components.update(_model_schemas())
+    components.update(_field_error_schemas(paths, components))
     document: dict[str, Any] = {
         "openapi": merged["openapi"],
         "info": {"title": TITLE, "version": merged["info"]["version"], "description": DESCRIPTION},
@@ -361,6 +390,52 @@ def _model_schemas() -> dict[str, Any]:
                 prop.pop("default", None)
         schemas[model.__name__] = schema
     return schemas
+
+
+def invalid_request_component(name: str) -> str:
+    """The component of an operation's 400: `list_payments` -> `ListPaymentsInvalidRequest`."""
+    return "".join(part.title() for part in name.split("_")) + "InvalidRequest"
+
+
+def _field_error_schemas(paths: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """Each authenticated operation's 400, with the keys its field errors come under declared: its query and
+    header parameters, its body's fields (each branch of a `oneOf`), what its handler refuses by name, and
+    `non_field_errors` (http.validation_errors keys them so). Every key is declared: nothing else comes."""
+    schemas: dict[str, Any] = {}
+    for item in paths.values():
+        for operation in item.values():
+            name = operation["operationId"]
+            ref = operation["responses"].get("400", {}).get("content", {}).get("application/json", {})
+            if ref.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1] != invalid_request_component(name):
+                continue
+            fields = [parameter["name"].lower() for parameter in operation.get("parameters", [])]
+            fields += _body_fields(operation, components) + list(FIELDS_REFUSED_BY_NAME.get(name, {}))
+            schema = copy.deepcopy(components["InvalidRequestOut"])
+            schema.update(title=invalid_request_component(name), additionalProperties=False)
+            messages = schema["properties"].pop("non_field_errors")
+            for field in dict.fromkeys(fields):
+                described = FIELDS_REFUSED_BY_NAME.get(name, {}).get(field, f"What is wrong with `{field}`.")
+                schema["properties"][field] = {**_MESSAGES, "title": field, "description": described}
+            schema["properties"]["non_field_errors"] = messages
+            schemas[invalid_request_component(name)] = schema
+    return schemas
+
+
+_MESSAGES = {"type": "array", "items": {"type": "string"}}
+
+
+def _body_fields(operation: dict[str, Any], components: dict[str, Any]) -> list[str]:
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    shapes = [body]
+    fields: list[str] = []
+    while shapes:
+        shape = shapes.pop(0)
+        if "$ref" in shape:
+            shapes.append(components[shape["$ref"].rsplit("/", 1)[1]])
+            continue
+        shapes.extend(shape.get("oneOf", []))
+        fields += list(shape.get("properties", {}))
+    return fields
 
 
 def _enum_names(components: dict[str, Any]) -> None:
@@ -404,7 +479,9 @@ def _documented_path(spec: FunctionSpec, method: str, generated_path: str) -> st
 
 def _function_paths(function: LoadedFunction, schema: dict[str, Any]) -> dict[str, Any]:
     spec = function.spec
-    routed = {(route.method, _route_shape(route.path)) for route in spec.routes}
+    # An ANY route takes the methods a path does not serve, which the function answers 405 (the document's
+    # description says so): not an operation.
+    routed = {(route.method, _route_shape(route.path)) for route in spec.routes if route.method != ANY}
     documented = set()
     paths: dict[str, Any] = {}
     for generated_path, item in schema.get("paths", {}).items():
@@ -416,6 +493,9 @@ def _function_paths(function: LoadedFunction, schema: dict[str, Any]) -> dict[st
             paths.setdefault(path, {})[method] = _ordered(documented_op, OPERATION_KEYS)
     if missing := routed - documented:
         raise OpenApiError(f"{spec.logical_id}: template routes without a handler: {sorted(missing)}")
+    served = {shape for _, shape in documented}
+    if stray := {_route_shape(route.path) for route in spec.routes if route.method == ANY} - served:
+        raise OpenApiError(f"{spec.logical_id}: ANY routes on paths that serve no method: {sorted(stray)}")
     return paths
 
 
@@ -468,7 +548,8 @@ def _operation(
         if parameter["in"] == "path":
             parameter["name"] = renames.get(parameter["name"], parameter["name"])
             parameter["schema"] = {**parameter["schema"], "title": parameter["name"].title()}
-            parameter.setdefault("example", "1")  # the spec's example: payment 1, order 1
+            example = 1 if parameter["schema"].get("type") == "integer" else "1"
+            parameter.setdefault("example", example)  # the spec's example: payment 1, order 1
         elif not parameter.get("required"):
             parameter["schema"] = _without_null(parameter["schema"])
         if parameter["in"] == "header" and parameter["name"].lower() == "idempotency-key":
@@ -488,21 +569,25 @@ def _operation(
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StripeEvent"}}},
         }
 
-    responses = {
-        status: response
-        for status, response in operation.get("responses", {}).items()
-        if not _is_powertools_validation_error(response)
-    }
-    for status, when in ERRORS.get(name, {}).items():
-        responses[str(status)] = _error_response(status, when, function.authenticated)
-    if unknown := set(ERRORS.get(name, {})) - ERROR_STATUSES:
-        raise OpenApiError(f"{name}: the code produces no error with status {sorted(unknown)}")
-    operation["responses"] = dict(sorted(responses.items()))
+    operation["responses"] = _responses(function, name, operation.get("responses", {}))
     if function.authenticated:
         operation["security"] = [{SECURITY_SCHEME: []}]
     else:
         operation["security"] = []  # explicitly public: verified by signature instead
     return operation
+
+
+def _responses(function: LoadedFunction, name: str, generated: dict[str, Any]) -> dict[str, Any]:
+    """The generated success answers, and the error answers of the code (ERRORS) and of API Gateway in front."""
+    responses = {
+        status: response for status, response in generated.items() if not _is_powertools_validation_error(response)
+    }
+    if unknown := set(ERRORS.get(name, {})) - ERROR_STATUSES:
+        raise OpenApiError(f"{name}: the code produces no error with status {sorted(unknown)}")
+    errors = {**ERRORS.get(name, {}), **({} if function.spec.function_url else GATEWAY_ERRORS)}
+    for status, when in errors.items():
+        responses[str(status)] = _error_response(name, status, when, function.authenticated)
+    return dict(sorted(responses.items()))
 
 
 def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
@@ -522,14 +607,19 @@ def _is_powertools_validation_error(response: dict[str, Any]) -> bool:
     return schema.get("$ref") == "#/components/schemas/HTTPValidationError"
 
 
-def _error_response(status: int, when: str, authenticated: bool) -> dict[str, Any]:
-    style = (
-        {400: "InvalidRequest", 401: "AuthenticationFailed"}.get(status, "Error") if authenticated else "WebhookError"
-    )
-    schema: dict[str, Any] = {"$ref": f"#/components/schemas/{style}"}
+def _error_component(name: str, status: int, authenticated: bool) -> str:
+    """One named component per answer: never an inline union (openapi-python-client would list a shape twice)."""
     if status in (502, 503):
-        # The function's own answer, or API Gateway's when the function could not answer.
-        schema = {"anyOf": [schema, {"$ref": "#/components/schemas/GatewayError"}]}
+        return "Unavailable"  # the function's own answer, or API Gateway's when the function could not answer
+    if status in GATEWAY_ERRORS:
+        return "ApiGatewayError"
+    if not authenticated:
+        return "WebhookError"
+    return {400: invalid_request_component(name), 401: "AuthenticationFailed"}.get(status, "Error")
+
+
+def _error_response(name: str, status: int, when: str, authenticated: bool) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{_error_component(name, status, authenticated)}"}
     response: dict[str, Any] = {
         "description": when,
         "content": {"application/json": {"schema": schema}},

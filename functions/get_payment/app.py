@@ -1,13 +1,14 @@
 """GET /orders/api/payments/{id}/ : one of the caller's payments (anything else is 404)."""
 
-from typing import Any
+from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
 from halum_payments.http import authenticated, create_api, documented, json_response, routed
-from halum_payments.models import ErrorOut, PaymentOut, payment_out
+from halum_payments.models import ErrorOut, PathId, PaymentOut, payment_out
 from halum_payments.observability import logger
 
 settings = wiring.settings()
@@ -25,8 +26,8 @@ app = create_api(preconditions=[authenticated(wiring.authenticator(settings))])
         404: {"description": "Not found", "content": {"application/json": {"model": ErrorOut}}},
     },
 )
-def get_payment(payment_id: str):  # no return annotation: the body is JSON already (json_response)
-    # The id stays a string here: a malformed id must be 404 like any id that is not the caller's.
+def get_payment(payment_id: Annotated[PathId, Path()]):  # no return annotation: the body is JSON (json_response)
+    # A malformed id (`abc`, `01`) fails validation as a path parameter, which the error mapping answers 404.
     return json_response(payment_out(queries.get_for_user(app.context["user_id"], payment_id)))
 
 

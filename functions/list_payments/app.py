@@ -18,8 +18,10 @@ queries = wiring.payment_queries(settings)
 app = create_api(preconditions=[authenticated(wiring.authenticator(settings))])
 PAGE_NUMBERS = "Page numbers are not supported: follow the 'next' and 'previous' links instead."
 CURSOR = (
-    "Opaque. Do not build or change it: follow the page's `next` and `previous` URLs exactly as given (a cursor "
-    "is bound to the caller, the ordering and the filters; any other is a 400). Absent: the first page."
+    "Opaque: the page's `next_cursor` or `previous_cursor` (the `cursor` of its `next` and `previous` URLs), "
+    "sent exactly as given with the same `ordering`, `status` and `method` (`page_size` may change). A cursor is "
+    "bound to the caller, the ordering and the filters, and does not expire; any other is a 400 keyed by "
+    "`cursor` saying why. Absent or empty: the first page."
 )
 
 
@@ -49,6 +51,8 @@ def list_payments(
         "count": result.count,
         "next": page_url(app.current_event, result.next_cursor),
         "previous": page_url(app.current_event, result.previous_cursor),
+        "next_cursor": result.next_cursor,
+        "previous_cursor": result.previous_cursor,
         "results": result.results,
     }
     return json_response(body)

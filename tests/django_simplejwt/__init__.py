@@ -93,8 +93,9 @@ def access_token_53() -> Any:
     return AccessToken53
 
 
-def reference_answer(authorization: str | None) -> tuple[int, Any, str | None]:
-    """(status, JSON body, WWW-Authenticate) of a DRF view protected by simplejwt, for this header."""
+def reference_answer(authorization: str | None, method: str = "GET") -> tuple[int, Any, str | None]:
+    """(status, JSON body, WWW-Authenticate) of a DRF view protected by simplejwt (serving GET), for this
+    header and method."""
     setup()
     from rest_framework.permissions import IsAuthenticated
     from rest_framework.response import Response
@@ -109,6 +110,6 @@ def reference_answer(authorization: str | None) -> tuple[int, Any, str | None]:
 
     factory = APIRequestFactory()
     headers = {} if authorization is None else {"HTTP_AUTHORIZATION": authorization}
-    request = factory.get("/whoami/", **headers)
+    request = factory.generic(method, "/whoami/", **headers)
     response = WhoAmI.as_view()(request)
     return response.status_code, json.loads(json.dumps(response.data)), response.get("WWW-Authenticate")

@@ -544,7 +544,11 @@ def test_functions(tmp_path_factory: pytest.TempPathFactory) -> TestFunctions:
 
     echo_routes = [Route("GET", "/echo/{id}"), Route("GET", "/echo/static")]
     return TestFunctions(
-        echo=spec("EchoFunction", "echo", routes=[*echo_routes, Route("POST", "/echo")]),
+        echo=spec(
+            "EchoFunction",
+            "echo",
+            routes=[*echo_routes, Route("POST", "/echo"), Route("POST", "/methods"), Route("ANY", "/methods")],
+        ),
         hook=spec("HookFunction", "echo", function_url=True, local_path="/hooks/echo/"),
         broken=spec("BrokenFunction", "broken", routes=[Route("GET", "/broken")]),
         layer=layer,

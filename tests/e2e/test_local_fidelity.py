@@ -65,7 +65,12 @@ def test_responses_to_an_allowed_origin_carry_access_control_allow_origin(local_
 
 
 def test_an_options_request_that_is_not_a_preflight_is_routed_like_any_other(local_server):
-    assert local_server.request("OPTIONS", PAYMENTS, headers={"Origin": ORIGIN}).status == 404
+    """To the path's ANY route, where the function answers as for any method it does not serve: 401 without
+    a token (DRF authenticates first), 405 with `Allow` with one; the gateway adds CORS as to any answer."""
+    anonymous = local_server.request("OPTIONS", PAYMENTS, headers={"Origin": ORIGIN})
+    assert (anonymous.status, anonymous.headers["Access-Control-Allow-Origin"]) == (401, ORIGIN)
+    signed_in = local_server.request("OPTIONS", PAYMENTS, headers={"Origin": ORIGIN, **local_server.auth(1)})
+    assert (signed_in.status, signed_in.headers["Allow"]) == (405, "GET")
 
 
 def test_the_function_url_has_no_cors_configuration(local_server):

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 # The spec's two examples (shared/payments-api.md), which the demo seed must reproduce exactly.
-from support.payment_data import SPEC_LIST as LIST_EXAMPLE
+from support.payment_data import SPEC_LIST_ANSWER as LIST_EXAMPLE
 from support.payment_data import SPEC_PAYMENT_1 as PAYMENT_1
 from support.payment_data import SPEC_PAYMENT_2 as PAYMENT_2
 
@@ -77,7 +77,14 @@ def test_without_a_token_is_401_with_a_bearer_challenge(local_server):
 
 def test_filters_reach_the_function(local_server):
     reply = local_server.get(f"{PAYMENTS}?status=completed", user=1)
-    assert reply.json == {"count": 1, "next": None, "previous": None, "results": [PAYMENT_2]}
+    assert reply.json == {
+        "count": 1,
+        "next": None,
+        "previous": None,
+        "next_cursor": None,
+        "previous_cursor": None,
+        "results": [PAYMENT_2],
+    }
 
 
 def test_paging_follows_absolute_links_both_ways(local_server):
@@ -101,18 +108,38 @@ def test_paging_follows_absolute_links_both_ways(local_server):
         ("GET", "/orders/api/"),
         ("GET", "/orders/api/payments/1/extra/"),
         ("GET", "/orders/api/payments//"),
-        ("POST", PAYMENTS),
-        ("DELETE", f"{PAYMENTS}1/"),
-        ("HEAD", PAYMENTS),
-        ("TRACE", PAYMENTS),  # methods no route can declare too: never the stdlib's 501
-        ("PROPFIND", PAYMENTS),
+        ("DELETE", "/orders/api/elsewhere/"),
+        ("TRACE", "/orders/api/"),  # methods no route can declare too: never the stdlib's 501
+        ("PROPFIND", "/"),
     ],
 )
-def test_unknown_routes_and_methods_are_api_gateways_404(local_server, method, path):
+def test_unknown_routes_are_api_gateways_404(local_server, method, path):
     reply = local_server.request(method, path, headers=local_server.auth(1))
-    assert reply.status == 404
-    if method != "HEAD":
-        assert reply.json == GATEWAY_NOT_FOUND
+    assert (reply.status, reply.json) == (404, GATEWAY_NOT_FOUND)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow", "style"),
+    [
+        ("POST", PAYMENTS, "GET", "detail"),
+        ("DELETE", f"{PAYMENTS}1/", "GET", "detail"),
+        ("HEAD", PAYMENTS, "GET", None),  # no body to a HEAD
+        ("PUT", "/orders/api/create-cod", "POST", "detail"),
+        ("GET", "/orders/api/create-stripe-order/", "POST", "detail"),
+        ("TRACE", "/orders/api/payment-webhook/", "POST", "status"),
+        ("PROPFIND", PAYMENTS, "GET", "detail"),
+        # The Function URL: any method reaches the function, which refuses it before the signature.
+        ("GET", "/orders/api/stripe-webhook/", "POST", "status"),
+        ("DELETE", "/orders/api/stripe-webhook", "POST", "status"),
+    ],
+)
+def test_a_method_a_path_does_not_serve_is_405_with_allow(local_server, method, path, allow, style):
+    """The template's ANY routes bring every other method to the function (as API Gateway does), which answers."""
+    reply = local_server.request(method, path, headers=local_server.auth(1))
+    assert (reply.status, reply.headers["Allow"]) == (405, allow), reply
+    message = f'Method "{method}" not allowed.'
+    if style is not None:
+        assert reply.json == ({"detail": message} if style == "detail" else {"status": "error", "message": message})
 
 
 def test_a_body_over_6_mb_is_413_before_it_is_sent(local_server):
@@ -369,8 +396,19 @@ def test_static_routes_win_and_a_trailing_slash_reaches_the_slashless_route(gate
         event = gateway_server.request("GET", raw_path).json
         assert (event["routeKey"], event["rawPath"]) == ("GET /echo/static", raw_path)
     assert gateway_server.request("GET", "/echo/other/").json["routeKey"] == "GET /echo/{id}"
-    assert gateway_server.request("GET", "/echo").status == 404  # only POST /echo is declared
     assert gateway_server.request("GET", "/echo//").status == 404
+
+
+def test_a_method_with_no_route_is_api_gateways_404_and_an_any_route_takes_the_others(gateway_server):
+    """API Gateway ("Create routes for HTTP APIs"): no route for the request's method and path, `{"message":
+    "Not Found"}` from the gateway itself; an ANY route matches every method not declared for its path."""
+    for method in ("GET", "DELETE", "TRACE"):
+        reply = gateway_server.request(method, "/echo")  # only POST /echo is declared
+        assert (reply.status, reply.json) == (404, GATEWAY_NOT_FOUND), method
+    assert gateway_server.request("POST", "/methods/", body=b"{}").json["routeKey"] == "POST /methods"
+    for method in ("GET", "DELETE", "TRACE", "PROPFIND"):
+        event = gateway_server.request(method, "/methods").json
+        assert (event["routeKey"], event["requestContext"]["http"]["method"]) == ("ANY /methods", method)
 
 
 def test_bodies_reach_the_function_text_or_base64(gateway_server):

@@ -8,8 +8,9 @@ are computed over the exact bytes sent, right before they are sent, whenever the
 carries the header (a request generated without it must be refused).
 
 Checks: no server error; every status, header, content type and body as documented; bearer auth
-enforced where documented. Positive and negative data, examples, coverage and fuzzing phases,
-bounded and derandomized: reproducible, and well under a minute on two cores. The last test checks
+enforced where documented; a method a path does not document answers 405 with `Allow`. Positive and
+negative data, examples, coverage and fuzzing phases, bounded and derandomized: reproducible, and well
+under a minute on two cores. The last test checks
 that the run got past the credentials on every operation, so that it cannot pass vacuously.
 """
 
@@ -44,6 +45,7 @@ CHECK_NAMES = (
     "response_headers_conformance",
     "content_type_conformance",
     "ignored_auth",
+    "unsupported_method",  # a method the document does not list for a path: 405 with `Allow`
 )
 SIGNED_HEADERS = {
     "/orders/api/payment-webhook": "X-Webhook-Signature",

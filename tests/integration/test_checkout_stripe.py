@@ -309,6 +309,20 @@ def test_an_address_that_is_not_the_callers_is_a_400_naming_it(shop, subtests):
             assert named in detail and "address" in detail.lower()
 
 
+@pytest.mark.parametrize("address", [2, 999], ids=["another user's", "missing"])
+@pytest.mark.parametrize("function", ["stripe", "cod"])
+def test_an_address_that_is_not_the_callers_is_keyed_by_shipping_address_as_drf_keys_it(shop, address, function):
+    """A form shows the message beside its address field: DRF keys a related field's refusal by the field's
+    name, in PrimaryKeyRelatedField's words, the same for another user's address as for a missing one."""
+    send = shop.checkout if function == "stripe" else shop.cash
+    before = shop.store.snapshot()
+    reply = send(1, {"shipping_address": address})
+    assert reply.status == 400, reply
+    message = f'Invalid pk "{address}" - object does not exist.'
+    assert reply.json == {"detail": f"shipping_address: {message}", "shipping_address": [message]}
+    assert shop.store.snapshot() == before
+
+
 CART_REFUSALS = [
     # (case, cart items or None for no cart, status, words the answer must contain)
     ("emptied cart", [], 400, ["empty"]),
@@ -362,6 +376,14 @@ BAD_BODIES = [
     ("address beyond any id", {"shipping_address": 10**40}),
     ("order beyond any id", {"order": 10**40}),
 ]
+
+
+EXACTLY_ONE = "Send exactly one of 'shipping_address' (check out the cart) or 'order' (pay an order)."
+
+
+@pytest.mark.parametrize("body", [{}, {"shipping_address": 1, "order": 1}], ids=["neither", "both"])
+def test_neither_or_both_of_address_and_order_is_drfs_non_field_error(shop, body):
+    assert refused(shop, 1, body, 400) == {"detail": EXACTLY_ONE, "non_field_errors": [EXACTLY_ONE]}
 
 
 def test_a_malformed_body_is_a_400_never_a_422(shop, subtests):

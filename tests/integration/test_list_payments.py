@@ -19,7 +19,7 @@ from support.payment_data import (
     METHODS,
     ORDERINGS,
     PAYMENT_FIELDS,
-    SPEC_LIST,
+    SPEC_LIST_ANSWER,
     STATUSES,
     apply_seed,
     bulk_seed,
@@ -37,7 +37,25 @@ from local.events import LambdaContext, http_event
 from local.seed import DEFAULT_SEED
 
 LIST = "/orders/api/payments/"
-INVALID_CURSOR = {"detail": "cursor: Invalid cursor.", "cursor": ["Invalid cursor."]}
+
+
+def invalid_cursor(message: str) -> dict[str, Any]:
+    """A refused cursor as DRF keys it: under `cursor`, saying why."""
+    return {"detail": f"cursor: {message}", "cursor": [message]}
+
+
+TAMPERED = invalid_cursor(
+    "Invalid cursor: it is malformed or has been altered. Send it exactly as the page gave it "
+    "(or start again without a cursor)."
+)
+ANOTHER_USERS = invalid_cursor("Invalid cursor: it was issued to another user.")
+
+
+def another_listing(listing: str) -> dict[str, Any]:
+    return invalid_cursor(
+        f"Invalid cursor: it was issued for {listing}. Send it with the same ordering and filters, "
+        "or start again without a cursor."
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +97,7 @@ def test_default_seed_serves_the_spec_example(default_api):
     for path in (LIST, LIST.rstrip("/")):
         reply = default_api.get(path, user=1)
         assert reply.status == 200, reply
-        assert reply.json == SPEC_LIST
+        assert reply.json == SPEC_LIST_ANSWER
         for row in reply.json["results"]:
             assert set(row) == PAYMENT_FIELDS
             assert all(type(row[k]) is int for k in ("id", "order", "user"))
@@ -92,7 +110,14 @@ def test_each_user_sees_only_their_own_payments(default_api):
     assert (user2.status, user2.json["count"], ids(user2)) == (200, 1, [3])
     assert all(row["user"] == 2 for row in user2.json["results"])
     nobody = default_api.get(LIST, user=77)
-    assert nobody.json == {"count": 0, "next": None, "previous": None, "results": []}
+    assert nobody.json == {
+        "count": 0,
+        "next": None,
+        "previous": None,
+        "next_cursor": None,
+        "previous_cursor": None,
+        "results": [],
+    }
 
 
 # ------------------------------------------------------------------ filters and orderings
@@ -332,6 +357,31 @@ def test_page_numbers_are_refused_pointing_to_next(default_api, subtests):
             ]
 
 
+def test_each_link_has_its_cursor_as_a_typed_field_and_paging_by_it_is_paging_by_the_links(api, volume, subtests):
+    """`next_cursor`/`previous_cursor` are the `cursor` of `next`/`previous` (null when the link is; ""
+    when `previous` is the first page, which has no cursor), so a generated client pages with its
+    own `cursor` parameter and the same query, and sees exactly the pages the links lead to."""
+    for ordering, status, method, page_size in PAGING_CASES:
+        with subtests.test(ordering=ordering, status=status, method=method):
+            start = query(ordering=ordering, status=status, method=method, page_size=page_size)
+            by_links = list(walk(api, 1, start, "next"))
+            for page in by_links:
+                for link, field in (("next", "next_cursor"), ("previous", "previous_cursor")):
+                    url = page.json[link]
+                    expected = None if url is None else split_link(url)[3].get("cursor", "")
+                    assert page.json[field] == expected, (link, page.json)
+            by_cursors, page = [by_links[0]], by_links[0]
+            while page.json["next_cursor"] is not None:
+                page = api.get(LIST, user=1, query=start + "&" + query(cursor=page.json["next_cursor"]))
+                by_cursors.append(page)
+            assert [page.json for page in by_cursors] == [page.json for page in by_links]
+            back, page = [], by_cursors[-1]
+            while page.json["previous_cursor"] is not None:
+                page = api.get(LIST, user=1, query=start + "&" + query(cursor=page.json["previous_cursor"]))
+                back.append(ids(page))
+            assert back == [ids(page) for page in reversed(by_links[:-1])]
+
+
 def _cursor_of(reply: Reply) -> str:
     return split_link(reply.json["next"])[3]["cursor"]
 
@@ -347,12 +397,14 @@ def test_forged_truncated_and_garbage_cursors_are_400(api, subtests):
         "signed with another key": forged,
         "garbage": "garbage",
         "two dots": genuine + ".x",
-        "too long": genuine * 5,
     }.items():
         with subtests.test(cursor=name):
             reply = api.get(LIST, user=1, query=query(page_size=3, cursor=cursor))
-            assert reply.status == 400, reply
+            assert (reply.status, reply.json) == (400, TAMPERED), reply
             assert "Query" not in reply.operations
+    with subtests.test(cursor="too long"):  # the documented maxLength, as any query parameter's
+        reply = api.get(LIST, user=1, query=query(page_size=3, cursor=genuine * 5))
+        assert (reply.status, reply.json) == (400, invalid_cursor("Ensure this field has no more than 512 characters."))
 
 
 def test_a_cursor_works_only_for_its_user_ordering_and_filters(api, volume, subtests):
@@ -364,7 +416,7 @@ def test_a_cursor_works_only_for_its_user_ordering_and_filters(api, volume, subt
         with subtests.test(f"user 2 replays user 1's {name} link"):
             path, replay = link_query(link)
             reply = api.get(path, user=2, query=replay)
-            assert (reply.status, reply.json) == (400, INVALID_CURSOR), reply
+            assert (reply.status, reply.json) == (400, ANOTHER_USERS), reply
             assert "Query" not in reply.operations
     with subtests.test("user 2 never sees user 1's rows"):
         assert set(expected_ids(volume, 1)).isdisjoint(ids(api.get(LIST, user=2, query="page_size=1000")))
@@ -379,11 +431,16 @@ def test_a_cursor_works_only_for_its_user_ordering_and_filters(api, volume, subt
     ):
         with subtests.test(replayed_with=change):
             reply = api.get(LIST, user=1, query=query(**{"page_size": 3, "ordering": "id", **change, "cursor": cursor}))
-            assert (reply.status, reply.json) == (400, INVALID_CURSOR), reply
+            assert (reply.status, reply.json) == (400, another_listing("ordering=id, no status, no method")), reply
+            assert "Query" not in reply.operations
     with subtests.test("a filtered cursor without its filter"):
-        filtered = _cursor_of(api.get(LIST, user=1, query="page_size=2&status=completed"))
+        filtered = _cursor_of(api.get(LIST, user=1, query="page_size=2&ordering=-created_at&status=completed"))
         reply = api.get(LIST, user=1, query=query(page_size=2, cursor=filtered))
-        assert (reply.status, reply.json) == (400, INVALID_CURSOR), reply
+        expected = another_listing("ordering=-created_at, status=completed, no method")
+        assert (reply.status, reply.json) == (400, expected), reply
+    with subtests.test("another page size is the same listing"):
+        reply = api.get(LIST, user=1, query=query(page_size=5, ordering="id", cursor=cursor))
+        assert (reply.status, ids(reply)) == (200, expected_ids(volume, 1, "id")[3:8]), reply
 
 
 def test_without_valid_credentials_it_is_401_before_any_validation(default_api, subtests):

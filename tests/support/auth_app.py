@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from halum_payments.auth import Authenticator
 from halum_payments.config import Settings
-from halum_payments.http import authenticated, create_api
+from halum_payments.http import authenticated, create_api, routed
 from support import JWT_SECRET
 
 TABLE_ENV = {
@@ -39,7 +39,7 @@ def whoami_function(settings: Settings, clock: Callable[[], float] = time.time) 
     """GET /whoami/ answers {"user": <id>}; `?n=` must be an int in 1..10 (to see auth win over validation)."""
     app: Any = create_api(preconditions=[authenticated(Authenticator(settings, clock))])
 
-    @app.get("/whoami/")
+    @routed(app.get, "/whoami/")
     def whoami(n: Annotated[int, Query(ge=1, le=10)] = 1) -> dict[str, Any]:
         return {"user": app.context["user_id"], "n": n}
 

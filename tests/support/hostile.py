@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from support.payment_data import SPEC_GATEWAY_EVENT, SPEC_LIST
+from support.payment_data import SPEC_GATEWAY_EVENT, SPEC_LIST_ANSWER
 
 API = "/orders/api"
 ROUTES = (
@@ -46,7 +46,7 @@ LEAKS = re.compile(
 )
 
 # The spec's example (payments-api.md, "List Payments"): what user 1 sees on the demo seed.
-SPEC_LIST_EXAMPLE: dict[str, Any] = SPEC_LIST
+SPEC_LIST_EXAMPLE: dict[str, Any] = SPEC_LIST_ANSWER
 
 
 # ---------------------------------------------------------------------------- raw HTTP

@@ -50,6 +50,9 @@ SPEC_PAYMENT_2 = {
     "updated_at": "2023-01-20T10:20:00Z",
 }
 SPEC_LIST = {"count": 2, "next": None, "previous": None, "results": [SPEC_PAYMENT_1, SPEC_PAYMENT_2]}
+# The spec's example as the API answers it: its four keys, and the two typed cursors a generated client
+# pages with (`next_cursor`/`previous_cursor`: the `cursor` of `next`/`previous`; null, as they are, here).
+SPEC_LIST_ANSWER = {**SPEC_LIST, "next_cursor": None, "previous_cursor": None}
 
 
 def volume_seed() -> dict[str, Any]:

@@ -37,7 +37,6 @@ def test_the_templates_routes(api, path, function, route_key, parameters):
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("POST", "/orders/api/payments/"),
         ("GET", "/orders/api/payments//"),  # a path parameter is never empty
         ("GET", "/orders/api/payments/1/2/"),
         ("GET", "/orders/api"),
@@ -46,6 +45,42 @@ def test_the_templates_routes(api, path, function, route_key, parameters):
 )
 def test_no_route(api, method, path):
     assert api.match(method, path) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "function", "route_key"),
+    [
+        ("POST", "/orders/api/payments/", "ListPaymentsFunction", "ANY /orders/api/payments"),
+        ("HEAD", "/orders/api/payments", "ListPaymentsFunction", "ANY /orders/api/payments"),
+        ("DELETE", "/orders/api/payments/7/", "GetPaymentFunction", "ANY /orders/api/payments/{id}"),
+        ("GET", "/orders/api/create-stripe-order", "CreateStripeOrderFunction", "ANY /orders/api/create-stripe-order"),
+        ("PUT", "/orders/api/create-cod/", "CreateCodOrderFunction", "ANY /orders/api/create-cod"),
+        ("TRACE", "/orders/api/payment-webhook/", "PaymentWebhookFunction", "ANY /orders/api/payment-webhook"),
+    ],
+)
+def test_a_method_a_path_does_not_serve_goes_to_its_any_route(api, method, path, function, route_key):
+    """The template gives each path an ANY route: API Gateway sends it every method not declared for the
+    path, and the function answers 405 with Allow (tests/integration/test_methods.py)."""
+    match = api.match(method, path)
+    assert match is not None
+    assert (match.target.function, match.target.route_key) == (function, route_key)
+
+
+def test_a_method_with_no_route_matches_nothing_and_an_explicit_method_beats_any():
+    """API Gateway ("Create routes for HTTP APIs"): an ANY route "matches all methods that you haven't defined
+    for a resource"; "if no routes match a request", it answers {"message":"Not Found"} itself (the server's
+    NOT_FOUND), the method included: a path served for GET alone is 404 for DELETE, not 405."""
+    router = Router()
+    router.add_route("GET", "/things", "Reader")
+    router.add_route("POST", "/things", "Writer")
+    router.add_route("ANY", "/things", "Others")
+    router.add_route("GET", "/only-get", "Reader")
+    assert router.match("GET", "/things/").target.route_key == "GET /things"
+    assert router.match("POST", "/things").target.function == "Writer"
+    assert router.match("DELETE", "/things").target.route_key == "ANY /things"
+    assert router.match("TRACE", "/things/").target.function == "Others"
+    assert router.match("DELETE", "/only-get") is None
+    assert router.match("HEAD", "/only-get") is None  # HEAD is a method of its own: no GET route takes it
 
 
 def test_static_segments_beat_parameters_which_beat_greedy():

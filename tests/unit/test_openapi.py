@@ -25,7 +25,7 @@ import pytest
 import schemathesis
 from schemathesis.core.result import Ok
 from support import ROOT
-from support.payment_data import SPEC_GATEWAY_EVENT, SPEC_LIST, SPEC_PAYMENT_1
+from support.payment_data import SPEC_GATEWAY_EVENT, SPEC_LIST_ANSWER, SPEC_PAYMENT_1
 
 from local import openapi, openapi_docs
 from local.routing import HttpResponse, LocalRequest
@@ -46,10 +46,18 @@ OPERATIONS = {
     "payment_webhook": ("post", "/orders/api/payment-webhook/", {200, 400, 401, 404, 409, 415, 422, 503}),
 }
 AUTHENTICATED = {"list_payments", "get_payment", "create_stripe_order", "create_cod_order"}
+FUNCTION_URL = {"stripe_webhook"}  # the others are HTTP API routes: API Gateway throttles them (429)
+# Each route's 400: the keys its field errors come under (query parameters, headers, body fields, and what
+# the handler itself refuses by name), beside `detail` and `non_field_errors`.
+FIELD_ERRORS = {
+    "list_payments": {"ordering", "status", "method", "page_size", "cursor", "page"},
+    "create_stripe_order": {"shipping_address", "order", "idempotency-key"},
+    "create_cod_order": {"shipping_address", "idempotency-key"},
+}
 SIGNATURE_HEADERS = {"stripe_webhook": "Stripe-Signature", "payment_webhook": "X-Webhook-Signature"}
 
 SPEC_EXAMPLES: list[tuple[str, dict[str, Any]]] = [
-    ("PaymentPage", SPEC_LIST),
+    ("PaymentPage", SPEC_LIST_ANSWER),  # the spec's page, with the two typed cursors the API adds
     ("Payment", SPEC_PAYMENT_1),
     ("CheckoutRequest", {"shipping_address": 1}),
     ("CheckoutSessionOut", {"id": "cs_test_123456", "url": "https://checkout.stripe.com/c/pay/cs_test_123456"}),
@@ -208,7 +216,9 @@ def test_a_route_the_code_does_not_serve_is_an_error() -> None:
 def test_the_detail_path_parameter_is_named_as_the_spec_names_it() -> None:
     (parameter,) = operation("get_payment")["parameters"]
     assert (parameter["name"], parameter["in"], parameter["required"]) == ("id", "path", True)
-    assert parameter["schema"]["type"] == "string"
+    # An integer, as the spec's ids are (a generated client takes an int); a malformed id is still 404.
+    assert {key: parameter["schema"].get(key) for key in ("type", "minimum")} == {"type": "integer", "minimum": 1}
+    assert parameter["example"] == 1
 
 
 def test_the_payment_schema_is_the_specs_nine_fields() -> None:
@@ -243,8 +253,36 @@ def test_the_payment_schema_is_the_specs_nine_fields() -> None:
     assert SCHEMAS["PaymentMethod"]["enum"] == ["COD", "stripe", "ONLINE"]
     assert SCHEMAS["PaymentStatus"]["enum"] == ["pending", "processing", "completed", "failed", "refunded"]
     page = SCHEMAS["PaymentPage"]
-    assert list(page["properties"]) == ["count", "next", "previous", "results"]
+    assert list(page["properties"]) == ["count", "next", "previous", "next_cursor", "previous_cursor", "results"]
+    assert page["required"] == list(page["properties"])
     assert page["properties"]["results"]["items"] == {"$ref": "#/components/schemas/Payment"}
+
+
+def test_the_checkout_body_is_exactly_one_of_two_strict_shapes() -> None:
+    """Check out the cart (`shipping_address`) or pay an order (`order`): a generated client builds one of
+    the two, never `{}` nor both (which the API refuses with 400)."""
+    content = operation("create_stripe_order")["requestBody"]["content"]["application/json"]
+    assert content["schema"] == {"$ref": "#/components/schemas/CheckoutRequest"}
+    assert SCHEMAS["CheckoutRequest"]["oneOf"] == [
+        {"$ref": "#/components/schemas/CartCheckout"},
+        {"$ref": "#/components/schemas/OrderPayment"},
+    ]
+    for name, field in (("CartCheckout", "shipping_address"), ("OrderPayment", "order")):
+        shape = SCHEMAS[name]
+        assert (shape["required"], shape["additionalProperties"]) == ([field], False), name
+        assert shape["properties"][field]["type"] == "integer", name
+    body = validator("CheckoutRequest")
+    for sent, valid in (
+        ({"shipping_address": 1}, True),
+        ({"order": 1}, True),
+        ({}, False),
+        ({"shipping_address": 1, "order": 1}, False),
+        ({"shipping_address": None}, False),
+        ({"order": None, "shipping_address": 1}, False),
+        ({"shipping_address": 1, "coupon": "FREE"}, False),
+        ({"order": 0}, False),
+    ):
+        assert body.is_valid(sent) is valid, sent
 
 
 @pytest.mark.parametrize(("component", "example"), SPEC_EXAMPLES, ids=[name for name, _ in SPEC_EXAMPLES])
@@ -304,28 +342,48 @@ def test_list_query_parameters_match_the_code() -> None:
         "maxLength": 512,
         "title": "Cursor",
     }
-    assert "`next` and `previous` URLs exactly as given" in cursor["description"]
+    assert "`next_cursor` or `previous_cursor`" in cursor["description"]
+    assert "does not expire" in cursor["description"] and "keyed by `cursor` saying why" in cursor["description"]
     assert parameters["ordering"]["schema"] == {"$ref": "#/components/schemas/PaymentOrdering", "default": "id"}
     assert SCHEMAS["PaymentOrdering"]["enum"] == ["id", "-id", "created_at", "-created_at"]
     assert parameters["status"]["schema"]["$ref"] == "#/components/schemas/PaymentStatus"
+
+
+def error_component(name: str, status: int) -> str:
+    """The one component each error answer is documented with."""
+    if status in (502, 503):
+        return "Unavailable"  # ours, or API Gateway's when the function could not answer
+    if status == 429:
+        return "ApiGatewayError"  # API Gateway's throttling, before any function runs
+    if name not in AUTHENTICATED:
+        return "WebhookError"
+    pascal = "".join(part.title() for part in name.split("_"))
+    return {400: f"{pascal}InvalidRequest", 401: "AuthenticationFailed"}.get(status, "Error")
 
 
 @pytest.mark.parametrize("name", list(OPERATIONS))
 def test_each_operation_documents_the_statuses_its_code_answers_with(name: str) -> None:
     _, _, statuses = OPERATIONS[name]
     responses = operation(name)["responses"]
-    assert {int(status) for status in responses} == statuses
+    gateway = set() if name in FUNCTION_URL else {429}
+    assert {int(status) for status in responses} == statuses | gateway
     for status, response in responses.items():
         schema = response["content"]["application/json"]["schema"]
-        if int(status) >= 400:
-            error_schema = (
-                {"400": "InvalidRequest", "401": "AuthenticationFailed"}.get(status, "Error")
-                if name in AUTHENTICATED
-                else "WebhookError"
-            )
-            refs = [branch["$ref"] for branch in schema.get("anyOf", [schema])]
-            assert refs[0] == f"#/components/schemas/{error_schema}", (status, schema)
+        if int(status) >= 400:  # one named component each: a generated client's union never lists one twice
+            assert schema == {"$ref": f"#/components/schemas/{error_component(name, int(status))}"}, status
     assert "HTTPValidationError" not in json.dumps(DOCUMENT)  # Powertools' 422 shape: we answer 400
+
+
+@pytest.mark.parametrize("name", list(FIELD_ERRORS))
+def test_each_routes_400_declares_the_keys_its_field_errors_come_under(name: str) -> None:
+    schema = SCHEMAS[error_component(name, 400)]
+    assert schema["required"] == ["detail"]
+    assert set(schema["properties"]) == {"detail", "non_field_errors"} | FIELD_ERRORS[name]
+    for field in FIELD_ERRORS[name] | {"non_field_errors"}:
+        assert schema["properties"][field]["type"] == "array", field
+        assert schema["properties"][field]["items"] == {"type": "string"}, field
+    assert schema["additionalProperties"] is False  # every key is declared: a client reads them typed
+    assert not validator(error_component(name, 400)).is_valid({"detail": "x", "elsewhere": ["y"]})
 
 
 def test_create_cod_answers_201_and_the_others_200() -> None:
@@ -339,13 +397,26 @@ def test_create_cod_answers_201_and_the_others_200() -> None:
 def test_error_shapes_are_what_the_error_mapping_writes() -> None:
     assert SCHEMAS["Error"]["required"] == ["detail"]
     assert set(SCHEMAS["Error"]["properties"]) == {"detail"}
-    assert SCHEMAS["InvalidRequest"]["required"] == ["detail"]
-    assert SCHEMAS["InvalidRequest"]["additionalProperties"] == {"type": "array", "items": {"type": "string"}}
     assert SCHEMAS["AuthenticationFailed"]["required"] == ["detail"]
     assert set(SCHEMAS["AuthenticationFailed"]["properties"]) == {"detail", "code", "messages"}
     assert set(SCHEMAS["WebhookError"]["properties"]) == {"status", "message"}
     assert SCHEMAS["WebhookError"]["properties"]["status"]["const"] == "error"
-    assert SCHEMAS["GatewayError"]["required"] == ["message"]
+    assert "GatewayError" not in SCHEMAS  # it read like the payment gateway's
+
+
+def test_api_gateways_own_answers_are_named_as_api_gateways() -> None:
+    gateway = SCHEMAS["ApiGatewayError"]
+    assert (gateway["required"], set(gateway["properties"])) == (["message"], {"message"})
+    assert "API Gateway" in gateway["description"] and "not the payment gateway" in gateway["description"]
+    # A 502/503 is this service's answer, or API Gateway's when the function could not answer: one shape.
+    unavailable = validator("Unavailable")
+    for body in (
+        {"detail": "Temporarily unavailable, please retry."},
+        {"status": "error", "message": "Temporarily unavailable, please retry."},
+        {"message": "Service Unavailable"},
+    ):
+        assert unavailable.is_valid(body), body
+    assert not unavailable.is_valid({"detail": 1})
 
 
 def test_bearer_auth_is_required_exactly_on_the_authenticated_operations() -> None:
@@ -394,6 +465,9 @@ def test_formats_a_generator_turns_into_types() -> None:
     for link in ("next", "previous"):
         assert page[link]["anyOf"] == [{"type": "string", "format": "uri"}, {"type": "null"}]
         assert "exactly as given" in page[link]["description"]
+        # The same page, for a client that cannot follow a URL: the link's cursor, typed, for `cursor`.
+        assert page[f"{link}_cursor"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+        assert f"`cursor` of the `{link}` link" in page[f"{link}_cursor"]["description"]
 
 
 def test_every_enum_has_member_names_a_generator_can_use() -> None:
@@ -417,12 +491,14 @@ def answered_errors() -> list[tuple[str, dict[str, Any]]]:
 
     missing = {"type": "missing", "loc": ("body", "shipping_address"), "msg": "Field required"}
     too_big = {"type": "less_than_equal", "loc": ("query", "page_size"), "msg": "", "ctx": {"le": 1000}}
+    key = {"type": "string_too_long", "loc": ("header", "idempotency-key"), "msg": "", "ctx": {"max_length": 255}}
     return [
-        ("InvalidRequest", body(validation_errors([missing]))),
-        ("InvalidRequest", body(validation_errors([too_big, {**too_big, "loc": ("query", "ordering")}]))),
-        ("InvalidRequest", body(validation_errors([{"type": "json_invalid", "loc": ("body", 1), "msg": ""}]))),
-        ("InvalidRequest", body(InvalidInput.field("cursor", "Invalid cursor."))),
-        ("InvalidRequest", body(BadRequest("Your cart is empty."))),
+        ("CreateStripeOrderInvalidRequest", body(validation_errors([missing, key]))),
+        ("CreateCodOrderInvalidRequest", body(validation_errors([missing, key]))),
+        ("ListPaymentsInvalidRequest", body(validation_errors([too_big, {**too_big, "loc": ("query", "ordering")}]))),
+        ("CreateCodOrderInvalidRequest", body(validation_errors([{"type": "json_invalid", "loc": ("body", 1)}]))),
+        ("ListPaymentsInvalidRequest", body(InvalidInput.field("cursor", "Invalid cursor."))),
+        ("CreateStripeOrderInvalidRequest", body(BadRequest("Your cart is empty."))),
         ("AuthenticationFailed", body(NotAuthenticated(MISSING))),
         ("AuthenticationFailed", body(InvalidToken("expired", EXPIRED))),
         ("AuthenticationFailed", body(InvalidToken("missing user_id claim", None, detail=NO_USER))),
@@ -438,7 +514,8 @@ def test_the_error_bodies_the_code_writes_match_their_documented_schemas(index: 
 
 
 def test_a_field_error_that_is_not_a_list_of_messages_is_not_the_documented_shape() -> None:
-    assert not validator("InvalidRequest").is_valid({"detail": "x", "shipping_address": "This field is required."})
+    invalid = validator("CreateCodOrderInvalidRequest")
+    assert not invalid.is_valid({"detail": "x", "shipping_address": "This field is required."})
 
 
 # ---------------------------------------------------------------------------- /docs

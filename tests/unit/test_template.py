@@ -3,6 +3,7 @@ template.yaml, for what neither the local server nor moto would ever show."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -31,7 +32,23 @@ def test_every_http_api_route_is_declared_once_without_a_trailing_slash(cfn):
     assert paths, "no route in the translated HTTP API"
     assert [path for path in paths if path.endswith("/")] == []
     declared = [(route.method, route.path) for spec in TEMPLATE.functions() for route in spec.routes]
-    assert sorted(declared) == sorted((method.upper(), path) for path, ops in paths.items() for method in ops)
+    any_method = "x-amazon-apigateway-any-method"
+    translated = [("ANY" if m == any_method else m.upper(), path) for path, ops in paths.items() for m in ops]
+    assert sorted(declared) == sorted(translated)
+
+
+def test_every_http_api_path_sends_every_other_method_to_its_function(cfn):
+    """API Gateway answers a method with no route itself, `{"message": "Not Found"}` ("Create routes for HTTP
+    APIs": "If no routes match a request, API Gateway returns {"message":"Not Found"}"), while an `ANY`
+    route "matches all methods that you haven't defined for a resource". Each path's ANY route goes to the
+    function of its served route, which answers 405 with `Allow` (tests/integration/test_methods.py)."""
+    (api,) = resources(cfn, "AWS::ApiGatewayV2::Api").values()
+    for path, operations in api["Properties"]["Body"]["paths"].items():
+        methods = {method.lower() for method in operations}
+        served = methods - {"x-amazon-apigateway-any-method"}
+        assert served and "x-amazon-apigateway-any-method" in methods, (path, sorted(methods))
+        targets = {json.dumps(operation["x-amazon-apigateway-integration"]["uri"]) for operation in operations.values()}
+        assert len(targets) == 1, (path, targets)  # the same function
 
 
 # ---------------------------------------------------------------------------- alarms reach someone

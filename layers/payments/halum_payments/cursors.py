@@ -12,7 +12,13 @@ from typing import Any
 
 from .errors import BadRequest
 
-INVALID_CURSOR = "Invalid cursor."
+# Any cursor we did not mint, unchanged, gets this one message (no oracle: malformed, truncated, edited or
+# signed with another key all read the same). Cursors do not expire; one we minted is refused only when
+# it is used for another user or another listing (halum_payments.logic.listing), saying so.
+INVALID_CURSOR = (
+    "Invalid cursor: it is malformed or has been altered. Send it exactly as the page gave it "
+    "(or start again without a cursor)."
+)
 MAX_CURSOR_LENGTH = 512
 
 
@@ -52,7 +58,7 @@ class CursorCodec:
         return f"{_b64(payload)}.{_b64(self._sign(payload))}"
 
     def decode(self, text: str) -> Cursor:
-        """Any cursor we did not mint, unchanged, is a 400 with one message (no oracle)."""
+        """Any cursor we did not mint, unchanged, is a 400 with one message (INVALID_CURSOR)."""
         if len(text) > MAX_CURSOR_LENGTH or text.count(".") != 1:
             raise BadRequest(INVALID_CURSOR)
         body, signature = text.split(".")

@@ -91,6 +91,14 @@ class NotFound(DomainError):
         super().__init__(message)
 
 
+class MethodNotAllowed(DomainError):
+    """The path is served, not with this method: 405 with `Allow`, in DRF's words."""
+
+    def __init__(self, method: str, allowed: Sequence[str]) -> None:
+        super().__init__(f'Method "{method}" not allowed.')
+        self.allowed = tuple(allowed)
+
+
 class Conflict(DomainError):
     pass
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
@@ -14,6 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel
 from pydantic_core import to_json
@@ -27,6 +29,7 @@ from .errors import (
     DomainError,
     GatewayNotConfigured,
     InvalidInput,
+    MethodNotAllowed,
     NotAuthenticated,
     NotFound,
     RequestInProgress,
@@ -42,12 +45,41 @@ ErrorStyle = Literal["detail", "status"]
 Precondition = Callable[[Mapping[str, Any]], dict[str, Any] | None]
 
 
+class _Methods:
+    """The methods each of a resolver's paths serves, as `routed` registers them: a request for a served path
+    with another method is refused with 405 and `Allow` (Powertools would answer its 404). In AWS every
+    method reaches the function: a Function URL takes any, and each HTTP API path has an ANY route."""
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[re.Pattern[str], str]] = []
+        self._everywhere: frozenset[str] = frozenset()  # served at every path: nothing to look up
+
+    def add(self, rule: str, method: str) -> None:
+        # Powertools' dynamic segments (`<payment_id>`) match one path segment.
+        pattern = "".join("[^/]+" if part.startswith("<") else re.escape(part) for part in re.split(r"(<\w+>)", rule))
+        self._routes.append((re.compile(pattern), method.upper()))
+        served: dict[str, set[str]] = {}
+        for compiled, each in self._routes:
+            served.setdefault(compiled.pattern, set()).add(each)
+        self._everywhere = frozenset.intersection(*map(frozenset, served.values()))
+
+    def check(self, event: Mapping[str, Any]) -> None:
+        method = str(((event.get("requestContext") or {}).get("http") or {}).get("method", "")).upper()
+        if method in self._everywhere:
+            return  # the warm path: a function's one method, whatever the path (no event wrapper, no regex)
+        path = APIGatewayProxyEventV2(dict(event)).path  # the path Powertools routes by
+        allowed = sorted({served for pattern, served in self._routes if pattern.fullmatch(path)})
+        if allowed and method not in allowed:
+            raise MethodNotAllowed(method, allowed)
+
+
 class _Preconditioned:
     """Runs the function's preconditions before Powertools reads the request (its validation comes
     first in its middleware stack): what they add goes into the request's context; what they refuse
     is answered by the error mapping in place of anything else (see create_api)."""
 
     preconditions: Sequence[Precondition] = ()
+    methods: _Methods
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         app: Any = self
@@ -71,9 +103,15 @@ class FunctionUrlApi(_Preconditioned, LambdaFunctionUrlResolver):
 def routed(register: Callable[..., Any], path: str, **options: Any) -> Callable[[Any], Any]:
     """Registers a route under the spec's path (`/x/`, as the platform's DRF clients send it) and,
     left out of the OpenAPI document, under `/x`: API Gateway routes both to the route `/x` with
-    the path as sent."""
+    the path as sent. `register` is the resolver's own `app.get`, `app.post`...: its name is the
+    method, which the resolver then serves at the path (any other is 405)."""
+    resolver: Any = getattr(register, "__self__", None)
+    methods = getattr(resolver, "methods", None)
 
     def decorate(handler: Any) -> Any:
+        for rule in (path.rstrip("/"), path):
+            if methods is not None:
+                methods.add(rule, register.__name__)
         register(path.rstrip("/"), include_in_schema=False)(handler)
         return register(path, **options)(handler)
 
@@ -125,6 +163,7 @@ STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (BadSignature, 400),  # Stripe's convention
     (BadRequest, 400),
     (NotFound, 404),
+    (MethodNotAllowed, 405),
     (Conflict, 409),
     (Unprocessable, 422),
     (UpstreamUnavailable, 502),
@@ -147,7 +186,12 @@ def create_api(
     function configured, is the body signed) run in order before Powertools reads the request, so
     that they answer first (401 before 400, as DRF does), and exactly once."""
     app: Any = (FunctionUrlApi if function_url else HttpApi)(enable_validation=True)
-    app.preconditions = preconditions
+    app.methods = _Methods()
+    # Who is asking first (401), then whether the path serves the method (405), as DRF answers; the rest
+    # (a signature, the configuration) only for a request the route would serve.
+    identify = [check for check in preconditions if isinstance(check, Authenticated)]
+    rest = [check for check in preconditions if not isinstance(check, Authenticated)]
+    app.preconditions = [*identify, app.methods.check, *rest]
     answers = _Answers(app, error_style)
     app.use(middlewares=[_preconditions_middleware])
     app.exception_handler(DomainError)(answers.refused)
@@ -185,12 +229,18 @@ class _Answers:
             )
         if isinstance(exc, RequestInProgress):
             headers["Retry-After"] = "1"
+        if isinstance(exc, MethodNotAllowed):
+            headers["Allow"] = ", ".join(exc.allowed)
         # `reason` may say more than the answer (which token check failed); never the token itself.
         logger.info("request refused", extra={"status": status, "reason": exc.reason})
         return error_response(status, exc.message, self._style, headers, exc.extra_body)
 
     def invalid_request(self, exc: RequestValidationError) -> Response:
-        return self._refusal_first(lambda: self.refused(validation_errors(exc.errors())))
+        errors = exc.errors()
+        if any(error.get("loc", ())[:1] == ("path",) for error in errors):
+            # A path that names no resource (`/payments/abc/`): not found, as Django's URL resolver answers.
+            return self._refusal_first(lambda: self.refused(NotFound()))
+        return self._refusal_first(lambda: self.refused(validation_errors(errors)))
 
     def unsupported_media_type(self, exc: RequestUnsupportedContentType) -> Response:
         message = "Unsupported media type in request: send the body as application/json."
@@ -229,13 +279,19 @@ class _Answers:
         return error_response(500, "Internal server error.", self._style)
 
 
+class Authenticated:
+    """Precondition putting the caller's id in `app.context["user_id"]` (401 otherwise). It runs before the
+    method is checked (create_api), as DRF authenticates before it answers 405."""
+
+    def __init__(self, authenticator: Any) -> None:
+        self._authenticator = authenticator
+
+    def __call__(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        return {"user_id": self._authenticator.user_id(event.get("headers") or {})}
+
+
 def authenticated(authenticator: Any) -> Precondition:
-    """Precondition putting the caller's id in `app.context["user_id"]` (401 otherwise)."""
-
-    def check(event: Mapping[str, Any]) -> dict[str, Any]:
-        return {"user_id": authenticator.user_id(event.get("headers") or {})}
-
-    return check
+    return Authenticated(authenticator)
 
 
 NOT_JSON = "Request body is not valid JSON."

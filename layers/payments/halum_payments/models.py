@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NamedTuple, cast
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, WithJsonSchema, model_validator
 from pydantic.config import JsonDict
+from pydantic.json_schema import GetJsonSchemaHandler, JsonSchemaValue
+from pydantic_core.core_schema import CoreSchema, union_schema
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
 
 from .money import format_amount
@@ -209,6 +212,23 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
 
+_ID_DIGITS = re.compile(r"[1-9][0-9]{0,17}")
+
+
+def _canonical_id(value: Any) -> int:
+    """An id in a path as its canonical decimal digits only: pydantic's lax int would also take `+1`, ` 1`,
+    `1_0` and `1.0` (which Django's `<int:pk>` does not match either) and `01`; each names no payment."""
+    if isinstance(value, str) and _ID_DIGITS.fullmatch(value):
+        return int(value)
+    raise ValueError("Not an id.")
+
+
+# A resource id in a path, documented as the integer it is (declare it with Powertools' `Path()`); anything
+# else is refused before any read (the error mapping answers a path that names no resource with 404).
+PathId = Annotated[
+    int, BeforeValidator(_canonical_id), WithJsonSchema({"type": "integer", "minimum": 1, "exclusiveMaximum": 10**18})
+]
+
 AMOUNT_PATTERN = r"^\d+\.\d{2}$"  # DRF's DecimalField(max_digits=10, decimal_places=2) as a string
 TIMESTAMP: JsonDict = {"format": "date-time"}
 PAGE_URL = Annotated[str, Field(json_schema_extra={"format": "uri"})]
@@ -260,12 +280,24 @@ PAGE_LINK = (
 )
 
 
+PAGE_CURSOR = (
+    "The `cursor` of the `{0}` link, for a client that pages with the `cursor` query parameter (a generated "
+    "one): send it with the same `ordering`, `status` and `method` to get the {0} page. Null when `{0}` is{1}."
+)
+
+
 class PaymentPage(TypedDict):
-    """A page of the caller's payments; `next` and `previous` link the neighbouring pages (null at either end)."""
+    """A page of the caller's payments; `next` and `previous` link the neighbouring pages (null at either end),
+    and `next_cursor` and `previous_cursor` are their cursors."""
 
     count: Annotated[int, Field(description="How many payments match the filters, on all pages.")]
     next: Annotated[PAGE_URL | None, Field(description=PAGE_LINK.format("next"))]
     previous: Annotated[PAGE_URL | None, Field(description=PAGE_LINK.format("previous"))]
+    next_cursor: Annotated[str | None, Field(description=PAGE_CURSOR.format("next", ""))]
+    previous_cursor: Annotated[
+        str | None,
+        Field(description=PAGE_CURSOR.format("previous", '; `""` when the previous page is the first (no cursor)')),
+    ]
     results: list[PaymentOut]
 
 
@@ -312,13 +344,34 @@ class AuthenticationFailedOut(ApiModel):
     messages: list[TokenMessage] = Field(default_factory=list)
 
 
-class CheckoutRequest(ApiModel):
-    """Either check out the cart to an address, or pay an existing pending order."""
+RecordId = Annotated[StrictInt, Field(ge=1, lt=10**18)]
+
+
+class CartCheckout(ApiModel):
+    """Check out the caller's cart, shipping to one of the caller's addresses."""
 
     model_config = ConfigDict(extra="forbid")
 
-    shipping_address: Annotated[StrictInt, Field(ge=1, lt=10**18)] | None = None
-    order: Annotated[StrictInt, Field(ge=1, lt=10**18)] | None = None
+    shipping_address: RecordId
+
+
+class OrderPayment(ApiModel):
+    """Pay one of the caller's pending orders (reusing its open Stripe payment)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order: RecordId
+
+
+class CheckoutRequest(ApiModel):
+    """Either check out the cart to an address, or pay an existing pending order: exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # One model validates, so that `{}`, both, or a bad value answer DRF's one clear message per field
+    # (a union of the two shapes would report every branch's errors); the document shows the two shapes.
+    shipping_address: RecordId | None = None
+    order: RecordId | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CheckoutRequest:
@@ -326,11 +379,17 @@ class CheckoutRequest(ApiModel):
             raise ValueError("Send exactly one of 'shipping_address' (check out the cart) or 'order' (pay an order).")
         return self
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """`oneOf` the two strict shapes (what a generated client builds: one or the other, typed)."""
+        shapes = handler(union_schema([CartCheckout.__pydantic_core_schema__, OrderPayment.__pydantic_core_schema__]))
+        return {"oneOf": shapes["anyOf"], "title": cls.__name__, "description": cls.__doc__}
+
 
 class CodCheckoutRequest(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
-    shipping_address: Annotated[StrictInt, Field(ge=1, lt=10**18)]
+    shipping_address: RecordId
 
 
 class CheckoutSessionOut(ApiModel):

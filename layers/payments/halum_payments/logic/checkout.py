@@ -29,6 +29,7 @@ from ..errors import (
     BadRequest,
     Conflict,
     GatewayNotConfigured,
+    InvalidInput,
     OutOfStock,
     RequestInProgress,
     TransientFault,
@@ -545,7 +546,8 @@ def _checkout_of(snapshot: CheckoutSnapshot, user: int, address_id: int) -> tupl
     checked out at all."""
     address, cart = snapshot.address, snapshot.cart
     if address is None or address.user != user:
-        raise BadRequest(f"Invalid shipping address: {address_id} is not one of your addresses.")
+        # Keyed by the field, in DRF's PrimaryKeyRelatedField words: a form shows it beside the address.
+        raise InvalidInput.field("shipping_address", f'Invalid pk "{address_id}" - object does not exist.')
     lines = _merge_lines(cart.items if cart else ())
     if cart is None or not lines:
         raise BadRequest("Your cart is empty.")

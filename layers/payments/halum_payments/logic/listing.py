@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..cursors import Cursor, CursorCodec
+from ..cursors import INVALID_CURSOR, Cursor, CursorCodec
 from ..errors import BadRequest, NotFound
 from ..models import Payment, PaymentOut, payment_out
-
-_PAYMENT_ID = re.compile(r"[1-9][0-9]{0,17}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +68,10 @@ class PaymentQueries:
         self._counts = counts
         self._cursors = cursors
 
-    def get_for_user(self, user: int, raw_id: str) -> Payment:
-        """Another user's payment, a missing one and a malformed id all look the same: not found
-        (the read is keyed by the caller, so another user's payment is not even reachable)."""
-        payment = self._payments.get(user, int(raw_id)) if _PAYMENT_ID.fullmatch(raw_id or "") else None
+    def get_for_user(self, user: int, payment_id: int) -> Payment:
+        """Another user's payment and a missing one look the same: not found (the read is keyed by
+        the caller, so another user's payment is not even reachable)."""
+        payment = self._payments.get(user, payment_id)
         if payment is None:
             raise NotFound()
         return payment
@@ -120,9 +117,19 @@ class PaymentQueries:
 
     @staticmethod
     def _cursor(codec: CursorCodec, user: int, request: PageRequest) -> Cursor | None:
+        """The request's cursor, if it is one we minted for this very listing (the page size may change)."""
         cursor = codec.decode(request.cursor) if request.cursor else None
-        if cursor is not None and not _fits(cursor, user, request):
-            raise BadRequest("Invalid cursor.")
+        if cursor is None:
+            return None
+        if cursor.user != user:
+            raise BadRequest("Invalid cursor: it was issued to another user.")
+        if (cursor.ordering, cursor.status, cursor.method) != (request.ordering, request.status, request.method):
+            raise BadRequest(
+                f"Invalid cursor: it was issued for {_listing(cursor)}. Send it with the same ordering and filters, "
+                "or start again without a cursor."
+            )
+        if request.by_created and "created_sort" not in cursor.anchor:
+            raise BadRequest(INVALID_CURSOR)  # signed by us, yet not a position in this ordering
         return cursor
 
     def _edges(
@@ -155,12 +162,8 @@ class _Links:
         return self.codec.encode(cursor)
 
 
-def _fits(cursor: Cursor, user: int, request: PageRequest) -> bool:
-    """A cursor is only good for the listing it was made for."""
-    return (
-        cursor.user == user
-        and cursor.ordering == request.ordering
-        and cursor.status == request.status
-        and cursor.method == request.method
-        and (not request.by_created or "created_sort" in cursor.anchor)
-    )
+def _listing(cursor: Cursor) -> str:
+    """The listing a cursor belongs to, as its query parameters name it."""
+    status = f"status={cursor.status}" if cursor.status else "no status"
+    method = f"method={cursor.method}" if cursor.method else "no method"
+    return f"ordering={cursor.ordering}, {status}, {method}"
