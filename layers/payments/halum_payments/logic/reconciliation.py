@@ -212,6 +212,21 @@ class Reconciler:
         start = saved - EVENT_OVERLAP_SECONDS if saved is not None else now - FIRST_LOOKBACK_SECONDS
         start = max(start, now - STRIPE_RETENTION_SECONDS)
         place = _Place(self._cursor, saved)
+        try:
+            return self._read_windows(tally, stripe, start, until, place, time_for_one)
+        finally:
+            place.save()  # once per run (and per window that applied something): progress, not a write per event
+
+    def _read_windows(
+        self,
+        tally: _Tally,
+        stripe: StripeSource,
+        start: int,
+        until: int,
+        place: _Place,
+        time_for_one: Callable[[], bool],
+    ) -> int | None:
+        now = until - 1
         while start < until:
             end = min(start + EVENT_WINDOW_SECONDS, until)
             events = self._window(tally, stripe, start, end, time_for_one)
@@ -227,7 +242,9 @@ class Reconciler:
                         "a Stripe event that could not apply for 3 days is passed", extra={"event": event["id"]}
                     )
                 place.passed(event, deferred=held)
-            place.passed_window(end)
+            place.passed(None, before=end)
+            if events:
+                place.save()
             start = end
         return until
 
@@ -399,24 +416,26 @@ def _session_over(payment: Payment, covered: int | None) -> bool:
 
 
 class _Place:
-    """How far the event log is read: saved as events are applied, never past one deferred."""
+    """How far the event log is read: every event created before it is applied. It moves as events
+    are applied, never past one deferred (an event that cannot apply yet), and is saved now and then."""
 
     def __init__(self, cursor: SweepCursor, saved: int | None) -> None:
         self._cursor = cursor
         self._saved = saved
+        self._place = saved
         self._held = False
 
-    def passed(self, event: Mapping[str, Any], *, deferred: bool) -> None:
-        self._advance(int(event["created"]))  # every event before this one's time is applied
+    def passed(self, event: Mapping[str, Any] | None, *, deferred: bool = False, before: int = 0) -> None:
+        """Past `event` (every event before its time is applied), or past every event before `before`."""
+        moved = int(event["created"]) if event is not None else before
+        if not self._held and (self._place is None or moved > self._place):
+            self._place = moved
         self._held = self._held or deferred
 
-    def passed_window(self, end: int) -> None:
-        self._advance(end)
-
-    def _advance(self, before: int) -> None:
-        if not self._held and (self._saved is None or before > self._saved):
-            self._cursor.save_events_read_before(before)
-            self._saved = before
+    def save(self) -> None:
+        if self._place is not None and self._place != self._saved:
+            self._cursor.save_events_read_before(self._place)
+            self._saved = self._place
 
 
 class StripeUnavailable(Exception):
