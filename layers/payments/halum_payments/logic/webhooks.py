@@ -100,7 +100,6 @@ class StripeEvents:
                 return Outcome("mismatch", payment_id, None, "Session amount is missing or invalid.")
             facts = replace(facts, amount=amount, currency=str(session["currency"]).lower())
         intent = _object_id(session.get("payment_intent"))
-        paid = target == PaymentStatus.COMPLETED and facts.amount is not None and facts.currency is not None
         change = Change(
             order_id=order_id,
             payment_id=payment_id,
@@ -110,10 +109,7 @@ class StripeEvents:
             transaction_id=intent if target == PaymentStatus.COMPLETED else None,
             facts=facts,
             reason={"checkout.session.expired": "expired"}.get(kind, kind),
-            # The money the session took: recorded for a refund if it cannot complete the payment.
-            money=Money("stripe", intent or session["id"], facts.currency or "", facts.amount, session=session["id"])
-            if paid and facts.amount is not None
-            else None,
+            money=_session_money(session["id"], intent, facts) if target == PaymentStatus.COMPLETED else None,
             closes_session=target == PaymentStatus.FAILED,
         )
         return self._settlement.apply(change)
@@ -140,14 +136,7 @@ class StripeEvents:
         metadata = charge.get("metadata")
         ids, user = _our_ids(metadata), _metadata_user(metadata)
         payment = self._records.payment(user, ids[1]) if ids is not None and user is not None else None
-        open_ours = (
-            payment is not None
-            and ids is not None
-            and payment.order == ids[0]
-            and payment.method == PaymentMethod.STRIPE
-            and payment.status in OPEN_STATUSES
-        )
-        if payment is not None and open_ours:
+        if payment is not None and ids is not None and payment.order == ids[0] and _open_stripe(payment):
             return Outcome("retry_later", payment.id, payment.status, "The refunded payment has not completed yet.")
         logger.info("refund for a charge that settled no payment of ours", extra={"event_id": event_id})
         return Outcome("unknown", None, None, "Not a payment this charge settled.")
@@ -167,6 +156,17 @@ class StripeEvents:
             return Outcome("unknown", None, None, "Not a payment of ours.")
         money = Money("stripe", intent, str(currency).lower(), amount, dispute=dispute_id)
         return self._after.dispute(held, reason, money, event_id=event_id, source=source)
+
+
+def _session_money(session_id: str, intent: str | None, facts: Facts) -> Money | None:
+    """The money a paid session took: recorded for a refund if it cannot complete the payment."""
+    if facts.amount is None or facts.currency is None:
+        return None
+    return Money("stripe", intent or session_id, facts.currency, facts.amount, session=session_id)
+
+
+def _open_stripe(payment: Payment) -> bool:
+    return payment.method == PaymentMethod.STRIPE and payment.status in OPEN_STATUSES
 
 
 def _object_id(value: Any) -> str | None:
