@@ -78,7 +78,9 @@ test: venv build-test-artifacts browser
 SEEDS ?= 200
 SIM_JOBS ?= 2
 ## simulate: deterministic simulation of the payment lifecycle (SEEDS=100000 soaks; SEED=n replays one, TRACE=1 prints it)
-simulate: venv
+# `tools`: each seed judges the functions' AWS calls against their roles in the template as SAM's own
+# translator makes it (tests/support/sam.py runs it with .tools/bin/python).
+simulate: venv tools
 	PYTHONPATH=tests $(PY) -m simulation $(if $(SEED),--seed $(SEED) $(if $(TRACE),--trace),--seeds $(SEEDS) --jobs $(SIM_JOBS))
 
 ## token: print a demo Authorization header (USER=1 by default) signed with the local JWT secret

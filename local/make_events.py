@@ -284,6 +284,16 @@ STRIPE_EVENT = {
     "data": {"object": {"id": "cs_test_elsewhere", "object": "checkout.session", "payment_status": "paid",
                         "amount_total": 1000, "currency": "usd", "metadata": {}}},
 }
+# The demo's order 2 is paid by ONLINE payment 2 (899.00) under this gateway transaction.
+GATEWAY_REFUND = {**GATEWAY_EVENT, "event_type": "payment.refunded", "status": "refunded", "payment_id": "txn_987654321",
+                  "order_reference": "2", "amount": "100.00"}
+DISPUTE_EVENT = {
+    "id": "evt_local_dispute_not_ours",
+    "object": "event",
+    "type": "charge.dispute.created",
+    "data": {"object": {"id": "dp_test_elsewhere", "object": "dispute", "amount": 1000, "currency": "usd",
+                        "charge": "ch_test_elsewhere", "payment_intent": "pi_test_elsewhere", "status": "needs_response"}},
+}
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 BAD_TOKEN = {"detail": "Given token not valid for any token type"}
 TAMPERED_CURSOR = "Invalid cursor: it is malformed or has been altered. Send it exactly as the page gave it (or start again without a cursor)."
@@ -348,10 +358,13 @@ CASES: list[Case] = [
     Case("payment_webhook/payment_completed", POST("/orders/api/payment-webhook/", body=GATEWAY_EVENT), 200, {"status": "success", "message": "Payment confirmed"}, signer=gateway_signed()),
     Case("payment_webhook/amount_mismatch", POST("/orders/api/payment-webhook/", body={**GATEWAY_EVENT, "amount": "1500.00"}), 422, {"status": "error"}, signer=gateway_signed()),
     Case("payment_webhook/unknown_order", POST("/orders/api/payment-webhook/", body={**GATEWAY_EVENT, "order_reference": "999"}), 404, {"status": "error"}, signer=gateway_signed()),
+    Case("payment_webhook/partial_refund", POST("/orders/api/payment-webhook/", body=GATEWAY_REFUND), 200, {"status": "success", "message": "Partial refund recorded"}, signer=gateway_signed()),
+    Case("payment_webhook/money_for_a_paid_order", POST("/orders/api/payment-webhook/", body={**GATEWAY_EVENT, "payment_id": "txn_second", "order_reference": "2", "amount": "899.00"}), 409, {"status": "error"}, signer=gateway_signed()),
     Case("payment_webhook/bad_signature", POST("/orders/api/payment-webhook/", body=GATEWAY_EVENT, headers={"x-webhook-signature": "sha256=" + "0" * 64}), 401, {"status": "error"}),
     # ---- POST /orders/api/stripe-webhook/ (Function URL; the demo seed has no Stripe payment)
     Case("stripe_webhook/session_not_ours", POST("/orders/api/stripe-webhook/", body=STRIPE_EVENT), 200, {"status": "success"}, signer=stripe_signed()),
     Case("stripe_webhook/unhandled_type", POST("/orders/api/stripe-webhook/", body={**STRIPE_EVENT, "id": "evt_local_unhandled", "type": "customer.created"}), 200, {"status": "success"}, signer=stripe_signed()),
+    Case("stripe_webhook/dispute_not_ours", POST("/orders/api/stripe-webhook/", body=DISPUTE_EVENT), 200, {"status": "success"}, signer=stripe_signed()),
     Case("stripe_webhook/bad_signature", POST("/orders/api/stripe-webhook/", body=STRIPE_EVENT, headers={"stripe-signature": "t=1,v1=" + "0" * 64}), 400, {"status": "error"}),
     # ---- scheduled reconciliation sweep (nothing open in the demo seed)
     Case("reconcile_payments/scheduled", Scheduled(), result={"checked": 0, "finished": True}),

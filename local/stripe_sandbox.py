@@ -2,14 +2,19 @@
 
 Tests start it in-process on an ephemeral port and point stripe-python at it (`api_base`);
 `make run` serves it on STRIPE_SANDBOX_PORT so a developer can pay, pay with a delayed method,
-cancel and refund without a Stripe account or internet, each action sending the signed event
-`stripe listen` would forward. Standalone: `python -m local.stripe_sandbox`.
+cancel, refund (in part, several times) and open a dispute (then close it won or lost) without a
+Stripe account or internet, each action sending the signed events `stripe listen` would forward
+(the dashboard's buttons, or `refund()`, `open_dispute()`, `close_dispute()` from Python).
+Standalone: `python -m local.stripe_sandbox`.
 
 It behaves like Stripe where our code depends on it: form-encoded bracket params, Bearer auth,
 the Stripe error JSON and statuses, idempotency keys (replay / idempotency_error), `expires_at`
-bounds, `url` only while a session is open, and `Stripe-Signature: t=...,v1=...` webhooks. Its
-Checkout Sessions, Charges (with their Refunds) and Events carry every field Stripe sends for such
-an object, null where Stripe sends null (a test holds them to Stripe's published shapes: see
+bounds, `url` only while a session is open, `expand[]=payment_intent` on a session, the event log
+(`GET /v1/events` with its filters and paging, `GET /v1/events/{id}`: every event it created,
+whether or not it was delivered), and `Stripe-Signature: t=...,v1=...` webhooks. Its Checkout
+Sessions, PaymentIntents, Charges (with their Refunds), Disputes and Events carry every field
+Stripe sends for such an object, null where Stripe sends null (a test holds them to Stripe's
+published shapes: see
 tests/unit/test_stripe_shapes.py), so a service tested against it cannot come to depend on a field
 Stripe does not send, nor miss one it does.
 Stdlib only, so the local server can import it without extra dependencies.
@@ -24,7 +29,9 @@ import hmac
 import html
 import http.client
 import json
+import operator
 import os
+import re
 import secrets
 import string
 import sys
@@ -80,6 +87,12 @@ _PAYMENT_INTENT_PARAMS = frozenset(
         "transfer_group",
     }
 )  # fmt: skip
+
+
+_EVENT_LIST_PARAMS = frozenset(
+    {"created", "delivery_success", "ending_before", "expand", "limit", "starting_after", "type", "types"}
+)
+_RANGE = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 
 
 def _new_id(prefix: str) -> str:
@@ -191,6 +204,8 @@ class _Session:
     delayed: Literal["processing", "succeeded", "failed"] | None = None
     charge: dict[str, Any] | None = None
     intent_metadata: dict[str, str] = field(default_factory=dict)  # Stripe copies it onto the charge
+    dispute: dict[str, Any] | None = None  # the charge's dispute, once the cardholder opens one
+    paid_at: int | None = None  # when the PaymentIntent was confirmed
 
 
 @dataclass
@@ -209,6 +224,11 @@ class _Saved:
     fingerprint: str
     status: int
     body: bytes
+
+
+# A customer's or the dashboard's action: the events it causes and where the browser goes next,
+# or the page refusing it.
+_Done = tuple[list[dict[str, Any]], str] | _Reply
 
 
 def _json_reply(status: int, data: Any, **headers: str) -> _Reply:
@@ -258,6 +278,9 @@ class StripeSandbox:
         self._idempotency: dict[str, _Saved] = {}
         self._requests: list[RecordedRequest] = []
         self._deliveries: list[Delivery] = []
+        # Every event this sandbox created, oldest first, as Stripe keeps them (List Events):
+        # `pending_webhooks` counts the endpoints that have not acknowledged it yet.
+        self._events: list[dict[str, Any]] = []
         self._faults: list[tuple[str, float]] = []  # (mode, hold) for each of the next API requests
         self._released = threading.Event()  # set by stop()/recover(): ends held connections
         # Webhooks do not follow redirects (Stripe counts a 3xx as a failure) nor use env proxies.
@@ -379,7 +402,7 @@ class StripeSandbox:
         with self._lock:
             for store in (self._sessions, self._charges, self._idempotency):
                 store.clear()
-            for log in (self._requests, self._deliveries, self._faults):
+            for log in (self._requests, self._deliveries, self._faults, self._events):
                 log.clear()
 
     # ------------------------------------------------------------------ state (snapshots)
@@ -408,6 +431,17 @@ class StripeSandbox:
         with self._lock:
             return copy.deepcopy(self._sessions[session_id].obj)
 
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every event created so far, newest first (as `GET /v1/events` lists them)."""
+        with self._lock:
+            return copy.deepcopy(_newest_first(self._events))
+
+    @property
+    def disputes(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {s.dispute["id"]: copy.deepcopy(s.dispute) for s in self._sessions.values() if s.dispute}
+
     def submit(self, path: str, form: Mapping[str, str] | None = None) -> tuple[int, str]:
         """A browser's form POST to this sandbox's pages (a checkout page's buttons, the dashboard's);
         returns (status, Location). Any events it causes are delivered before it answers."""
@@ -434,8 +468,8 @@ class StripeSandbox:
         request_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """A Stripe-shaped event around `obj`, not delivered."""
-        return {
+        """A Stripe-shaped event around `obj`, not delivered; kept in the event log (List Events)."""
+        event = {
             "id": _new_id("evt_test_"),
             "object": "event",
             "api_version": API_VERSION,
@@ -446,6 +480,9 @@ class StripeSandbox:
             "request": {"id": request_id, "idempotency_key": idempotency_key},
             "type": type_,
         }
+        with self._lock:
+            self._events.append(copy.deepcopy(event))
+        return event
 
     def sign(self, payload: str, timestamp: int | None = None) -> str:
         return sign_payload(payload, self.webhook_secret, timestamp)
@@ -475,6 +512,8 @@ class StripeSandbox:
                     time.sleep(self.delivery_backoff * 2 ** (attempt - 1))  # Stripe backs off too
             ok = isinstance(responses[-1], int) and 200 <= int(responses[-1]) < 300
             delivery = Delivery(event, url, "delivered" if ok else "failed", len(responses), responses)
+            if ok:
+                self._acknowledged(str(event.get("id")))
         self._say(
             f"webhook {event.get('type')} {event.get('id')} -> {delivery.status} "
             f"({delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''})"
@@ -482,6 +521,13 @@ class StripeSandbox:
         with self._lock:
             self._deliveries.append(delivery)
         return delivery
+
+    def _acknowledged(self, event_id: str) -> None:
+        """The endpoint answered 2xx: the event no longer waits for it (`delivery_success`)."""
+        with self._lock:
+            for logged in self._events:
+                if logged["id"] == event_id:
+                    logged["pending_webhooks"] = max(0, logged["pending_webhooks"] - 1)
 
     def _post_event(self, url: str, payload: str) -> int | str:
         request = urllib.request.Request(  # noqa: S310 - the configured webhook URL
@@ -576,17 +622,89 @@ class StripeSandbox:
             if method == "POST" and len(parts) == 3:
                 return self._idempotent(path, params, headers, lambda: (self._create(params), []))
             if method == "GET" and len(parts) == 4:
-                with self._lock:
-                    return _json_reply(200, self._get(parts[3]).obj), []
+                return _json_reply(200, self._retrieve_session(parts[3], params)), []
             if method == "POST" and len(parts) == 5 and parts[4] == "expire":
                 request = {"request_id": _new_id("req_"), "idempotency_key": headers.get("idempotency-key")}
                 return self._idempotent(path, params, headers, lambda: self._expire_api(parts[3], request))
+        if method == "GET" and parts[:2] == ["v1", "events"] and len(parts) in (2, 3):
+            with self._lock:
+                found = self._list_events(params) if len(parts) == 2 else self._get_event(parts[2])
+            return _json_reply(200, found), []
+        if method == "GET" and parts[:2] == ["v1", "payment_intents"] and len(parts) == 3:
+            return _json_reply(200, self.payment_intent(parts[2])), []
         raise StripeApiError(
             404,
             "invalid_request_error",
             f"Unrecognized request URL ({method}: {path}). The Stripe sandbox serves only the Checkout "
-            "Sessions endpoints Halum Hut uses.",
+            "Sessions, Events and PaymentIntents endpoints Halum Hut uses.",
         )
+
+    def _retrieve_session(self, session_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A session; `expand[]=payment_intent` replaces the PaymentIntent's id with the object."""
+        expand = params.get("expand") or []
+        if not isinstance(expand, list) or any(field != "payment_intent" for field in expand):
+            raise _invalid(f"This property cannot be expanded ({expand}).", "expand")
+        with self._lock:
+            obj = copy.deepcopy(self._get(session_id).obj)
+        if expand and obj.get("payment_intent"):
+            obj["payment_intent"] = self.payment_intent(obj["payment_intent"])
+        return obj
+
+    def payment_intent(self, intent_id: str) -> dict[str, Any]:
+        """The PaymentIntent a paid (or delayed) checkout made, in Stripe's shape."""
+        with self._lock:
+            session = next((s for s in self._sessions.values() if s.obj.get("payment_intent") == intent_id), None)
+            if session is None:
+                raise StripeApiError(
+                    404,
+                    "invalid_request_error",
+                    f"No such payment_intent: '{intent_id}'",
+                    code="resource_missing",
+                    param="intent",
+                )
+            return _payment_intent_object(session)
+
+    # ------------------------------------------------------------------ the event log (List Events)
+
+    def _get_event(self, event_id: str) -> dict[str, Any]:
+        event = next((e for e in self._events if e["id"] == event_id), None)
+        if event is None:
+            raise StripeApiError(
+                404, "invalid_request_error", f"No such event: '{event_id}'", code="resource_missing", param="id"
+            )
+        return copy.deepcopy(event)
+
+    def _list_events(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`GET /v1/events` as Stripe documents it: newest first, `limit` (1..100, default 10),
+        `starting_after` / `ending_before` (an event id: the page after / before it), `type` (`*`
+        wildcards) or `types[]` (up to 20), `created` (a time, or `gt`/`gte`/`lt`/`lte`), and
+        `delivery_success` (false: events some endpoint has not acknowledged yet)."""
+        unknown = sorted(set(params) - _EVENT_LIST_PARAMS)
+        if unknown:
+            raise _invalid(f"Received unknown parameter: {unknown[0]}", unknown[0], "parameter_unknown")
+        limit = _integer(params.get("limit", "10"), "limit")
+        if not 1 <= limit <= 100:
+            raise _invalid("This value must be greater than or equal to 1 and less than or equal to 100.", "limit")
+        if "starting_after" in params and "ending_before" in params:
+            raise _invalid("You may only specify one of these parameters: ending_before, starting_after.")
+        wanted = _event_filter(params)
+        ordered = _newest_first(self._events)
+        after, before = params.get("starting_after"), params.get("ending_before")
+        if after is not None or before is not None:
+            cursor = str(after if after is not None else before)
+            position = next((i for i, e in enumerate(ordered) if e["id"] == cursor), None)
+            if position is None:
+                param = "starting_after" if after is not None else "ending_before"
+                raise _invalid(f"No such event: '{cursor}'", param, "resource_missing")
+            ordered = ordered[position + 1 :] if after is not None else ordered[:position]
+        matching = [event for event in ordered if wanted(event)]
+        page = matching[-limit:] if before is not None else matching[:limit]
+        return {
+            "object": "list",
+            "data": copy.deepcopy(page),
+            "has_more": len(matching) > limit,
+            "url": "/v1/events",
+        }
 
     def _idempotent(
         self,
@@ -764,66 +882,138 @@ class StripeSandbox:
 
     def _act(self, session_id: str, action: str, form: Mapping[str, str]) -> _Reply:
         """One button on the checkout page or dashboard; events are delivered before the redirect."""
+        reply, _ = self._press(session_id, action, form)
+        return reply
+
+    def _press(self, session_id: str, action: str, form: Mapping[str, str]) -> tuple[_Reply, list[dict[str, Any]]]:
+        """`action` on a session: the page's answer (a redirect when done) and the events it sent."""
         with self._lock:
             session = self._sessions.get(session_id)
             if session is None:
-                return self._page(404, "Not found", "<p>No such checkout session.</p>")
-            obj = session.obj
-            if action in ("pay", "pay-delayed", "cancel") and obj["status"] != "open":
-                return self._checkout_page(session, status=409)
-            events: list[dict[str, Any]] = []
-            if action in ("pay", "pay-delayed"):  # the customer filled the form: Stripe records who paid
-                obj.update(customer_details=_customer_details(obj["customer_email"]))
-            if action == "pay":
-                obj.update(status="complete", payment_status="paid", payment_intent=_new_id("pi_test_"), url=None)
-                self._charge(session)
-                events.append(self.event("checkout.session.completed", obj))
-                location = _success(obj)
-            elif action == "pay-delayed":
-                obj.update(status="complete", payment_intent=_new_id("pi_test_"), url=None)
-                session.delayed = "processing"
-                events.append(self.event("checkout.session.completed", obj))
-                location = f"/checkout/{session_id}"
-            elif action in ("confirm", "decline"):
-                if session.delayed != "processing":
-                    return self._checkout_page(session, status=409)
-                if action == "confirm":
-                    session.delayed = "succeeded"
-                    obj.update(payment_status="paid")
-                    self._charge(session)
-                    events.append(self.event("checkout.session.async_payment_succeeded", obj))
-                    location = _success(obj)
-                else:
-                    session.delayed = "failed"
-                    events.append(self.event("checkout.session.async_payment_failed", obj))
-                    location = obj["cancel_url"]
-            elif action == "cancel":
-                obj.update(status="expired", url=None)
-                events.append(self.event("checkout.session.expired", obj))
-                location = obj["cancel_url"]
-            elif action == "refund":
-                charge = session.charge
-                remaining = charge["amount"] - charge["amount_refunded"] if charge else 0
-                try:
-                    amount = int(form.get("amount") or remaining)
-                except ValueError:
-                    amount = 0
-                if charge is None or not 0 < amount <= remaining:
-                    return self._page(
-                        400, "Refund refused", f"<p>Nothing to refund, or an amount outside 1..{remaining}.</p>"
-                    )
-                charge["amount_refunded"] += amount
-                charge["refunded"] = charge["amount_refunded"] == charge["amount"]
-                refunds = charge["refunds"]
-                refunds["data"].insert(0, _refund_object(charge, amount))  # newest first, as Stripe lists
-                refunds["total_count"] = len(refunds["data"])
-                events.append(self.event("charge.refunded", charge))
-                location = "/"
-            else:
-                return self._page(404, "Not found", "<p>Unknown action.</p>")
+                return self._page(404, "Not found", "<p>No such checkout session.</p>"), []
+            act = _ACTIONS.get(action)
+            if act is None:
+                return self._page(404, "Not found", "<p>Unknown action.</p>"), []
+            done = act(self, session, form)
+        if isinstance(done, _Reply):
+            return done, []
+        events, location = done
         for event in events:  # outside the lock: the receiver may call the API back
             self.deliver(event)
-        return _redirect(location)
+        return _redirect(location), events
+
+    def _pay(self, session: _Session, form: Mapping[str, str]) -> _Done:
+        obj = session.obj
+        if obj["status"] != "open":
+            return self._checkout_page(session, status=409)
+        obj.update(customer_details=_customer_details(obj["customer_email"]))  # the form Stripe collects
+        obj.update(status="complete", payment_status="paid", payment_intent=_new_id("pi_test_"), url=None)
+        session.paid_at = int(time.time())
+        self._charge(session)
+        return [self.event("checkout.session.completed", obj)], _success(obj)
+
+    def _pay_delayed(self, session: _Session, form: Mapping[str, str]) -> _Done:
+        obj = session.obj
+        if obj["status"] != "open":
+            return self._checkout_page(session, status=409)
+        obj.update(customer_details=_customer_details(obj["customer_email"]))
+        obj.update(status="complete", payment_intent=_new_id("pi_test_"), url=None)
+        session.paid_at = int(time.time())
+        session.delayed = "processing"
+        return [self.event("checkout.session.completed", obj)], f"/checkout/{obj['id']}"
+
+    def _bank_answers(self, session: _Session, confirmed: bool) -> _Done:
+        obj = session.obj
+        if session.delayed != "processing":
+            return self._checkout_page(session, status=409)
+        if not confirmed:
+            session.delayed = "failed"
+            return [self.event("checkout.session.async_payment_failed", obj)], obj["cancel_url"]
+        session.delayed = "succeeded"
+        obj.update(payment_status="paid")
+        self._charge(session)
+        return [self.event("checkout.session.async_payment_succeeded", obj)], _success(obj)
+
+    def _cancel(self, session: _Session, form: Mapping[str, str]) -> _Done:
+        obj = session.obj
+        if obj["status"] != "open":
+            return self._checkout_page(session, status=409)
+        obj.update(status="expired", url=None)
+        return [self.event("checkout.session.expired", obj)], obj["cancel_url"]
+
+    def _refund(self, session: _Session, form: Mapping[str, str]) -> _Done:
+        """Refund `amount` (minor units; the rest of the charge by default): one `charge.refunded`
+        per refund, its charge carrying the cumulative `amount_refunded`, `refunded` only when in full."""
+        charge = session.charge
+        remaining = charge["amount"] - charge["amount_refunded"] if charge else 0
+        try:
+            amount = int(form.get("amount") or remaining)
+        except ValueError:
+            amount = 0
+        if charge is None or charge["disputed"] or not 0 < amount <= remaining:
+            why = "it is disputed" if charge and charge["disputed"] else f"an amount outside 1..{remaining}"
+            return self._page(400, "Refund refused", f"<p>Nothing to refund, or {html.escape(why)}.</p>")
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+        refunds = charge["refunds"]
+        refunds["data"].insert(0, _refund_object(charge, amount))  # newest first, as Stripe lists
+        refunds["total_count"] = len(refunds["data"])
+        return [self.event("charge.refunded", charge)], "/"
+
+    def _open_dispute(self, session: _Session, form: Mapping[str, str]) -> _Done:
+        """The cardholder disputes the charge: `charge.dispute.created`, then the funds are withdrawn."""
+        charge = session.charge
+        if charge is None or charge["disputed"] or charge["refunded"]:
+            return self._page(400, "Dispute refused", "<p>No charge that can be disputed.</p>")
+        dispute = _dispute_object(charge, form.get("reason") or "fraudulent")
+        session.dispute = dispute
+        charge["disputed"] = True
+        created = self.event("charge.dispute.created", dispute)
+        dispute["balance_transactions"].append(
+            _balance_transaction(
+                -dispute["amount"], dispute["currency"], dispute["id"], "dispute", "Chargeback withdrawal"
+            )
+        )
+        return [created, self.event("charge.dispute.funds_withdrawn", dispute)], "/"
+
+    def _close_dispute(self, session: _Session, won: bool) -> _Done:
+        """The bank decides: won (`closed`, then the funds are reinstated) or lost (`closed`)."""
+        dispute = session.dispute
+        if dispute is None or dispute["status"] in ("won", "lost"):
+            return self._page(400, "No open dispute", "<p>This charge has no open dispute.</p>")
+        dispute["status"] = "won" if won else "lost"
+        events = [self.event("charge.dispute.closed", dispute)]
+        if won:
+            dispute["balance_transactions"].append(
+                _balance_transaction(
+                    dispute["amount"], dispute["currency"], dispute["id"], "dispute_reversal", "Chargeback reversal"
+                )
+            )
+            events.append(self.event("charge.dispute.funds_reinstated", dispute))
+        return events, "/"
+
+    # ------------------------------------------------------------------ the dashboard's actions, from Python
+
+    def refund(self, session_id: str, amount: int | None = None) -> dict[str, Any]:
+        """Refund `amount` minor units of the session's charge (the rest by default), as the
+        dashboard does; returns the `charge.refunded` event (delivered already)."""
+        return self._dashboard_action(session_id, "refund", {"amount": str(amount)} if amount else {})[-1]
+
+    def open_dispute(self, session_id: str, reason: str = "fraudulent") -> dict[str, Any]:
+        """The cardholder disputes the session's charge; returns the dispute (its events delivered)."""
+        events = self._dashboard_action(session_id, "dispute", {"reason": reason})
+        return dict(events[-1]["data"]["object"])
+
+    def close_dispute(self, session_id: str, *, won: bool) -> dict[str, Any]:
+        """The bank closes the session's dispute, won or lost; returns the dispute."""
+        events = self._dashboard_action(session_id, "dispute-won" if won else "dispute-lost", {})
+        return dict(events[0]["data"]["object"])
+
+    def _dashboard_action(self, session_id: str, action: str, form: Mapping[str, str]) -> list[dict[str, Any]]:
+        reply, events = self._press(session_id, action, form)
+        if reply.status != 303:
+            raise ValueError(f"{action} refused for {session_id}: {reply.status}")
+        return events
 
     # ------------------------------------------------------------------ pages
 
@@ -881,17 +1071,7 @@ class StripeSandbox:
             rows = []
             for session in sessions:
                 obj = session.obj
-                refund = ""
-                charge = session.charge
-                if charge and not charge["refunded"]:
-                    remaining = charge["amount"] - charge["amount_refunded"]
-                    refund = (
-                        f'<form method="post" action="/checkout/{quote(obj["id"])}/refund" class="inline">'
-                        f'<input name="amount" type="number" min="1" max="{remaining}" value="{remaining}">'
-                        f'<button type="submit" id="refund-{html.escape(obj["id"])}">Refund</button></form>'
-                    )
-                elif charge:
-                    refund = "refunded"
+                refund = _money_actions(session)
                 order = html.escape(str((obj.get("metadata") or {}).get("order_id", "")))
                 rows.append(
                     f'<tr><td><a href="/checkout/{quote(obj["id"])}">{html.escape(obj["id"])}</a></td>'
@@ -915,7 +1095,8 @@ class StripeSandbox:
         )
         body = (
             "<h2>Checkout sessions</h2><table><thead><tr><th>Session</th><th>Order</th><th>Total</th>"
-            f"<th>Status</th><th>Payment</th><th>Refund</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"<th>Status</th><th>Payment</th><th>Refunds and disputes</th></tr></thead><tbody>{''.join(rows)}"
+            "</tbody></table>"
             "<h2>Webhook deliveries</h2><table><thead><tr><th>Type</th><th>Event</th><th>Delivery</th>"
             f"<th>Attempts</th></tr></thead><tbody>{deliveries}</tbody></table>"
             f"<h2>Faults</h2>{faults}<p>Webhook endpoint: {html.escape(self._webhook_url or 'not set')}</p>"
@@ -954,6 +1135,18 @@ class StripeSandbox:
             sys.stderr.write(f"stripe-sandbox: {line}\n")
             sys.stderr.flush()
 
+
+_ACTIONS: dict[str, Callable[[StripeSandbox, _Session, Mapping[str, str]], Any]] = {
+    "pay": StripeSandbox._pay,
+    "pay-delayed": StripeSandbox._pay_delayed,
+    "confirm": lambda box, session, form: box._bank_answers(session, confirmed=True),
+    "decline": lambda box, session, form: box._bank_answers(session, confirmed=False),
+    "cancel": StripeSandbox._cancel,
+    "refund": StripeSandbox._refund,
+    "dispute": StripeSandbox._open_dispute,
+    "dispute-won": lambda box, session, form: box._close_dispute(session, won=True),
+    "dispute-lost": lambda box, session, form: box._close_dispute(session, won=False),
+}
 
 # ---------------------------------------------------------------------- Stripe's object shapes
 # Every field Stripe sends for these objects (the fields of Stripe's own fixtures for API version
@@ -1198,8 +1391,228 @@ def _refund_object(charge: Mapping[str, Any], amount: int) -> dict[str, Any]:
     }
 
 
+def _newest_first(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stripe's order for lists: newest first (created, then creation order)."""
+    return [event for _, event in sorted(enumerate(events), key=lambda p: (p[1]["created"], p[0]), reverse=True)]
+
+
+def _event_filter(params: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
+    """List Events' filters (`type` or `types`, `created`, `delivery_success`) as one predicate."""
+    if "type" in params and "types" in params:
+        raise _invalid("You may pass either type or types, but not both.", "types")
+    types = params.get("types")
+    if types is not None and (not isinstance(types, list) or not 1 <= len(types) <= 20):
+        raise _invalid("types must be an array of up to 20 event types.", "types")
+    pattern = params.get("type")
+    if pattern is not None and not isinstance(pattern, str):
+        raise _invalid("Invalid string", "type")
+    kind = re.compile(re.escape(pattern).replace(r"\*", ".*")) if pattern is not None else None
+    created = _created_range(params.get("created"))
+    delivery = params.get("delivery_success")
+    if delivery not in (None, "true", "false"):
+        raise _invalid(f"Invalid boolean: {delivery}", "delivery_success")
+
+    def wanted(event: Mapping[str, Any]) -> bool:
+        if (types is not None and event["type"] not in types) or (kind and not kind.fullmatch(event["type"])):
+            return False
+        if not all(compare(event["created"], bound) for compare, bound in created):
+            return False
+        return delivery is None or (event["pending_webhooks"] == 0) == (delivery == "true")
+
+    return wanted
+
+
+def _created_range(raw: Any) -> list[tuple[Callable[[int, int], bool], int]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        return [(operator.eq, _integer(raw, "created"))]
+    unknown = sorted(set(raw) - set(_RANGE))
+    if unknown:
+        raise _invalid(f"Received unknown parameter: created[{unknown[0]}]", f"created[{unknown[0]}]")
+    return [(_RANGE[name], _integer(value, f"created[{name}]")) for name, value in raw.items()]
+
+
+def _payment_intent_object(session: _Session) -> dict[str, Any]:
+    """The PaymentIntent behind a session (Stripe's fields; card-only, automatic capture)."""
+    obj, charge = session.obj, session.charge
+    if session.delayed == "processing":
+        status = "processing"
+    elif charge is not None:
+        status = "succeeded"
+    elif obj["status"] == "expired":
+        status = "canceled"
+    else:
+        status = "requires_payment_method"  # what a declined or failed delayed payment leaves
+    amount = obj["amount_total"]
+    return {
+        "id": obj["payment_intent"],
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_details": {"tip": {}},
+        "amount_received": amount if status == "succeeded" else 0,
+        "application": None,
+        "application_fee_amount": None,
+        "automatic_payment_methods": None,
+        "canceled_at": obj["expires_at"] if status == "canceled" else None,
+        "cancellation_reason": "expired" if status == "canceled" else None,
+        "capture_method": "automatic_async",
+        "client_secret": f"{obj['payment_intent']}_secret_{obj['id'][-12:]}",
+        "confirmation_method": "automatic",
+        "created": session.paid_at or obj["created"],
+        "currency": obj["currency"],
+        "customer": None,
+        "customer_account": None,
+        "description": None,
+        "excluded_payment_method_types": None,
+        "last_payment_error": None,
+        "latest_charge": charge["id"] if charge else None,
+        "livemode": False,
+        "managed_payments": None,
+        "metadata": dict(session.intent_metadata),
+        "next_action": None,
+        "on_behalf_of": None,
+        "payment_method": charge["payment_method"] if charge else None,
+        "payment_method_configuration_details": None,
+        "payment_method_options": {},
+        "payment_method_types": ["card"],
+        "processing": None,
+        "receipt_email": None,
+        "review": None,
+        "setup_future_usage": None,
+        "shipping": None,
+        "source": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": status,
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+
+
+def _balance_transaction(amount: int, currency: str, source: str, category: str, description: str) -> dict[str, Any]:
+    """A dispute's withdrawal or reinstatement (with Stripe's 15.00 dispute fee on the withdrawal)."""
+    fee = 1500 if amount < 0 else 0
+    now = int(time.time())
+    return {
+        "id": _new_id("txn_test_"),
+        "object": "balance_transaction",
+        "amount": amount,
+        "available_on": now,
+        "balance_type": "payments",
+        "created": now,
+        "currency": currency,
+        "description": description,
+        "exchange_rate": None,
+        "fee": fee,
+        "fee_details": [
+            {
+                "amount": fee,
+                "application": None,
+                "currency": currency,
+                "description": "Dispute fee",
+                "type": "stripe_fee",
+            }
+        ]
+        if fee
+        else [],
+        "net": amount - fee,
+        "reporting_category": category,
+        "source": source,
+        "status": "available",
+        "type": "adjustment",
+    }
+
+
+def _dispute_object(charge: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """A chargeback on `charge` (Stripe's fields), before its funds are withdrawn."""
+    created = int(time.time())
+    return {
+        "id": _new_id("dp_test_"),
+        "object": "dispute",
+        "amount": charge["amount"] - charge["amount_refunded"],
+        "balance_transactions": [],
+        "charge": charge["id"],
+        "created": created,
+        "currency": charge["currency"],
+        "enhanced_eligibility_types": [],
+        "evidence": {
+            **dict.fromkeys(_EVIDENCE_FIELDS),
+            "enhanced_evidence": {},
+        },
+        "evidence_details": {
+            "due_by": created + 21 * 24 * 3600,
+            "enhanced_eligibility": {},
+            "has_evidence": False,
+            "past_due": False,
+            "submission_count": 0,
+            "submission_method": "not_submitted",
+        },
+        "is_charge_refundable": False,  # a chargeback: the funds are withdrawn, nothing left to refund
+        "livemode": False,
+        "metadata": {},
+        "payment_intent": charge["payment_intent"],
+        "payment_method_details": {
+            "card": {
+                "brand": TEST_CARD["brand"],
+                "case_type": "chargeback",
+                "network": TEST_CARD["brand"],
+                "network_reason_code": "10.4",
+            },
+            "type": "card",
+        },
+        "reason": reason,
+        "status": "needs_response",
+    }
+
+
+_EVIDENCE_FIELDS = (
+    "access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure",
+    "cancellation_rebuttal", "customer_communication", "customer_email_address", "customer_name",
+    "customer_purchase_ip", "customer_signature", "duplicate_charge_documentation", "duplicate_charge_explanation",
+    "duplicate_charge_id", "product_description", "receipt", "refund_policy", "refund_policy_disclosure",
+    "refund_refusal_explanation", "service_date", "service_documentation", "shipping_address", "shipping_carrier",
+    "shipping_date", "shipping_documentation", "shipping_tracking_number", "uncategorized_file",
+    "uncategorized_text",
+)  # fmt: skip
+
+
 def _success(obj: Mapping[str, Any]) -> str:
     return str(obj["success_url"]).replace("{CHECKOUT_SESSION_ID}", obj["id"])
+
+
+def _money_actions(session: _Session) -> str:
+    """The dashboard's refund (in part: any amount up to what is left) and dispute controls for a charge."""
+    charge, dispute = session.charge, session.dispute
+    if charge is None:
+        return ""
+    base = f"/checkout/{quote(session.obj['id'])}"
+    sid = html.escape(session.obj["id"])
+    parts = []
+    refunded = charge["amount_refunded"]
+    if refunded:
+        parts.append(
+            f'<span class="refunded">{"refunded" if charge["refunded"] else "refunded in part"}: '
+            f"{format_amount(refunded, charge['currency'])}</span>"
+        )
+    if not charge["refunded"] and not charge["disputed"]:
+        remaining = charge["amount"] - refunded
+        parts.append(
+            f'<form method="post" action="{base}/refund" class="inline">'
+            f'<input name="amount" type="number" min="1" max="{remaining}" value="{remaining}">'
+            f'<button type="submit" id="refund-{sid}">Refund</button></form>'
+        )
+        parts.append(_button(f"{base}/dispute", f"dispute-{sid}", "Open a dispute", "inline"))
+    if dispute is not None:
+        parts.append(
+            f'<span class="dispute" data-status="{html.escape(dispute["status"])}">dispute: '
+            f"{html.escape(dispute['status'])}</span>"
+        )
+        if dispute["status"] not in ("won", "lost"):
+            parts.append(_button(f"{base}/dispute-won", f"dispute-won-{sid}", "Dispute won", "inline"))
+            parts.append(_button(f"{base}/dispute-lost", f"dispute-lost-{sid}", "Dispute lost", "inline"))
+    return " ".join(parts)
 
 
 def _webhook_switch(paused: bool) -> str:

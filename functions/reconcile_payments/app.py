@@ -1,4 +1,4 @@
-"""Scheduled: settle Stripe payments whose webhooks never arrived, from Stripe's own record."""
+"""Scheduled: settle what Stripe said that the webhook never heard, from Stripe's own record."""
 
 from typing import Any
 
@@ -14,5 +14,6 @@ reconciler = wiring.reconciler(settings)
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    reconciler.register_lambda_context(context)
     # Stop with a margin before the function's own timeout; the next run resumes where this stopped.
     return reconciler.sweep(context.get_remaining_time_in_millis).summary()

@@ -18,7 +18,16 @@ from support import ROOT
 pytestmark = pytest.mark.e2e
 
 RECONCILE = "/_local/reconcile"
-SUMMARY_KEYS = {"run", "checked", "outcomes", "stripe_errors", "finished", "oldest_open_minutes", "duration_ms"}
+SUMMARY_KEYS = {
+    "run",
+    "events",
+    "checked",
+    "outcomes",
+    "stripe_errors",
+    "finished",
+    "oldest_open_minutes",
+    "duration_ms",
+}
 TUNA = 13  # the variant user 22's cart holds (4 of them), of the e2e seed's own stock of 100
 
 
@@ -60,8 +69,9 @@ def test_a_sweep_settles_the_checkouts_whose_webhooks_were_lost(reconcile_server
     assert reply.headers["Content-Type"] == "application/json"
     summary = reply.json
     assert set(summary) == SUMMARY_KEYS
-    assert (summary["checked"], summary["outcomes"], summary["stripe_errors"], summary["finished"]) == (
-        2,
+    # Settled from Stripe's event log (the two lost events), with no lookup of either payment.
+    assert (summary["events"]["listed"], summary["checked"]) == (2, 0), summary
+    assert (summary["outcomes"], summary["stripe_errors"], summary["finished"]) == (
         {"completed": 1, "failed": 1},
         0,
         True,
@@ -82,6 +92,7 @@ def test_a_sweep_settles_the_checkouts_whose_webhooks_were_lost(reconcile_server
     assert result.returncode == 0, result.stderr
     again = json.loads(result.stdout)
     assert (again["checked"], again["outcomes"], again["finished"]) == (0, {}, True)
+    assert again["events"] == {"listed": 2, "already_applied": 2}  # read again (the overlap): nothing twice
     assert again["run"] != summary["run"]
 
 

@@ -4,7 +4,6 @@ tables and the Stripe sandbox: what it settles, what it must leave alone, and ho
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 from typing import Any
 
@@ -115,33 +114,26 @@ def created_before(shop: Shop, payment_id: int, seconds: int) -> None:
     )
 
 
-def test_a_lost_async_failure_is_settled_from_the_payment_intent(shop, monkeypatch):
-    """A delayed method that failed: the session stays complete and unpaid at Stripe for ever; the
-    sweep asks for its PaymentIntent, which says the payment failed."""
+def test_a_lost_async_failure_is_settled_from_stripes_event_log(shop):
+    """A delayed method that failed: the session stays complete and unpaid at Stripe for ever, and its
+    async_payment_failed event was lost; the sweep finds that event in Stripe's log (no lookup)."""
     hook = shop.load("stripe_webhook", STRIPE_SECRET_KEY=STRIPE_KEY, STRIPE_API_BASE=shop.sandbox.base_url)
     reply = shop.checkout(1, {"shipping_address": 1})
     session_id = reply.json["id"]
     shop.sandbox.submit(f"/checkout/{session_id}/pay-delayed")
-    (completed,) = [d.event for d in shop.sandbox.deliveries if d.event["type"] == "checkout.session.completed"]
+    (completed,) = [e for e in shop.sandbox.events if e["type"] == "checkout.session.completed"]
     from support.webhooks import send_stripe
 
     assert send_stripe(hook, completed).status == 200
     assert shop.store.payment(4).status == "processing"
     shop.sandbox.submit(f"/checkout/{session_id}/decline")  # its async_payment_failed is never delivered
+    looked_up = len(shop.sandbox.requests)
 
-    from halum_payments.gateways import stripe_checkout
-
-    retrieve = stripe_checkout.StripeCheckoutGateway.retrieve_session
-
-    def with_intent(self: Any, sid: str) -> Any:
-        session = retrieve(self, sid)
-        return dataclasses.replace(session, payment_intent_status="requires_payment_method")
-
-    monkeypatch.setattr(stripe_checkout.StripeCheckoutGateway, "retrieve_session", with_intent)
     assert sweep(sweeper(shop))["outcomes"] == {"failed": 1}
     assert shop.store.payment(4).status == "failed"
     assert shop.store.order(4).status == "cancelled"
     assert shop.store.stock(RUI) == 100
+    assert [r.path for r in shop.sandbox.requests[looked_up:] if r.path != "/v1/events"] == []
 
 
 def test_a_sweep_saves_its_progress_as_it_goes_and_never_starts_what_it_cannot_finish(shop):

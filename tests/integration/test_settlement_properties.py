@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from halum_payments.clock import now_text
-from halum_payments.logic.settlement import Change, Facts, Settlement
+from halum_payments.logic.settlement import Change, Facts, Money, Settlement
 from halum_payments.models import (
     Order,
     OrderItem,
@@ -133,14 +133,15 @@ def test_no_event_sequence_breaks_the_money_invariants(dynamodb_server, with_cod
                     f"evt_{uuid.uuid4().hex}",
                     transaction_id="pi_1",
                     facts=Facts(amount=amount, currency="usd", session_id="cs_1"),
+                    money=Money("stripe", "pi_1", "usd", amount, session="cs_1"),
                 )
             )
         else:
             order, _, _, _ = state(client, tables)
             online = [pid for pid, ref in order.payments.items() if ref.method == PaymentMethod.ONLINE]
-            settlement.apply(
-                Change(7, online[-1] if online else None, target, "gateway", f"{extra}:{target}", transaction_id=extra)
-            )
+            money = Money("gateway", extra, "usd", Decimal("1598.00"))
+            pid = online[-1] if online else None
+            settlement.apply(Change(7, pid, target, "gateway", f"{extra}:{target}", transaction_id=extra, money=money))
         order, pays, counters, stock = state(client, tables)
         settled = [p for p in pays.values() if p.status in (P.COMPLETED, P.REFUNDED)]
         assert len(settled) <= 1, "an order has at most one completed payment, ever"

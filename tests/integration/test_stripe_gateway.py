@@ -406,8 +406,9 @@ def test_events_signed_with_another_secret_fail_verification(sandbox, receiver):
 
 
 def test_expiring_a_session_says_what_is_known_about_its_money(sandbox, monkeypatch):
-    """True: it was paid (money to refund); False: nobody can pay it any more; None: money may still
-    come (a delayed method is processing, or Stripe cannot say whether a closed session was paid)."""
+    """The session as it is once no longer open: `paid` (money to refund, with its PaymentIntent),
+    `closed` (nobody can pay it any more), or neither (a delayed method is processing: money may
+    still come); None when Stripe cannot say whether a closed session was paid."""
     client = gateway(sandbox, retries=0)
     open_ = open_session(sandbox, key="expire-open")
     paid = open_session(sandbox, key="expire-paid")
@@ -415,10 +416,13 @@ def test_expiring_a_session_says_what_is_known_about_its_money(sandbox, monkeypa
     sandbox.submit(f"/checkout/{paid.id}/pay")
     sandbox.submit(f"/checkout/{processing.id}/pay-delayed")
 
-    assert client.expire_session(open_.id) is False
-    assert client.expire_session(open_.id) is False  # already expired: refused, then looked up
-    assert client.expire_session(paid.id) is True
-    assert client.expire_session(processing.id) is None
+    def fate(session: Any) -> tuple[bool, bool, str | None]:
+        return session.paid, session.closed, session.payment_intent
+
+    assert fate(client.expire_session(open_.id)) == (False, True, None)
+    assert fate(client.expire_session(open_.id)) == (False, True, None)  # already expired: refused, then looked up
+    assert fate(client.expire_session(paid.id)) == (True, False, sandbox.session(paid.id)["payment_intent"])
+    assert fate(client.expire_session(processing.id))[:2] == (False, False)
 
     def unreachable(session_id: str) -> Any:
         raise ProviderError("timeout", "Stripe could not be reached")

@@ -421,7 +421,8 @@ def test_a_superseded_session_stripe_could_not_expire_is_watched_by_the_sweep_un
     """The customer paid order 1's Stripe session, but its event never arrives; the gateway then
     confirms the order while Stripe is failing, so the superseded session can neither be expired
     nor looked at. The payment stays in the sweep's open index; once Stripe answers, the sweep
-    finds the money and raises the refund alarm, once (soak seed 394)."""
+    finds the money (the lost event, in Stripe's event log) and raises the refund alarm, once
+    (soak seed 394)."""
     session = shop.for_order(1, 1)
     _, stripe_payment = ids(session)
     sandbox.submit(f"/checkout/{session['id']}/pay")  # delivers nothing: no webhook URL here
@@ -438,7 +439,7 @@ def test_a_superseded_session_stripe_could_not_expire_is_watched_by_the_sweep_un
     sweeper = load_function("reconcile_payments", **stripe_env, RECONCILE_AFTER_MINUTES="0")
     context = LambdaContext("reconcile", timeout_seconds=300)
 
-    assert sweeper.lambda_handler({}, context)["outcomes"] == {"closed": 1}
+    assert sweeper.lambda_handler({}, context)["outcomes"] == {"needs_refund": 1}
     assert transitions(store, stripe_payment)[-1] == ("failed", "failed", "needs_refund")
     assert output.metrics()["PaymentNeedsRefund"] == 1
     assert sweeper.lambda_handler({}, context)["checked"] == 0  # closed: never alarmed twice
@@ -580,7 +581,14 @@ def test_a_partial_refund_is_audited_and_the_rest_refunds_the_payment(hook, shop
     assert store.payment(payment_id).status == P.COMPLETED
     (entry,) = [a for a in store.audit(payment_id) if a.get("event_id") == partial["id"]]
     assert entry["reason"] == "partial_refund"
-    assert entry["details"]["amount_refunded_minor"] == 1000
+    intent = partial["data"]["object"]["payment_intent"]
+    assert entry["details"] == {
+        "provider": "stripe",
+        "transaction_id": intent,
+        "currency": "usd",
+        "amount": CART_TOTAL,
+        "refunded": "10.00",
+    }
 
     (rest,) = shop.act(session, "refund")
     assert rest["data"]["object"]["amount_refunded"] == minor(CART_TOTAL)
@@ -609,8 +617,7 @@ def test_a_refund_whose_metadata_names_a_payment_settled_elsewhere_refunds_nothi
     assert (payment.status, payment.transaction_id) == (P.COMPLETED, DEMO_TRANSACTION)
     assert store.order(2).payments[2].status == P.COMPLETED
     assert output.metrics()["PaymentsRefunded"] == 0
-    (entry,) = store.audit(2)
-    assert (entry["reason"], entry["details"]["reported_transaction"]) == ("amount_mismatch", "pi_test_elsewhere")
+    assert store.audit(2) == []  # not our money: nothing is written about it
 
 
 # ---------------------------------------------------------------------- not ours, not handled

@@ -91,11 +91,24 @@ def test_stripe_failure_on_a_platform_order_leaves_it_pending():
     assert isinstance(plan, Plan) and plan.order_status is None and not plan.release_stock
 
 
-def test_gateway_failure_leaves_the_order_pending_and_a_late_success_completes():
-    failed = plan_change(order({5: (M.ONLINE, P.PENDING)}), change(5, P.FAILED), at="t")
-    assert isinstance(failed, Plan) and failed.order_status is None
-    late = plan_change(order({5: (M.ONLINE, P.FAILED)}), change(5, P.COMPLETED), at="t")
+def test_gateway_failure_leaves_a_platform_order_pending_and_a_late_success_completes():
+    platform = OrderOrigin.PLATFORM
+    failed = plan_change(order({5: (M.ONLINE, P.PENDING)}, origin=platform), change(5, P.FAILED), at="t")
+    assert isinstance(failed, Plan) and failed.order_status is None and not failed.release_stock
+    late = plan_change(order({5: (M.ONLINE, P.FAILED)}, origin=platform), change(5, P.COMPLETED), at="t")
     assert isinstance(late, Plan) and late.order_status == OrderStatus.CONFIRMED
+
+
+def test_the_last_open_payment_of_a_checkouts_order_failing_gives_the_order_up_whatever_its_method():
+    """Issue 18, finding 3: a Stripe checkout's order that also got a gateway payment, whose session
+    expired first: the gateway payment failing leaves nothing that can pay it."""
+    snapshot = order({2: (M.STRIPE, P.FAILED), 5: (M.ONLINE, P.PROCESSING)})
+    failed = plan_change(snapshot, change(5, P.FAILED), at="t")
+    assert isinstance(failed, Plan) and failed.order_status == OrderStatus.CANCELLED and failed.release_stock
+    still_open = plan_change(
+        order({2: (M.STRIPE, P.PENDING), 5: (M.ONLINE, P.PROCESSING)}), change(5, P.FAILED), at="t"
+    )
+    assert isinstance(still_open, Plan) and still_open.order_status is None and not still_open.release_stock
 
 
 def test_failed_stripe_payment_never_completes():

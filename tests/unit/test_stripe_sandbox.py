@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import http.server
 import json
 import os
 import re
@@ -552,6 +553,253 @@ def test_the_dashboard_can_inject_api_failures(sandbox):
     assert request(sandbox, "POST", "/v1/checkout/sessions", session_form()).status == 500
     request(sandbox, "POST", "/_sandbox/recover", {}, key=None)
     assert request(sandbox, "POST", "/v1/checkout/sessions", session_form()).status == 200
+
+
+# ---------------------------------------------------------------------- refunds in part, disputes
+
+
+def test_several_partial_refunds_each_send_the_cumulative_amount_refunded(sandbox):
+    session = create(sandbox)  # 4498 cents
+    request(sandbox, "POST", f"/checkout/{session['id']}/pay", {}, key=None)
+    first, second = sandbox.refund(session["id"], 1000), sandbox.refund(session["id"], 498)
+    last = sandbox.refund(session["id"])  # the rest
+    charges = [event["data"]["object"] for event in (first, second, last)]
+    assert [event["type"] for event in (first, second, last)] == ["charge.refunded"] * 3
+    assert [(c["amount_refunded"], c["refunded"]) for c in charges] == [(1000, False), (1498, False), (4498, True)]
+    assert [[r["amount"] for r in c["refunds"]["data"]] for c in charges] == [
+        [1000],
+        [498, 1000],
+        [3000, 498, 1000],
+    ]  # newest first
+    assert {c["payment_intent"] for c in charges} == {sandbox.session(session["id"])["payment_intent"]}
+    with pytest.raises(ValueError, match="refund refused"):
+        sandbox.refund(session["id"], 1)
+
+
+def test_a_dispute_withdraws_the_funds_and_closes_won_with_the_funds_reinstated(sandbox):
+    session = create(sandbox)
+    request(sandbox, "POST", f"/checkout/{session['id']}/pay", {}, key=None)
+    sandbox.refund(session["id"], 498)
+    dispute = sandbox.open_dispute(session["id"], reason="product_not_received")
+    (charge,) = sandbox.charges.values()
+    assert dispute["id"].startswith("dp_")
+    assert (dispute["object"], dispute["charge"], dispute["payment_intent"]) == (
+        "dispute",
+        charge["id"],
+        charge["payment_intent"],
+    )
+    assert (dispute["amount"], dispute["currency"], dispute["status"], dispute["reason"]) == (
+        4000,
+        "usd",
+        "needs_response",
+        "product_not_received",
+    )  # what was left of the charge
+    assert charge["disputed"] is True
+    with pytest.raises(ValueError, match="refused"):
+        sandbox.refund(session["id"], 1)  # a disputed charge cannot be refunded
+    closed = sandbox.close_dispute(session["id"], won=True)
+    assert closed["status"] == "won"
+    kinds = [(e["type"], e["data"]["object"].get("status")) for e in events(sandbox) if "dispute" in e["type"]]
+    assert kinds == [
+        ("charge.dispute.created", "needs_response"),
+        ("charge.dispute.funds_withdrawn", "needs_response"),
+        ("charge.dispute.closed", "won"),
+        ("charge.dispute.funds_reinstated", "won"),
+    ]
+    reinstated = events(sandbox)[-1]["data"]["object"]["balance_transactions"]
+    assert [bt["amount"] for bt in reinstated] == [-4000, 4000]
+    with pytest.raises(ValueError, match="refused"):
+        sandbox.close_dispute(session["id"], won=False)  # closed once
+
+
+def test_a_lost_dispute_sends_only_its_closing(sandbox):
+    session = create(sandbox)
+    request(sandbox, "POST", f"/checkout/{session['id']}/pay", {}, key=None)
+    sandbox.open_dispute(session["id"])
+    sandbox.close_dispute(session["id"], won=False)
+    kinds = [(e["type"], e["data"]["object"].get("status")) for e in events(sandbox)][-2:]
+    assert kinds == [("charge.dispute.funds_withdrawn", "needs_response"), ("charge.dispute.closed", "lost")]
+
+
+def test_the_dashboard_refunds_in_part_and_opens_and_closes_disputes(sandbox):
+    session = create(sandbox)
+    sid = session["id"]
+    request(sandbox, "POST", f"/checkout/{sid}/pay", {}, key=None)
+    assert request(sandbox, "POST", f"/checkout/{sid}/refund", {"amount": "98"}, key=None).status == 303
+    page = request(sandbox, "GET", "/", key=None).text
+    assert "refunded in part: 0.98 USD" in page
+    assert f'id="refund-{sid}"' in page and f'id="dispute-{sid}"' in page
+    assert request(sandbox, "POST", f"/checkout/{sid}/dispute", {}, key=None).status == 303
+    page = request(sandbox, "GET", "/", key=None).text
+    assert 'data-status="needs_response"' in page and f'id="dispute-lost-{sid}"' in page
+    assert f'id="refund-{sid}"' not in page
+    assert request(sandbox, "POST", f"/checkout/{sid}/dispute-lost", {}, key=None).status == 303
+    assert 'data-status="lost"' in request(sandbox, "GET", "/", key=None).text
+    unpaid = create(sandbox)
+    assert request(sandbox, "POST", f"/checkout/{unpaid['id']}/dispute", {}, key=None).status == 400
+
+
+# ---------------------------------------------------------------------- the event log and PaymentIntents
+
+
+def listed(box: StripeSandbox, query: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    answer = request(box, "GET", "/v1/events" + (f"?{urlencode(query)}" if query else ""))
+    assert answer.status == 200, answer.text
+    return answer.json()
+
+
+def test_list_events_is_newest_first_ten_by_default_and_pages_both_ways(sandbox):
+    made = [sandbox.event(f"test.event.{n}", {"id": f"obj_{n}"}, created=1_700_000_000 + n // 3) for n in range(25)]
+    newest_first = [event["id"] for event in reversed(made)]
+    first = listed(sandbox)
+    assert (first["object"], first["url"], first["has_more"]) == ("list", "/v1/events", True)
+    assert [e["id"] for e in first["data"]] == newest_first[:10]
+    second = listed(sandbox, [("limit", "10"), ("starting_after", first["data"][-1]["id"])])
+    third = listed(sandbox, [("limit", "10"), ("starting_after", second["data"][-1]["id"])])
+    assert [e["id"] for e in second["data"] + third["data"]] == newest_first[10:]
+    assert (second["has_more"], third["has_more"]) == (True, False)
+    back = listed(sandbox, [("limit", "3"), ("ending_before", third["data"][0]["id"])])
+    assert [e["id"] for e in back["data"]] == newest_first[17:20]  # the page just before, still newest first
+    assert back["has_more"] is True
+    assert listed(sandbox, [("ending_before", newest_first[0])]) == {
+        "object": "list",
+        "data": [],
+        "has_more": False,
+        "url": "/v1/events",
+    }
+    assert len(listed(sandbox, [("limit", "100")])["data"]) == 25
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ([("limit", "0")], "limit"),
+        ([("limit", "101")], "limit"),
+        ([("limit", "ten")], "limit"),
+        ([("starting_after", "evt_nope")], "starting_after"),
+        ([("ending_before", "evt_nope")], "ending_before"),
+        ([("type", "a.b"), ("types[0]", "a.b")], "types"),
+        ([("types[" + str(n) + "]", f"a.{n}") for n in range(21)], "types"),
+        ([("created[since]", "1")], "created[since]"),
+        ([("delivery_success", "maybe")], "delivery_success"),
+        ([("colour", "blue")], "colour"),
+    ],
+)
+def test_list_events_refuses_what_stripe_refuses(sandbox, query, param):
+    answer = request(sandbox, "GET", f"/v1/events?{urlencode(query)}")
+    assert answer.status == 400, answer.text
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert answer.json()["error"].get("param") == param
+
+
+def test_list_events_filters_by_types_type_wildcards_and_created(sandbox):
+    kinds = ["charge.refunded", "charge.dispute.created", "checkout.session.completed", "charge.dispute.closed"]
+    made = [sandbox.event(kind, {"id": kind}, created=1_700_000_000 + n * 10) for n, kind in enumerate(kinds)]
+
+    def types(query: list[tuple[str, str]]) -> list[str]:
+        return [event["type"] for event in listed(sandbox, query)["data"]]
+
+    assert types([("types[0]", "charge.refunded"), ("types[1]", "charge.dispute.closed")]) == [
+        "charge.dispute.closed",
+        "charge.refunded",
+    ]
+    assert types([("types[]", "checkout.session.completed")]) == ["checkout.session.completed"]  # `types[]=` too
+    assert types([("type", "charge.dispute.*")]) == ["charge.dispute.closed", "charge.dispute.created"]
+    assert types([("type", "charge.refunded")]) == ["charge.refunded"]
+    assert types([("created[gte]", "1700000010"), ("created[lt]", "1700000030")]) == kinds[2:0:-1]
+    assert types([("created[gt]", "1700000010"), ("created[lte]", "1700000030")]) == kinds[3:1:-1]
+    assert types([("created", "1700000000")]) == ["charge.refunded"]
+    found = request(sandbox, "GET", f"/v1/events/{made[1]['id']}")
+    assert (found.status, found.json()) == (200, made[1])
+    missing = request(sandbox, "GET", "/v1/events/evt_nope")
+    assert (missing.status, missing.json()["error"]["code"]) == (404, "resource_missing")
+
+
+def test_delivery_success_false_lists_the_events_no_endpoint_acknowledged():
+    acknowledged: list[str] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            ok = body["type"] != "refuse.me"
+            if ok:
+                acknowledged.append(body["id"])
+            self.send_response(200 if ok else 500)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    box = StripeSandbox(api_key=KEY, webhook_url=url, quiet=True, delivery_attempts=2, delivery_backoff=0)
+    with box:
+        delivered = box.send_event("take.me", {"id": "x"})
+        refused = box.send_event("refuse.me", {"id": "y"})
+        box.webhooks_paused = True
+        lost = box.send_event("lost.while.paused", {"id": "z"})
+        box.webhook_url = None
+        nowhere = box.send_event("no.endpoint", {"id": "w"})  # no endpoint: nothing is pending for it
+        pending = listed(box, [("delivery_success", "false")])["data"]
+        assert [e["id"] for e in pending] == [lost["id"], refused["id"]]
+        assert [e["pending_webhooks"] for e in pending] == [1, 1]
+        done = listed(box, [("delivery_success", "true")])["data"]
+        assert [e["id"] for e in done] == [nowhere["id"], delivered["id"]]
+        assert acknowledged == [delivered["id"]]
+    server.shutdown()
+
+
+def test_retrieve_expands_the_payment_intent_in_stripes_shape(sandbox):
+    session = create(sandbox)
+    expand = urlencode([("expand[0]", "payment_intent")])
+    unpaid = request(sandbox, "GET", f"/v1/checkout/sessions/{session['id']}?{expand}").json()
+    assert unpaid["payment_intent"] is None  # no PaymentIntent before the customer pays
+    request(sandbox, "POST", f"/checkout/{session['id']}/pay", {}, key=None)
+    paid = request(sandbox, "GET", f"/v1/checkout/sessions/{session['id']}?{expand}").json()
+    intent = paid["payment_intent"]
+    (charge,) = sandbox.charges.values()
+    assert (intent["object"], intent["id"], intent["status"], intent["latest_charge"]) == (
+        "payment_intent",
+        charge["payment_intent"],
+        "succeeded",
+        charge["id"],
+    )
+    assert (intent["amount"], intent["amount_received"], intent["currency"]) == (4498, 4498, "usd")
+    assert intent["metadata"] == {"order_id": "7"}  # payment_intent_data[metadata]
+    assert sandbox.payment_intent(intent["id"]) == intent
+    assert request(sandbox, "GET", f"/v1/payment_intents/{intent['id']}").json() == intent
+    plain = request(sandbox, "GET", f"/v1/checkout/sessions/{session['id']}").json()
+    assert plain["payment_intent"] == intent["id"]
+    bad = request(sandbox, "GET", f"/v1/checkout/sessions/{session['id']}?{urlencode([('expand[0]', 'x')])}")
+    assert (bad.status, bad.json()["error"]["param"]) == (400, "expand")
+    assert request(sandbox, "GET", "/v1/payment_intents/pi_nope").status == 404
+
+
+def test_a_delayed_payment_intent_is_processing_then_succeeds_or_needs_a_payment_method(sandbox):
+    statuses = []
+    for outcome in ("confirm", "decline"):
+        session = create(sandbox)
+        request(sandbox, "POST", f"/checkout/{session['id']}/pay-delayed", {}, key=None)
+        intent = sandbox.session(session["id"])["payment_intent"]
+        statuses.append(sandbox.payment_intent(intent)["status"])
+        request(sandbox, "POST", f"/checkout/{session['id']}/{outcome}", {}, key=None)
+        statuses.append(sandbox.payment_intent(intent)["status"])
+    assert statuses == ["processing", "succeeded", "processing", "requires_payment_method"]
+
+
+def test_stripe_python_lists_and_retrieves_events_and_expands_the_intent(sandbox):
+    client = stripe.StripeClient(KEY, base_addresses={"api": sandbox.base_url}, max_network_retries=0)
+    session = create(sandbox)
+    request(sandbox, "POST", f"/checkout/{session['id']}/pay", {}, key=None)
+    sandbox.refund(session["id"], 100)
+    page = client.v1.events.list(params={"types": ["charge.refunded", "checkout.session.completed"], "limit": 1})
+    assert [e.type for e in page.data] == ["charge.refunded"] and page.has_more
+    rest = client.v1.events.list(params={"types": ["charge.refunded"], "starting_after": page.data[0].id})
+    assert rest.data == [] and not rest.has_more
+    assert client.v1.events.retrieve(page.data[0].id).data.object.amount_refunded == 100
+    retrieved = client.v1.checkout.sessions.retrieve(session["id"], params={"expand": ["payment_intent"]})
+    assert retrieved.payment_intent.status == "succeeded"
 
 
 # ---------------------------------------------------------------------- logging and standalone

@@ -10,8 +10,10 @@ Two sources, each checking what the other cannot:
   their class declares and every field it declares as always present. A field the vendored list names
   must exist in the installed stripe-python (the two sources agree about the version).
 
-The objects checked are the sandbox's real answers and events, over HTTP: created, retrieved, expired,
-paid, paid with a delayed method (confirmed and declined), cancelled, refunded in two parts.
+The objects checked are the sandbox's real answers and events, over HTTP: created, retrieved (with its
+PaymentIntent expanded), expired, paid, paid with a delayed method (confirmed and declined), cancelled,
+refunded in two parts, disputed (won and lost), and the event log as List Events and Retrieve Event
+answer it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ForwardRef, Literal, Union
+from urllib.parse import urlencode
 
 import pytest
 import stripe
@@ -36,9 +39,11 @@ RESOURCES: dict[str, type[StripeObject]] = {
     "charge": stripe.Charge,
     "refund": stripe.Refund,
     "event": stripe.Event,
+    "dispute": stripe.Dispute,
+    "payment_intent": stripe.PaymentIntent,
 }
 # Forward references stripe-python leaves unresolved (imported for type checking only).
-FORWARD: dict[str, type[StripeObject]] = {"Refund": stripe.Refund}
+FORWARD: dict[str, type[StripeObject]] = {"Refund": stripe.Refund, "PaymentIntent": stripe.PaymentIntent}
 
 
 def annotations(cls: type) -> dict[str, Any]:
@@ -154,11 +159,20 @@ def lifecycle(box: StripeSandbox) -> list[dict[str, Any]]:
     press(box, paid, "refund", {"amount": "98"})
     press(box, paid, "refund")
     answers.append(request(box, "GET", f"/v1/checkout/sessions/{paid['id']}").json())
-    for outcome in ("confirm", "decline"):
+    expand = [("expand[0]", "payment_intent")]
+    answers.append(request(box, "GET", f"/v1/checkout/sessions/{paid['id']}?{urlencode(expand)}").json())
+    for outcome in ("confirm", "decline", None):
         delayed = create(box)
         press(box, delayed, "pay-delayed")
-        press(box, delayed, outcome)
+        if outcome:
+            press(box, delayed, outcome)
+        answers.append(request(box, "GET", f"/v1/checkout/sessions/{delayed['id']}?{urlencode(expand)}").json())
     press(box, create(box), "cancel")
+    for won in (True, False):
+        disputed = create(box)
+        press(box, disputed, "pay")
+        press(box, disputed, "dispute")
+        press(box, disputed, "dispute-won" if won else "dispute-lost")
     events = [delivery.event for delivery in box.deliveries]
     assert {event["type"] for event in events} == {
         "checkout.session.completed",
@@ -166,18 +180,34 @@ def lifecycle(box: StripeSandbox) -> list[dict[str, Any]]:
         "checkout.session.async_payment_failed",
         "checkout.session.expired",
         "charge.refunded",
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.closed",
+        "charge.dispute.funds_reinstated",
     }
-    return answers + events + list(box.charges.values())
+    listed = request(box, "GET", "/v1/events?limit=100").json()
+    assert set(listed) == {"object", "data", "has_more", "url"}
+    answers += listed["data"]
+    answers.append(request(box, "GET", f"/v1/events/{events[0]['id']}").json())
+    intents = {obj["payment_intent"] for obj in box.sessions.values() if obj["payment_intent"]}
+    answers += [request(box, "GET", f"/v1/payment_intents/{intent}").json() for intent in sorted(intents)]
+    return answers + events + list(box.charges.values()) + list(box.disputes.values())
 
 
 def test_the_sandboxs_objects_and_events_have_stripes_shapes(sandbox):
     objects = lifecycle(sandbox)
-    assert {obj["object"] for obj in objects} == {"checkout.session", "event", "charge"}
+    assert {obj["object"] for obj in objects} == {"checkout.session", "event", "charge", "dispute", "payment_intent"}
+    expanded = [obj["payment_intent"] for obj in objects if isinstance(obj.get("payment_intent"), dict)]
+    assert sorted(intent["status"] for intent in expanded) == [
+        "processing",
+        "requires_payment_method",
+        "succeeded",
+        "succeeded",
+    ]
     for obj in objects:
         assert_stripe_shaped(obj)
-    refunded = [
-        obj["data"]["object"] for obj in objects if obj["object"] == "event" and obj["type"] == "charge.refunded"
-    ]
+    delivered = [delivery.event for delivery in sandbox.deliveries]
+    refunded = [event["data"]["object"] for event in delivered if event["type"] == "charge.refunded"]
     assert [charge["refunds"]["total_count"] for charge in refunded] == [1, 2]
     assert [refund["amount"] for refund in refunded[-1]["refunds"]["data"]] == [4498 - 98, 98]
 

@@ -97,6 +97,30 @@ def test_an_alarm_watches(cfn, namespace, metric):
     assert (namespace, metric) in watched
 
 
+def test_a_disputed_payment_alarms_and_its_description_names_an_existing_runbook_section(cfn):
+    """Issue 18: the metric PaymentDisputed (counted once per dispute opened) alarms at the first one,
+    and the alarm says where the runbook tells what to do."""
+    from support import ROOT
+
+    (alarm,) = [
+        a["Properties"]
+        for a in resources(cfn, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "PaymentDisputed"
+    ]
+    assert (alarm["Namespace"], alarm["Statistic"], alarm["Threshold"]) == ("HalumHut/Payments", "Sum", 1)
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert "Runbook: docs/runbook.md#paymentdisputed" in alarm["AlarmDescription"]
+    headings = [line for line in (ROOT / "docs" / "runbook.md").read_text().splitlines() if line.startswith("#")]
+    assert "## PaymentDisputed" in headings  # GitHub's anchor for it: #paymentdisputed
+
+
+def test_the_audit_trail_lists_what_needs_attention_in_a_sparse_index(cfn):
+    table = cfn["Resources"]["PaymentAuditTable"]["Properties"]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "attention-at"
+    assert [k["AttributeName"] for k in index["KeySchema"]] == ["attention", "at"]
+
+
 def test_the_dynamodb_alarms_cover_every_table(cfn):
     tables = set(resources(cfn, "AWS::DynamoDB::Table"))
     for name in ("DynamoDbReadThrottlesAlarm", "DynamoDbWriteThrottlesAlarm"):

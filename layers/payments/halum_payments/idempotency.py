@@ -49,7 +49,8 @@ class Idempotent(Generic[T]):
         expires_after_seconds: int,
         client: Any = None,
         wait_schedule: tuple[float, ...] = WAIT_SCHEDULE,
-        duplicate_metric: str = "DuplicateDeliveries",
+        duplicate_metric: str | None = "DuplicateDeliveries",
+        key_prefix: str | None = None,
     ) -> None:
         from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 
@@ -64,14 +65,17 @@ class Idempotent(Generic[T]):
         persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=client or dynamodb_client())
         self._fn = fn
         self._wait_schedule = wait_schedule
-        # Powertools names its records after the decorated function's module and qualified name:
-        # this method's, the same in every environment of a function (the handler's module name
-        # is not: tests load each environment under its own).
+        # Powertools names its records after the Lambda function and the decorated function's module
+        # and qualified name (this method's: the same in every environment of a function, where the
+        # handler's module name is not), unless `key_prefix` names them: then every function using
+        # that prefix shares the records (a Stripe event applied by the webhook is not applied
+        # again by the reconciliation sweep, nor the other way round).
         self._run = idempotent_function(
             data_keyword_argument="payload",
             persistence_store=persistence,
             config=self.config,
             output_serializer=PydanticSerializer(output),
+            key_prefix=key_prefix,
         )(self._apply)
 
     def _apply(self, payload: dict[str, Any]) -> T:
@@ -79,7 +83,8 @@ class Idempotent(Generic[T]):
 
     def _replayed(self, response: Any, idempotent_data: Any) -> Any:
         # Called by Powertools only when it answers with a stored result: a duplicate.
-        count(self._duplicate_metric)
+        if self._duplicate_metric:
+            count(self._duplicate_metric)
         logger.info("duplicate request answered with the stored result")
         return response
 

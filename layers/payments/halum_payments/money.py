@@ -57,6 +57,12 @@ def from_minor_units(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-exponent(currency))
 
 
+def amount_text(amount: Decimal, currency: str) -> str:
+    """An amount as the books write it: a decimal string with the currency's own places ("12.50",
+    "1500" for JPY, "1.250" for KWD), never a float or minor units."""
+    return str(amount.quantize(Decimal(1).scaleb(-exponent(currency))))
+
+
 def format_amount(amount: Decimal) -> str:
     """The API's shape: a string with exactly two decimals, as DRF's DecimalField(10, 2)."""
     return str(amount.quantize(CENT))

@@ -19,13 +19,14 @@ from .errors import ConfigError
 if TYPE_CHECKING:  # imported where used: stripe only by the functions that talk to Stripe
     from .auth import Authenticator
     from .cursors import CursorCodec
-    from .gateways.stripe_checkout import StripeCheckoutGateway
+    from .gateways.stripe_checkout import CheckoutSession, StripeCheckoutGateway
     from .logic.checkout import CheckoutService
     from .logic.listing import PaymentQueries
     from .logic.reconciliation import Reconciler
     from .logic.settlement import Settlement
     from .logic.webhooks import GatewayEvents, StripeEvents
     from .repositories.tables import Tables
+    from .stripe_events import StripeEventHandler
 
 
 def settings() -> Settings:
@@ -100,7 +101,7 @@ def settlement(
     from .logic.settlement import Settlement
     from .repositories.settlement_store import DynamoSettlementStore
 
-    def expire_session(session_id: str) -> bool | None:
+    def expire_session(session_id: str) -> CheckoutSession | None:
         stripe = gateway() if callable(gateway) else gateway
         return None if stripe is None else stripe.expire_session(session_id)
 
@@ -132,19 +133,42 @@ def stripe_events(
     gateway: StripeCheckoutGateway | Callable[[], StripeCheckoutGateway | None] | None = None,
     client: Any = None,
 ) -> StripeEvents:
+    from .logic.after_payment import AfterPayment
     from .logic.webhooks import StripeEvents
     from .repositories.settlement_store import DynamoSettlementStore
 
     store = DynamoSettlementStore(tables(settings), client)
-    return StripeEvents(settlement(settings, gateway, client), store)
+    settles = settlement(settings, gateway, client)
+    return StripeEvents(settles, store, AfterPayment(settles, store))
+
+
+def stripe_event_handler(
+    settings: Settings,
+    gateway: StripeCheckoutGateway | Callable[[], StripeCheckoutGateway | None] | None = None,
+    client: Any = None,
+    *,
+    duplicate_metric: str | None = "DuplicateDeliveries",
+) -> StripeEventHandler:
+    """Stripe events applied once, with the idempotency records the webhook and the sweep share."""
+    from .stripe_events import StripeEventHandler
+
+    return StripeEventHandler(
+        stripe_events(settings, gateway, client),
+        settings.idempotency_table,
+        client=client,
+        duplicate_metric=duplicate_metric,
+    )
 
 
 def gateway_events(settings: Settings, client: Any = None) -> GatewayEvents:
+    from .logic.after_payment import AfterPayment
     from .logic.webhooks import GatewayEvents
+    from .repositories.settlement_store import DynamoSettlementStore
 
+    store = DynamoSettlementStore(tables(settings), client)
+    settles = settlement(settings, lazy_stripe_gateway(settings), client)
     return GatewayEvents(
-        settlement(settings, lazy_stripe_gateway(settings), client),
-        max_age_seconds=settings.payment_webhook_max_age_seconds,
+        settles, store, AfterPayment(settles, store), max_age_seconds=settings.payment_webhook_max_age_seconds
     )
 
 
@@ -154,12 +178,16 @@ def reconciler(settings: Settings, client: Any = None) -> Reconciler:
     from .repositories.sweep_state import SweepStateRepository
 
     gateway = lazy_stripe_gateway(settings)
+    # The webhook's own handler and idempotency records: an event either applied is not applied
+    # again. Its replays here are the sweep's normal case, not duplicate deliveries: not counted.
+    handler = stripe_event_handler(settings, gateway, client, duplicate_metric=None)
     return Reconciler(
         PaymentsRepository(settings.payments_table, client),
         SweepStateRepository(settings.counters_table, client),
+        handler,
         stripe_events(settings, gateway, client),
         settlement(settings, gateway, client),
-        _sessions_on_first_use(settings, gateway),
+        _stripe_on_first_use(settings, gateway),
         after_minutes=settings.reconcile_after,
         batch_size=settings.reconcile_batch_size,
         checkout_seconds=settings.checkout_timeout_seconds,
@@ -175,20 +203,10 @@ def stripe_call_budget_ms(settings: Settings) -> int:
     return int((settings.stripe_timeout_seconds * (retries + 1) + waits) * 1000)
 
 
-def _sessions_on_first_use(
+def _stripe_on_first_use(
     settings: Settings, gateway: Callable[[], StripeCheckoutGateway | None]
-) -> Callable[[], Any]:
+) -> Callable[[], StripeCheckoutGateway | None]:
     """What the sweep asks for at its start: None without a Stripe key (as `stripe_gateway` says),
-    else a stand-in that builds the Stripe client (importing stripe) on its first session lookup,
-    so that a sweep with nothing open never loads stripe."""
+    else the Stripe client (built, and stripe imported, when the sweep starts reading the log)."""
     configured = settings.stripe_configured and settings.stripe_secret_key is not None
-
-    class Sessions:
-        def retrieve_session(self, session_id: str) -> Any:
-            stripe = gateway()
-            if stripe is None:  # cannot happen: configured, so stripe_gateway builds one
-                raise ConfigError("STRIPE_SECRET_KEY is required to reconcile Stripe payments")
-            return stripe.retrieve_session(session_id)
-
-    sessions = Sessions()
-    return lambda: sessions if configured else None
+    return gateway if configured else lambda: None

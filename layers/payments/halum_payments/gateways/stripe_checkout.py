@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -69,6 +69,11 @@ class CheckoutSession:
         """Complete but unpaid for ever: a delayed method that failed (its PaymentIntent says so)."""
         return self.status == "complete" and self.payment_intent_status in FAILED_INTENT
 
+    @property
+    def closed(self) -> bool:
+        """Nobody can pay it any more, and it was not paid: expired, or its delayed method failed."""
+        return self.status == "expired" or self.payment_failed
+
     @classmethod
     def of(cls, session: Any) -> CheckoutSession:
         data = session.to_dict() if hasattr(session, "to_dict") else dict(session)
@@ -87,6 +92,14 @@ class CheckoutSession:
             payment_intent_status=intent_status,
             metadata=dict(data.get("metadata") or {}),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """One page of Stripe's event log, newest first, as plain data (what the webhook receives)."""
+
+    events: list[dict[str, Any]]
+    has_more: bool
 
 
 class BoundedUrllibClient(stripe.HTTPClient):
@@ -182,22 +195,40 @@ class StripeCheckoutGateway:
             )
         )
 
-    def expire_session(self, session_id: str) -> bool | None:
-        """Expire an open session so that nobody can pay it. True if it had been paid already: that
-        money is for a payment given up, and must be refunded. None if money may still come: Stripe
-        could not be reached (the session may still be open), or a delayed method is processing."""
+    def list_events(
+        self,
+        *,
+        types: Sequence[str],
+        created_gte: int,
+        created_lt: int,
+        starting_after: str | None = None,
+        limit: int = 100,
+    ) -> EventPage:
+        """A page of List Events (`GET /v1/events`): the given types created in [gte, lt), newest
+        first, after `starting_after` (an event id of the previous page)."""
+        params: dict[str, Any] = {
+            "types": list(types),
+            "created": {"gte": created_gte, "lt": created_lt},
+            "limit": limit,
+        }
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        page = self._call(lambda: self._client.v1.events.list(params=params))  # type: ignore[arg-type]
+        return EventPage([event.to_dict() for event in page.data], bool(page.has_more))
+
+    def expire_session(self, session_id: str) -> CheckoutSession | None:
+        """Expire an open session so that nobody can pay it; the session as it then is: `closed`
+        (expired, or its delayed method failed), `paid` (money for a payment given up: it must be
+        refunded), or complete with a delayed method still processing. None if Stripe could not
+        say (it may still be open): the caller keeps watching it."""
         try:
-            self._call(lambda: self._client.v1.checkout.sessions.expire(session_id))
-            return False
+            return CheckoutSession.of(self._call(lambda: self._client.v1.checkout.sessions.expire(session_id)))
         except ProviderError as exc:
             if exc.kind == "rejected":  # no longer open: expired, or completed
                 try:
-                    session = self.retrieve_session(session_id)
+                    return self.retrieve_session(session_id)
                 except ProviderError:
                     return None  # completed or expired, Stripe cannot say which now (simulation seed 114)
-                if session.paid:
-                    return True
-                return False if session.status == "expired" or session.payment_failed else None
             # Still open: it could yet be paid. Reconciliation and PaymentNeedsRefund catch that.
             count("StripeErrors")
             logger.warning("could not expire checkout session", extra={"session": session_id, "reason": exc.kind})

@@ -54,7 +54,7 @@ from ..models import (
 )
 from ..money import MoneyError, to_minor_units
 from ..observability import count, logger
-from .settlement import AuditEntry, Change, Facts, Plan, Settlement, require_order_total
+from .settlement import AuditEntry, Change, Facts, Plan, Settlement, require_order_total, session_money
 
 if TYPE_CHECKING:
     from ..gateways.stripe_checkout import CheckoutSession, SessionRequest
@@ -63,12 +63,14 @@ MAX_LINES = 50  # keeps an order's transaction well under DynamoDB's 100 items
 ATTEMPTS = 5
 KEY_LIFETIME_SECONDS = 24 * 3600  # how long an Idempotency-Key names its checkout
 DIFFERENT_REQUEST = "This idempotency key was already used with a different request."
+KEY_CHECKOUT_EXPIRED = "The checkout made with this Idempotency-Key has expired; check out again with a new key."
+UNREADABLE_CART = "A line of your cart cannot be read; update your cart."
 
 
 class CheckoutGateway(Protocol):
     def create_session(self, request: SessionRequest) -> CheckoutSession: ...
 
-    def expire_session(self, session_id: str) -> bool | None: ...
+    def expire_session(self, session_id: str) -> CheckoutSession | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +256,11 @@ class CheckoutService:
 
     def _replay(self, gateway: CheckoutGateway, keyed: KeyedCheckout, key: RequestKey | None) -> StartedCheckout:
         order, payment = self._replayed(keyed, key)
+        if order.completed_payment is not None and order.completed_payment != payment.id:
+            raise Conflict(f"Order {order.id} is already paid.")
         if payment.checkout_session_id and payment.checkout_url:
+            if _checkout_over(payment):  # its session expired: its URL would only say so
+                raise Conflict(KEY_CHECKOUT_EXPIRED)
             return StartedCheckout(payment.checkout_session_id, payment.checkout_url)
         if order.completed_payment is not None:
             raise Conflict(f"Order {order.id} is already paid.")
@@ -307,11 +313,12 @@ class CheckoutService:
     def _cancel_unattached(self, gateway: CheckoutGateway, payment: Payment, session_id: str) -> StartedCheckout:
         """The payment was given up meanwhile (its creator's give-back, the sweep): nobody may pay
         the session made for it. Always raises, saying what is known about charges."""
-        paid = gateway.expire_session(session_id)
-        if paid:
-            self._settlement.paid_after_giving_up(replace(payment, checkout_session_id=session_id), "checkout")
+        session = gateway.expire_session(session_id)
+        if session is not None and session.paid:
+            given_up = replace(payment, checkout_session_id=session_id)
+            self._settlement.paid_after_giving_up(given_up, "checkout", session_money(session))
             raise Conflict("This checkout was cancelled, but it was paid: the payment will be refunded.")
-        if paid is None:  # Stripe cannot say whether it was paid: no claim either way
+        if session is None or not session.closed:  # Stripe cannot say whether it is paid: no claim either way
             raise UpstreamUnavailable("The payment provider is unavailable: this checkout was cancelled. Please retry.")
         raise Conflict("This checkout was cancelled before its payment page opened; please check out again.")
 
@@ -329,9 +336,13 @@ class CheckoutService:
         items = tuple(CartItem(item.variant, item.quantity) for item in order.items)
 
         def adjust(plan: Plan) -> Plan:
-            if give_back.restore_cart:
-                plan = replace(plan, restore_cart=(self._store.cart(order.user), items))
-            return replace(plan, forget_key=give_back.key)
+            cart = self._store.cart(order.user) if give_back.restore_cart else None
+            if give_back.restore_cart and (cart is None or not cart.unreadable):  # never merged into a guess
+                plan = replace(plan, restore_cart=(cart, items))
+            # The failed create may have made a session nobody knows of yet: the sweep watches the
+            # payment until that is known (below, or once the checkout's own expiry has passed).
+            watched = tuple(replace(t, watch_session=t.payment_id == payment.id) for t in plan.transitions)
+            return replace(plan, forget_key=give_back.key, transitions=watched)
 
         change = Change(
             order.id,
@@ -351,27 +362,29 @@ class CheckoutService:
         logger.info("checkout given back")
         # A failed call may still have made the session (an answer lost, then an error): find it
         # under the same idempotency key and expire it, so that "nothing was charged" is true.
-        paid = self._possible_session_paid(gateway, request)
+        session = self._possible_session(gateway, request)
+        given_up = replace(payment, status=PaymentStatus.FAILED)
         cart = "your cart is as it was" if give_back.restore_cart else "the order is as it was"
-        if paid:
-            self._settlement.paid_after_giving_up(payment, "checkout")
+        if session is not None and session.paid:
+            self._settlement.paid_after_giving_up(given_up, "checkout", session_money(session))
             message = f"this checkout was cancelled and its payment will be refunded; {cart}"
-        elif paid is None:
-            message = f"this checkout was cancelled and {cart}"  # Stripe cannot say: no claim about charges
-        else:
+        elif session is not None and session.closed:
+            self._settlement.stop_watching(given_up)
             message = f"nothing was charged and {cart}"
+        else:  # Stripe cannot say: no claim about charges, and the sweep keeps watching the payment
+            message = f"this checkout was cancelled and {cart}"
         raise UpstreamUnavailable(f"The payment provider is unavailable: {message}. Please retry.") from failure
 
     @staticmethod
-    def _possible_session_paid(gateway: CheckoutGateway, request: SessionRequest) -> bool | None:
-        """Expire the session a failed create may have made: True if it was paid already, False if
-        nothing can be paid any more, None if Stripe cannot say (still failing)."""
+    def _possible_session(gateway: CheckoutGateway, request: SessionRequest) -> CheckoutSession | None:
+        """Expire the session a failed create may have made; the session as it then is (closed, or
+        paid already), or None if Stripe cannot say (still failing)."""
         try:
             # Same key, same parameters: Stripe answers with the session if the first call made one
             # (or makes it now, to be expired at once).
             session = gateway.create_session(request)
             return gateway.expire_session(session.id)
-        except Exception:  # noqa: BLE001 - nobody was given a link to it; reconciliation and alarms remain
+        except Exception:  # noqa: BLE001 - nobody was given a link to it; the sweep watches it, alarms remain
             logger.info("could not expire a possibly created session")
             return None
 
@@ -522,6 +535,13 @@ def _as_placed(order: Order, payment: Payment) -> tuple[Order, Payment]:
     return replace(order, status=_PLACED_STATUS[payment.method]), placed_payment
 
 
+def _checkout_over(payment: Payment) -> bool:
+    """Its Checkout Session can no longer be paid: failed (expired), or past its expiry unpaid."""
+    if payment.status == PaymentStatus.FAILED:
+        return True
+    return payment.status == PaymentStatus.PENDING and (payment.checkout_expires_at or 0) <= time.time()
+
+
 def _still_this_checkouts(payment: Payment) -> bool:
     return payment.status != PaymentStatus.FAILED and payment.checkout_session_id is None
 
@@ -548,6 +568,8 @@ def _checkout_of(snapshot: CheckoutSnapshot, user: int, address_id: int) -> tupl
     if address is None or address.user != user:
         # Keyed by the field, in DRF's PrimaryKeyRelatedField words: a form shows it beside the address.
         raise InvalidInput.field("shipping_address", f'Invalid pk "{address_id}" - object does not exist.')
+    if cart is not None and cart.unreadable:  # written by another service in a shape we cannot trust
+        raise BadRequest(UNREADABLE_CART)
     lines = _merge_lines(cart.items if cart else ())
     if cart is None or not lines:
         raise BadRequest("Your cart is empty.")

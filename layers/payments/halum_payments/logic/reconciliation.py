@@ -1,23 +1,46 @@
-"""The reconciliation sweep: Stripe payments still open long after their Checkout Session should
-have resolved are settled from Stripe's own record, through the same code as the webhook."""
+"""The reconciliation sweep: what Stripe said that this service may not have heard.
+
+1. **Stripe's event log.** List Events (the types this service handles), from where the last run
+   stopped (minus an overlap: an event may appear in the list a little after its `created`), in
+   windows, each window listed whole (Stripe lists newest first) and applied oldest first, every
+   event through the same idempotent handler as the webhook: one the webhook applied changes
+   nothing (its idempotency record answers), one it never got is applied. Lost completions,
+   failures, expiries, refunds and disputes are settled with no Stripe call per payment. The place
+   is saved as it goes and never moves past an event not applied yet: one that cannot apply yet (a
+   refund before its completion) holds it for up to Stripe's own 3 days of retries.
+2. **The open index**, for what no event can tell: a payment whose checkout died before Stripe made
+   a session (given up once that checkout cannot run any more); a given-up payment whose session
+   may still be open (expired, an action that stops anyone paying it, not a lookup); and a payment
+   still pending long after its session expired with the log read past that (Stripe's log does not
+   hold its events: older than the sweep's first run or Stripe's 30 days), looked up.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ..clock import format_timestamp, parse_timestamp, utc_now
+from ..errors import RequestInProgress, RetryLater
 from ..models import OPEN_STATUSES, Payment, PaymentStatus
 from ..observability import count, logger, metrics
-from .settlement import Change, Facts, Outcome, Settlement
-from .webhooks import StripeEvents
+from .settlement import Change, Facts, Outcome, Settlement, Source
+from .webhooks import STRIPE_EVENT_TYPES, StripeEvents
 
 SESSIONLESS_MARGIN_SECONDS = 60
+EVENT_OVERLAP_SECONDS = 5 * 60  # re-read: an event may be listed a little after its `created`
+EVENT_WINDOW_SECONDS = 6 * 3600  # one window is listed whole, then applied oldest first
+FIRST_LOOKBACK_SECONDS = 24 * 3600  # where the very first run starts reading
+STRIPE_RETENTION_SECONDS = 30 * 24 * 3600  # Stripe keeps events 30 days
+HOLD_SECONDS = 3 * 24 * 3600  # an event that cannot apply yet holds the place this long (Stripe's retries)
+SESSION_END_GRACE_SECONDS = 15 * 60  # Stripe expires a session (and sends its event) shortly after expires_at
+
+EventStep = Literal["done", "deferred", "stopped"]
 
 
 class OpenPayments(Protocol):
@@ -35,14 +58,43 @@ class SweepCursor(Protocol):
 
     def save(self, cursor: dict[str, Any] | None) -> None: ...
 
+    def events_read_before(self) -> int | None: ...
 
-class SessionSource(Protocol):
+    def save_events_read_before(self, created: int) -> None: ...
+
+
+class EventPageLike(Protocol):
+    @property
+    def events(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def has_more(self) -> bool: ...
+
+
+class StripeSource(Protocol):
     def retrieve_session(self, session_id: str) -> Any: ...
+
+    def list_events(
+        self,
+        *,
+        types: Sequence[str],
+        created_gte: int,
+        created_lt: int,
+        starting_after: str | None = None,
+        limit: int = 100,
+    ) -> EventPageLike: ...
+
+
+class EventHandler(Protocol):
+    def apply(self, event: Mapping[str, Any], source: Source = "stripe") -> tuple[Any, Outcome | None]: ...
+
+    def register_lambda_context(self, context: Any) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
     run: str
+    events: dict[str, int]
     checked: int
     outcomes: dict[str, int]
     stripe_errors: int
@@ -53,6 +105,7 @@ class SweepResult:
     def summary(self) -> dict[str, Any]:
         return {
             "run": self.run,
+            "events": self.events,
             "checked": self.checked,
             "outcomes": self.outcomes,
             "stripe_errors": self.stripe_errors,
@@ -68,14 +121,19 @@ class _Tally:
 
     run: str
     now: datetime
-    stripe: SessionSource | None
+    stripe: StripeSource | None
     checked: int = 0
     errors: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)  # listed, already_applied, deferred
 
 
 def _minutes(now: datetime, since: str) -> int:
     return int((now - parse_timestamp(since)).total_seconds() // 60)
+
+
+def _label(outcome: Outcome) -> str:
+    return str(outcome.status) if outcome.kind == "applied" else outcome.kind
 
 
 class Reconciler:
@@ -83,9 +141,10 @@ class Reconciler:
         self,
         payments: OpenPayments,
         cursor: SweepCursor,
+        handler: EventHandler,
         events: StripeEvents,
         settlement: Settlement,
-        stripe: Callable[[], SessionSource | None],
+        stripe: Callable[[], StripeSource | None],
         *,
         after_minutes: int,
         batch_size: int,
@@ -95,6 +154,7 @@ class Reconciler:
     ) -> None:
         self._payments = payments
         self._cursor = cursor
+        self._handler = handler
         self._events = events
         self._settlement = settlement
         self._stripe = stripe
@@ -103,10 +163,13 @@ class Reconciler:
         # A payment without a session may still get one while the checkout that created it runs:
         # it is given up only once that checkout cannot be running any more.
         self._sessionless_grace = timedelta(seconds=checkout_seconds + SESSIONLESS_MARGIN_SECONDS)
-        # The most one payment can take (a Stripe lookup with its retries, then a settlement): the
-        # sweep starts a payment only if that much time is left before its own reserve.
+        # The most one step can take (a Stripe call with its retries, then a settlement): the sweep
+        # starts a step only if that much time is left before its own reserve.
         self._lookup_budget_ms = lookup_budget_ms
         self._now = now
+
+    def register_lambda_context(self, context: Any) -> None:
+        self._handler.register_lambda_context(context)
 
     def sweep(self, remaining_ms: Callable[[], int], *, reserve_ms: int = 5000) -> SweepResult:
         started = time.monotonic()
@@ -117,11 +180,17 @@ class Reconciler:
         def time_for_one() -> bool:
             return remaining_ms() > reserve_ms + self._lookup_budget_ms
 
-        finished = self._walk(tally, time_for_one)
+        if tally.stripe is None:  # Stripe is not configured: there is no log to read
+            caught_up, covered = True, None
+        else:
+            covered = self._read_events(tally, tally.stripe, time_for_one)
+            caught_up = covered is not None
+        finished = self._walk(tally, time_for_one, covered) and caught_up
         if finished:
             self._cursor.save(None)
         result = SweepResult(
             tally.run,
+            dict(tally.events),
             tally.checked,
             dict(tally.outcomes),
             tally.errors,
@@ -132,7 +201,95 @@ class Reconciler:
         self._report(result)
         return result
 
-    def _walk(self, tally: _Tally, time_for_one: Callable[[], bool]) -> bool:
+    # ------------------------------------------------------------------ 1. Stripe's event log
+
+    def _read_events(self, tally: _Tally, stripe: StripeSource, time_for_one: Callable[[], bool]) -> int | None:
+        """Apply what the event log holds since the saved place; the time (epoch seconds) before
+        which every event was read, or None if the log could not be read to now."""
+        now = int(tally.now.timestamp())
+        until = now + 1  # this very second included (the overlap re-reads what is listed late)
+        saved = self._cursor.events_read_before()
+        start = saved - EVENT_OVERLAP_SECONDS if saved is not None else now - FIRST_LOOKBACK_SECONDS
+        start = max(start, now - STRIPE_RETENTION_SECONDS)
+        place = _Place(self._cursor, saved)
+        try:
+            return self._read_windows(tally, stripe, start, until, place, time_for_one)
+        finally:
+            place.save()  # once per run (and per window that applied something): progress, not a write per event
+
+    def _read_windows(
+        self,
+        tally: _Tally,
+        stripe: StripeSource,
+        start: int,
+        until: int,
+        place: _Place,
+        time_for_one: Callable[[], bool],
+    ) -> int | None:
+        now = until - 1
+        while start < until:
+            end = min(start + EVENT_WINDOW_SECONDS, until)
+            events = self._window(tally, stripe, start, end, time_for_one)
+            if events is None:
+                return None
+            for event in events:
+                step = self._apply_event(tally, event) if time_for_one() else "stopped"
+                if step == "stopped":
+                    return None
+                held = step == "deferred" and int(event["created"]) > now - HOLD_SECONDS
+                if step == "deferred" and not held:
+                    logger.error(
+                        "a Stripe event that could not apply for 3 days is passed", extra={"event": event["id"]}
+                    )
+                place.passed(event, deferred=held)
+            place.passed(None, before=end)
+            if events:
+                place.save()
+            start = end
+        return until
+
+    def _window(
+        self, tally: _Tally, stripe: StripeSource, start: int, end: int, time_for_one: Callable[[], bool]
+    ) -> list[dict[str, Any]] | None:
+        """Every handled event created in [start, end), oldest first; None if it could not be listed."""
+        listed: list[dict[str, Any]] = []
+        after: str | None = None
+        while time_for_one():
+            try:
+                page = stripe.list_events(
+                    types=STRIPE_EVENT_TYPES, created_gte=start, created_lt=end, starting_after=after
+                )
+            except Exception:  # noqa: BLE001 - Stripe unreachable or refusing: counted, retried next run
+                tally.errors += 1
+                logger.warning("Stripe's event log could not be read", extra={"from": start, "to": end})
+                return None
+            listed.extend(page.events)
+            if not page.has_more or not page.events:
+                tally.events["listed"] += len(listed)
+                return listed[::-1]  # Stripe lists newest first
+            after = page.events[-1]["id"]
+        return None
+
+    def _apply_event(self, tally: _Tally, event: Mapping[str, Any]) -> EventStep:
+        try:
+            _, outcome = self._handler.apply(event, "reconciliation")
+        except (RetryLater, RequestInProgress):
+            # Cannot apply yet (a refund before its completion), or the webhook is applying it now.
+            tally.events["deferred"] += 1
+            return "deferred"
+        except Exception:
+            tally.errors += 1
+            logger.exception("applying a Stripe event from the log failed", extra={"event_id": event.get("id")})
+            return "stopped"
+        if outcome is None:
+            tally.events["already_applied"] += 1
+        else:
+            tally.outcomes[_label(outcome)] += 1
+        return "done"
+
+    # ------------------------------------------------------------------ 2. the open index
+
+    def _walk(self, tally: _Tally, time_for_one: Callable[[], bool], covered: int | None) -> bool:
         """Settle open payments past the window, page by page from where the last run stopped,
         saving the place after each; True when the end was reached."""
         after = self._cursor.load()
@@ -144,7 +301,7 @@ class Reconciler:
                     return False
                 tally.checked += 1
                 try:
-                    tally.outcomes[self._settle(payment, tally.stripe, tally.run, tally.now)] += 1
+                    tally.outcomes[self._settle(payment, tally, covered)] += 1
                 except StripeUnavailable:
                     tally.errors += 1
                 except Exception:
@@ -171,15 +328,33 @@ class Reconciler:
             metrics.add_metric(name="OldestOpenStripePaymentWindows", unit="Count", value=round(oldest / window, 2))
         logger.info("reconciliation sweep", extra=result.summary())
 
-    def _settle(self, payment: Payment, stripe: SessionSource | None, run: str, now: datetime) -> str:
-        if payment.status not in OPEN_STATUSES:  # given up (superseded); its session not yet known closed
-            if not self._settlement.close_given_up_session(payment):
-                raise StripeUnavailable("could not expire the session of a payment given up")
-            return "closed"
-        event_id = f"reconciliation:{run}:{payment.id}"
+    def _settle(self, payment: Payment, tally: _Tally, covered: int | None) -> str:
+        if payment.status not in OPEN_STATUSES:  # given up; its session not yet known closed
+            return self._given_up(payment, covered)
+        event_id = f"reconciliation:{tally.run}:{payment.id}"
         if not payment.checkout_session_id:
-            return self._settle_sessionless(payment, event_id, now)
-        return self._settle_from_stripe(payment, payment.checkout_session_id, stripe, event_id)
+            return self._settle_sessionless(payment, event_id, tally.now)
+        if payment.status == PaymentStatus.PROCESSING:
+            return "processing"  # a delayed method is deciding: its event settles it (from the log if lost)
+        if not _session_over(payment, covered):
+            return "open"  # its session may still be paid; its events will tell
+        # Pending long after its session expired, the log read past that: Stripe's log does not hold
+        # its events (older than the log's 30 days, or than this sweep's first run). Ask Stripe.
+        return self._settle_from_stripe(payment, payment.checkout_session_id, tally.stripe, event_id)
+
+    def _given_up(self, payment: Payment, covered: int | None) -> str:
+        """A payment given up while its session might still be paid: expire the session while it
+        may be open; once it cannot be (its expiry passed, the log read past that), whatever it did
+        (expired, paid, a delayed method's result) is in the log, applied like every other event."""
+        if _session_over(payment, covered):
+            self._settlement.stop_watching(payment)
+            return "closed"
+        if not payment.checkout_session_id:
+            return "watching"  # its checkout may have made a session nobody knows of: it expires unpaid
+        fate = self._settlement.close_given_up_session(payment)
+        if fate == "unknown":
+            raise StripeUnavailable("could not expire the session of a payment given up")
+        return {"closed": "closed", "refund": "needs_refund"}.get(fate, "processing")
 
     def _settle_sessionless(self, payment: Payment, event_id: str, now: datetime) -> str:
         if now - parse_timestamp(payment.created_at) <= self._sessionless_grace:
@@ -198,9 +373,7 @@ class Reconciler:
         outcome = self._settlement.apply(change)
         return "open" if outcome.kind == "has_session" else self._outcome(outcome, PaymentStatus.FAILED)
 
-    def _settle_from_stripe(
-        self, payment: Payment, session_id: str, stripe: SessionSource | None, event_id: str
-    ) -> str:
+    def _settle_from_stripe(self, payment: Payment, session_id: str, stripe: StripeSource | None, event_id: str) -> str:
         if stripe is None:
             raise StripeUnavailable("Stripe is not configured")
         try:
@@ -217,8 +390,8 @@ class Reconciler:
             "metadata": session.metadata or {"order_id": str(payment.order), "payment_id": str(payment.id)},
         }
         if session.payment_failed:
-            # A delayed method that failed (its async_payment_failed event was lost): the session
-            # stays complete and unpaid for ever; its PaymentIntent says how it ended.
+            # A delayed method that failed: the session stays complete and unpaid for ever; its
+            # PaymentIntent says how it ended.
             outcome = self._events.apply_session(
                 "checkout.session.async_payment_failed", data, event_id, "reconciliation"
             )
@@ -234,6 +407,35 @@ class Reconciler:
     @staticmethod
     def _outcome(outcome: Outcome, target: PaymentStatus) -> str:
         return str(target) if outcome.kind == "applied" else outcome.kind
+
+
+def _session_over(payment: Payment, covered: int | None) -> bool:
+    """Its Checkout Session can no longer be paid, and Stripe's event log has been read past its end."""
+    expires = payment.checkout_expires_at
+    return covered is not None and (expires is None or expires + SESSION_END_GRACE_SECONDS < covered)
+
+
+class _Place:
+    """How far the event log is read: every event created before it is applied. It moves as events
+    are applied, never past one deferred (an event that cannot apply yet), and is saved now and then."""
+
+    def __init__(self, cursor: SweepCursor, saved: int | None) -> None:
+        self._cursor = cursor
+        self._saved = saved
+        self._place = saved
+        self._held = False
+
+    def passed(self, event: Mapping[str, Any] | None, *, deferred: bool = False, before: int = 0) -> None:
+        """Past `event` (every event before its time is applied), or past every event before `before`."""
+        moved = int(event["created"]) if event is not None else before
+        if not self._held and (self._place is None or moved > self._place):
+            self._place = moved
+        self._held = self._held or deferred
+
+    def save(self) -> None:
+        if self._place is not None and self._place != self._saved:
+            self._cursor.save_events_read_before(self._place)
+            self._saved = self._place
 
 
 class StripeUnavailable(Exception):

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from ..clock import now_text
 from ..errors import TransientFault, Unprocessable
 from ..models import OrderOrigin, OrderStatus, PaymentMethod, PaymentStatus, payment_for
+from ..money import amount_text, from_minor_units
 from ..observability import count, logger
 from .state_machine import allowed, may_become_allowed
 
 if TYPE_CHECKING:
+    from ..gateways.stripe_checkout import CheckoutSession
     from ..models import Cart, Order, Payment, PaymentRef, RequestKey
 
 CLOSED_ORDER = frozenset({OrderStatus.CANCELLED, OrderStatus.FAILED})
@@ -29,6 +31,65 @@ Source = Literal["stripe", "gateway", "reconciliation", "checkout"]
 OutcomeKind = Literal[
     "applied", "unchanged", "ignored", "retry_later", "needs_refund", "mismatch", "unknown", "conflict", "has_session"
 ]
+Provider = Literal["stripe", "gateway"]
+# The audit rows about money that no payment of ours holds (gateway money for an order paid
+# another way, or cancelled, with no ONLINE payment to file it under) are filed under this payment
+# id, which no payment has (ids start at 1): `Query payment = 0` lists them all.
+NO_PAYMENT = 0
+# What became of a given-up payment's Checkout Session when we tried to close it.
+SessionFate = Literal["closed", "refund", "processing", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """Money at a provider, as the books record it (docs/money.md): a PaymentIntent or a gateway
+    transaction, what it was for, and, for refunds and disputes, how much of it went back."""
+
+    provider: Provider
+    transaction_id: str  # the PaymentIntent (pi_...) for Stripe, the gateway's payment_id
+    currency: str
+    amount: Decimal  # the money in question: captured (needs_refund, refunds) or disputed
+    refunded: Decimal | None = None  # refunds: cumulative so far
+    dispute: str | None = None  # the dispute's id (dp_...)
+    session: str | None = None  # Stripe: the Checkout Session that took the money
+
+    @property
+    def method(self) -> PaymentMethod:
+        return PaymentMethod.STRIPE if self.provider == "stripe" else PaymentMethod.ONLINE
+
+    def details(self) -> dict[str, str]:
+        """The audit row's `details`: decimal strings in the currency's places, currency in lower case."""
+        currency = self.currency.lower()
+        details = {
+            "provider": self.provider,
+            "transaction_id": self.transaction_id,
+            "currency": currency,
+            "amount": amount_text(self.amount, currency),
+        }
+        if self.refunded is not None:
+            details["refunded"] = amount_text(self.refunded, currency)
+        if self.dispute is not None:
+            details["dispute"] = self.dispute
+        if self.session is not None:
+            details["session"] = self.session
+        return details
+
+    def fact(self, reason: str, *qualifiers: str) -> str:
+        """The name of one fact about this money (`needs_refund#ONLINE#txn_1`): DynamoDB records
+        each at most once, whoever reports it and however often."""
+        return "#".join((reason, str(self.method), self.transaction_id, *qualifiers))
+
+
+def session_money(session: CheckoutSession) -> Money:
+    """The money a paid Checkout Session took (its PaymentIntent; the session's id if it has none)."""
+    currency = str(session.currency or "").lower()
+    return Money(
+        "stripe",
+        session.payment_intent or session.id,
+        currency,
+        from_minor_units(session.amount_total or 0, currency),
+        session=session.id,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +120,8 @@ class Change:
     facts: Facts = Facts()
     reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    money: Money | None = None  # the provider money a completion brings (recorded if it cannot be kept)
+    closes_session: bool = False  # the event says the payment's Checkout Session can no longer be paid
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +145,10 @@ class Transition:
     to_status: PaymentStatus
     transaction_id: str | None = None
     facts: Facts | None = None
-    # A Stripe payment failed because another completed its order: its session may still be open
-    # (or paid) until Stripe confirms otherwise, so the sweep keeps watching it (`session_closed`).
-    superseded: bool = False
+    # A Stripe payment given up (another payment completed its order, or its checkout gave it back
+    # not knowing whether Stripe made a session): its session may still be open (or paid) until
+    # Stripe confirms otherwise, so the sweep keeps watching it (until `session_closed`).
+    watch_session: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +198,10 @@ class SettlementStore(Protocol):
 
     def record(self, entries: list[AuditEntry]) -> None: ...
 
+    def record_once(self, entry: AuditEntry, fact: str) -> bool:
+        """Write `entry` unless `fact` was recorded already (one conditional transaction): True if written."""
+        ...
+
     def payments(self, user: int, payment_ids: list[int]) -> list[Payment]: ...
 
     def session_closed(self, user: int, payment_id: int) -> None:
@@ -171,9 +239,11 @@ def plan_change(
     )
     if target == PaymentStatus.COMPLETED:
         return _completing(plan, change, pid, ref.method)
-    if target == PaymentStatus.FAILED and ref.method == PaymentMethod.STRIPE and _checkout_gone(order, pid):
-        # The Stripe checkout that created this order failed or expired: give it up and its
-        # stock back. Orders from elsewhere stay pending: the customer may pay another way.
+    if target == PaymentStatus.FAILED and _checkout_gone(order, pid):
+        # The last open payment of an order our Stripe checkout created failed (its session
+        # expired, or a gateway payment begun meanwhile failed): nothing can pay the order any
+        # more, so it is given up and its stock given back. Orders from elsewhere stay pending:
+        # the customer may pay another way.
         return replace(plan, order_status=OrderStatus.CANCELLED, release_stock=order.stock_reserved)
     return plan
 
@@ -224,7 +294,7 @@ def _completing(plan: Plan, change: Change, payment_id: int, method: PaymentMeth
     order, at = plan.order, plan.at
     superseded = [(pid, ref) for pid, ref in sorted(order.open_payments().items()) if pid != payment_id]
     transitions = [
-        Transition(pid, ref.method, ref.status, PaymentStatus.FAILED, superseded=True) for pid, ref in superseded
+        Transition(pid, ref.method, ref.status, PaymentStatus.FAILED, watch_session=True) for pid, ref in superseded
     ]
     audit = [
         _entry(order, pid, ref.status, PaymentStatus.FAILED, change, at, reason="superseded") for pid, ref in superseded
@@ -258,7 +328,11 @@ def _plan_new_online_payment(
     payment = payment_for(order, new_payment_id(), PaymentMethod.ONLINE, target, at, change.transaction_id)
     audit = (_entry(order, payment.id, None, target, change, at, reason=change.reason or "created"),)
     plan = Plan(order=order, user=order.user, at=at, new_payment=payment, audit=audit)
-    return _completing(plan, change, payment.id, payment.method) if target == PaymentStatus.COMPLETED else plan
+    if target == PaymentStatus.COMPLETED:
+        return _completing(plan, change, payment.id, payment.method)
+    if target == PaymentStatus.FAILED and _checkout_gone(order, payment.id):
+        return replace(plan, order_status=OrderStatus.CANCELLED, release_stock=order.stock_reserved)
+    return plan
 
 
 def _entry(
@@ -293,7 +367,7 @@ class Settlement:
         self,
         store: SettlementStore,
         *,
-        expire_session: Callable[[str], bool | None] | None = None,
+        expire_session: Callable[[str], CheckoutSession | None] | None = None,
         clock: Callable[[], str] = now_text,
     ) -> None:
         self._store = store
@@ -358,7 +432,7 @@ class Settlement:
             },
         )
         stripe_superseded = [
-            t.payment_id for t in plan.transitions if t.payment_id != main and t.method == PaymentMethod.STRIPE
+            t.payment_id for t in plan.transitions if t.watch_session and t.method == PaymentMethod.STRIPE
         ]
         if stripe_superseded:
             self._expire_superseded(plan.user, stripe_superseded)
@@ -372,78 +446,107 @@ class Settlement:
         except Exception:  # noqa: BLE001 - the payments stay in the sweep's open index
             logger.warning("could not expire superseded checkout sessions", extra={"payments": payment_ids})
 
-    def close_given_up_session(self, payment: Payment) -> bool:
-        """Make sure nobody can pay the session of a payment given up: expire it, or raise the refund
-        alarm if it was paid already. False if Stripe could not say (the sweep tries again)."""
-        if payment.checkout_session_id:
-            paid = self._expire_session(payment.checkout_session_id) if self._expire_session else None
-            if paid is None:
-                return False
-            if paid:
-                self.paid_after_giving_up(payment, "stripe")
-        self._store.session_closed(payment.user, payment.id)
-        return True
+    def close_given_up_session(self, payment: Payment) -> SessionFate:
+        """Make sure nobody can pay the Checkout Session of a payment given up: expire it. "closed"
+        (expired, or a delayed method that failed), "refund" (it was paid: the refund alarm is
+        raised), "processing" (a delayed method is still deciding: its event will tell), "unknown"
+        (no session recorded, or Stripe could not say): the sweep keeps watching it."""
+        if not payment.checkout_session_id or self._expire_session is None:
+            return "unknown"
+        session = self._expire_session(payment.checkout_session_id)
+        if session is None:
+            return "unknown"
+        if session.paid:
+            self.paid_after_giving_up(payment, "stripe", session_money(session))
+            return "refund"
+        if session.closed:
+            self._store.session_closed(payment.user, payment.id)
+            return "closed"
+        return "processing"
 
-    def paid_after_giving_up(self, payment: Payment, source: Source) -> None:
-        """A payment given up (superseded, failed) whose Checkout Session turned out paid: its money
-        must be refunded. Alarmed and audited; nothing else changes."""
-        count("PaymentNeedsRefund")
-        logger.error(
-            "a checkout session was paid for a payment given up: refund it",
-            extra={"order": payment.order, "payment": payment.id, "session": payment.checkout_session_id},
-        )
+    def stop_watching(self, payment: Payment) -> None:
+        """A given-up payment's session is known closed: out of the sweep's open index."""
+        self._store.session_closed(payment.user, payment.id)
+
+    def paid_after_giving_up(self, payment: Payment, source: Source, money: Money) -> bool:
+        """A payment given up (superseded, failed) whose Checkout Session turned out paid: that
+        money must be refunded (the alarm and a durable record naming it, once)."""
+        recorded = self.needs_refund(payment.order, payment.id, payment.status, money, source, None)
+        self._store.session_closed(payment.user, payment.id)  # alarmed: the sweep need not watch it
+        return recorded
+
+    def needs_refund(
+        self,
+        order_id: int,
+        payment_id: int | None,
+        status: PaymentStatus | None,
+        money: Money,
+        source: Source,
+        event_id: str | None,
+    ) -> bool:
+        """Money arrived that cannot complete a payment (its order is paid another way, or closed;
+        its payment was given up): recorded once per provider transaction under the payment it
+        came for (or NO_PAYMENT), alarmed once (`PaymentNeedsRefund`). True if recorded now."""
         entry = AuditEntry(
-            payment.id, payment.order, payment.status, payment.status, source, None, "needs_refund", self._clock()
+            payment_id or NO_PAYMENT,
+            order_id,
+            status,
+            status,
+            source,
+            event_id,
+            "needs_refund",
+            self._clock(),
+            money.details(),
         )
-        self._store.record([entry])
+        recorded = self._store.record_once(entry, money.fact("needs_refund"))
+        where = {
+            "order": order_id,
+            "payment": payment_id,
+            "provider": money.provider,
+            "transaction": money.transaction_id,
+        }
+        if recorded:
+            count("PaymentNeedsRefund")
+            logger.error("money arrived that cannot be kept: refund it", extra={**where, "amount": str(money.amount)})
+        else:
+            logger.info("money to refund was recorded already", extra=where)
+        return recorded
 
     def _settle_without_change(self, order: Order, change: Change, outcome: Outcome, at: str) -> Outcome:
+        pid = change.payment_id
         if outcome.kind == "needs_refund":
-            count("PaymentNeedsRefund")
-            logger.error(
-                "money arrived for a payment that cannot complete: refund it",
-                extra={
-                    "order": order.id,
-                    "payment": change.payment_id,
-                    "transaction": change.transaction_id,
-                    "source": change.source,
-                    "reason": outcome.message,
-                },
-            )
-            if change.payment_id is not None:
-                self._store.record(
-                    [
-                        _entry(
-                            order, change.payment_id, outcome.status, outcome.status, change, at, reason="needs_refund"
-                        )
-                    ]
-                )
-                self._store.session_closed(order.user, change.payment_id)  # alarmed: the sweep need not
+            self._refuse_money(order, change)
         elif outcome.kind == "mismatch":
             count("AmountMismatch")
             logger.error(
                 "provider facts do not match the order; not settled",
-                extra={"order": order.id, "payment": change.payment_id, "reason": outcome.message},
+                extra={"order": order.id, "payment": pid, "reason": outcome.message},
             )
-            if change.payment_id is not None:
-                self._store.record(
-                    [_entry(order, change.payment_id, outcome.status, outcome.status, change, at, reason="mismatch")]
-                )
+            if pid is not None:
+                self._store.record([_entry(order, pid, outcome.status, outcome.status, change, at, reason="mismatch")])
         elif outcome.kind == "unknown":
-            logger.warning(
-                "change for a payment that is not ours", extra={"order": order.id, "payment": change.payment_id}
-            )
+            logger.warning("change for a payment that is not ours", extra={"order": order.id, "payment": pid})
         else:
             logger.info(
                 "no change",
-                extra={
-                    "order": order.id,
-                    "payment": change.payment_id,
-                    "kind": outcome.kind,
-                    "reason": outcome.message,
-                },
+                extra={"order": order.id, "payment": pid, "kind": outcome.kind, "reason": outcome.message},
             )
+            if change.closes_session and pid is not None and outcome.status == PaymentStatus.FAILED:
+                self._store.session_closed(order.user, pid)  # a given-up payment's session is over
         return outcome
+
+    def _refuse_money(self, order: Order, change: Change) -> None:
+        """Money for a payment that cannot complete: recorded and alarmed (once), never kept."""
+        pid = change.payment_id
+        ref = order.payments.get(pid) if pid is not None else None
+        if change.money is None:
+            raise ValueError("a completion must name the provider money it brings")  # a bug of ours: a 5xx, retried
+        status = ref.status if ref is not None else None
+        self.needs_refund(
+            order.id, pid if ref is not None else None, status, change.money, change.source, change.event_id
+        )
+        if pid is not None and ref is not None and ref.method == PaymentMethod.STRIPE:
+            self._store.session_closed(order.user, pid)  # alarmed: the sweep need not watch it
 
     def _mismatch(self, order: Order, change: Change, payment: Payment, at: str) -> Outcome:
         count("AmountMismatch")

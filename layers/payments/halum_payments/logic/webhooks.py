@@ -11,12 +11,13 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from ..clock import now_text, utc_now
+from ..clock import utc_now
 from ..errors import BadRequest, Conflict, DomainError, NotFound, RequestInProgress, RetryLater, Unprocessable
-from ..models import Order, Payment, PaymentMethod, PaymentStatus, WebhookAck
+from ..models import OPEN_STATUSES, Order, Payment, PaymentMethod, PaymentStatus, WebhookAck
 from ..money import MoneyError, from_minor_units, parse_amount
 from ..observability import count, logger
-from .settlement import AuditEntry, Change, Facts, Outcome, Settlement, Source, require_order_total
+from .after_payment import DISPUTE_CLOSED, DISPUTE_EVENTS, AfterPayment
+from .settlement import Change, Facts, Money, Outcome, Settlement, Source, require_order_total
 
 # ---------------------------------------------------------------- Stripe
 
@@ -32,34 +33,47 @@ StripeTargets = {
 }
 
 
+# Every Stripe event type this service applies (the webhook endpoint's subscription, and what the
+# reconciliation sweep lists from Stripe's event log).
+STRIPE_EVENT_TYPES = (
+    "checkout.session.completed",
+    *StripeTargets,
+    "charge.refunded",
+    *DISPUTE_EVENTS,
+    "charge.dispute.closed",
+)
+
+
 class PaymentRecords(Protocol):
-    """What a refund needs beyond settlement: finding the payment a charge was for, and noting a
-    partial refund."""
+    """What refunds and disputes need beyond settlement: the payment (or the refund record) that
+    holds a provider transaction's money."""
 
     def payment_for_transaction(self, method: PaymentMethod, transaction_id: str) -> Payment | None: ...
 
     def payment(self, user: int, payment_id: int) -> Payment | None: ...
 
-    def record(self, entries: list[AuditEntry]) -> None: ...
+    def holder(self, method: PaymentMethod, transaction_id: str) -> tuple[int, int] | None: ...
 
 
 class StripeEvents:
     """Applies verified Stripe events. Every outcome but our own fault is acknowledged (200):
     Stripe retries only when a retry can help."""
 
-    def __init__(self, settlement: Settlement, records: PaymentRecords, clock: Callable[[], str] = now_text) -> None:
+    def __init__(self, settlement: Settlement, records: PaymentRecords, after: AfterPayment) -> None:
         self._settlement = settlement
         self._records = records
-        self._clock = clock
+        self._after = after
 
-    def handle(self, event: Mapping[str, Any]) -> Outcome:
+    def handle(self, event: Mapping[str, Any], source: Source = "stripe") -> Outcome:
         kind = str(event.get("type"))
         obj = (event.get("data") or {}).get("object") or {}
         event_id = str(event.get("id"))
         if kind == "checkout.session.completed" or kind in StripeTargets:
-            return self.apply_session(kind, obj, event_id)
+            return self.apply_session(kind, obj, event_id, source)
         if kind == "charge.refunded":
-            return self._refund(obj, event_id)
+            return self._refund(obj, event_id, source)
+        if kind in DISPUTE_EVENTS or kind == "charge.dispute.closed":
+            return self._dispute(kind, obj, event_id, source)
         logger.info("stripe event type not handled", extra={"event_type": kind, "event_id": event_id})
         return Outcome("ignored", None, None, f"Event type {kind} is not handled.")
 
@@ -85,68 +99,74 @@ class StripeEvents:
                 logger.error("stripe session without a usable amount", extra={"event_id": event_id})
                 return Outcome("mismatch", payment_id, None, "Session amount is missing or invalid.")
             facts = replace(facts, amount=amount, currency=str(session["currency"]).lower())
-        intent = session.get("payment_intent")
-        if isinstance(intent, Mapping):
-            intent = intent.get("id")
+        intent = _object_id(session.get("payment_intent"))
         change = Change(
             order_id=order_id,
             payment_id=payment_id,
             target=target,
             source=source,
             event_id=event_id,
-            transaction_id=intent if target == PaymentStatus.COMPLETED and isinstance(intent, str) else None,
+            transaction_id=intent if target == PaymentStatus.COMPLETED else None,
             facts=facts,
             reason={"checkout.session.expired": "expired"}.get(kind, kind),
+            money=_session_money(session["id"], intent, facts) if target == PaymentStatus.COMPLETED else None,
+            closes_session=target == PaymentStatus.FAILED,
         )
         return self._settlement.apply(change)
 
-    def _refund(self, charge: Mapping[str, Any], event_id: str) -> Outcome:
+    def _refund(self, charge: Mapping[str, Any], event_id: str, source: Source) -> Outcome:
+        """`charge.refunded`: the charge's cumulative `amount_refunded`, for the payment its
+        PaymentIntent settled (never one its metadata names: finding 2 of issue 18)."""
         intent = _object_id(charge.get("payment_intent"))
-        payment = self._charged_payment(charge, intent)
-        if payment is None:
-            logger.info("refund for a charge that is not ours", extra={"event_id": event_id})
-            return Outcome("unknown", None, None, "Not one of our payments.")
-        refunded, total, currency = charge.get("amount_refunded"), charge.get("amount"), charge.get("currency")
-        charged = _amount(total, currency)
-        if charged is None or not isinstance(refunded, int) or refunded <= 0:
-            return Outcome("ignored", payment.id, None, "Refund event without usable amounts.")
-        if charged != payment.amount or str(currency).lower() != payment.currency:
-            count("AmountMismatch")
-            logger.error("refund amount/currency does not match the payment", extra={"payment": payment.id})
-            return Outcome("mismatch", payment.id, None, "Charge does not match the payment.")
-        details = {"amount_refunded_minor": refunded, "charge": str(charge.get("id"))}
-        if not charge.get("refunded") or refunded < int(str(total)):
-            # Partial refund: the payment stays completed; the refund is on the audit trail.
-            note = AuditEntry(
-                payment.id, payment.order, None, None, "stripe", event_id, "partial_refund", self._clock(), details
-            )
-            self._records.record([note])
-            return Outcome("unchanged", payment.id, PaymentStatus.COMPLETED, "Partial refund recorded.")
-        change = Change(
-            order_id=payment.order,
-            payment_id=payment.id,
-            target=PaymentStatus.REFUNDED,
-            source="stripe",
-            event_id=event_id,
-            # Only the payment this PaymentIntent settled: one found through metadata alone may
-            # have been paid some other way (it is then recorded as a mismatch, never refunded).
-            facts=Facts(amount=payment.amount, currency=payment.currency, transaction_id=intent),
-            reason="refunded",
-            details=details,
-        )
-        return self._settlement.apply(change)
+        currency = charge.get("currency")
+        charged, refunded = _amount(charge.get("amount"), currency), _amount(charge.get("amount_refunded"), currency)
+        if intent is None or charged is None or refunded is None:
+            logger.info("refund without a PaymentIntent or usable amounts", extra={"event_id": event_id})
+            return Outcome("ignored", None, None, "Refund event without a PaymentIntent or usable amounts.")
+        payment = self._records.payment_for_transaction(PaymentMethod.STRIPE, intent)
+        if payment is None or payment.method != PaymentMethod.STRIPE or payment.transaction_id != intent:
+            return self._refund_before_completion(charge, event_id)
+        money = Money("stripe", intent, str(currency).lower(), charged, refunded=refunded)
+        return self._after.refund(payment, money, event_id=event_id, source=source)
 
-    def _charged_payment(self, charge: Mapping[str, Any], intent: str | None) -> Payment | None:
-        """The payment a charge paid: the one its PaymentIntent settled, else the one its metadata names."""
-        payment = self._records.payment_for_transaction(PaymentMethod.STRIPE, intent) if intent else None
-        if payment is not None:
-            return payment
+    def _refund_before_completion(self, charge: Mapping[str, Any], event_id: str) -> Outcome:
+        """No payment of ours was settled by this PaymentIntent (yet): if the charge's metadata names
+        a Stripe payment of ours that is still open, its completion may be on its way (retry
+        later); anything else is not ours to refund."""
         metadata = charge.get("metadata")
         ids, user = _our_ids(metadata), _metadata_user(metadata)
-        if ids is None or user is None:
-            return None
-        payment = self._records.payment(user, ids[1])
-        return payment if payment is not None and payment.order == ids[0] else None
+        payment = self._records.payment(user, ids[1]) if ids is not None and user is not None else None
+        if payment is not None and ids is not None and payment.order == ids[0] and _open_stripe(payment):
+            return Outcome("retry_later", payment.id, payment.status, "The refunded payment has not completed yet.")
+        logger.info("refund for a charge that settled no payment of ours", extra={"event_id": event_id})
+        return Outcome("unknown", None, None, "Not a payment this charge settled.")
+
+    def _dispute(self, kind: str, dispute: Mapping[str, Any], event_id: str, source: Source) -> Outcome:
+        """A dispute's step, recorded against the money its PaymentIntent brought."""
+        reason = DISPUTE_EVENTS.get(kind) or DISPUTE_CLOSED.get(str(dispute.get("status")))
+        intent, dispute_id = _object_id(dispute.get("payment_intent")), dispute.get("id")
+        currency = dispute.get("currency")
+        amount = _amount(dispute.get("amount"), currency)
+        if reason is None or intent is None or amount is None or not isinstance(dispute_id, str):
+            logger.info("dispute event not recorded", extra={"event_id": event_id, "event_type": kind})
+            return Outcome("ignored", None, None, "Dispute event without a usable outcome, PaymentIntent or amount.")
+        held = self._records.holder(PaymentMethod.STRIPE, intent)
+        if held is None:
+            logger.warning("dispute of a charge that is not ours", extra={"event_id": event_id})
+            return Outcome("unknown", None, None, "Not a payment of ours.")
+        money = Money("stripe", intent, str(currency).lower(), amount, dispute=dispute_id)
+        return self._after.dispute(held, reason, money, event_id=event_id, source=source)
+
+
+def _session_money(session_id: str, intent: str | None, facts: Facts) -> Money | None:
+    """The money a paid session took: recorded for a refund if it cannot complete the payment."""
+    if facts.amount is None or facts.currency is None:
+        return None
+    return Money("stripe", intent or session_id, facts.currency, facts.amount, session=session_id)
+
+
+def _open_stripe(payment: Payment) -> bool:
+    return payment.method == PaymentMethod.STRIPE and payment.status in OPEN_STATUSES
 
 
 def _object_id(value: Any) -> str | None:
@@ -236,8 +256,10 @@ class GatewayEvent(BaseModel):
 
     @property
     def key(self) -> str:
-        """What makes two deliveries the same event: one transaction's event about one order."""
-        return f"{self.payment_id}:{self.order_reference}:{self.event_type}"
+        """What makes two deliveries the same event: one transaction's event about one order; for a
+        refund, also its (cumulative) amount, so that each refund in part is an event of its own."""
+        key = f"{self.payment_id}:{self.order_reference}:{self.event_type}"
+        return f"{key}:{self.amount}" if self.event_type == "payment.refunded" else key
 
     @model_validator(mode="after")
     def _consistent(self) -> GatewayEvent:
@@ -254,6 +276,13 @@ GATEWAY_MESSAGES = {
     PaymentStatus.FAILED: "Payment failure recorded",
     PaymentStatus.REFUNDED: "Payment refund recorded",
 }
+PARTIAL_REFUND_MESSAGE = "Partial refund recorded"
+
+
+class GatewayRecords(Protocol):
+    def payment_for_transaction(self, method: PaymentMethod, transaction_id: str) -> Payment | None: ...
+
+    def load(self, order_id: int) -> Order | None: ...
 
 
 def is_final_refusal(error: DomainError) -> bool:
@@ -266,11 +295,15 @@ class GatewayEvents:
     def __init__(
         self,
         settlement: Settlement,
+        records: GatewayRecords,
+        after: AfterPayment,
         *,
         max_age_seconds: int | None = None,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
         self._settlement = settlement
+        self._records = records
+        self._after = after
         self._max_age = timedelta(seconds=max_age_seconds) if max_age_seconds is not None else None
         self._now = now
 
@@ -278,6 +311,8 @@ class GatewayEvents:
         if self._max_age is not None and abs(self._now() - event.timestamp) > self._max_age:
             # A body replayed long after it was sent (or dated far ahead): refused before anything.
             raise BadRequest(f"Event timestamp is more than {int(self._max_age.total_seconds())} s from now.")
+        if event.event_type == "payment.refunded":
+            return self._refund(event)
         target = PaymentStatus(event.status)
 
         def decide(order: Order, change: Change) -> Change:
@@ -287,6 +322,8 @@ class GatewayEvents:
                 count("AmountMismatch")
                 logger.error("gateway amount does not match the order total", extra={"order": order.id})
                 raise
+            # The money this event brings, recorded for a refund if it cannot complete a payment.
+            change = replace(change, money=Money("gateway", event.payment_id, order.currency, event.amount))
             if order.completed_payment is not None and order.completed_transaction != event.payment_id:
                 if target != PaymentStatus.COMPLETED:
                     raise Conflict(f"Order {order.id} already has a completed payment under another transaction.")
@@ -308,6 +345,34 @@ class GatewayEvents:
         )
         outcome = self._settlement.apply(change, decide=decide)
         return self._answer(outcome, target)
+
+    def _refund(self, event: GatewayEvent) -> WebhookAck:
+        """`payment.refunded`: its `amount` is what the transaction has had refunded so far (as
+        Stripe's `amount_refunded`), for the ONLINE payment that transaction completed."""
+        if event.amount <= 0:
+            raise Unprocessable("A refund's amount must be more than 0.")
+        payment = self._records.payment_for_transaction(PaymentMethod.ONLINE, event.payment_id)
+        if payment is None or payment.order != event.order_reference:
+            raise self._refund_refusal(event, payment)
+        money = Money("gateway", event.payment_id, payment.currency, payment.amount, refunded=event.amount)
+        outcome = self._after.refund(payment, money, event_id=event.key, source="gateway", reason=event.event_type)
+        if outcome.kind == "mismatch":
+            raise Unprocessable(f"Refunded amount {event.amount} is more than the payment's {payment.amount}.")
+        if outcome.kind not in ("applied", "unchanged"):
+            return self._answer(outcome, PaymentStatus.REFUNDED)
+        full = event.amount == payment.amount
+        return WebhookAck(message=GATEWAY_MESSAGES[PaymentStatus.REFUNDED] if full else PARTIAL_REFUND_MESSAGE)
+
+    def _refund_refusal(self, event: GatewayEvent, settled: Payment | None) -> DomainError:
+        """Why a refund of a transaction that settled no payment of this order cannot apply (yet)."""
+        if settled is not None:
+            return Conflict(f"Transaction {event.payment_id} paid another order.")
+        order = self._records.load(event.order_reference)
+        if order is None:
+            return NotFound("Order not found.")
+        if order.completed_payment is not None:
+            return Conflict(f"Order {order.id} already has a completed payment under another transaction.")
+        return RetryLater("No completed payment to refund yet. Retry later.")
 
     @staticmethod
     def _answer(outcome: Outcome, target: PaymentStatus) -> WebhookAck:

@@ -56,19 +56,34 @@ def encode_cart(cart: Cart) -> dict[str, Any]:
 
 
 def decode_cart(item: Mapping[str, Any]) -> Cart:
+    """The platform's cart: `items` a list of `{"variant": <id>, "quantity": <number>}`. A cart in
+    any other shape is `unreadable` (checkout refuses it) rather than read by guessing: a line
+    without a variant, a variant that is not a positive whole number (`"1"`, `1.5`), a quantity
+    that is not a number (`"2"`). A quantity that is a number but not a whole positive one reads as
+    0, which checkout refuses naming the product."""
     record = from_item(item)
     raw = record.get("items") or []
-    return Cart(
-        user=int(record["user"]),
-        items=tuple(CartItem(variant=int(i["variant"]), quantity=_whole(i.get("quantity"))) for i in raw),
-        raw_items=raw,
-    )
+    lines = _lines(raw)
+    return Cart(user=int(record["user"]), items=lines or (), raw_items=raw, unreadable=lines is None)
 
 
-def _whole(value: Any) -> int:
+def _lines(raw: Any) -> tuple[CartItem, ...] | None:
+    if not isinstance(raw, list):
+        return None
+    lines = []
+    for line in raw:
+        variant = line.get("variant") if isinstance(line, dict) else None
+        quantity = line.get("quantity") if isinstance(line, dict) else None
+        if not isinstance(variant, Decimal) or not _positive_whole(variant) or not isinstance(quantity, Decimal):
+            return None
+        lines.append(CartItem(variant=int(variant), quantity=_whole(quantity)))
+    return tuple(lines)
+
+
+def _positive_whole(value: Decimal) -> bool:
+    return value.is_finite() and value == value.to_integral_value() and value >= 1
+
+
+def _whole(value: Decimal) -> int:
     """Quantities written by other services: anything but a whole number reads as 0 (invalid)."""
-    try:
-        number = Decimal(str(value))
-    except ArithmeticError:
-        return 0
-    return int(number) if number.is_finite() and number == number.to_integral_value() else 0
+    return int(value) if value.is_finite() and value == value.to_integral_value() else 0

@@ -8,6 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..clock import sortable
+from ..errors import TransientFault
 from ..logic.settlement import AuditEntry, CommitConflict, Plan, Transition
 from ..models import OPEN_STATUSES, Order, Payment, PaymentMethod, PaymentRef, PaymentStatus
 from . import orders as order_records
@@ -21,16 +22,22 @@ from .dynamo import (
     batch_get,
     batch_put,
     dynamodb_client,
+    from_item,
     is_condition_failure,
     put_request,
     update_request,
 )
-from .gateway_transactions import GatewayTransactionsRepository
+from .gateway_transactions import GatewayTransactionsRepository, claim_key
 from .tables import Tables
+
+# Audit rows someone must act on, listed by the sparse index `attention-at` (the runbook's queue):
+# `Query attention = needs_refund` gives every captured amount to return, oldest first.
+ATTENTION = frozenset({"needs_refund", "amount_mismatch", "mismatch", "dispute_opened", "dispute_lost"})
+ATTENTION_INDEX = "attention-at"
 
 
 def audit_record(entry: AuditEntry) -> dict[str, Any]:
-    return {
+    record = {
         "payment": entry.payment_id,
         "at": f"{sortable(entry.at)}#{uuid.uuid4().hex[:12]}",
         "order": entry.order_id,
@@ -42,6 +49,15 @@ def audit_record(entry: AuditEntry) -> dict[str, Any]:
         "recorded_at": entry.at,
         "details": entry.details or None,
     }
+    if entry.reason in ATTENTION:
+        record["attention"] = entry.reason
+    return record
+
+
+def fact_key(fact: str) -> str:
+    """Where a recorded fact about provider money lives in the GatewayTransactions table, beside
+    the claims (`stripe#pi_...`): `fact#needs_refund#ONLINE#txn_1`."""
+    return f"fact#{fact}"
 
 
 class DynamoSettlementStore:
@@ -81,10 +97,41 @@ class DynamoSettlementStore:
         claimed = self.transactions.lookup(method, transaction_id)
         return self.payment(claimed.user, claimed.payment) if claimed else None
 
+    def holder(self, method: PaymentMethod, transaction_id: str) -> tuple[int, int] | None:
+        """(payment, order) of the money of a provider transaction: the payment it settled, else
+        the record that it must be refunded (payment NO_PAYMENT when no payment of ours holds it)."""
+        keys = [claim_key(str(method), transaction_id), fact_key(f"needs_refund#{method}#{transaction_id}")]
+        table = self.tables.gateway_transactions
+        found = batch_get(self.client, {table: {"Keys": [{"transaction_id": key} for key in keys]}})[table]
+        records = {item["transaction_id"]["S"]: from_item(item) for item in found}
+        record = records.get(keys[0]) or records.get(keys[1])
+        return (int(record["payment"]), int(record["order"])) if record else None
+
     # ------------------------------------------------------------------ writes
 
     def record(self, entries: list[AuditEntry]) -> None:
         batch_put(self.client, self.tables.payment_audit, [audit_record(e) for e in entries])
+
+    def record_once(self, entry: AuditEntry, fact: str) -> bool:
+        """The audit row and the fact it records, in one transaction conditioned on the fact being
+        new: a redelivered, replayed or reconciled report of it writes nothing. True if written."""
+        record = audit_record(entry)
+        marker = {"transaction_id": fact_key(fact), "payment": entry.payment_id, "order": entry.order_id}
+        marker["at"] = record["at"]  # the row it names
+        txn = Transaction()
+        txn.add(
+            "fact",
+            "Put",
+            put_request(self.tables.gateway_transactions, marker, condition=[("transaction_id", "not_exists", None)]),
+        )
+        txn.add("audit", "Put", put_request(self.tables.payment_audit, record))
+        try:
+            txn.commit(self.client)
+        except TransactionCancelled as cancelled:
+            if "fact" in cancelled.failed:
+                return False
+            raise TransientFault(f"recording {fact} was cancelled") from None
+        return True
 
     def session_closed(self, user: int, payment_id: int) -> None:
         """Out of the open index, once the payment is given up (never an open payment's entry)."""
@@ -157,10 +204,11 @@ class DynamoSettlementStore:
         order = plan.order
         set_: dict[str, Any] = {"status": str(transition.to_status), "updated_at": plan.at}
         # A Stripe payment that closes leaves the open index (nothing ever reopens a payment).
-        # A superseded one stays there until its session is known closed (`session_closed`).
+        # One given up while its session may still be paid stays there until the session is known
+        # closed (`session_closed`).
         closes = payment_records.open_method(transition.method, transition.to_status) is None
         was_open = payment_records.open_method(transition.method, transition.from_status)
-        remove = ["open_method"] if closes and was_open and not transition.superseded else []
+        remove = ["open_method"] if closes and was_open and not transition.watch_session else []
         if transition.transaction_id:
             set_["transaction_id"] = transition.transaction_id
         condition: list[tuple[str, str, Any]] = [
