@@ -318,6 +318,21 @@ def test_finding_1_gateway_money_for_a_paid_order_is_recorded_once_and_listed_fo
     assert [item["details"]["M"]["transaction_id"]["S"] for item in queue] == ["txn_paid_twice"]
 
 
+def test_gateway_money_held_for_one_order_cannot_pay_another_order_under_the_same_transaction(shop, gateway):
+    """txn_held's money came for order 2, which was paid already: it is held for a refund. The same
+    transaction reported again as paying order 1 cannot spend that money a second time: 409, and
+    order 1 stays unpaid (its payment untouched)."""
+    held = gateway_event("completed", payment_id="txn_held", order_reference="2", amount="899.00")
+    assert send_gateway(gateway, held).status == 409
+    order, payments = shop.store.order(1), shop.store.payments()
+
+    again = gateway_event("completed", payment_id="txn_held", order_reference="1", amount=str(order.total_price))
+    answer = send_gateway(gateway, again)
+
+    assert answer.status == 409, answer.body
+    assert (shop.store.order(1), shop.store.payments()) == (order, payments)
+
+
 def test_stripe_money_for_an_order_paid_another_way_is_recorded_once_with_its_session(shop, hook, gateway, output):
     """The customer paid the session, its event is late; the gateway's payment completes the order:
     expiring the superseded session finds it paid (the record and the alarm), and the late event

@@ -257,14 +257,21 @@ def test_an_unknown_order_is_404(hook, store):
 
 
 @pytest.mark.parametrize("amount", ["1597.99", "1598.01", "0.00", "15980.00"])
-def test_an_amount_other_than_the_order_total_is_422_and_changes_nothing(hook, store, output, amount):
-    before = store.snapshot(idempotency=False)
+def test_money_other_than_the_order_total_is_422_held_on_the_books_and_settles_nothing(hook, store, output, amount):
+    """Money the gateway took that is not the order's total cannot pay it: refused (422), the order and
+    its payments untouched, and the money recorded once (an audit row naming the transaction and the
+    amount, AmountMismatch once) so that someone gives it back (docs/money.md, the books contract)."""
+    payments, orders = store.payments(), store.orders()
     output.clear()
 
     refused = error(send_gateway(hook, event(amount=amount)), 422)
 
-    assert store.snapshot(idempotency=False) == before
+    assert (store.payments(), store.orders()) == (payments, orders)
     assert output.metrics()["AmountMismatch"] == 1
+    [row] = [r for r in store.audit(0) if r["reason"] == "amount_mismatch"]
+    assert row["order"] == 1
+    assert row["details"] == {"provider": "gateway", "transaction_id": "txn_123456789", "currency": "usd", "amount": amount}
+    recorded = store.snapshot(idempotency=False)
     # The refusal is remembered with the event: its replays get it again and raise no new alarm ...
     for _ in range(3):
         assert error(send_gateway(hook, event(amount=amount)), 422) == refused
@@ -272,7 +279,7 @@ def test_an_amount_other_than_the_order_total_is_422_and_changes_nothing(hook, s
     assert output.metrics()["DuplicateDeliveries"] == 3
     # ... and the same event (transaction, order, type) with another amount is not a new event.
     assert "different body" in error(send_gateway(hook, event()), 422)
-    assert store.snapshot(idempotency=False) == before
+    assert store.snapshot(idempotency=False) == recorded
 
 
 def test_a_replayed_refusal_for_an_order_paid_otherwise_raises_one_refund_alarm(hook, store, output):

@@ -483,10 +483,12 @@ class Settlement:
         money: Money,
         source: Source,
         event_id: str | None,
+        reason: Literal["needs_refund", "amount_mismatch"] = "needs_refund",
     ) -> bool:
         """Money arrived that cannot complete a payment (its order is paid another way, or closed;
-        its payment was given up): recorded once per provider transaction under the payment it
-        came for (or NO_PAYMENT), alarmed once (`PaymentNeedsRefund`). True if recorded now."""
+        its payment was given up; or it is not the order's total: `amount_mismatch`): recorded once
+        per provider transaction under the payment it came for (or NO_PAYMENT), alarmed once
+        (`PaymentNeedsRefund`, or `AmountMismatch`). True if recorded now."""
         entry = AuditEntry(
             payment_id or NO_PAYMENT,
             order_id,
@@ -494,11 +496,11 @@ class Settlement:
             status,
             source,
             event_id,
-            "needs_refund",
+            reason,
             self._clock(),
             money.details(),
         )
-        recorded = self._store.record_once(entry, money.fact("needs_refund"))
+        recorded = self._store.record_once(entry, money.fact(reason))
         where = {
             "order": order_id,
             "payment": payment_id,
@@ -506,7 +508,7 @@ class Settlement:
             "transaction": money.transaction_id,
         }
         if recorded:
-            count("PaymentNeedsRefund")
+            count("PaymentNeedsRefund" if reason == "needs_refund" else "AmountMismatch")
             logger.error("money arrived that cannot be kept: refund it", extra={**where, "amount": str(money.amount)})
         else:
             logger.info("money to refund was recorded already", extra=where)
@@ -523,7 +525,10 @@ class Settlement:
                 extra={"order": order.id, "payment": pid, "reason": outcome.message},
             )
             if pid is not None:
-                self._store.record([_entry(order, pid, outcome.status, outcome.status, change, at, reason="mismatch")])
+                entry = _entry(order, pid, outcome.status, outcome.status, change, at, reason="mismatch")
+                if change.money is not None:  # money that moved: the record names it (docs/money.md)
+                    entry = replace(entry, details={**entry.details, **change.money.details()})
+                self._store.record([entry])
         elif outcome.kind == "unknown":
             logger.warning("change for a payment that is not ours", extra={"order": order.id, "payment": pid})
         else:

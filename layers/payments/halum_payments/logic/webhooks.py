@@ -316,14 +316,20 @@ class GatewayEvents:
         target = PaymentStatus(event.status)
 
         def decide(order: Order, change: Change) -> Change:
+            money = Money("gateway", event.payment_id, order.currency, event.amount)
             try:
                 require_order_total(order, event.amount, "Amount")
             except Unprocessable:
-                count("AmountMismatch")
                 logger.error("gateway amount does not match the order total", extra={"order": order.id})
+                if target == PaymentStatus.COMPLETED:  # money moved: on the books, alarmed, once
+                    pid = _online_payment(order)
+                    status = order.payments[pid].status if pid is not None else None
+                    self._settlement.needs_refund(order.id, pid, status, money, "gateway", event.key, "amount_mismatch")
+                else:
+                    count("AmountMismatch")
                 raise
             # The money this event brings, recorded for a refund if it cannot complete a payment.
-            change = replace(change, money=Money("gateway", event.payment_id, order.currency, event.amount))
+            change = replace(change, money=money)
             if order.completed_payment is not None and order.completed_transaction != event.payment_id:
                 if target != PaymentStatus.COMPLETED:
                     raise Conflict(f"Order {order.id} already has a completed payment under another transaction.")

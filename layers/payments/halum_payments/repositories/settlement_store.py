@@ -54,6 +54,9 @@ def audit_record(entry: AuditEntry) -> dict[str, Any]:
     return record
 
 
+HELD_FACTS = ("needs_refund", "amount_mismatch")  # money recorded for a refund, not settled
+
+
 def fact_key(fact: str) -> str:
     """Where a recorded fact about provider money lives in the GatewayTransactions table, beside
     the claims (`stripe#pi_...`): `fact#needs_refund#ONLINE#txn_1`."""
@@ -192,6 +195,17 @@ class DynamoSettlementStore:
         if plan.claim is not None:
             method, transaction_id, payment_id = plan.claim
             txn.add("claim", "Put", self.transactions.claim(method, transaction_id, payment_id, order.id, order.user))
+            for reason in HELD_FACTS:
+                # Money of this transaction held for a refund of another order is that order's:
+                # a report of the same transaction for this order cannot spend it again.
+                held: dict[str, Any] = {
+                    "TableName": self.tables.gateway_transactions,
+                    "Key": {"transaction_id": {"S": fact_key(f"{reason}#{method}#{transaction_id}")}},
+                    "ConditionExpression": "attribute_not_exists(#t) OR #o = :o",
+                    "ExpressionAttributeNames": {"#t": "transaction_id", "#o": "order"},
+                    "ExpressionAttributeValues": {":o": {"N": str(order.id)}},
+                }
+                txn.add(f"claim-held:{reason}", "ConditionCheck", held)
 
         counters = self.counters.adjust_payment_counts(plan.user, merge_deltas(deltas))
         if counters is not None:
@@ -294,4 +308,4 @@ class DynamoSettlementStore:
             payment = payment_records.decode(old) if old is not None else None
             if payment is not None and payment.status == transition.from_status and transition.facts:
                 return CommitConflict(facts_mismatch=payment)
-        return CommitConflict(claimed="claim" in failed)
+        return CommitConflict(claimed=any(tag.startswith("claim") for tag in failed))
