@@ -244,6 +244,27 @@ def test_a_won_dispute_records_its_funds_reinstated(shop, hook):
     assert rows(shop, payment, "dispute_won")[0]["details"] == stripe_money(intent, CART_TOTAL, dispute=opened["id"])
 
 
+def test_a_dispute_before_its_payment_completed_is_retried_and_recorded_once_the_completion_applies(shop, hook):
+    """The completion's event is late; the cardholder's dispute arrives first. Its PaymentIntent names
+    our payment (its metadata), which has not completed yet: 409 so that Stripe delivers it again,
+    nothing written. Once the completion applied, the redelivered dispute is recorded."""
+    session, payment, order = checkout(shop)
+    (completed,) = press(shop, session, "pay")
+    opened = shop.sandbox.open_dispute(session)
+    (created,) = [e for e in shop.sandbox.events if e["type"] == "charge.dispute.created"]
+    before = business(shop)
+
+    early = send_stripe(hook, created)
+
+    assert early.status == 409, early
+    assert business(shop) == before
+    deliver(hook, completed)
+    deliver(hook, created)
+    intent = shop.sandbox.session(session)["payment_intent"]
+    (row,) = rows(shop, payment, "dispute_opened")
+    assert row["details"] == stripe_money(intent, CART_TOTAL, dispute=opened["id"])
+
+
 def test_a_dispute_of_a_charge_that_is_not_ours_is_acknowledged_and_writes_nothing(shop, hook):
     dispute = {"id": "dp_test_other", "object": "dispute", "amount": 100, "currency": "usd"}
     before = shop.store.snapshot(idempotency=False)

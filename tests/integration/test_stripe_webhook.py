@@ -752,6 +752,20 @@ def test_a_session_whose_metadata_names_another_user_is_a_mismatch_and_completes
     assert (row["details"]["amount"], row["details"]["currency"]) == (f"{obj['amount_total'] / 100:.2f}", "usd")
 
 
+def test_an_expiry_whose_metadata_names_another_user_still_gives_the_checkout_up(hook, shop, store):
+    """Whose money it is matters only for money: the payment's own session expired (nothing can be
+    paid through it), so the checkout is given up and its stock returned, whatever the metadata says."""
+    session = shop.from_cart()
+    order_id, payment_id = ids(session)
+    (event,) = shop.act(session, "cancel")
+    event["data"]["object"]["metadata"]["user_id"] = "2"
+
+    ok(send_stripe(hook, event))
+
+    assert store.payment(payment_id).status == P.FAILED
+    assert store.order(order_id).status == "cancelled"
+
+
 def test_an_early_completion_naming_another_checkout_attempt_completes_nothing(hook, shop, store, output):
     """Before the session is recorded, only our metadata's checkout key ties it to the payment: a key
     of another attempt (another deployment sharing the Stripe account reuses our ids) is refused."""

@@ -214,6 +214,8 @@ def pay(world: World, session: str, plan: str) -> None:
         return  # expired meanwhile: Stripe refuses the payment
     if rng.random() < world.config.refunds:
         world.spawn(f"refund-{session[-6:]}", lambda: refund(world, session), delay=rng.uniform(60, 2 * 3600))
+    elif rng.random() < world.config.disputes:
+        world.spawn(f"dispute-{session[-6:]}", lambda: dispute(world, session), delay=rng.uniform(60, 2 * 3600))
 
 
 def refund(world: World, session: str) -> None:
@@ -225,6 +227,18 @@ def refund(world: World, session: str) -> None:
     amount = remaining if world.rng.random() < 0.6 else max(remaining // 3, 1)
     world.scheduler.io(0.3)
     world.stripe.act(session, "refund", {"amount": str(amount)})
+
+
+def dispute(world: World, session: str) -> None:
+    """The cardholder disputes the charge; weeks later (here: hours) the bank decides."""
+    world.scheduler.io(0.3)
+    if (
+        world.stripe.act(session, "dispute", {"reason": world.rng.choice(("fraudulent", "product_not_received"))})
+        >= 400
+    ):
+        return  # refunded or disputed already
+    world.sleep(world.rng.uniform(600, 6 * 3600))
+    world.stripe.act(session, world.rng.choice(("dispute-won", "dispute-lost")))
 
 
 def stripe_side(world: World, session: dict[str, Any]) -> None:

@@ -32,6 +32,17 @@ SLACK_SECONDS = 5.0  # an event on its way, a request in flight
 
 
 Fail = Callable[[str, str], None]
+DISPUTE_REASONS = {
+    "charge.dispute.created": "dispute_opened",
+    "charge.dispute.funds_withdrawn": "dispute_funds_withdrawn",
+    "charge.dispute.funds_reinstated": "dispute_funds_reinstated",
+    "charge.dispute.closed.won": "dispute_won",
+    "charge.dispute.closed.lost": "dispute_lost",
+}
+
+
+def _names_dispute(row: dict[str, Any], reason: str, dispute: str) -> bool:
+    return row.get("reason") == reason and (row.get("details") or {}).get("dispute") == dispute
 
 
 def money_rows(audit: dict[int, list[dict[str, Any]]]) -> Iterable[dict[str, Any]]:
@@ -197,6 +208,9 @@ class Books:
         if kind == "charge.refunded":
             self._refund_effect(inv, "stripe", str(obj.get("payment_intent")), obj, payments, audit)
             return
+        if kind.startswith("charge.dispute."):
+            self._dispute_effect(inv, kind, obj, payments, audit)
+            return
         made = self.ledger.sessions.get(str(obj.get("id")))
         payment = payments.get(made.payment) if made is not None and made.payment is not None else None
         if payment is None or self.tampered(obj.get("id")):
@@ -273,7 +287,58 @@ class Books:
                 f"{payment['id']} is {payment['status']} with no partial_refund row for it",
             )
 
+    def _dispute_effect(self, inv: Invocation, kind: str, obj: dict[str, Any], payments: Any, audit: Any) -> None:
+        money = self.ledger.captured("stripe", str(obj.get("payment_intent")))
+        paid = self._paid(money, payments) if money is not None else None
+        if paid is None:
+            return  # not money of ours that a payment holds
+        reason = DISPUTE_REASONS.get(kind) or DISPUTE_REASONS.get(f"{kind}.{obj.get('status')}")
+        if reason is None:
+            return
+        if not any(_names_dispute(r, reason, str(obj.get("id"))) for r in audit.get(int(paid["id"]), [])):
+            self.fail(
+                "webhook_effect",
+                f"{kind} {obj.get('id')} for payment {paid['id']} answered {inv.status}; no {reason} record names it",
+            )
+
+    def _paid(self, money: Money, payments: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+        """The paid payment that holds this money, if one does."""
+        return next(
+            (
+                p
+                for p in payments.values()
+                if p.get("transaction_id") == money.transaction
+                and PROVIDER_OF.get(p["method"]) == money.provider
+                and p["status"] in PAID
+            ),
+            None,
+        )
+
     # ------------------------------------------------------------------ at quiescence
+
+    def disputes(self, payments: dict[int, dict[str, Any]], audit: dict[int, list[dict[str, Any]]]) -> None:
+        """disputes_recorded: every dispute of money a payment holds is on the books (opened, and how
+        it closed, naming the dispute and its amount) and was alarmed (`PaymentDisputed`)."""
+        alarms = sum(inv.metric("PaymentDisputed") for inv in self.world.functions.invocations)
+        opened = 0
+        for money in self.ledger.money.values():
+            paid = self._paid(money, payments)
+            if paid is None:
+                continue
+            rows = audit.get(int(paid["id"]), [])
+            for dispute in money.disputes.values():
+                opened += 1
+                wanted = ["dispute_opened"] + ([f"dispute_{dispute.status}"] if dispute.status != "open" else [])
+                for reason in wanted:
+                    found = [r for r in rows if _names_dispute(r, reason, dispute.id)]
+                    if not found or amount((found[0].get("details") or {}).get("amount", -1)) != dispute.amount:
+                        self.fail(
+                            "disputes_recorded",
+                            f"{money.describe()}: dispute {dispute.id} ({dispute.status}, {dispute.amount}) has no "
+                            f"{reason} record with its amount on payment {paid['id']}",
+                        )
+        if alarms < opened:
+            self.fail("disputes_recorded", f"{opened} disputes opened, PaymentDisputed counted {alarms:.0f}")
 
     def accounted(self, payments: dict[int, dict[str, Any]], audit: dict[int, list[dict[str, Any]]]) -> None:
         """captured_money_accounted: every amount a provider captured is on exactly one paid payment

@@ -38,6 +38,7 @@ class Config:
     early_pay: float = 0.0  # share of sessions paid within a second of their creation (wallets)
     metadata_edit: float = 0.0  # share of sessions whose metadata is edited in the Dashboard
     refunds: float = 0.1  # share of paid sessions refunded later (full or partial)
+    disputes: float = 0.08  # share of the other paid sessions disputed by the cardholder (won or lost)
     gateway_events: int = 0
     txn_pool: int = 4  # gateway transaction ids are drawn from this many
     hostile: int = 0  # signed-but-hostile inputs (huge numbers, overflowing token expiry)
@@ -62,6 +63,7 @@ class Config:
             event_dup=0.0,
             event_late=0.0,
             refunds=0.0,
+            disputes=0.0,
             impatient=0.0,
             double_submit=0.0,
             event_delay=(0.05, 0.2),

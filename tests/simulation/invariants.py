@@ -56,6 +56,8 @@ STATEMENTS = {
     "captured_money_accounted": "every amount captured is on exactly one paid payment of its order, or alarmed for "
     "refund with an audit record naming it",
     "refunds_recorded": "a refund at the provider is on the books: refunded in full, or a partial_refund record",
+    "disputes_recorded": "every dispute of money a payment holds is recorded (opened, won or lost, with its amount) "
+    "and alarmed",
     "answered_session_completes": "a checkout URL answered with 200 and paid before it expires completes its payment, "
     "unless the order was already paid another way",
     "foreign_user_held": "a session whose metadata names another user than its order's settles nothing (a mismatch "
@@ -478,6 +480,7 @@ class Invariants:
             lambda: self._audit(payments, audit),
             lambda: self.books.accounted(payments, audit),
             lambda: self.books.refunds(payments, audit),
+            lambda: self.books.disputes(payments, audit),
             lambda: self.books.promises(audit),
             lambda: self.books.settled(orders, payments, audit),
             lambda: self._stripe_truth(payments, orders, audit),
@@ -530,16 +533,19 @@ class Invariants:
             if charge is not None:
                 self._checked(partial(self._paid_session, session_id, obj, payment, order, trail))
             elif payment["status"] in OPEN and (obj["status"] == "expired" or state["delayed"] == "failed"):
-                if self._tampered(session_id) and any(r.get("reason") in MISMATCH_REASONS for r in trail):
-                    continue  # held back, with its alarm, for someone to look at
                 why = "expired" if obj["status"] == "expired" else "its delayed payment failed"
                 detail = f"session {session_id} {why}; payment {payment['id']} is still {payment['status']}"
                 self._checked(partial(self.fail, "stripe_converged", detail))
         for pid, payment in payments.items():
             if payment["method"] == "stripe" and payment["status"] in OPEN:
                 session = payment.get("checkout_session_id")
-                if self._tampered(session) and any(r.get("reason") in MISMATCH_REASONS for r in audit.get(pid, [])):
-                    continue  # held back, with its alarm, for someone to look at
+                paid = session is not None and stripe.session_state(session)["charge"] is not None
+                if (
+                    paid
+                    and self._tampered(session)
+                    and any(r.get("reason") in MISMATCH_REASONS for r in audit.get(pid, []))
+                ):
+                    continue  # paid, held back with its alarm for someone to look at (whose money is it?)
                 hint = self._hint(stripe.session_state(session)["obj"]) if session else ""
                 self.fail("stripe_converged", f"Stripe payment {pid} is still {payment['status']} at quiescence{hint}")
 

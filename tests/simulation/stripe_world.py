@@ -222,11 +222,11 @@ class SimulatedStripe(StripeSandbox):
         """A customer's (or the dashboard's) button; returns the page's status (303 done, 409 refused).
         Money that moved is written into the outside world's books as it moves."""
         self.expire_due()
-        before = self.session_state(session_id)["charge"] if session_id in self._sessions else None
+        before = self.session_state(session_id) if session_id in self._sessions else None
         reply = self._act(session_id, action, form or {})
-        if session_id in self._sessions:
+        if session_id in self._sessions and before is not None:
             state = self.session_state(session_id)
-            self._book(session_id, before, state["charge"])
+            self._book(session_id, before, state)
             if state["obj"]["status"] == "expired" or state["delayed"] == "failed":
                 self.closed_at.setdefault(session_id, self.scheduler.clock.now)
         return reply.status
@@ -236,15 +236,22 @@ class SimulatedStripe(StripeSandbox):
         self.closed_at.setdefault(session_id, self.scheduler.clock.now)
         return result
 
-    def _book(self, session_id: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
-        if after is None:
+    def _book(self, session_id: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """Write what the action moved into the outside world's books: a capture, a refund, a dispute."""
+        charge, was = after["charge"], before["charge"]
+        if charge is None:
             return
         now = self.scheduler.clock.now
-        intent, currency = str(after["payment_intent"]), str(after["currency"])
-        if before is None:
-            self.ledger.stripe_captured(session_id, intent, int(after["amount_captured"]), currency, now)
-        if int(after["amount_refunded"]) != int((before or {}).get("amount_refunded", 0)):
-            self.ledger.stripe_refunded(intent, int(after["amount_refunded"]), currency)
+        intent, currency = str(charge["payment_intent"]), str(charge["currency"])
+        if was is None:
+            self.ledger.stripe_captured(session_id, intent, int(charge["amount_captured"]), currency, now)
+        if int(charge["amount_refunded"]) != int((was or {}).get("amount_refunded", 0)):
+            self.ledger.stripe_refunded(intent, int(charge["amount_refunded"]), currency)
+        dispute = after["dispute"]
+        if dispute is not None and before["dispute"] is None:
+            self.ledger.disputed(intent, dispute["id"], int(dispute["amount"]), currency, now)
+        if dispute is not None and dispute["status"] in ("won", "lost"):
+            self.ledger.dispute_closed(intent, dispute["id"], dispute["status"])
 
     def edit_metadata(self, session_id: str, **values: str) -> None:
         """Someone edits the session's metadata in the Dashboard (it travels in later events)."""
@@ -258,6 +265,7 @@ class SimulatedStripe(StripeSandbox):
                 "obj": copy.deepcopy(session.obj),
                 "delayed": session.delayed,
                 "charge": copy.deepcopy(session.charge),
+                "dispute": copy.deepcopy(session.dispute),
             }
 
     def all_sessions(self) -> list[str]:

@@ -139,7 +139,8 @@ def stripe_events(
 
     store = DynamoSettlementStore(tables(settings), client)
     settles = settlement(settings, gateway, client)
-    return StripeEvents(settles, store, AfterPayment(settles, store))
+    intents = gateway if callable(gateway) else (lambda: gateway)
+    return StripeEvents(settles, store, AfterPayment(settles, store), intents)
 
 
 def stripe_event_handler(

@@ -195,6 +195,18 @@ class StripeCheckoutGateway:
             )
         )
 
+    def intent_metadata(self, intent_id: str) -> dict[str, str]:
+        """A PaymentIntent's metadata (our checkout writes its ids there: payment_intent_data); none
+        for one Stripe does not know (another account's, or made up)."""
+        try:
+            intent = self._call(lambda: self._client.v1.payment_intents.retrieve(intent_id))
+        except ProviderError as exc:
+            if exc.kind == "rejected":
+                return {}
+            raise
+        data = intent.to_dict() if hasattr(intent, "to_dict") else dict(intent)
+        return {str(k): str(v) for k, v in (data.get("metadata") or {}).items()}
+
     def list_events(
         self,
         *,

@@ -251,7 +251,9 @@ def plan_change(
 def _refusal(order: Order, change: Change, ref: PaymentRef) -> Outcome | None:
     """Why `change` cannot apply to the payment `ref` of `order`, if it cannot."""
     pid, target, current = change.payment_id, change.target, ref.status
-    if change.facts.user is not None and change.facts.user != order.user:
+    # Whose money it is matters only for money: a session that closed unpaid (its own, by the
+    # session condition) fails its payment whatever its metadata has been edited to say.
+    if change.facts.user not in (None, order.user) and target != PaymentStatus.FAILED:
         return Outcome("mismatch", pid, current, f"Order {order.id} belongs to another user.")
     if current == target:
         return Outcome("unchanged", pid, current, f"Payment is already {current}.")

@@ -55,14 +55,25 @@ class PaymentRecords(Protocol):
     def holder(self, method: PaymentMethod, transaction_id: str) -> tuple[int, int] | None: ...
 
 
+class IntentSource(Protocol):
+    def intent_metadata(self, intent_id: str) -> Mapping[str, str]: ...
+
+
 class StripeEvents:
     """Applies verified Stripe events. Every outcome but our own fault is acknowledged (200):
     Stripe retries only when a retry can help."""
 
-    def __init__(self, settlement: Settlement, records: PaymentRecords, after: AfterPayment) -> None:
+    def __init__(
+        self,
+        settlement: Settlement,
+        records: PaymentRecords,
+        after: AfterPayment,
+        intents: Callable[[], IntentSource | None] = lambda: None,
+    ) -> None:
         self._settlement = settlement
         self._records = records
         self._after = after
+        self._intents = intents  # Stripe, asked only about a dispute of money no payment holds yet
 
     def handle(self, event: Mapping[str, Any], source: Source = "stripe") -> Outcome:
         kind = str(event.get("type"))
@@ -152,10 +163,29 @@ class StripeEvents:
             return Outcome("ignored", None, None, "Dispute event without a usable outcome, PaymentIntent or amount.")
         held = self._records.holder(PaymentMethod.STRIPE, intent)
         if held is None:
-            logger.warning("dispute of a charge that is not ours", extra={"event_id": event_id})
-            return Outcome("unknown", None, None, "Not a payment of ours.")
+            return self._dispute_before_completion(intent, event_id)
         money = Money("stripe", intent, str(currency).lower(), amount, dispute=dispute_id)
         return self._after.dispute(held, reason, money, event_id=event_id, source=source)
+
+    def _dispute_before_completion(self, intent: str, event_id: str) -> Outcome:
+        """No payment holds this PaymentIntent's money yet. A dispute carries no metadata of ours, but
+        its PaymentIntent does (our checkout writes it there): if it names one of our Stripe payments
+        that is not completed, its completion (or its refund record) is still on its way: retry later
+        (the sweep applies the log's older completion first). Anything else is not ours."""
+        source = self._intents()
+        metadata = source.intent_metadata(intent) if source is not None else None
+        ids, user = _our_ids(metadata), _metadata_user(metadata)
+        payment = self._records.payment(user, ids[1]) if ids is not None and user is not None else None
+        pending = payment is not None and ids is not None and payment.order == ids[0]
+        if (
+            pending
+            and payment is not None
+            and payment.method == PaymentMethod.STRIPE
+            and payment.status in OPEN_STATUSES | {PaymentStatus.FAILED}
+        ):
+            return Outcome("retry_later", payment.id, payment.status, "The disputed payment has not settled yet.")
+        logger.warning("dispute of a charge that is not ours", extra={"event_id": event_id})
+        return Outcome("unknown", None, None, "Not a payment of ours.")
 
 
 def _session_money(session_id: str, intent: str | None, facts: Facts) -> Money | None:
