@@ -175,6 +175,16 @@ class Template:
                 names.append(ref["Ref"])
         return names
 
+    def reserved_concurrency(self, logical_id: str) -> int | None:
+        """The function's ReservedConcurrentExecutions with the parameters (None: not reserved)."""
+        value = self.resources[logical_id]["Properties"].get("ReservedConcurrentExecutions")
+        while isinstance(value, dict) and "Fn::If" in value:
+            condition, when_true, when_false = value["Fn::If"]
+            value = when_true if self.condition(condition) else when_false
+        if value is None or value == {"Ref": "AWS::NoValue"}:
+            return None
+        return int(self.resolve(value))
+
     def condition(self, name: str) -> bool:
         return bool(self._evaluate((self.doc.get("Conditions") or {})[name]))
 

@@ -18,7 +18,16 @@ from support import ROOT
 pytestmark = pytest.mark.e2e
 
 RECONCILE = "/_local/reconcile"
-SUMMARY_KEYS = {"run", "checked", "outcomes", "stripe_errors", "finished", "oldest_open_minutes", "duration_ms"}
+SUMMARY_KEYS = {
+    "run",
+    "checked",
+    "outcomes",
+    "stripe_errors",
+    "finished",
+    "skipped",
+    "oldest_open_minutes",
+    "duration_ms",
+}
 TUNA = 13  # the variant user 22's cart holds (4 of them), of the e2e seed's own stock of 100
 
 

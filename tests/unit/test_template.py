@@ -253,3 +253,66 @@ def test_the_sweep_waits_for_a_checkout_as_long_as_the_checkout_function_may_run
     checkout = functions["CreateStripeOrderFunction"]["Properties"]["Timeout"]
     sweep = functions["ReconcilePaymentsFunction"]["Properties"]["Environment"]["Variables"]
     assert sweep["CHECKOUT_TIMEOUT_SECONDS"] == str(checkout)
+
+
+# ---------------------------------------------------------------------------- reserved concurrency
+def _condition(cfn: dict[str, Any], name: str, parameters: dict[str, str]) -> bool:
+    """A template condition as CloudFormation evaluates it (the functions this template uses)."""
+
+    def value(expression: Any) -> Any:
+        if not isinstance(expression, dict):
+            return expression
+        ((function, argument),) = expression.items()
+        if function == "Ref":
+            return parameters.get(argument, str(cfn["Parameters"].get(argument, {}).get("Default", "")))
+        if function == "Condition":
+            return _condition(cfn, argument, parameters)
+        if function == "Fn::Equals":
+            return str(value(argument[0])) == str(value(argument[1]))
+        if function == "Fn::Not":
+            return not value(argument[0])
+        raise ValueError(function)
+
+    return bool(value(cfn["Conditions"][name]))
+
+
+def reservations(parameters: dict[str, str]) -> dict[str, int]:
+    """Function -> the reserved concurrency CloudFormation would set, for these parameter values."""
+    cfn = translated(parameters)
+    found = {}
+    for name, function in resources(cfn, "AWS::Lambda::Function").items():
+        value = function["Properties"].get("ReservedConcurrentExecutions")
+        if isinstance(value, dict) and "Fn::If" in value:
+            condition, when_true, when_false = value["Fn::If"]
+            value = when_true if _condition(cfn, condition, parameters) else when_false
+        if isinstance(value, dict) and value.get("Ref") == "AWS::NoValue":
+            value = None
+        if isinstance(value, dict) and "Ref" in value:
+            value = parameters.get(value["Ref"], cfn["Parameters"][value["Ref"]]["Default"])
+        if value is not None:
+            found[name] = int(value)
+    return found
+
+
+def test_by_default_no_function_reserves_concurrency_so_any_account_can_deploy():
+    """Lambda keeps at least 100 of an account's concurrency unreserved ("You can reserve up to the
+    Unreserved account concurrency value ... minus 100", Lambda Developer Guide, "Configuring reserved
+    concurrency"); new accounts may have a quota of 10 or 50, where any reservation fails the deploy."""
+    assert reservations({}) == {}
+
+
+def test_the_webhook_cap_is_opt_in_and_the_sweep_never_reserves():
+    assert reservations({"WebhookReservedConcurrency": "20"}) == {"StripeWebhookFunction": 20}
+    for environment in ("dev", "prod"):
+        assert "ReconcilePaymentsFunction" not in reservations(_samconfig_parameters(environment))
+
+
+def _samconfig_parameters(environment: str) -> dict[str, str]:
+    import shlex
+    import tomllib
+
+    from support import ROOT
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    text = config[environment]["deploy"]["parameters"]["parameter_overrides"]
+    return dict(pair.split("=", 1) for pair in shlex.split(text))

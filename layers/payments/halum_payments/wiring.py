@@ -156,7 +156,7 @@ def reconciler(settings: Settings, client: Any = None) -> Reconciler:
     gateway = lazy_stripe_gateway(settings)
     return Reconciler(
         PaymentsRepository(settings.payments_table, client),
-        SweepStateRepository(settings.counters_table, client),
+        SweepStateRepository(settings.counters_table, client),  # its cursor and its lease
         stripe_events(settings, gateway, client),
         settlement(settings, gateway, client),
         _sessions_on_first_use(settings, gateway),

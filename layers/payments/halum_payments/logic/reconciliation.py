@@ -3,6 +3,7 @@ have resolved are settled from Stripe's own record, through the same code as the
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections import Counter
@@ -18,6 +19,9 @@ from .settlement import Change, Facts, Outcome, Settlement
 from .webhooks import StripeEvents
 
 SESSIONLESS_MARGIN_SECONDS = 60
+# A sweep's lease ends when its invocation must have ended (its remaining time at the start), plus
+# this much for the clocks of two Lambda hosts.
+LEASE_MARGIN_SECONDS = 5
 
 
 class OpenPayments(Protocol):
@@ -30,10 +34,16 @@ class OpenPayments(Protocol):
         ...
 
 
-class SweepCursor(Protocol):
+class SweepState(Protocol):
+    """Where the last sweep stopped, and the lease that lets one sweep run at a time."""
+
     def load(self) -> dict[str, Any] | None: ...
 
     def save(self, cursor: dict[str, Any] | None) -> None: ...
+
+    def acquire(self, holder: str, *, now: int, until: int) -> bool: ...
+
+    def release(self, holder: str) -> None: ...
 
 
 class SessionSource(Protocol):
@@ -49,6 +59,7 @@ class SweepResult:
     finished: bool  # False: stopped for time; the next run resumes where this one stopped
     oldest_open_minutes: int | None
     duration_ms: int
+    skipped: bool = False  # another sweep held the lease: this one did nothing
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -57,6 +68,7 @@ class SweepResult:
             "outcomes": self.outcomes,
             "stripe_errors": self.stripe_errors,
             "finished": self.finished,
+            "skipped": self.skipped,
             "oldest_open_minutes": self.oldest_open_minutes,
             "duration_ms": self.duration_ms,
         }
@@ -82,7 +94,7 @@ class Reconciler:
     def __init__(
         self,
         payments: OpenPayments,
-        cursor: SweepCursor,
+        state: SweepState,
         events: StripeEvents,
         settlement: Settlement,
         stripe: Callable[[], SessionSource | None],
@@ -94,7 +106,7 @@ class Reconciler:
         now: Callable[[], str] = lambda: format_timestamp(utc_now()),
     ) -> None:
         self._payments = payments
-        self._cursor = cursor
+        self._state = state
         self._events = events
         self._settlement = settlement
         self._stripe = stripe
@@ -109,8 +121,32 @@ class Reconciler:
         self._now = now
 
     def sweep(self, remaining_ms: Callable[[], int], *, reserve_ms: int = 5000) -> SweepResult:
+        """One sweep, unless another one holds the lease (then nothing is done: `skipped`)."""
         started = time.monotonic()
-        tally = _Tally(run=uuid.uuid4().hex[:12], now=parse_timestamp(self._now()), stripe=self._stripe())
+        run, now = uuid.uuid4().hex[:12], parse_timestamp(self._now())
+        epoch = int(now.timestamp())
+        until = epoch + math.ceil(remaining_ms() / 1000) + LEASE_MARGIN_SECONDS
+        if not self._state.acquire(run, now=epoch, until=until):
+            result = SweepResult(run, 0, {}, 0, False, None, int((time.monotonic() - started) * 1000), skipped=True)
+            count("ReconcileSweepsSkipped")
+            logger.info("reconciliation sweep skipped: another sweep holds the lease", extra=result.summary())
+            return result
+        # Released on any outcome but a kill (nothing runs then): its lease expires by itself.
+        try:
+            result = self._sweep(_Tally(run=run, now=now, stripe=self._stripe()), remaining_ms, reserve_ms, started)
+        except Exception:
+            self._release(run)
+            raise
+        self._release(run)
+        return result
+
+    def _release(self, run: str) -> None:
+        try:
+            self._state.release(run)
+        except Exception:
+            logger.warning("could not release the sweep lease; it expires at its deadline", exc_info=True)
+
+    def _sweep(self, tally: _Tally, remaining_ms: Callable[[], int], reserve_ms: int, started: float) -> SweepResult:
         oldest_page, _ = self._payments.open_stripe_before(tally.now, limit=1, after=None)
         oldest = _minutes(tally.now, oldest_page[0].created_at) if oldest_page else None
 
@@ -119,7 +155,7 @@ class Reconciler:
 
         finished = self._walk(tally, time_for_one)
         if finished:
-            self._cursor.save(None)
+            self._state.save(None)
         result = SweepResult(
             tally.run,
             tally.checked,
@@ -135,7 +171,7 @@ class Reconciler:
     def _walk(self, tally: _Tally, time_for_one: Callable[[], bool]) -> bool:
         """Settle open payments past the window, page by page from where the last run stopped,
         saving the place after each; True when the end was reached."""
-        after = self._cursor.load()
+        after = self._state.load()
         cutoff = tally.now - self._after
         while time_for_one():
             page, next_key = self._payments.open_stripe_before(cutoff, limit=self._batch_size, after=after)
@@ -151,7 +187,7 @@ class Reconciler:
                     tally.errors += 1
                     logger.exception("reconciliation of a payment failed", extra={"payment": payment.id})
                 after = self._payments.position(payment)
-                self._cursor.save(after)  # progress as it goes: a sweep stopped anywhere resumes here
+                self._state.save(after)  # progress as it goes: a sweep stopped anywhere resumes here
             if next_key is None:  # also right when a full last page is followed by an empty one
                 return True
             after = next_key
