@@ -17,15 +17,25 @@ RUI = 1
 
 
 class RunningOut(LambdaContext):
-    """A context whose remaining time drops below the sweep's reserve after `calls` looks."""
+    """A context whose remaining time drops below what one more payment needs as soon as the sweep
+    has saved its progress once, leaving the seconds the sweep keeps to save and release its lease."""
 
-    def __init__(self, calls: int) -> None:
+    def __init__(self, client: Any) -> None:
         super().__init__("reconcile", 300)
-        self.calls = calls
+        self.out = False
+
+        def saved(params: dict[str, Any], **_: Any) -> None:
+            if params.get("Item", {}).get("name") == {"S": "reconciliation#cursor"}:
+                self.out = True
+
+        client.meta.events.register("before-parameter-build.dynamodb.PutItem", saved, unique_id="running-out")
+        self.client = client
 
     def get_remaining_time_in_millis(self) -> int:
-        self.calls -= 1
-        return 60_000 if self.calls >= 0 else 1_000
+        return 5_000 if self.out else 60_000
+
+    def close(self) -> None:
+        self.client.meta.events.unregister("before-parameter-build.dynamodb.PutItem", unique_id="running-out")
 
 
 def sweep(shop: Shop, context: LambdaContext | None = None, **env: str) -> dict[str, Any]:
@@ -107,7 +117,11 @@ def test_a_sweep_out_of_time_saves_where_it_stopped_and_the_next_run_resumes_the
     for session in (first, second):
         press(shop, session, "pay")
 
-    stopped = sweep(shop, RunningOut(calls=2), RECONCILE_BATCH_SIZE="1")  # the oldest only, then out of time
+    running_out = RunningOut(shop.client)
+    try:
+        stopped = sweep(shop, running_out, RECONCILE_BATCH_SIZE="1")  # the oldest only, then out of time
+    finally:
+        running_out.close()
     assert (stopped["checked"], stopped["finished"]) == (1, False), stopped
     assert shop.store.payment(first_payment).status == "completed"
     assert shop.store.payment(second_payment).status == "pending"

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +35,37 @@ class Clock:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
+
+
+@contextlib.contextmanager
+def killed_once_progress_is_saved(shop: Shop, remaining_ms: int = 10**6) -> Iterator[Clock]:
+    """A context that has time until the sweep has saved its progress once (its cursor), and then
+    kills the invocation (SystemExit, as Lambda stops it: nothing after runs) at its next look."""
+
+    class Dies(Clock):
+        saving = saved = False
+
+        def get_remaining_time_in_millis(self) -> int:
+            if self.saved:
+                raise SystemExit("killed at the time limit")
+            return self.remaining_ms
+
+    dies = Dies(remaining_ms)
+
+    def sending(params: dict[str, Any], **_: Any) -> None:
+        dies.saving = params.get("Item", {}).get("name") == {"S": "reconciliation#cursor"}
+
+    def sent(**_: Any) -> None:
+        dies.saved = dies.saved or dies.saving
+
+    events = shop.client.meta.events
+    events.register("before-parameter-build.dynamodb.PutItem", sending, unique_id="dies-sending")
+    events.register("after-call.dynamodb.PutItem", sent, unique_id="dies-sent")
+    try:
+        yield dies
+    finally:
+        events.unregister("before-parameter-build.dynamodb.PutItem", unique_id="dies-sending")
+        events.unregister("after-call.dynamodb.PutItem", unique_id="dies-sent")
 
 
 def sweeper(shop: Shop, **env: str) -> Any:
@@ -158,19 +190,8 @@ def test_a_sweep_saves_its_progress_as_it_goes_and_never_starts_what_it_cannot_f
 
     assert sweep(module, Clock(5000 + budget))["checked"] == 0  # not even one fits
 
-    class Dies(Clock):
-        def __init__(self) -> None:
-            super().__init__(10**6)
-            self.asked = 0
-
-        def get_remaining_time_in_millis(self) -> int:
-            self.asked += 1
-            if cursor.load() is not None:
-                raise SystemExit("killed at the time limit")
-            return self.remaining_ms
-
-    with contextlib.suppress(SystemExit):
-        sweep(module, Dies())
+    with contextlib.suppress(SystemExit), killed_once_progress_is_saved(shop) as dies:
+        sweep(module, dies)
     saved = cursor.load()
     assert saved is not None and saved["id"] == 4  # the first payment's progress was saved
     assert sweep(sweeper(shop))["skipped"]  # the killed sweep's lease runs until its deadline
@@ -214,18 +235,9 @@ def test_the_lease_of_a_sweep_that_died_expires_when_its_invocation_must_have_en
     assert shop.checkout(1, {"shipping_address": 1}).status == 200
     lease = SweepStateRepository(shop.tables["CountersTable"], shop.client)
 
-    class DiesOnceStarted(Clock):
-        asked = 0
-
-        def get_remaining_time_in_millis(self) -> int:
-            self.asked += 1
-            if self.asked > 1:
-                raise SystemExit("killed at the time limit")
-            return self.remaining_ms
-
     now = int(time.time())
-    with contextlib.suppress(SystemExit):
-        sweep(sweeper(shop), DiesOnceStarted(300_000))
+    with contextlib.suppress(SystemExit), killed_once_progress_is_saved(shop, remaining_ms=300_000) as dies:
+        sweep(sweeper(shop), dies)
     assert not lease.acquire("next-run", now=now + 1, until=now + 301)  # within the dead sweep's 300 s
     assert lease.acquire("next-run", now=now + 300 + 10, until=now + 610)  # past it
     assert not lease.acquire("third-run", now=now + 311, until=now + 611)
