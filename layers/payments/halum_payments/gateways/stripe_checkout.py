@@ -5,13 +5,14 @@ from __future__ import annotations
 import http.client
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import stripe
 
 from ..observability import count, logger
+from ..secrets import Secret, checked_with
 
 ProviderFailure = Literal["timeout", "unavailable", "rejected", "in_use"]
 
@@ -129,17 +130,22 @@ def _lower(headers: Any) -> dict[str, str]:
 
 
 class StripeCheckoutGateway:
+    """`secret_key` may be a `Secret` (secrets.py): each request then sends the key as it is now,
+    and a request Stripe refuses as unauthenticated is sent once more if the key read again has
+    changed (a rolled key that has already expired at Stripe)."""
+
     def __init__(
         self,
-        secret_key: str,
+        secret_key: str | Secret,
         *,
         api_base: str | None = None,
         timeout: float = 8.0,
         max_network_retries: int = 2,
         client: stripe.StripeClient | None = None,
     ) -> None:
+        self._key = secret_key if isinstance(secret_key, Secret) else Secret(secret_key)
         self._client = client or stripe.StripeClient(
-            secret_key,
+            self._key.value(),
             base_addresses={"api": api_base} if api_base else None,
             max_network_retries=max_network_retries,
             http_client=BoundedUrllibClient(timeout),
@@ -167,9 +173,9 @@ class StripeCheckoutGateway:
             "expires_at": request.expires_at,
         }
         session = self._call(
-            lambda: self._client.v1.checkout.sessions.create(
+            lambda key: self._client.v1.checkout.sessions.create(
                 params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": request.idempotency_key},
+                options={"api_key": key, "idempotency_key": request.idempotency_key},
             )
         )
         return CheckoutSession.of(session)
@@ -178,7 +184,9 @@ class StripeCheckoutGateway:
         """The session with its PaymentIntent expanded: how a completed but unpaid session ended."""
         return CheckoutSession.of(
             self._call(
-                lambda: self._client.v1.checkout.sessions.retrieve(session_id, params={"expand": ["payment_intent"]})
+                lambda key: self._client.v1.checkout.sessions.retrieve(
+                    session_id, params={"expand": ["payment_intent"]}, options={"api_key": key}
+                )
             )
         )
 
@@ -187,7 +195,7 @@ class StripeCheckoutGateway:
         money is for a payment given up, and must be refunded. None if money may still come: Stripe
         could not be reached (the session may still be open), or a delayed method is processing."""
         try:
-            self._call(lambda: self._client.v1.checkout.sessions.expire(session_id))
+            self._call(lambda key: self._client.v1.checkout.sessions.expire(session_id, options={"api_key": key}))
             return False
         except ProviderError as exc:
             if exc.kind == "rejected":  # no longer open: expired, or completed
@@ -203,10 +211,10 @@ class StripeCheckoutGateway:
             logger.warning("could not expire checkout session", extra={"session": session_id, "reason": exc.kind})
             return None
 
-    @staticmethod
-    def _call(operation: Any) -> Any:
+    def _call(self, operation: Callable[[str], Any]) -> Any:
+        """`operation(api_key)`, Stripe's failures as ProviderError."""
         try:
-            return operation()
+            return checked_with(self._key, operation, stripe.AuthenticationError)
         except stripe.APIConnectionError as exc:
             raise ProviderError("timeout", "Stripe could not be reached") from exc
         except (OSError, http.client.HTTPException) as exc:  # belt and braces: never let a socket error escape
