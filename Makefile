@@ -51,11 +51,14 @@ TEST_BUILD_STAMP := $(TEST_BUILD_DIR)/.built-$(shell echo $(BUILD_INPUTS) | sha1
 # $(call sam_build,<architecture>,<build dir>): sam build with no Docker. The layer's Makefile
 # learns the architecture and interpreter from ARCH and PYTHON313 (sam passes only ARTIFACTS_DIR to a
 # makefile build and inherits the rest of its environment); it finds layers/layer.mk by itself.
+# USE_CONTAINER=1 builds in SAM's build containers instead (Docker, no local CPython 3.13 needed):
+# ARCH reaches the layers' build as a container variable; the container has its own python3.13.
 define sam_build
 	@case "$(1)" in arm64|x86_64) ;; *) echo "ARCH must be arm64 or x86_64, not '$(1)'" >&2; exit 2;; esac
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(PY313_DIR):$$PATH" ARCH=$(1) PYTHON313="$(CURDIR)/$(PY313)" \
 		$(SAM) build --template-file template.yaml --build-dir $(2) --cache-dir $(dir $(2))cache \
-		--cached --parallel --parameter-overrides Architecture=$(1)
+		--cached --parallel --parameter-overrides Architecture=$(1) \
+		$(if $(USE_CONTAINER),--use-container --container-env-var ARCH=$(1))
 	@# Each function's content hash (code, layers, configuration with ENV's parameters) as its
 	@# AutoPublishCodeSha256: a new version goes live whenever anything it runs changes.
 	$(TOOLS)/bin/python scripts/stamp_versions.py $(2)/template.yaml --config-env $(ENV) Architecture=$(1)
@@ -190,7 +193,7 @@ lint: venv tools checkov
 	if [ -n "$$failed" ]; then echo "lint failed:$$failed" >&2; exit 1; fi
 
 ## build: sam build into .aws-sam/build for ARCH (arm64, the default, or x86_64); no Docker needed
-build: tools python313
+build: tools $(if $(USE_CONTAINER),,python313)
 	$(call sam_build,$(ARCH),$(BUILD_DIR))
 	@echo $(ARCH) > $(BUILD_DIR)/.architecture  # what a deploy must pass as Architecture
 	@for layer in PaymentsLayer StripeLayer JwksLayer; do scripts/layer-size $(BUILD_DIR)/$$layer; done

@@ -208,8 +208,12 @@ class Template:
         raise ValueError(f"cannot evaluate {function} locally")
 
     def layer_dirs(self) -> list[Path]:
+        """Each layer's own source folder (its Metadata SourceDir: the layers share one ContentUri,
+        the folder their build runs in), else its ContentUri (a built template's)."""
         return [
-            (self.path.parent / res["Properties"]["ContentUri"]).resolve()
+            (
+                self.path.parent / ((res.get("Metadata") or {}).get("SourceDir") or res["Properties"]["ContentUri"])
+            ).resolve()
             for res in self.resources.values()
             if res["Type"] == "AWS::Serverless::LayerVersion"
         ]
