@@ -161,17 +161,27 @@ sam-local-db: venv
 sam-local-tables: venv
 	$(PY) scripts/sam_local_tables.py $(DYNAMODB_LOCAL) $(SEED_FILE)
 
+# The build `make build` made, and the architecture it made it for: sam local must run that build on
+# that architecture. Given on the command line, as samconfig.toml's global parameter_overrides
+# (Architecture=arm64) apply to every sam command and would run arm64 images over an x86_64 build.
+BUILT_ARCH = $(shell cat $(BUILD_DIR)/.architecture 2>/dev/null)
+SAM_LOCAL_BUILD = --template-file $(BUILD_DIR)/template.yaml --parameter-overrides Architecture=$(BUILT_ARCH)
+NEEDS_BUILD = { echo "no build in $(BUILD_DIR): make build ARCH=x86_64 (or ARCH=arm64 on an arm machine) first" >&2; exit 2; }
+
 ## invoke: sam local invoke FUNCTION=<LogicalId> EVENT=events/<dir>/<case>.json, the event re-signed now
 invoke: venv tools
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=ListPaymentsFunction EVENT=events/list_payments/ok.json" >&2; exit 2; }
+	@test -n "$(BUILT_ARCH)" || $(NEEDS_BUILD)
 	@mkdir -p .aws-sam/events
 	$(PY) scripts/prepare_event.py $(EVENT) > .aws-sam/events/invoke.json
-	SAM_CLI_TELEMETRY=0 $(SAM) local invoke $(FUNCTION) --event .aws-sam/events/invoke.json \
+	SAM_CLI_TELEMETRY=0 $(SAM) local invoke $(FUNCTION) $(SAM_LOCAL_BUILD) --event .aws-sam/events/invoke.json \
 		--env-vars env.json --docker-network $(SAM_LOCAL_NETWORK)
 
 ## start-api: sam local start-api on http://127.0.0.1:3001 with env.json (DynamoDB Local from sam-local-db)
 start-api: tools
-	SAM_CLI_TELEMETRY=0 $(SAM) local start-api --port 3001 --env-vars env.json --docker-network $(SAM_LOCAL_NETWORK)
+	@test -n "$(BUILT_ARCH)" || $(NEEDS_BUILD)
+	SAM_CLI_TELEMETRY=0 $(SAM) local start-api $(SAM_LOCAL_BUILD) --port 3001 --env-vars env.json \
+		--docker-network $(SAM_LOCAL_NETWORK)
 
 # Re-resolved on every use (cheap), so a newly installed or removed 3.13 is noticed.
 python313:
