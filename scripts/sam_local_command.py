@@ -45,7 +45,10 @@ def resolve(argv: list[str]) -> dict[str, Any]:
         module.do_cli = original
     template, overrides = recorded["template"], dict(recorded.get("parameter_overrides") or {})
     stacks, _ = SamLocalStackProvider.get_stacks(template, parameter_overrides=overrides)
-    functions = {f.name: f.architectures[0] if f.architectures else "x86_64" for f in SamFunctionProvider(stacks).get_all()}
+    functions = {
+        function.name: function.architectures[0] if function.architectures else "x86_64"
+        for function in SamFunctionProvider(stacks).get_all()
+    }
     return {"template": template, "parameter_overrides": overrides, "architectures": functions}
 
 

@@ -138,6 +138,8 @@ def failing_rules(template: dict[str, Any], parameters: dict[str, str] | None = 
             return str(evaluate(argument[0])) == str(evaluate(argument[1]))
         if function == "Fn::Not":
             return not evaluate(argument[0])
+        if function == "Fn::Contains":  # a list of strings contains a string
+            return str(evaluate(argument[1])) in [str(evaluate(item)) for item in argument[0]]
         raise ValueError(f"rule function {function} not evaluated here")
 
     failing = []
