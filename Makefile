@@ -64,7 +64,7 @@ define sam_build
 	$(TOOLS)/bin/python scripts/stamp_versions.py $(2)/template.yaml --config-env $(ENV) Architecture=$(1)
 endef
 
-.PHONY: run test simulate venv tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy token reconcile bench openapi events sam-local-db sam-local-tables invoke start-api
+.PHONY: run test simulate venv tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy smoke token reconcile bench openapi events sam-local-db sam-local-tables invoke start-api
 
 ## run: serve the whole API on http://127.0.0.1:3000 (embedded DynamoDB, demo data, Stripe sandbox)
 run: venv
@@ -140,6 +140,11 @@ $(CHECKOV_STAMP):
 deploy: build
 	@test "$$(cat $(BUILD_DIR)/.architecture)" = arm64 || { echo "deploy needs the arm64 build: make deploy ARCH=arm64" >&2; exit 2; }
 	SAM_CLI_TELEMETRY=0 $(SAM) deploy --config-env $(ENV) --template-file $(BUILD_DIR)/template.yaml
+
+## smoke: check a deployed stack, changing nothing: make smoke URL=<ApiUrl> TOKEN=<access token> [STRIPE_WEBHOOK_URL=<StripeWebhookUrl>]
+smoke:
+	@test -n "$(URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke URL=<the stack's ApiUrl> TOKEN=<an access token> [STRIPE_WEBHOOK_URL=<its StripeWebhookUrl>]" >&2; exit 2; }
+	@SMOKE_TOKEN="$(TOKEN)" $(PYTHON) scripts/smoke.py --api-url "$(URL)" $(if $(STRIPE_WEBHOOK_URL),--stripe-webhook-url "$(STRIPE_WEBHOOK_URL)")
 
 # ---------------------------------------------------------------- sam local (needs Docker)
 # The functions run in SAM CLI's containers on the Docker network SAM_LOCAL_NETWORK, where DynamoDB
