@@ -51,17 +51,20 @@ TEST_BUILD_STAMP := $(TEST_BUILD_DIR)/.built-$(shell echo $(BUILD_INPUTS) | sha1
 # $(call sam_build,<architecture>,<build dir>): sam build with no Docker. The layer's Makefile
 # learns the architecture and interpreter from ARCH and PYTHON313 (sam passes only ARTIFACTS_DIR to a
 # makefile build and inherits the rest of its environment); it finds layers/layer.mk by itself.
+# USE_CONTAINER=1 builds in SAM's build containers instead (Docker, no local CPython 3.13 needed):
+# ARCH reaches the layers' build as a container variable; the container has its own python3.13.
 define sam_build
 	@case "$(1)" in arm64|x86_64) ;; *) echo "ARCH must be arm64 or x86_64, not '$(1)'" >&2; exit 2;; esac
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(PY313_DIR):$$PATH" ARCH=$(1) PYTHON313="$(CURDIR)/$(PY313)" \
 		$(SAM) build --template-file template.yaml --build-dir $(2) --cache-dir $(dir $(2))cache \
-		--cached --parallel --parameter-overrides Architecture=$(1)
+		--cached --parallel --parameter-overrides Architecture=$(1) \
+		$(if $(USE_CONTAINER),--use-container --container-env-var ARCH=$(1))
 	@# Each function's content hash (code, layers, configuration with ENV's parameters) as its
 	@# AutoPublishCodeSha256: a new version goes live whenever anything it runs changes.
 	$(TOOLS)/bin/python scripts/stamp_versions.py $(2)/template.yaml --config-env $(ENV) Architecture=$(1)
 endef
 
-.PHONY: run test simulate venv tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy token reconcile bench openapi events sam-local-db sam-local-tables invoke start-api
+.PHONY: run test simulate venv tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy smoke token reconcile bench openapi events sam-local-db sam-local-tables invoke start-api
 
 ## run: serve the whole API on http://127.0.0.1:3000 (embedded DynamoDB, demo data, Stripe sandbox)
 run: venv
@@ -140,6 +143,11 @@ deploy: build
 	@test "$$(cat $(BUILD_DIR)/.architecture)" = arm64 || { echo "deploy needs the arm64 build: make deploy ARCH=arm64" >&2; exit 2; }
 	SAM_CLI_TELEMETRY=0 $(SAM) deploy --config-env $(ENV) --template-file $(BUILD_DIR)/template.yaml
 
+## smoke: check a deployed stack, changing nothing: make smoke URL=<ApiUrl> TOKEN=<access token> [STRIPE_WEBHOOK_URL=<StripeWebhookUrl>]
+smoke:
+	@test -n "$(URL)" -a -n "$(TOKEN)" || { echo "usage: make smoke URL=<the stack's ApiUrl> TOKEN=<an access token> [STRIPE_WEBHOOK_URL=<its StripeWebhookUrl>]" >&2; exit 2; }
+	@SMOKE_TOKEN="$(TOKEN)" $(PYTHON) scripts/smoke.py --api-url "$(URL)" $(if $(STRIPE_WEBHOOK_URL),--stripe-webhook-url "$(STRIPE_WEBHOOK_URL)")
+
 # ---------------------------------------------------------------- sam local (needs Docker)
 # The functions run in SAM CLI's containers on the Docker network SAM_LOCAL_NETWORK, where DynamoDB
 # Local answers as halum-dynamodb:8000 (env.json points the functions there); the host reaches it
@@ -160,17 +168,27 @@ sam-local-db: venv
 sam-local-tables: venv
 	$(PY) scripts/sam_local_tables.py $(DYNAMODB_LOCAL) $(SEED_FILE)
 
+# The build `make build` made, and the architecture it made it for: sam local must run that build on
+# that architecture. Given on the command line, as samconfig.toml's global parameter_overrides
+# (Architecture=arm64) apply to every sam command and would run arm64 images over an x86_64 build.
+BUILT_ARCH = $(shell cat $(BUILD_DIR)/.architecture 2>/dev/null)
+SAM_LOCAL_BUILD = --template-file $(BUILD_DIR)/template.yaml --parameter-overrides Architecture=$(BUILT_ARCH)
+NEEDS_BUILD = { echo "no build in $(BUILD_DIR): make build ARCH=x86_64 (or ARCH=arm64 on an arm machine) first" >&2; exit 2; }
+
 ## invoke: sam local invoke FUNCTION=<LogicalId> EVENT=events/<dir>/<case>.json, the event re-signed now
 invoke: venv tools
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=ListPaymentsFunction EVENT=events/list_payments/ok.json" >&2; exit 2; }
+	@test -n "$(BUILT_ARCH)" || $(NEEDS_BUILD)
 	@mkdir -p .aws-sam/events
 	$(PY) scripts/prepare_event.py $(EVENT) > .aws-sam/events/invoke.json
-	SAM_CLI_TELEMETRY=0 $(SAM) local invoke $(FUNCTION) --event .aws-sam/events/invoke.json \
+	SAM_CLI_TELEMETRY=0 $(SAM) local invoke $(FUNCTION) $(SAM_LOCAL_BUILD) --event .aws-sam/events/invoke.json \
 		--env-vars env.json --docker-network $(SAM_LOCAL_NETWORK)
 
 ## start-api: sam local start-api on http://127.0.0.1:3001 with env.json (DynamoDB Local from sam-local-db)
 start-api: tools
-	SAM_CLI_TELEMETRY=0 $(SAM) local start-api --port 3001 --env-vars env.json --docker-network $(SAM_LOCAL_NETWORK)
+	@test -n "$(BUILT_ARCH)" || $(NEEDS_BUILD)
+	SAM_CLI_TELEMETRY=0 $(SAM) local start-api $(SAM_LOCAL_BUILD) --port 3001 --env-vars env.json \
+		--docker-network $(SAM_LOCAL_NETWORK)
 
 # Re-resolved on every use (cheap), so a newly installed or removed 3.13 is noticed.
 python313:
@@ -192,7 +210,7 @@ lint: venv tools checkov
 	if [ -n "$$failed" ]; then echo "lint failed:$$failed" >&2; exit 1; fi
 
 ## build: sam build into .aws-sam/build for ARCH (arm64, the default, or x86_64); no Docker needed
-build: tools python313
+build: tools $(if $(USE_CONTAINER),,python313)
 	$(call sam_build,$(ARCH),$(BUILD_DIR))
 	@echo $(ARCH) > $(BUILD_DIR)/.architecture  # what a deploy must pass as Architecture
 	@for layer in PaymentsLayer StripeLayer JwksLayer; do scripts/layer-size $(BUILD_DIR)/$$layer; done

@@ -21,7 +21,7 @@ SITE = $(ARTIFACTS_DIR)/python
 NO_BYTECODE ?= ^$$
 LAZY_REEXPORTS ?=
 # This file's folder, wherever make runs (read before anything else is included).
-LAYERS_DIR := $(dir $(lastword $(MAKEFILE_LIST)))
+LAYERS_DIR := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))/
 
 .PHONY: build-$(LAYER)
 

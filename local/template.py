@@ -175,6 +175,16 @@ class Template:
                 names.append(ref["Ref"])
         return names
 
+    def reserved_concurrency(self, logical_id: str) -> int | None:
+        """The function's ReservedConcurrentExecutions with the parameters (None: not reserved)."""
+        value = self.resources[logical_id]["Properties"].get("ReservedConcurrentExecutions")
+        while isinstance(value, dict) and "Fn::If" in value:
+            condition, when_true, when_false = value["Fn::If"]
+            value = when_true if self.condition(condition) else when_false
+        if value is None or value == {"Ref": "AWS::NoValue"}:
+            return None
+        return int(self.resolve(value))
+
     def condition(self, name: str) -> bool:
         return bool(self._evaluate((self.doc.get("Conditions") or {})[name]))
 
@@ -198,8 +208,12 @@ class Template:
         raise ValueError(f"cannot evaluate {function} locally")
 
     def layer_dirs(self) -> list[Path]:
+        """Each layer's own source folder (its Metadata SourceDir: the layers share one ContentUri,
+        the folder their build runs in), else its ContentUri (a built template's)."""
         return [
-            (self.path.parent / res["Properties"]["ContentUri"]).resolve()
+            (
+                self.path.parent / ((res.get("Metadata") or {}).get("SourceDir") or res["Properties"]["ContentUri"])
+            ).resolve()
             for res in self.resources.values()
             if res["Type"] == "AWS::Serverless::LayerVersion"
         ]

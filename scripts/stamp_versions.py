@@ -13,7 +13,12 @@ The hash covers, for each function: every file of its built code folder and of e
 (conditional layers decided with the parameter values), and its properties as deployed (Globals
 merged in) with template parameters resolved to the values this deployment uses: the template's
 defaults, then samconfig.toml's `parameter_overrides` of `--config-env`, then Name=Value arguments.
-The template is rewritten in place (long-form intrinsics).
+The template is rewritten in place (long-form intrinsics), without the template's rule that makes
+CloudFormation refuse an unstamped build (Rules: DeployAStampedBuild).
+
+It refuses (exit 2, nothing written) a build whose layers hold native wheels for another
+architecture than the one deployed: a layer built without ARCH (say in a build container given
+none) would otherwise go live and fail at import.
 """
 
 from __future__ import annotations
@@ -152,12 +157,43 @@ def code_sha256(template: dict[str, Any], base: Path, logical_id: str, parameter
     return digest.hexdigest()
 
 
+UNSTAMPED_RULE = "DeployAStampedBuild"
+# Native wheels' platform tags (WHEEL files' `Tag:` lines) by Lambda architecture.
+PLATFORM_TAGS = {"arm64": "aarch64", "x86_64": "x86_64"}
+
+
+def foreign_wheels(template: dict[str, Any], base: Path, architecture: str) -> list[str]:
+    """`<layer>: <wheel>` for every native wheel in a built layer that is not for `architecture`."""
+    wanted = PLATFORM_TAGS[architecture]
+    others = {tag for tag in PLATFORM_TAGS.values() if tag != wanted}
+    found = []
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::LayerVersion":
+            continue
+        for wheel in sorted((base / resource["Properties"]["ContentUri"]).glob("python/*.dist-info/WHEEL")):
+            tags = [line.split(":", 1)[1].strip() for line in wheel.read_text().splitlines() if line.startswith("Tag:")]
+            if any(tag.endswith(tuple(others)) for tag in tags):
+                found.append(f"{logical_id}: {wheel.parent.name} ({', '.join(tags)})")
+    return found
+
+
 def stamp(
     template_path: Path, parameters: dict[str, str] | None = None, *, config_env: str | None = None
 ) -> dict[str, str]:
     """Write AutoPublishCodeSha256 into every function of the template; returns logical id -> hash."""
     template = load_template(template_path.read_text())
     values = parameter_values(template, config_env, [f"{k}={v}" for k, v in (parameters or {}).items()])
+    foreign = foreign_wheels(template, template_path.parent, values.get("Architecture", "arm64"))
+    if foreign:
+        raise SystemExit(
+            f"refusing to stamp: layers built for another architecture than {values.get('Architecture')}:\n  "
+            + "\n  ".join(foreign)
+            + "\nbuild with `make build ARCH=...` (it passes ARCH to the layers' build)"
+        )
+    rules = template.get("Rules") or {}
+    rules.pop(UNSTAMPED_RULE, None)
+    if not rules:
+        template.pop("Rules", None)
     hashes = {}
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] == "AWS::Serverless::Function":

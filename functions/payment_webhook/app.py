@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
 from halum_payments.errors import DomainError, GatewayNotConfigured
-from halum_payments.gateways.signatures import verify_gateway_signature
+from halum_payments.gateways.signatures import verify_gateway_signature_with
 from halum_payments.http import create_api, documented, raw_body, routed, status_of
 from halum_payments.idempotency import Idempotent
 from halum_payments.logic.webhooks import GATEWAY_REPLAY_SECONDS, GatewayEvent, is_final_refusal
@@ -16,7 +16,7 @@ from halum_payments.models import WebhookAck, WebhookReply
 from halum_payments.observability import count, logger, metrics
 
 settings = wiring.settings()
-secrets = [secret.get_secret_value() for secret in settings.payment_webhook_secret]
+secret = settings.secret("payment_webhook_secret")  # as rotated (halum_payments/secrets.py)
 events = wiring.gateway_events(settings)
 
 
@@ -33,11 +33,11 @@ def apply_event(payload: dict[str, Any]) -> WebhookReply:
 
 
 def signed(event: Any) -> None:
-    if not secrets:
+    if secret is None:
         logger.error("PAYMENT_WEBHOOK_SECRET is not configured: refusing unverifiable events")
         raise GatewayNotConfigured("Payment webhook is not configured")
     try:
-        verify_gateway_signature(raw_body(event), (event.get("headers") or {}).get("x-webhook-signature"), secrets)
+        verify_gateway_signature_with(secret, raw_body(event), (event.get("headers") or {}).get("x-webhook-signature"))
     except Exception:
         count("WebhookSignatureFailures")
         raise

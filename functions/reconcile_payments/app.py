@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from halum_payments import wiring
+from halum_payments import deadline, wiring
 from halum_payments.observability import logger, metrics
 
 settings = wiring.settings()
@@ -16,4 +16,5 @@ reconciler = wiring.reconciler(settings)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     reconciler.register_lambda_context(context)
     # Stop with a margin before the function's own timeout; the next run resumes where this stopped.
-    return reconciler.sweep(context.get_remaining_time_in_millis).summary()
+    with deadline.bound(context):
+        return reconciler.sweep(context.get_remaining_time_in_millis).summary()

@@ -6,24 +6,24 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
 from halum_payments.errors import GatewayNotConfigured
-from halum_payments.gateways.signatures import verify_stripe_event
+from halum_payments.gateways.signatures import verify_stripe_event_with
 from halum_payments.http import create_api, raw_body, routed
 from halum_payments.models import WebhookAck
 from halum_payments.observability import count, logger, metrics
 
 settings = wiring.settings()
-secrets = [secret.get_secret_value() for secret in settings.stripe_webhook_secret]
+secret = settings.secret("stripe_webhook_secret")  # as rotated (halum_payments/secrets.py)
 # The same handler (and the same idempotency records) as the reconciliation sweep's.
 events = wiring.stripe_event_handler(settings, wiring.lazy_stripe_gateway(settings))
 
 
 def verified_event(event: Any) -> dict[str, Any]:
-    if not secrets:
+    if secret is None:
         logger.error("STRIPE_WEBHOOK_SECRET is not configured: refusing unverifiable events")
         raise GatewayNotConfigured("Stripe webhook is not configured")
     try:
-        stripe_event = verify_stripe_event(
-            raw_body(event), (event.get("headers") or {}).get("stripe-signature"), secrets
+        stripe_event = verify_stripe_event_with(
+            secret, raw_body(event), (event.get("headers") or {}).get("stripe-signature")
         )
     except Exception:
         count("WebhookSignatureFailures")

@@ -25,6 +25,7 @@ SUMMARY_KEYS = {
     "outcomes",
     "stripe_errors",
     "finished",
+    "skipped",
     "oldest_open_minutes",
     "duration_ms",
 }

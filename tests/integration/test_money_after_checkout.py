@@ -248,7 +248,7 @@ def test_a_dispute_before_its_payment_completed_is_retried_and_recorded_once_the
     """The completion's event is late; the cardholder's dispute arrives first. Its PaymentIntent names
     our payment (its metadata), which has not completed yet: 409 so that Stripe delivers it again,
     nothing written. Once the completion applied, the redelivered dispute is recorded."""
-    session, payment, order = checkout(shop)
+    session, payment, _ = checkout(shop)
     (completed,) = press(shop, session, "pay")
     opened = shop.sandbox.open_dispute(session)
     (created,) = [e for e in shop.sandbox.events if e["type"] == "charge.dispute.created"]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from support.checkout import (
@@ -13,6 +16,7 @@ from support.checkout import (
     Shop,
 )
 
+from halum_payments.clock import format_timestamp, utc_now
 from halum_payments.repositories.sweep_state import SweepStateRepository
 from local.events import LambdaContext
 
@@ -30,6 +34,37 @@ class Clock:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
+
+
+@contextlib.contextmanager
+def killed_once_progress_is_saved(shop: Shop, remaining_ms: int = 10**6) -> Iterator[Clock]:
+    """A context that has time until the sweep has saved its progress once (its cursor), and then
+    kills the invocation (SystemExit, as Lambda stops it: nothing after runs) at its next look."""
+
+    class Dies(Clock):
+        saving = saved = False
+
+        def get_remaining_time_in_millis(self) -> int:
+            if self.saved:
+                raise SystemExit("killed at the time limit")
+            return self.remaining_ms
+
+    dies = Dies(remaining_ms)
+
+    def sending(params: dict[str, Any], **_: Any) -> None:
+        dies.saving = params.get("Item", {}).get("name") == {"S": "reconciliation#cursor"}
+
+    def sent(**_: Any) -> None:
+        dies.saved = dies.saved or dies.saving
+
+    events = shop.client.meta.events
+    events.register("before-parameter-build.dynamodb.PutItem", sending, unique_id="dies-sending")
+    events.register("after-call.dynamodb.PutItem", sent, unique_id="dies-sent")
+    try:
+        yield dies
+    finally:
+        events.unregister("before-parameter-build.dynamodb.PutItem", unique_id="dies-sending")
+        events.unregister("after-call.dynamodb.PutItem", unique_id="dies-sent")
 
 
 def sweeper(shop: Shop, **env: str) -> Any:
@@ -147,21 +182,66 @@ def test_a_sweep_saves_its_progress_as_it_goes_and_never_starts_what_it_cannot_f
 
     assert sweep(module, Clock(5000 + budget))["checked"] == 0  # not even one fits
 
-    class Dies(Clock):
-        def __init__(self) -> None:
-            super().__init__(10**6)
-            self.asked = 0
-
-        def get_remaining_time_in_millis(self) -> int:
-            self.asked += 1
-            if cursor.load() is not None:
-                raise SystemExit("killed at the time limit")
-            return self.remaining_ms
-
-    with contextlib.suppress(SystemExit):
-        sweep(module, Dies())
+    with contextlib.suppress(SystemExit), killed_once_progress_is_saved(shop) as dies:
+        sweep(module, dies)
     saved = cursor.load()
     assert saved is not None and saved["id"] == 4  # the first payment's progress was saved
-    rest = sweep(sweeper(shop))
+    assert sweep(sweeper(shop))["skipped"]  # the killed sweep's lease runs until its deadline
+    later = sweeper(shop)
+    later.reconciler._now = lambda: format_timestamp(utc_now() + timedelta(seconds=10**3 + 10))
+    rest = sweep(later)  # the next scheduled run, after that deadline
     assert rest["checked"] == 1 and rest["finished"]  # resumed after it
     assert cursor.load() is None
+
+
+# ---------------------------------------------------------------------------- one sweep at a time
+# Lambda keeps at least 100 units of an account's concurrency unreserved, so the reserved concurrency
+# of 1 that kept sweeps from overlapping fails the deploy in new or low-quota accounts. Instead a
+# sweep holds a lease in the counters table, taken with a conditional write and expiring when its
+# own invocation must have ended; a sweep that finds it held does nothing.
+def test_a_sweep_that_finds_another_running_does_nothing_and_says_so(shop):
+    for user in (1, 2):
+        assert shop.checkout(user, {"shipping_address": user}).status == 200
+    lease = SweepStateRepository(shop.tables["CountersTable"], shop.client)
+    now = int(time.time())
+    assert lease.acquire("another-run", now=now, until=now + 300)  # a sweep that is still running
+
+    skipped = sweep(sweeper(shop))
+
+    assert skipped["skipped"] is True and skipped["checked"] == 0 and not skipped["finished"]
+    assert [p.status for p in (shop.store.payment(4), shop.store.payment(5))] == ["pending", "pending"]
+    assert not lease.acquire("a-third-run", now=now, until=now + 300)  # still the other run's
+
+
+def test_a_sweep_releases_its_lease_so_the_next_one_runs(shop):
+    assert shop.checkout(1, {"shipping_address": 1}).status == 200
+    module = sweeper(shop)
+    first, second = sweep(module), sweep(module)
+    assert not first["skipped"] and not second["skipped"]
+    assert first["checked"] == second["checked"] == 1
+
+
+def test_the_lease_of_a_sweep_that_died_expires_when_its_invocation_must_have_ended(shop):
+    """Killed at its time limit, a sweep releases nothing; its lease lasts until that limit only
+    (plus a few seconds for the clocks of two Lambda hosts)."""
+    assert shop.checkout(1, {"shipping_address": 1}).status == 200
+    lease = SweepStateRepository(shop.tables["CountersTable"], shop.client)
+
+    now = int(time.time())
+    with contextlib.suppress(SystemExit), killed_once_progress_is_saved(shop, remaining_ms=300_000) as dies:
+        sweep(sweeper(shop), dies)
+    assert not lease.acquire("next-run", now=now + 1, until=now + 301)  # within the dead sweep's 300 s
+    assert lease.acquire("next-run", now=now + 300 + 10, until=now + 610)  # past it
+    assert not lease.acquire("third-run", now=now + 311, until=now + 611)
+
+
+def test_two_sweeps_started_together_settle_each_payment_once(shop):
+    """Released at once against one DynamoDB: exactly one takes the lease."""
+    from support.environments import run_together
+
+    for user in (1, 2):
+        assert shop.checkout(user, {"shipping_address": user}).status == 200
+    modules = [sweeper(shop), sweeper(shop)]
+    results = run_together([lambda m=m: sweep(m) for m in modules])
+    assert sorted(r["skipped"] for r in results) == [False, True]
+    assert sum(r["checked"] for r in results) == 2

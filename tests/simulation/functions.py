@@ -99,9 +99,6 @@ class Environment:
     dead: bool = False
 
 
-RESERVED_CONCURRENCY = {"ReconcilePaymentsFunction": 1}
-
-
 class Functions:
     def __init__(
         self,
@@ -117,6 +114,10 @@ class Functions:
         self.rng = rng
         self.kill_rate = kill_rate
         self.specs = {spec.logical_id: spec for spec in template.functions()}
+        # As deployed with the template's defaults (none: a second sweep meets the first one's lease).
+        self.reserved = {
+            name: limit for name in self.specs if (limit := template.reserved_concurrency(name)) is not None
+        }
         self.environments: dict[str, list[Environment]] = {name: [] for name in self.specs}
         self.env = {
             name: function_environment(
@@ -163,7 +164,7 @@ class Functions:
     def _acquire(self, name: str) -> Environment | None:
         pool = self.environments[name]
         busy = sum(1 for env in pool if env.busy and not env.dead)
-        if busy >= RESERVED_CONCURRENCY.get(name, 1 << 30):
+        if busy >= self.reserved.get(name, 1 << 30):
             return None  # Lambda throttles the invocation
         for env in pool:
             if not env.busy and not env.dead:

@@ -154,11 +154,69 @@ def test_a_failed_sweep_is_not_retried_by_lambda_the_next_run_is_the_retry(cfn):
     assert schedule["Properties"]["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
 
 
-def test_log_groups_with_fixed_names_do_not_survive_a_failed_first_deploy(cfn):
-    """Retain would keep the group of a rolled-back create, and the retry fails on its name."""
-    for name, group in resources(cfn, "AWS::Logs::LogGroup").items():
+def test_log_groups_outlive_the_stack_without_blocking_its_re_creation(cfn):
+    """Log groups are kept when the stack is deleted or a group replaced (audit), except after a
+    failed create (RetainExceptOnCreate). A kept group still holds its name: with a fixed
+    LogGroupName, creating the stack again (same stack name) fails with "already exists". Without
+    one, CloudFormation generates a unique name per stack ("If you don't specify a name,
+    CloudFormation generates a unique ID for the log group", AWS::Logs::LogGroup)."""
+    groups = resources(cfn, "AWS::Logs::LogGroup")
+    assert groups
+    for name, group in groups.items():
         assert group["DeletionPolicy"] == "RetainExceptOnCreate", name
         assert group["UpdateReplacePolicy"] == "Retain", name
+        assert "LogGroupName" not in group["Properties"], f"{name} has a fixed name a kept group would collide with"
+
+
+def test_every_function_logs_to_the_stacks_own_group(cfn):
+    functions = resources(cfn, "AWS::Lambda::Function")
+    assert {f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in functions.values()} == {"FunctionLogGroup"}
+
+
+# ---------------------------------------------------------------------------- the sweep's schedule
+def _scheduler_accepts_rate(expression: str) -> bool:
+    """EventBridge's rate syntax, `rate(value unit)`: "If the value is equal to 1, then the unit must be
+    singular. If the value is greater than 1, the unit must be plural" (EventBridge User Guide, "Rate
+    expressions reference")."""
+    import re
+
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression)
+    if match is None or int(match.group(1)) < 1:
+        return False
+    return (int(match.group(1)) == 1) == (not match.group(2).endswith("s"))
+
+
+def test_every_allowed_sweep_interval_renders_a_valid_rate_and_never_overlaps_a_running_sweep(cfn):
+    """Scheduler invokes with 60 s precision ("Schedule types in EventBridge Scheduler"): two runs can be
+    as close as the interval minus 59 s; a sweep may run for its whole Timeout."""
+    parameter = cfn["Parameters"]["ReconcileEveryMinutes"]
+    (schedule,) = resources(cfn, "AWS::Scheduler::Schedule").values()
+    template_text = schedule["Properties"]["ScheduleExpression"]["Fn::Sub"]
+    timeout = cfn["Resources"]["ReconcilePaymentsFunction"]["Properties"]["Timeout"]
+    lowest, highest = parameter["MinValue"], parameter.get("MaxValue", 10_000)
+    assert lowest <= int(parameter["Default"]) <= highest
+    for minutes in range(lowest, highest + 1):
+        assert _scheduler_accepts_rate(template_text.replace("${ReconcileEveryMinutes}", str(minutes))), minutes
+    assert lowest * 60 - 60 >= timeout, "a sweep scheduled that often can start while the last one still runs"
+
+
+def test_the_rate_check_refuses_what_the_scheduler_refuses():
+    assert not _scheduler_accepts_rate("rate(1 minutes)")
+    assert not _scheduler_accepts_rate("rate(5 minute)")
+    assert _scheduler_accepts_rate("rate(1 minute)") and _scheduler_accepts_rate("rate(15 minutes)")
+
+
+# ---------------------------------------------------------------------------- published versions
+@pytest.mark.parametrize("snapstart", ["None", "PublishedVersions"])
+def test_a_deploy_deletes_the_versions_it_replaces(snapstart):
+    """SAM gives the AWS::Lambda::Version of AutoPublishAlias `DeletionPolicy: Retain` unless told
+    otherwise (VersionDeletionPolicy), so every deploy that publishes keeps the old versions for ever:
+    with SnapStart on Python each one's snapshot is billed while it exists (Lambda pricing, "SnapStart
+    Pricing"). With Delete, CloudFormation deletes a replaced version once the alias has moved."""
+    cfn = translated({"SnapStart": snapstart})
+    versions = resources(cfn, "AWS::Lambda::Version")
+    assert len(versions) == len(TEMPLATE.function_ids())
+    assert {name: v.get("DeletionPolicy") for name, v in versions.items()} == dict.fromkeys(versions, "Delete")
 
 
 def test_retained_tables_have_deletion_protection(cfn):
@@ -236,3 +294,66 @@ def test_the_sweep_waits_for_a_checkout_as_long_as_the_checkout_function_may_run
     checkout = functions["CreateStripeOrderFunction"]["Properties"]["Timeout"]
     sweep = functions["ReconcilePaymentsFunction"]["Properties"]["Environment"]["Variables"]
     assert sweep["CHECKOUT_TIMEOUT_SECONDS"] == str(checkout)
+
+
+# ---------------------------------------------------------------------------- reserved concurrency
+def _condition(cfn: dict[str, Any], name: str, parameters: dict[str, str]) -> bool:
+    """A template condition as CloudFormation evaluates it (the functions this template uses)."""
+
+    def value(expression: Any) -> Any:
+        if not isinstance(expression, dict):
+            return expression
+        ((function, argument),) = expression.items()
+        if function == "Ref":
+            return parameters.get(argument, str(cfn["Parameters"].get(argument, {}).get("Default", "")))
+        if function == "Condition":
+            return _condition(cfn, argument, parameters)
+        if function == "Fn::Equals":
+            return str(value(argument[0])) == str(value(argument[1]))
+        if function == "Fn::Not":
+            return not value(argument[0])
+        raise ValueError(function)
+
+    return bool(value(cfn["Conditions"][name]))
+
+
+def reservations(parameters: dict[str, str]) -> dict[str, int]:
+    """Function -> the reserved concurrency CloudFormation would set, for these parameter values."""
+    cfn = translated(parameters)
+    found = {}
+    for name, function in resources(cfn, "AWS::Lambda::Function").items():
+        value = function["Properties"].get("ReservedConcurrentExecutions")
+        if isinstance(value, dict) and "Fn::If" in value:
+            condition, when_true, when_false = value["Fn::If"]
+            value = when_true if _condition(cfn, condition, parameters) else when_false
+        if isinstance(value, dict) and value.get("Ref") == "AWS::NoValue":
+            value = None
+        if isinstance(value, dict) and "Ref" in value:
+            value = parameters.get(value["Ref"], cfn["Parameters"][value["Ref"]]["Default"])
+        if value is not None:
+            found[name] = int(value)
+    return found
+
+
+def test_by_default_no_function_reserves_concurrency_so_any_account_can_deploy():
+    """Lambda keeps at least 100 of an account's concurrency unreserved ("You can reserve up to the
+    Unreserved account concurrency value ... minus 100", Lambda Developer Guide, "Configuring reserved
+    concurrency"); new accounts may have a quota of 10 or 50, where any reservation fails the deploy."""
+    assert reservations({}) == {}
+
+
+def test_the_webhook_cap_is_opt_in_and_the_sweep_never_reserves():
+    assert reservations({"WebhookReservedConcurrency": "20"}) == {"StripeWebhookFunction": 20}
+    for environment in ("dev", "prod"):
+        assert "ReconcilePaymentsFunction" not in reservations(_samconfig_parameters(environment))
+
+
+def _samconfig_parameters(environment: str) -> dict[str, str]:
+    import shlex
+    import tomllib
+
+    from support import ROOT
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    text = config[environment]["deploy"]["parameters"]["parameter_overrides"]
+    return dict(pair.split("=", 1) for pair in shlex.split(text))

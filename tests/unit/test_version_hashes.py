@@ -31,11 +31,20 @@ JWT = {"ListPaymentsFunction", "GetPaymentFunction", "CreateStripeOrderFunction"
 
 @pytest.fixture
 def build(tmp_path: Path) -> Path:
-    """The sources laid out as a build: the template's CodeUri/ContentUri folders next to it."""
+    """The sources laid out as a build: the template's CodeUri folders next to it, and each layer in a
+    folder of its own (its sources, Metadata SourceDir) as `sam build` writes each layer's artifacts."""
+    import yaml
+
+    from local.template import load_template
+
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "functions", tmp_path / "functions", ignore=ignore)
     shutil.copytree(ROOT / "layers", tmp_path / "layers", ignore=ignore)
-    shutil.copy(ROOT / "template.yaml", tmp_path / "template.yaml")
+    template = load_template((ROOT / "template.yaml").read_text())
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = resource["Metadata"]["SourceDir"]
+    (tmp_path / "template.yaml").write_text(yaml.safe_dump(template, sort_keys=False))
     return tmp_path / "template.yaml"
 
 

@@ -16,6 +16,7 @@ import jwt
 
 from .config import Settings
 from .errors import TOKEN_INVALID, ConfigError, InvalidToken, NotAuthenticated, TransientFault
+from .secrets import Secret, checked_with
 
 MAX_TOKEN_LENGTH = 4096  # simplejwt tokens are ~250 bytes; anything huge is an attack or a mistake
 MISSING = "Authentication credentials were not provided."  # DRF's NotAuthenticated
@@ -69,21 +70,23 @@ class Authenticator:
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_seconds
         self._jwks_client: Any = None
-        self._secret: str | None = None
+        self._secret: Secret | None = None  # HMAC: the key, as rotated (secrets.py)
+        self._key: str | None = None  # the key the verified tokens below were verified with
         self._verified: dict[str, tuple[int, float]] = {}  # token -> (user id, valid until)
         if settings.jwt_is_asymmetric:
             if not settings.jwt_jwks_url:
                 raise ConfigError("JWT_JWKS_URL is required for public-key JWT_ALGORITHMS")
             self._jwks_url: str | None = settings.jwt_jwks_url
         else:
-            if settings.jwt_secret is None or not settings.jwt_secret.get_secret_value():
+            self._secret = settings.secret("jwt_secret")
+            if self._secret is None:
                 raise ConfigError("JWT_SECRET is required to verify access tokens")
-            self._secret = settings.jwt_secret.get_secret_value()
             self._jwks_url = None
 
     def user_id(self, headers: Mapping[str, str]) -> int:
         token = bearer_token(headers)
         now = self._clock()
+        self._current_key()  # a rotated key forgets what the old one verified
         verified = self._verified.get(token)
         if verified is not None and now < verified[1]:
             return verified[0]
@@ -112,23 +115,37 @@ class Authenticator:
         self._verified[token] = (user_id, valid_until)
         return user_id
 
+    def _current_key(self) -> str | None:
+        if self._secret is None:
+            return None
+        key = self._secret.value()
+        if key != self._key:
+            self._verified.clear()
+            self._key = key
+        return key
+
     def _decode(self, token: str) -> dict[str, Any]:
-        # In JWKS mode the key is a PyJWK: it verifies only with its own algorithm, so a token
-        # cannot pick an algorithm its key was not published for (an ES256 header on an RSA kid).
-        key: Any = self._secret if self._secret is not None else self._signing_key(token)
         try:
-            return jwt.decode(
-                token,
-                key,
-                algorithms=self._algorithms,
-                issuer=self._issuer,
-                audience=self._audience,
-                leeway=self._leeway,
-                # `exp` and `token_type` are required, but checked after decoding (simplejwt's order).
-                options={"verify_sub": False, "verify_jti": False},
-            )
+            if self._secret is None:
+                # In JWKS mode the key is a PyJWK: it verifies only with its own algorithm, so a token
+                # cannot pick an algorithm its key was not published for (an ES256 header on an RSA kid).
+                return self._verify(token, self._signing_key(token))
+            # A token the key refuses may be signed with a key rotated since it was read: read it again.
+            return checked_with(self._secret, lambda key: self._verify(token, key), jwt.InvalidSignatureError)
         except jwt.PyJWTError as error:
             raise _refusal(error) from None
+
+    def _verify(self, token: str, key: Any) -> dict[str, Any]:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=self._algorithms,
+            issuer=self._issuer,
+            audience=self._audience,
+            leeway=self._leeway,
+            # `exp` and `token_type` are required, but checked after decoding (simplejwt's order).
+            options={"verify_sub": False, "verify_jti": False},
+        )
 
     def _signing_key(self, token: str) -> jwt.PyJWK:
         if self._jwks_client is None:

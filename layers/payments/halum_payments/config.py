@@ -2,8 +2,9 @@
 
 Every setting is read from the environment variable of the same name in upper case
 (`payments_table` <- `PAYMENTS_TABLE`). Locally secrets are plain variables; in AWS the
-template passes `<NAME>_SECRET_ID` (a Secrets Manager secret name)
-and the value is fetched once at cold start (see `secrets.py`).
+template passes `<NAME>_SECRET_ID` (a Secrets Manager secret name), the value is fetched at cold
+start and read again as `secrets.py` says (rotation without a deploy): what reads a secret at
+request time asks `settings.secret(name)` for it, not the field.
 """
 
 from __future__ import annotations
@@ -11,11 +12,23 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .secrets import RotatingSecret, Secret
 
 SECRET_FIELDS = ("jwt_secret", "cursor_secret", "stripe_secret_key", "stripe_webhook_secret", "payment_webhook_secret")
 
@@ -76,6 +89,10 @@ class Settings(BaseModel):
     reconcile_after_minutes: int | None = Field(default=None, ge=0)
     reconcile_batch_size: int = Field(default=100, ge=1, le=1000)
 
+    # Secrets read from Secrets Manager are read again once this old (secrets.py).
+    secrets_max_age_seconds: int = Field(default=300, ge=10, le=3600)
+    _rotating: dict[str, RotatingSecret] = PrivateAttr(default_factory=dict)
+
     _csv_fields = field_validator("jwt_algorithms", "stripe_webhook_secret", "payment_webhook_secret", mode="before")(
         _csv
     )
@@ -113,6 +130,20 @@ class Settings(BaseModel):
     def stripe_configured(self) -> bool:
         return self.stripe_secret_key is not None and bool(self.stripe_secret_key.get_secret_value())
 
+    def secret(self, name: str) -> Secret | None:
+        """The secret setting `name` as it is now: read again after a rotation when it came from
+        Secrets Manager, fixed when it came from the environment; None when not configured."""
+        from .secrets import Secret
+
+        if name in self._rotating:
+            return self._rotating[name]
+        value = getattr(self, name)
+        if isinstance(value, tuple):
+            text = ",".join(part.get_secret_value() for part in value)
+        else:
+            text = value.get_secret_value() if value is not None else ""
+        return Secret(text) if text else None
+
     @property
     def reconcile_after(self) -> int:
         """Minutes after which an open Stripe payment is checked against Stripe."""
@@ -128,19 +159,29 @@ class Settings(BaseModel):
             value = environ.get(name.upper())
             if value is not None and value.strip() != "":
                 raw[name] = value
-        raw.update(_resolve_secret_references(environ, missing=[n for n in SECRET_FIELDS if n not in raw]))
+        references = _secret_references(environ, missing=[n for n in SECRET_FIELDS if n not in raw])
+        values = _fetch(references)
+        raw.update(values)
         try:
-            return cls.model_validate(raw)
+            settings = cls.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}" for err in exc.errors()
             )
             raise ConfigError(f"Invalid configuration: {problems}") from None
+        if references:
+            from .secrets import rotating
+
+            settings._rotating = rotating(references, values, settings.secrets_max_age_seconds)
+        return settings
 
 
-def _resolve_secret_references(environ: Mapping[str, str], missing: list[str]) -> dict[str, str]:
+def _secret_references(environ: Mapping[str, str], missing: list[str]) -> dict[str, str]:
     references = {name: environ.get(f"{name.upper()}_SECRET_ID", "").strip() for name in missing}
-    references = {name: ref for name, ref in references.items() if ref}
+    return {name: ref for name, ref in references.items() if ref}
+
+
+def _fetch(references: dict[str, str]) -> dict[str, str]:
     if not references:
         return {}
     from .secrets import fetch_secrets  # AWS only: keeps the parameters utility out of local cold starts

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import BadRequest
+from .secrets import Secret
 
 # Any cursor we did not mint, unchanged, gets this one message (no oracle: malformed, truncated, edited or
 # signed with another key all read the same). Cursors do not expire; one we minted is refused only when
@@ -38,8 +39,14 @@ def derive_key(secret: str) -> bytes:
 
 
 class CursorCodec:
-    def __init__(self, key: bytes) -> None:
-        self._key = key
+    """Signs with a key derived from `key`'s value as it is now when `key` is a `Secret` (rotated,
+    secrets.py): a cursor signed before a rotation verifies once the other environments have the new
+    value, read again when a cursor does not verify."""
+
+    def __init__(self, key: bytes | Secret) -> None:
+        self._secret = key if isinstance(key, Secret) else None
+        self._key = key if isinstance(key, bytes) else b""
+        self._derived_from: str | None = None
 
     def encode(self, cursor: Cursor) -> str:
         payload = json.dumps(
@@ -63,10 +70,12 @@ class CursorCodec:
             raise BadRequest(INVALID_CURSOR)
         body, signature = text.split(".")
         try:
-            payload = _unb64(body)
-            valid = hmac.compare_digest(_unb64(signature), self._sign(payload))
+            payload, presented = _unb64(body), _unb64(signature)
         except (binascii.Error, ValueError):
             raise BadRequest(INVALID_CURSOR) from None
+        valid = hmac.compare_digest(presented, self._sign(payload))
+        if not valid and self._secret is not None and self._secret.reread_after_refusal():
+            valid = hmac.compare_digest(presented, self._sign(payload))
         if not valid:
             raise BadRequest(INVALID_CURSOR)
         try:
@@ -90,6 +99,9 @@ class CursorCodec:
         return cursor
 
     def _sign(self, payload: bytes) -> bytes:
+        if self._secret is not None and self._secret.value() != self._derived_from:
+            self._derived_from = self._secret.value()
+            self._key = derive_key(self._derived_from)
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:18]
 
 

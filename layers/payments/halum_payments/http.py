@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel
 from pydantic_core import to_json
 
+from . import deadline
 from .errors import (
     NON_FIELD_ERRORS,
     BadGatewaySignature,
@@ -83,12 +84,13 @@ class _Preconditioned:
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         app: Any = self
-        try:
-            for precondition in self.preconditions:
-                app.append_context(**(precondition(event) or {}))
-        except Exception as refusal:  # noqa: BLE001 - answered through the error mapping
-            app.append_context(refusal=refusal)
-        result: dict[str, Any] = super().resolve(event, context)  # type: ignore[misc]
+        with deadline.bound(context):  # every AWS call of this request fits in its remaining time
+            try:
+                for precondition in self.preconditions:
+                    app.append_context(**(precondition(event) or {}))
+            except Exception as refusal:  # noqa: BLE001 - answered through the error mapping
+                app.append_context(refusal=refusal)
+            result: dict[str, Any] = super().resolve(event, context)  # type: ignore[misc]
         return result
 
 

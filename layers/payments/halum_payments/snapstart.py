@@ -5,7 +5,9 @@ unique per environment. Init's only network use is reading the secrets from Secr
 client not used again); the DynamoDB and Stripe clients are made on first use, after the restore.
 The one random state made at init is `random`'s seed, renewed by the hook below so that retry
 jitter differs between environments. Ids come from DynamoDB counters, idempotency keys and
-request ids from the request, uuid4 and `secrets` from the OS.
+request ids from the request, uuid4 and `secrets` from the OS. Secrets read at init are in the
+snapshot too: the hook marks them stale, so each restored environment reads them again at their
+first use (halum_payments/secrets.py), and a rotation needs no new version.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import random
 
 def after_restore() -> None:
     random.seed()  # from os.urandom: each restored environment its own sequence
+    from .secrets import mark_all_stale
+
+    mark_all_stale()  # no network here: read again at first use, within a request's own deadline
 
 
 def register() -> bool:

@@ -42,12 +42,12 @@ def authenticator(settings: Settings) -> Authenticator:
 
 
 def cursor_codec(settings: Settings) -> CursorCodec:
-    from .cursors import CursorCodec, derive_key
+    from .cursors import CursorCodec
 
-    secret = settings.cursor_secret or settings.jwt_secret
-    if secret is None or not secret.get_secret_value():
+    secret = settings.secret("cursor_secret") or settings.secret("jwt_secret")
+    if secret is None:
         raise ConfigError("CURSOR_SECRET (or JWT_SECRET) is required to sign page cursors")
-    return CursorCodec(derive_key(secret.get_secret_value()))
+    return CursorCodec(secret)  # its key derived from the secret as rotated
 
 
 def payment_queries(settings: Settings, client: Any = None, *, paging: bool = True) -> PaymentQueries:
@@ -70,12 +70,13 @@ def tables(settings: Settings) -> Tables:
 
 def stripe_gateway(settings: Settings) -> StripeCheckoutGateway | None:
     """The Stripe client for this process, or None when no secret key is configured (503)."""
-    if not settings.stripe_configured or settings.stripe_secret_key is None:
+    key = settings.secret("stripe_secret_key")
+    if not settings.stripe_configured or key is None:
         return None
     from .gateways.stripe_checkout import StripeCheckoutGateway
 
     return StripeCheckoutGateway(
-        settings.stripe_secret_key.get_secret_value(),
+        key,
         api_base=settings.stripe_api_base,
         timeout=settings.stripe_timeout_seconds,
         max_network_retries=settings.stripe_max_network_retries,
@@ -184,7 +185,7 @@ def reconciler(settings: Settings, client: Any = None) -> Reconciler:
     handler = stripe_event_handler(settings, gateway, client, duplicate_metric=None)
     return Reconciler(
         PaymentsRepository(settings.payments_table, client),
-        SweepStateRepository(settings.counters_table, client),
+        SweepStateRepository(settings.counters_table, client),  # its places and its lease
         handler,
         stripe_events(settings, gateway, client),
         settlement(settings, gateway, client),

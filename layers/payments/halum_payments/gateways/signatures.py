@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BadGatewaySignature, BadSignature
+from ..secrets import Secret, checked_with, split_values
 
 MAX_SIGNATURE_HEADER = 2048
 
@@ -73,3 +74,14 @@ def _is_stripe_event(event: Any) -> bool:
         and isinstance(data, dict)
         and isinstance(data.get("object"), dict)
     )
+
+
+def verify_gateway_signature_with(secret: Secret, body: bytes, header: str | None) -> None:
+    """verify_gateway_signature with the secret's current values (comma-separated during a rotation),
+    read again once if they refuse the signature: the gateway may sign with a rotated secret already."""
+    checked_with(secret, lambda text: verify_gateway_signature(body, header, split_values(text)), BadSignature)
+
+
+def verify_stripe_event_with(secret: Secret, body: bytes, header: str | None) -> dict[str, Any]:
+    """verify_stripe_event with the secret's current values, read again once if they refuse it."""
+    return checked_with(secret, lambda text: verify_stripe_event(body, header, split_values(text)), BadSignature)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import http.client
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import stripe
 
 from ..observability import count, logger
+from ..secrets import Secret, checked_with
 
 ProviderFailure = Literal["timeout", "unavailable", "rejected", "in_use"]
 
@@ -142,17 +143,22 @@ def _lower(headers: Any) -> dict[str, str]:
 
 
 class StripeCheckoutGateway:
+    """`secret_key` may be a `Secret` (secrets.py): each request then sends the key as it is now,
+    and a request Stripe refuses as unauthenticated is sent once more if the key read again has
+    changed (a rolled key that has already expired at Stripe)."""
+
     def __init__(
         self,
-        secret_key: str,
+        secret_key: str | Secret,
         *,
         api_base: str | None = None,
         timeout: float = 8.0,
         max_network_retries: int = 2,
         client: stripe.StripeClient | None = None,
     ) -> None:
+        self._key = secret_key if isinstance(secret_key, Secret) else Secret(secret_key)
         self._client = client or stripe.StripeClient(
-            secret_key,
+            self._key.value(),
             base_addresses={"api": api_base} if api_base else None,
             max_network_retries=max_network_retries,
             http_client=BoundedUrllibClient(timeout),
@@ -180,9 +186,9 @@ class StripeCheckoutGateway:
             "expires_at": request.expires_at,
         }
         session = self._call(
-            lambda: self._client.v1.checkout.sessions.create(
+            lambda key: self._client.v1.checkout.sessions.create(
                 params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": request.idempotency_key},
+                options={"api_key": key, "idempotency_key": request.idempotency_key},
             )
         )
         return CheckoutSession.of(session)
@@ -191,7 +197,9 @@ class StripeCheckoutGateway:
         """The session with its PaymentIntent expanded: how a completed but unpaid session ended."""
         return CheckoutSession.of(
             self._call(
-                lambda: self._client.v1.checkout.sessions.retrieve(session_id, params={"expand": ["payment_intent"]})
+                lambda key: self._client.v1.checkout.sessions.retrieve(
+                    session_id, params={"expand": ["payment_intent"]}, options={"api_key": key}
+                )
             )
         )
 
@@ -199,7 +207,9 @@ class StripeCheckoutGateway:
         """A PaymentIntent's metadata (our checkout writes its ids there: payment_intent_data); none
         for one Stripe does not know (another account's, or made up)."""
         try:
-            intent = self._call(lambda: self._client.v1.payment_intents.retrieve(intent_id))
+            intent = self._call(
+                lambda key: self._client.v1.payment_intents.retrieve(intent_id, options={"api_key": key})
+            )
         except ProviderError as exc:
             if exc.kind == "rejected":
                 return {}
@@ -225,7 +235,9 @@ class StripeCheckoutGateway:
         }
         if starting_after is not None:
             params["starting_after"] = starting_after
-        page = self._call(lambda: self._client.v1.events.list(params=params))  # type: ignore[arg-type]
+        page = self._call(
+            lambda key: self._client.v1.events.list(params=params, options={"api_key": key})  # type: ignore[arg-type]
+        )
         return EventPage([event.to_dict() for event in page.data], bool(page.has_more))
 
     def expire_session(self, session_id: str) -> CheckoutSession | None:
@@ -234,7 +246,9 @@ class StripeCheckoutGateway:
         refunded), or complete with a delayed method still processing. None if Stripe could not
         say (it may still be open): the caller keeps watching it."""
         try:
-            return CheckoutSession.of(self._call(lambda: self._client.v1.checkout.sessions.expire(session_id)))
+            return CheckoutSession.of(
+                self._call(lambda key: self._client.v1.checkout.sessions.expire(session_id, options={"api_key": key}))
+            )
         except ProviderError as exc:
             if exc.kind == "rejected":  # no longer open: expired, or completed
                 try:
@@ -246,10 +260,10 @@ class StripeCheckoutGateway:
             logger.warning("could not expire checkout session", extra={"session": session_id, "reason": exc.kind})
             return None
 
-    @staticmethod
-    def _call(operation: Any) -> Any:
+    def _call(self, operation: Callable[[str], Any]) -> Any:
+        """`operation(api_key)`, Stripe's failures as ProviderError."""
         try:
-            return operation()
+            return checked_with(self._key, operation, stripe.AuthenticationError)
         except stripe.APIConnectionError as exc:
             raise ProviderError("timeout", "Stripe could not be reached") from exc
         except (OSError, http.client.HTTPException) as exc:  # belt and braces: never let a socket error escape

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections import Counter
@@ -33,6 +34,9 @@ from .settlement import Change, Facts, Outcome, Settlement, Source
 from .webhooks import STRIPE_EVENT_TYPES, StripeEvents
 
 SESSIONLESS_MARGIN_SECONDS = 60
+# A sweep's lease ends when its invocation must have ended (its remaining time at the start), plus
+# this much for the clocks of two Lambda hosts.
+LEASE_MARGIN_SECONDS = 5
 EVENT_OVERLAP_SECONDS = 5 * 60  # re-read: an event may be listed a little after its `created`
 EVENT_WINDOW_SECONDS = 6 * 3600  # one window is listed whole, then applied oldest first
 FIRST_LOOKBACK_SECONDS = 24 * 3600  # where the very first run starts reading
@@ -53,7 +57,10 @@ class OpenPayments(Protocol):
         ...
 
 
-class SweepCursor(Protocol):
+class SweepState(Protocol):
+    """Where the last sweep stopped (the open index, the event log), and the lease that lets one
+    sweep run at a time."""
+
     def load(self) -> dict[str, Any] | None: ...
 
     def save(self, cursor: dict[str, Any] | None) -> None: ...
@@ -61,6 +68,10 @@ class SweepCursor(Protocol):
     def events_read_before(self) -> int | None: ...
 
     def save_events_read_before(self, created: int) -> None: ...
+
+    def acquire(self, holder: str, *, now: int, until: int) -> bool: ...
+
+    def release(self, holder: str) -> None: ...
 
 
 class EventPageLike(Protocol):
@@ -101,6 +112,7 @@ class SweepResult:
     finished: bool  # False: stopped for time; the next run resumes where this one stopped
     oldest_open_minutes: int | None
     duration_ms: int
+    skipped: bool = False  # another sweep held the lease: this one did nothing
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -112,6 +124,7 @@ class SweepResult:
             "finished": self.finished,
             "oldest_open_minutes": self.oldest_open_minutes,
             "duration_ms": self.duration_ms,
+            "skipped": self.skipped,
         }
 
 
@@ -140,7 +153,7 @@ class Reconciler:
     def __init__(
         self,
         payments: OpenPayments,
-        cursor: SweepCursor,
+        state: SweepState,
         handler: EventHandler,
         events: StripeEvents,
         settlement: Settlement,
@@ -153,7 +166,7 @@ class Reconciler:
         now: Callable[[], str] = lambda: format_timestamp(utc_now()),
     ) -> None:
         self._payments = payments
-        self._cursor = cursor
+        self._state = state
         self._handler = handler
         self._events = events
         self._settlement = settlement
@@ -172,8 +185,32 @@ class Reconciler:
         self._handler.register_lambda_context(context)
 
     def sweep(self, remaining_ms: Callable[[], int], *, reserve_ms: int = 5000) -> SweepResult:
+        """One sweep, unless another one holds the lease (then nothing is done: `skipped`)."""
         started = time.monotonic()
-        tally = _Tally(run=uuid.uuid4().hex[:12], now=parse_timestamp(self._now()), stripe=self._stripe())
+        run, now = uuid.uuid4().hex[:12], parse_timestamp(self._now())
+        epoch = int(now.timestamp())
+        until = epoch + math.ceil(remaining_ms() / 1000) + LEASE_MARGIN_SECONDS
+        if not self._state.acquire(run, now=epoch, until=until):
+            result = SweepResult(run, {}, 0, {}, 0, False, None, int((time.monotonic() - started) * 1000), skipped=True)
+            count("ReconcileSweepsSkipped")
+            logger.info("reconciliation sweep skipped: another sweep holds the lease", extra=result.summary())
+            return result
+        # Released on any outcome but a kill (nothing runs then): its lease expires by itself.
+        try:
+            result = self._sweep(_Tally(run=run, now=now, stripe=self._stripe()), remaining_ms, reserve_ms, started)
+        except Exception:
+            self._release(run)
+            raise
+        self._release(run)
+        return result
+
+    def _release(self, run: str) -> None:
+        try:
+            self._state.release(run)
+        except Exception:
+            logger.warning("could not release the sweep lease; it expires at its deadline", exc_info=True)
+
+    def _sweep(self, tally: _Tally, remaining_ms: Callable[[], int], reserve_ms: int, started: float) -> SweepResult:
         oldest_page, _ = self._payments.open_stripe_before(tally.now, limit=1, after=None)
         oldest = _minutes(tally.now, oldest_page[0].created_at) if oldest_page else None
 
@@ -187,7 +224,7 @@ class Reconciler:
             caught_up = covered is not None
         finished = self._walk(tally, time_for_one, covered) and caught_up
         if finished:
-            self._cursor.save(None)
+            self._state.save(None)
         result = SweepResult(
             tally.run,
             dict(tally.events),
@@ -208,10 +245,10 @@ class Reconciler:
         which every event was read, or None if the log could not be read to now."""
         now = int(tally.now.timestamp())
         until = now + 1  # this very second included (the overlap re-reads what is listed late)
-        saved = self._cursor.events_read_before()
+        saved = self._state.events_read_before()
         start = saved - EVENT_OVERLAP_SECONDS if saved is not None else now - FIRST_LOOKBACK_SECONDS
         start = max(start, now - STRIPE_RETENTION_SECONDS)
-        place = _Place(self._cursor, saved)
+        place = _Place(self._state, saved)
         try:
             return self._read_windows(tally, stripe, start, until, place, time_for_one)
         finally:
@@ -292,7 +329,7 @@ class Reconciler:
     def _walk(self, tally: _Tally, time_for_one: Callable[[], bool], covered: int | None) -> bool:
         """Settle open payments past the window, page by page from where the last run stopped,
         saving the place after each; True when the end was reached."""
-        after = self._cursor.load()
+        after = self._state.load()
         cutoff = tally.now - self._after
         while time_for_one():
             page, next_key = self._payments.open_stripe_before(cutoff, limit=self._batch_size, after=after)
@@ -308,7 +345,7 @@ class Reconciler:
                     tally.errors += 1
                     logger.exception("reconciliation of a payment failed", extra={"payment": payment.id})
                 after = self._payments.position(payment)
-                self._cursor.save(after)  # progress as it goes: a sweep stopped anywhere resumes here
+                self._state.save(after)  # progress as it goes: a sweep stopped anywhere resumes here
             if next_key is None:  # also right when a full last page is followed by an empty one
                 return True
             after = next_key
@@ -419,8 +456,8 @@ class _Place:
     """How far the event log is read: every event created before it is applied. It moves as events
     are applied, never past one deferred (an event that cannot apply yet), and is saved now and then."""
 
-    def __init__(self, cursor: SweepCursor, saved: int | None) -> None:
-        self._cursor = cursor
+    def __init__(self, state: SweepState, saved: int | None) -> None:
+        self._state = state
         self._saved = saved
         self._place = saved
         self._held = False
@@ -434,7 +471,7 @@ class _Place:
 
     def save(self) -> None:
         if self._place is not None and self._place != self._saved:
-            self._cursor.save_events_read_before(self._place)
+            self._state.save_events_read_before(self._place)
             self._saved = self._place
 
 

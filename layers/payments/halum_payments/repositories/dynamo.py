@@ -16,18 +16,31 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from .. import deadline
 from ..errors import TransientFault
 
 # boto3.dynamodb.types' number context, exactly: what fits DynamoDB's numbers, nothing rounded.
 DYNAMODB_CONTEXT = Context(Emin=-128, Emax=126, prec=38, traps=[Clamped, Overflow, Inexact, Rounded, Underflow])
 
+# DynamoDB answers in milliseconds: a second to connect and two to read are generous, and bound how
+# long one attempt can take (ATTEMPT_MS) so that the deadline guard below can fit it.
+CONNECT_TIMEOUT_SECONDS = 1
+READ_TIMEOUT_SECONDS = 2
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},
-    connect_timeout=2,
-    read_timeout=5,
+    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+    read_timeout=READ_TIMEOUT_SECONDS,
     tcp_keepalive=True,
     max_pool_connections=10,
 )
+ATTEMPT_MS = (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS) * 1000
+# What an invocation keeps after its last AWS call: answering (the 503), its logs and metrics.
+ANSWER_MS = 1000
+# botocore's standard retry waits at most min(2 ** (attempt - 1), 20) s after a throttle (less after
+# other errors), plus up to 5 s when DynamoDB sends x-amz-retry-after (botocore/retries/standard.py,
+# ExponentialBackoff); the guard assumes the longest.
+MAX_BACKOFF_SECONDS = 20
+RETRY_AFTER_EXTRA_SECONDS = 5
 
 # AWS answers a retry may fix. botocore retries most of them itself; what still fails after its
 # retries is our fault, not the caller's: a 503 (http.py), so that a webhook sender retries.
@@ -42,6 +55,54 @@ TRANSIENT_CODES = frozenset(
         "TransactionConflictException",  # a write that met an item in another transaction
     }
 )
+
+
+class OutOfTime(TransientFault):
+    """Another AWS attempt (or retry) would not fit in the time the invocation has left: answered as
+    our own retryable 503 while there is still time to answer."""
+
+
+def bounded_by_deadline(client: Any) -> Any:
+    """`client`, its every attempt and retry fitted into the invocation's remaining time (deadline.py):
+    an attempt starts only if it can end, and leave time to answer, before the function's timeout;
+    a retry only if its backoff wait fits too. Outside an invocation nothing changes."""
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"request-created.{service}", _before_attempt)
+    # First, so that botocore's own handler (which sleeps the backoff) never runs out of time.
+    client.meta.events.register_first(f"needs-retry.{service}", _before_retry)
+    return client
+
+
+def _before_attempt(operation_name: str = "", **_: Any) -> None:
+    left = deadline.remaining_ms()
+    if left is not None and left < ATTEMPT_MS + ANSWER_MS:
+        raise OutOfTime(f"{operation_name}: {left} ms left, not enough for an attempt")
+
+
+def _before_retry(attempts: int, response: Any = None, caught_exception: BaseException | None = None, **_: Any) -> None:
+    left = deadline.remaining_ms()
+    if left is None or not _may_be_retried(response, caught_exception):
+        return  # no deadline, or a success or a final answer (ConditionalCheckFailed...): botocore's
+    wait = min(2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+    if response is not None and "x-amz-retry-after" in response[0].headers:
+        wait += RETRY_AFTER_EXTRA_SECONDS
+    if left < wait * 1000 + ATTEMPT_MS + ANSWER_MS:
+        last = type(caught_exception).__name__ if caught_exception else _error_code(response)
+        raise OutOfTime(f"{left} ms left after {attempts} attempt(s) ({last}): no time for a retry")
+
+
+def _may_be_retried(response: Any, caught_exception: BaseException | None) -> bool:
+    """What botocore may retry: no answer (connection, timeout), a 5xx, throttling or a transient code."""
+    if caught_exception is not None:
+        return True
+    if response is None:
+        return False
+    return bool(response[0].status_code >= 500 or _error_code(response) in TRANSIENT_CODES)
+
+
+def _error_code(response: Any) -> str | None:
+    code = (response[1].get("Error") or {}).get("Code") if response is not None else None
+    return code if isinstance(code, str) else None
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -65,7 +126,7 @@ def aws_session() -> Any:
 @functools.cache
 def dynamodb_client() -> Any:
     """One client per process, created on first use. `AWS_ENDPOINT_URL_DYNAMODB` redirects it."""
-    return aws_session().create_client("dynamodb", config=CLIENT_CONFIG)
+    return bounded_by_deadline(aws_session().create_client("dynamodb", config=CLIENT_CONFIG))
 
 
 class TableRepository:

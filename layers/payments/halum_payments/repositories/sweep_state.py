@@ -1,14 +1,18 @@
-"""Where the reconciliation sweep stopped, so the next run resumes there (counters table): its
-place in the open index, and how far it has read Stripe's event log."""
+"""The reconciliation sweep's own items in the counters table: where the last run stopped in the
+open index and how far it has read Stripe's event log, so the next resumes there, and the lease
+that keeps two sweeps from running at once."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .dynamo import TableRepository, from_item, to_attr
+from botocore.exceptions import ClientError
+
+from .dynamo import TableRepository, from_item, is_condition_failure, to_attr
 
 SWEEP_CURSOR = "reconciliation#cursor"
 EVENTS_CURSOR = "reconciliation#events"
+SWEEP_LEASE = "reconciliation#lease"
 
 
 class SweepStateRepository(TableRepository):
@@ -40,3 +44,34 @@ class SweepStateRepository(TableRepository):
 
     def save_events_read_before(self, created: int) -> None:
         self.client.put_item(TableName=self.table, Item={"name": {"S": EVENTS_CURSOR}, "before": {"N": str(created)}})
+
+    def acquire(self, holder: str, *, now: int, until: int) -> bool:
+        """Take the lease for `holder` until the epoch second `until`, unless another holder's lease
+        is still running at `now` (one conditional write: of two sweeps at once, exactly one wins)."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item={"name": {"S": SWEEP_LEASE}, "holder": {"S": holder}, "expires_at": {"N": str(until)}},
+                ConditionExpression="attribute_not_exists(#name) OR #expires <= :now",
+                ExpressionAttributeNames={"#name": "name", "#expires": "expires_at"},
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+            )
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def release(self, holder: str) -> None:
+        """Give the lease back, if it is still `holder`'s (an expired one may be another's by now)."""
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key={"name": {"S": SWEEP_LEASE}},
+                ConditionExpression="#holder = :holder",
+                ExpressionAttributeNames={"#holder": "holder"},
+                ExpressionAttributeValues={":holder": {"S": holder}},
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
