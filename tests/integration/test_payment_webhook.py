@@ -270,7 +270,8 @@ def test_money_other_than_the_order_total_is_422_held_on_the_books_and_settles_n
     assert output.metrics()["AmountMismatch"] == 1
     [row] = [r for r in store.audit(0) if r["reason"] == "amount_mismatch"]
     assert row["order"] == 1
-    assert row["details"] == {"provider": "gateway", "transaction_id": "txn_123456789", "currency": "usd", "amount": amount}
+    money = {"provider": "gateway", "transaction_id": "txn_123456789", "currency": "usd", "amount": amount}
+    assert row["details"] == money
     recorded = store.snapshot(idempotency=False)
     # The refusal is remembered with the event: its replays get it again and raise no new alarm ...
     for _ in range(3):
