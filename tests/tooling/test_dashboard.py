@@ -141,7 +141,7 @@ def emitted_metrics() -> set[str]:
     files = [*(ROOT / "layers" / "payments" / "halum_payments").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
     source = "\n".join(path.read_text() for path in files)
     names = set(re.findall(r'count\("(\w+)"', source)) | set(re.findall(r'add_metric\(name="(\w+)"', source))
-    names |= set(re.findall(r'duplicate_metric: str = "(\w+)"', source))
+    names |= set(re.findall(r'duplicate_metric: str(?: \| None)? = "(\w+)"', source))
     statuses = [str(status).capitalize() for status in PaymentStatus]
     if 'count(f"Payments{transition.to_status.capitalize()}")' in source:
         names |= {f"Payments{status}" for status in statuses}
