@@ -45,6 +45,12 @@ def test_a_timeout_or_a_crash_kills() -> None:
 def test_the_first_failing_seed_is_read_from_the_simulations_report() -> None:
     rows = {
         "seeds": [
+            {
+                "seed": 3,
+                "family": "kills",
+                "violations": [{"invariant": "counts_match", "defect": "?", "detail": "a later seed"}],
+                "error": None,
+            },
             {"seed": 0, "family": "calm", "violations": [], "error": None},
             {
                 "seed": 2,
@@ -61,7 +67,7 @@ def test_the_first_failing_seed_is_read_from_the_simulations_report() -> None:
         "seed 2 (stripe)",
         "paid_session_settled: cs_1 paid",
     )
-    assert verdict.ran == "3 of 40 seeds"
+    assert verdict.ran == "4 of 40 seeds"
     held = killers.seeds_verdict(killers.Run(0, "", 30.0), {"seeds": []}, 40)
     assert not held.killed
     errored = {"seeds": [{"seed": 5, "family": "kills", "violations": [], "error": "KeyError: 'x'"}]}
@@ -179,6 +185,8 @@ def test_the_bar_is_ninety_percent_by_the_simulation_and_no_survivor() -> None:
     assert report.score(nine_of_ten, tests_for_all=False).met
     eight_of_ten = [outcome(n, killed) for n in range(8)] + [outcome(n, held, by_tests) for n in (8, 9)]
     assert not report.score(eight_of_ten, tests_for_all=False).met
+    one_survivor = [outcome(n, killed) for n in range(9)] + [outcome(9, held, killers.Verdict("tests", False))]
+    assert not report.score(one_survivor, tests_for_all=False).met
 
 
 def test_the_report_lists_each_survivor_with_its_place_id_and_diff() -> None:
