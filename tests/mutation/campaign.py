@@ -47,8 +47,8 @@ ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".mutants"
 EQUIVALENTS = ROOT / "tests" / "mutation" / "equivalent.toml"
 NOT_IN_COVERAGE_KEY = (".venv", ".tools", killers.SITE_DIR, "tests/mutation", "tests/tooling", "docs")
-DEFAULT_SAMPLE = 60
-DEFAULT_SEEDS = 40
+DEFAULT_SAMPLE = 40
+DEFAULT_SEEDS = 32
 TOOL = "cosmic-ray " + __import__("importlib.metadata").metadata.version("cosmic-ray")
 
 
