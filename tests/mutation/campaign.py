@@ -119,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tool": TOOL,
         "source": source,
         "population": len(mutants),
+        "population_per_file": dict(Counter(m.file for m in mutants)),
         "files": files,
         "left_out": dict(left_out),
         "sample": len(sample),

@@ -98,6 +98,20 @@ def score(outcomes: Sequence[Outcome], tests_for_all: bool) -> Score:
     )
 
 
+def weighted(outcomes: Sequence[Outcome], population: Mapping[str, int]) -> tuple[float, float]:
+    """The kill ratios (simulation alone, simulation+tests) estimated for the whole population: the
+    sample takes at least one mutant of every file, so small files are over-represented; each run
+    mutant stands for population[file] / (mutants run in that file)."""
+    run: Counter[str] = Counter(o.file for o in outcomes)
+    total = sim = both = 0.0
+    for o in outcomes:
+        weight = population.get(o.file, 0) / run[o.file]
+        total += weight
+        sim += weight * o.killed_by_simulation
+        both += weight * o.killed
+    return (sim / total, both / total) if total else (1.0, 1.0)
+
+
 def percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "n/a"
 
@@ -121,6 +135,17 @@ def score_lines(s: Score) -> list[str]:
             f"simulation+tests {both}/{competent} ({percent(both, competent)})"
         )
     return lines
+
+
+def weighted_lines(outcomes: Sequence[Outcome], meta: Mapping[str, Any]) -> list[str]:
+    population = meta.get("population_per_file")
+    if not population or not outcomes or meta.get("sample_rule") == "the whole population":
+        return []
+    sim, both = weighted(outcomes, population)
+    return [
+        f"  weighted by each file's population (the sample's estimate for all {meta['population']} mutants): "
+        f"simulation {sim:.1%}, simulation+tests {both:.1%}"
+    ]
 
 
 def how_killed(outcomes: Sequence[Outcome]) -> list[str]:
@@ -187,6 +212,7 @@ def text(meta: Mapping[str, Any], outcomes: Sequence[Outcome], s: Score) -> str:
         f"wall time: {meta['wall_seconds'] / 60:.1f} min (baseline {meta['baseline_seconds'] / 60:.1f} min)",
         "",
         *score_lines(s),
+        *weighted_lines(outcomes, meta),
         *how_killed(outcomes),
     ]
     for unmatched in meta.get("unmatched_equivalents", []):

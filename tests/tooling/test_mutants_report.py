@@ -189,6 +189,19 @@ def test_the_bar_is_ninety_percent_by_the_simulation_and_no_survivor() -> None:
     assert not report.score(one_survivor, tests_for_all=False).met
 
 
+def test_the_weighted_estimate_lets_each_mutant_stand_for_its_files_population() -> None:
+    killed = killers.Verdict("simulation", True, "scenario", "a", "b")
+    held = killers.Verdict("simulation", False)
+    big = [outcome(n, held if n == 0 else killed) for n in range(4)]  # 3 of 4 killed, of 1,000
+    small = [
+        report.Outcome(f"small.py:f:AddNot:{n}", "small.py", n, "f", "AddNot", n, "", held.to_json()) for n in (1, 2)
+    ]
+    sim, both = report.weighted([*big, *small], {"layers/m.py": 1000, "small.py": 2})
+    assert round(sim, 4) == round(750 / 1002, 4)
+    assert both == sim
+    assert report.score([*big, *small], tests_for_all=False).by_simulation == 3  # unweighted: 3 of 6
+
+
 def test_the_report_lists_each_survivor_with_its_place_id_and_diff() -> None:
     outcomes = campaign()
     score = report.score(outcomes, tests_for_all=False)
@@ -196,6 +209,7 @@ def test_the_report_lists_each_survivor_with_its_place_id_and_diff() -> None:
         "tool": "cosmic-ray 8.7.0",
         "source": "commit abc1234",
         "population": 2500,
+        "population_per_file": {"layers/m.py": 2500},
         "files": 27,
         "left_out": {"annotation": 1370, "not an operator": 242},
         "sample": 7,
@@ -216,6 +230,7 @@ def test_the_report_lists_each_survivor_with_its_place_id_and_diff() -> None:
     assert "first failing seeds: [17]" in text
     assert "WARNING: equivalent.toml names layers/gone.py:f:AddNot:deadbeef" in text
     assert "NOT met" in text
+    assert "simulation 66.7%, simulation+tests 83.3%" in text  # one file: the same as unweighted
     document = report.json_report(meta, outcomes, score)
     assert document["survivors"] == ["layers/m.py:f:AddNot:00000005"]
     assert document["score"]["killed_by_simulation"] == 4
