@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # a `kill` restores the mutated file, as Ctrl-C does
 
     began = time.monotonic()
+    load_before = os.getloadavg()[1]
     python = str(ROOT / ".venv" / "bin" / "python")
     work = STATE / "work"
     print(f"copying the working tree to {work.relative_to(ROOT)}", flush=True)
@@ -133,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tests_rule": tests_rule(args),
         "wall_seconds": round(time.monotonic() - began, 1),
         "baseline_seconds": round(baseline_seconds, 1),
+        # The machine is shared: the 5-minute load average at the start and the end says how much
+        # of it the campaign had (2 cores: a load of 2 is the campaign alone).
+        "load_average": [round(load_before, 1), round(os.getloadavg()[1], 1)],
     }
     result = score(outcomes, args.tests_for_all)
     print(text(meta, outcomes, result))

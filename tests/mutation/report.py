@@ -209,7 +209,12 @@ def text(meta: Mapping[str, Any], outcomes: Sequence[Outcome], s: Score) -> str:
         f"(tests/mutation/equivalent.toml): {s.total} run",
         f"simulation: the scenarios, then seeds 0-{meta['seeds'] - 1} until the first violation; "
         f"tests: {meta['tests_rule']}",
-        f"wall time: {meta['wall_seconds'] / 60:.1f} min (baseline {meta['baseline_seconds'] / 60:.1f} min)",
+        f"wall time: {meta['wall_seconds'] / 60:.1f} min (baseline {meta['baseline_seconds'] / 60:.1f} min)"
+        + (
+            f"; load average {meta['load_average'][0]} at the start, {meta['load_average'][1]} at the end"
+            if meta.get("load_average")
+            else ""
+        ),
         "",
         *score_lines(s),
         *weighted_lines(outcomes, meta),
