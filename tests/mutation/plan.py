@@ -291,5 +291,16 @@ def draw(mutants: Sequence[Mutant], size: int | None, seed: str = SAMPLE_SEED, f
     return sorted(chosen, key=order)
 
 
+def interleave(mutants: Sequence[Mutant], seed: str = SAMPLE_SEED) -> list[Mutant]:
+    """The order to run a sample in: every file's best-ranked mutant, then every file's second, ...
+    (files by name), so a campaign cut short by its time budget still has every file represented
+    as far as it got, and which mutants it ran depends only on how many."""
+    by_file: dict[str, list[Mutant]] = defaultdict(list)
+    for mutant in mutants:
+        by_file[mutant.file].append(mutant)
+    queues = [sorted(by_file[f], key=lambda m: rank(m.id, seed)) for f in sorted(by_file)]
+    return [queue[n] for n in range(max(map(len, queues), default=0)) for queue in queues if n < len(queue)]
+
+
 def order(mutant: Mutant) -> tuple[str, int, int, str, int]:
     return (mutant.file, mutant.site.start[0], mutant.site.start[1], mutant.site.operator, mutant.site.occurrence)

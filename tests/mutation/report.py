@@ -206,7 +206,13 @@ def text(meta: Mapping[str, Any], outcomes: Sequence[Outcome], s: Score) -> str:
         + (", ".join(f"{n} {why}" for why, n in sorted(meta["left_out"].items())) or "none")
         + ")",
         f"sample: {meta['sample']} ({meta['sample_rule']}); {meta['equivalent_in_sample']} of them argued equivalent "
-        f"(tests/mutation/equivalent.toml): {s.total} run",
+        f"(tests/mutation/equivalent.toml): {s.total} run"
+        + (
+            f", {meta['not_run']} not run (the time budget of {meta['budget_minutes']} min was spent: they are "
+            "not counted; the score is the run ones')"
+            if meta.get("not_run")
+            else ""
+        ),
         f"simulation: the scenarios, then seeds 0-{meta['seeds'] - 1} until the first violation; "
         f"tests: {meta['tests_rule']}",
         f"wall time: {meta['wall_seconds'] / 60:.1f} min (baseline {meta['baseline_seconds'] / 60:.1f} min)"

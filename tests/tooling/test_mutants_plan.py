@@ -134,6 +134,18 @@ def test_a_mutant_stays_in_the_sample_when_unrelated_mutants_come_and_go() -> No
     assert drawn == {m.id for m in plan.draw(others, 20)}  # the ranks are per id
 
 
+def test_the_run_order_takes_every_files_best_ranked_mutant_first() -> None:
+    sample = plan.draw(population({"a.py": 50, "b.py": 20, "c.py": 2}), 12)
+    ordered = plan.interleave(sample)
+    assert sorted(m.id for m in ordered) == sorted(m.id for m in sample)
+    assert [m.file for m in ordered[:3]] == ["a.py", "b.py", "c.py"]  # a cut after 3 still has every file
+    assert [m.file for m in ordered[3:5]] == ["a.py", "b.py"]  # c.py has one mutant in the sample
+    assert ordered == plan.interleave(list(reversed(sample)))
+    firsts = {m.file: m for m in reversed(ordered)}  # each file's first in the run order
+    for f, first in firsts.items():
+        assert first.id == min((m for m in sample if m.file == f), key=lambda m: plan.rank(m.id)).id
+
+
 def test_the_whole_population_when_no_size_is_given() -> None:
     mutants = population({"b.py": 3, "a.py": 2})
     assert [m.file for m in plan.draw(mutants, None)] == ["a.py", "a.py", "b.py", "b.py", "b.py"]
