@@ -171,7 +171,6 @@ def read_report(path: Path) -> dict[str, Any] | None:
 # where per-test coverage is not attributed: added only with --e2e.
 TEST_PATHS = ("tests/unit", "tests/integration")
 E2E_PATHS = ("tests/e2e",)
-FAILED = re.compile(r"^(FAILED|ERROR) (?P<node>\S+)(?: - (?P<why>.*))?$", re.MULTILINE)
 DURATION = re.compile(r"^(?P<seconds>\d+\.\d+)s (?:setup|call|teardown)\s+(?P<node>\S.*?)\s*$", re.MULTILINE)
 
 
@@ -204,8 +203,28 @@ def tests_verdict(run_: Run, count: int) -> Verdict:
 
 
 def failures(output: str) -> dict[str, str]:
-    """pytest -rfE's short summary: failed or erroring node ids, in order, with their first line."""
-    return {m["node"]: m["why"] or "" for m in FAILED.finditer(output)}
+    """pytest -rfE's short summary: failed or erroring node ids, in order, with their first line.
+    A node id has no space outside its parameters' brackets, and those may hold spaces and " - "."""
+    found = {}
+    for line in output.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind not in ("FAILED", "ERROR") or not rest.startswith("tests/"):
+            continue
+        end = _node_end(rest)
+        found[rest[:end]] = rest[end:].removeprefix(" - ").strip()
+    return found
+
+
+def _node_end(text: str) -> int:
+    depth = 0
+    for index, char in enumerate(text):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif char == " " and depth <= 0:
+            return index
+    return len(text)
 
 
 def durations(output: str) -> dict[str, float]:

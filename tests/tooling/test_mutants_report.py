@@ -93,6 +93,21 @@ def test_the_test_that_killed_is_read_from_pytests_summary() -> None:
     assert killers.tests_verdict(killers.Run(None, "", 99.0), 3).how == "timeout"
 
 
+def test_a_failing_test_whose_parameters_have_spaces_is_named_in_full() -> None:
+    output = (
+        "=========================== short test summary info ============================\n"
+        "FAILED tests/integration/test_checkout_stripe.py::test_timeout[session made, answer lost]\n"
+        "!!!!!!!!!!!!!!!!!!!!!!!!!! stopping after 1 failures !!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    )
+    verdict = killers.tests_verdict(killers.Run(1, output, 2.0), 9)
+    assert (verdict.how, verdict.where) == (
+        "test",
+        "tests/integration/test_checkout_stripe.py::test_timeout[session made, answer lost]",
+    )
+    with_reason = "ERROR tests/unit/test_a.py::test_b[a - b] - RuntimeError: boom\n"
+    assert killers.failures(with_reason) == {"tests/unit/test_a.py::test_b[a - b]": "RuntimeError: boom"}
+
+
 def test_durations_add_up_setup_call_and_teardown() -> None:
     output = (
         "0.50s call     tests/unit/test_a.py::test_x\n"
