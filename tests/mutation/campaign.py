@@ -296,6 +296,8 @@ def makeable(chosen: list[plan.Mutant]) -> tuple[list[plan.Mutant], list[tuple[p
 
 def select(chosen: list[plan.Mutant], args: argparse.Namespace) -> list[plan.Mutant]:
     if args.survivors:
+        if not (STATE / "report.json").exists():
+            sys.exit("--survivors: no .mutants/report.json yet (run make mutants first)")
         last = json.loads((STATE / "report.json").read_text())
         wanted = set(last["survivors"])
         chosen = [m for m in chosen if m.id in wanted]
