@@ -153,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seeds": args.seeds,
         "jobs": args.jobs,
         "selection": {"only": args.only, "files": args.files, "survivors": args.survivors},
+        "partial": bool(args.only or args.files or args.survivors),
         "tests_rule": tests_rule(args),
         "wall_seconds": round(time.monotonic() - began, 1),
         "baseline_seconds": round(baseline_seconds, 1),
@@ -164,8 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text(meta, outcomes, result))
     (STATE / "report.json").write_text(json.dumps(json_report(meta, outcomes, result), indent=1) + "\n")
     print(f"report: {(STATE / 'report.json').relative_to(ROOT)}; cosmic-ray's session: .mutants/session.sqlite")
-    partial = bool(args.only or args.files or args.survivors)
-    return 0 if result.met or (partial and not result.survivors) else 1
+    return 0 if result.met or (meta["partial"] and not result.survivors) else 1
 
 
 def describe(left_out: Counter[str]) -> str:

@@ -139,7 +139,7 @@ def score_lines(s: Score) -> list[str]:
 
 def weighted_lines(outcomes: Sequence[Outcome], meta: Mapping[str, Any]) -> list[str]:
     population = meta.get("population_per_file")
-    if not population or not outcomes or meta.get("sample_rule") == "the whole population":
+    if not population or not outcomes or meta.get("partial") or meta.get("sample_rule") == "the whole population":
         return []
     sim, both = weighted(outcomes, population)
     return [
@@ -237,6 +237,8 @@ def text(meta: Mapping[str, Any], outcomes: Sequence[Outcome], s: Score) -> str:
     else:
         lines.append("no survivors")
     verdict = "met" if s.met else "NOT met"
+    if meta.get("partial"):
+        verdict += " on the mutants run (a partial run: the bar is judged on a whole campaign)"
     lines.append(f"\nissue 18's bar (simulation alone >= {THRESHOLD:.0%}, simulation+tests kill all): {verdict}")
     return "\n".join(lines) + "\n"
 

@@ -246,6 +246,9 @@ def test_the_report_lists_each_survivor_with_its_place_id_and_diff() -> None:
     assert "WARNING: equivalent.toml names layers/gone.py:f:AddNot:deadbeef" in text
     assert "NOT met" in text
     assert "simulation 66.7%, simulation+tests 83.3%" in text  # one file: the same as unweighted
+    partial = report.text({**meta, "partial": True}, outcomes, score)
+    assert "a partial run: the bar is judged on a whole campaign" in partial
+    assert "weighted by each file" not in partial
     document = report.json_report(meta, outcomes, score)
     assert document["survivors"] == ["layers/m.py:f:AddNot:00000005"]
     assert document["score"]["killed_by_simulation"] == 4
