@@ -64,7 +64,7 @@ define sam_build
 	$(TOOLS)/bin/python scripts/stamp_versions.py $(2)/template.yaml --config-env $(ENV) Architecture=$(1)
 endef
 
-.PHONY: run test simulate venv tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy smoke token reconcile bench openapi events sam-local-db sam-local-tables invoke start-api
+.PHONY: run test simulate mutants cosmic-ray venv tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy smoke token reconcile bench openapi events sam-local-db sam-local-tables invoke start-api
 
 ## run: serve the whole API on http://127.0.0.1:3000 (embedded DynamoDB, demo data, Stripe sandbox)
 run: venv
@@ -85,6 +85,23 @@ SIM_JOBS ?= 2
 # translator makes it (tests/support/sam.py runs it with .tools/bin/python).
 simulate: venv tools
 	PYTHONPATH=tests $(PY) -m simulation $(if $(SEED),--seed $(SEED) $(if $(TRACE),--trace),--seeds $(SEEDS) --jobs $(SIM_JOBS))
+
+# Mutation testing of the money code (docs/mutation-testing.md): cosmic-ray in a venv of its own (its
+# dependencies are nothing the layer or the tests need); the killers it drives run in .venv.
+COSMIC_RAY_VERSION := 8.7.0
+COSMIC_RAY_VENV := $(TOOLS)/cosmic-ray
+COSMIC_RAY_STAMP := $(COSMIC_RAY_VENV)/.installed-$(COSMIC_RAY_VERSION)
+## mutants: mutation campaign over the money code, killed by the simulation then the tests (under an hour;
+## MUTANTS_ARGS="--sample all", "--survivors", "--only 'layers/*money.py*'", "--seeds 200", "--list" ...)
+mutants: venv tools cosmic-ray
+	PYTHONPATH=tests $(COSMIC_RAY_VENV)/bin/python -m mutation $(MUTANTS_ARGS)
+
+cosmic-ray: $(COSMIC_RAY_STAMP)
+
+$(COSMIC_RAY_STAMP):
+	test -x $(COSMIC_RAY_VENV)/bin/python || $(PYTHON) -m venv $(COSMIC_RAY_VENV)
+	$(COSMIC_RAY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check cosmic-ray==$(COSMIC_RAY_VERSION)
+	rm -f $(COSMIC_RAY_VENV)/.installed-* && touch $@
 
 ## token: print a demo Authorization header (USER=1 by default) signed with the local JWT secret
 token: venv
@@ -231,4 +248,4 @@ $(LAMBDA_RUNTIME_STAMP): | python313
 	touch $@
 
 clean:
-	rm -rf $(VENV) .aws-sam .tools .pytest_cache .mypy_cache .ruff_cache bench/results.json
+	rm -rf $(VENV) .aws-sam .tools .mutants .pytest_cache .mypy_cache .ruff_cache bench/results.json

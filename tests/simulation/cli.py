@@ -125,25 +125,32 @@ def _denied_calls() -> list[str]:
     return sorted(denied)
 
 
-def run_many(start: int, count: int, jobs: int, report: str | None = None) -> int:
+def run_many(start: int, count: int, jobs: int, report: str | None = None, first_violation: bool = False) -> int:
     began = time.perf_counter()
     seeds = range(start, start + count)
     outcomes: list[Outcome] = []
     if jobs > 1 and count > 1:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            for outcome in pool.imap_unordered(_run, seeds, chunksize=1):
+            # In seed order when stopping at the first violation, so the seed that stops the run is
+            # the lowest failing one whatever the workers' speed (the pool is terminated on exit).
+            results = pool.imap(_run, seeds) if first_violation else pool.imap_unordered(_run, seeds, chunksize=1)
+            for outcome in results:
                 outcomes.append(outcome)
                 _progress(outcome, len(outcomes), count)
+                if first_violation and (outcome.violations or outcome.error):
+                    break
     else:
         for seed in seeds:
             outcomes.append(_run(seed))
             _progress(outcomes[-1], len(outcomes), count)
+            if first_violation and (outcomes[-1].violations or outcomes[-1].error):
+                break
     # The first failing seed of each invariant is run again: it must replay to the same trace.
     first: dict[str, Outcome] = {}
     for outcome in sorted(outcomes, key=lambda o: o.seed):
         for invariant, _ in outcome.violations:
             first.setdefault(invariant, outcome)
-    again = sorted({o.seed for o in first.values()})
+    again = [] if first_violation else sorted({o.seed for o in first.values()})
     by_seed = {o.seed: o for o in outcomes}
     with multiprocessing.get_context("fork").Pool(max(min(jobs, len(again)), 1)) as pool:
         for replayed in pool.imap_unordered(_run, again):
@@ -259,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", help="run a scripted scenario (a name, or 'all')")
     parser.add_argument("--scale", action="store_true", help="conflicts and retries per 1,000 checkouts")
     parser.add_argument("--report", help="also write every seed's outcome to this JSON file")
+    parser.add_argument(
+        "--first-violation",
+        action="store_true",
+        help="stop at the first seed (in seed order) that breaks an invariant; it is not replayed (make mutants)",
+    )
     args = parser.parse_args(argv)
     from support.iam import RECORDER
 
@@ -273,4 +285,4 @@ def main(argv: list[str] | None = None) -> int:
         return scenarios_main(args.scenario, show=args.trace)
     if args.seed is not None:
         return run_one(args.seed, args.trace)
-    return run_many(args.start, args.seeds, args.jobs, args.report)
+    return run_many(args.start, args.seeds, args.jobs, args.report, args.first_violation)
