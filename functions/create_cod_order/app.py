@@ -7,13 +7,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
-from halum_payments.http import authenticated, create_api, routed
+from halum_payments.http import authenticated, routed
 from halum_payments.models import CodCheckoutRequest, CodOrderOut, payment_out
 from halum_payments.observability import logger, metrics
 
 settings = wiring.settings()
 checkout = wiring.checkout_service(settings)
-app = create_api(preconditions=[authenticated(wiring.authenticator(settings))])
+app = wiring.api(preconditions=[authenticated(wiring.authenticator(settings))])
 
 
 @routed(app.post, "/orders/api/create-cod/", status_code=201, summary="Cash-on-delivery checkout", tags=["checkout"])

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
 from halum_payments.errors import GatewayNotConfigured
-from halum_payments.http import authenticated, create_api, routed
+from halum_payments.http import authenticated, routed
 from halum_payments.models import CheckoutRequest, CheckoutSessionOut
 from halum_payments.observability import logger, metrics
 
@@ -22,7 +22,7 @@ def gateway_configured(_: Any) -> None:
         raise GatewayNotConfigured("Stripe payment gateway is not configured")
 
 
-app = create_api(preconditions=[authenticated(wiring.authenticator(settings)), gateway_configured])
+app = wiring.api(preconditions=[authenticated(wiring.authenticator(settings)), gateway_configured])
 
 
 @routed(app.post, "/orders/api/create-stripe-order/", summary="Start a Stripe Checkout", tags=["checkout"])

@@ -7,13 +7,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
-from halum_payments.http import authenticated, create_api, documented, json_response, routed
+from halum_payments.http import authenticated, documented, json_response, routed
 from halum_payments.models import ErrorOut, PathId, PaymentOut, payment_out
 from halum_payments.observability import logger
 
 settings = wiring.settings()
 queries = wiring.payment_queries(settings, paging=False)
-app = create_api(preconditions=[authenticated(wiring.authenticator(settings))])
+app = wiring.api(preconditions=[authenticated(wiring.authenticator(settings))])
 
 
 @routed(

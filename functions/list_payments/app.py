@@ -8,14 +8,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from halum_payments import wiring
 from halum_payments.errors import BadRequest, InvalidInput
-from halum_payments.http import authenticated, create_api, documented, json_response, page_url, routed
+from halum_payments.http import authenticated, documented, json_response, page_url, routed
 from halum_payments.logic.listing import PageRequest
 from halum_payments.models import PaymentMethod, PaymentOrdering, PaymentPage, PaymentStatus
 from halum_payments.observability import logger
 
 settings = wiring.settings()
 queries = wiring.payment_queries(settings)
-app = create_api(preconditions=[authenticated(wiring.authenticator(settings))])
+app = wiring.api(preconditions=[authenticated(wiring.authenticator(settings))])
 PAGE_NUMBERS = "Page numbers are not supported: follow the 'next' and 'previous' links instead."
 CURSOR = (
     "Opaque: the page's `next_cursor` or `previous_cursor` (the `cursor` of its `next` and `previous` URLs), "

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from halum_payments import wiring
 from halum_payments.errors import DomainError, GatewayNotConfigured
 from halum_payments.gateways.signatures import verify_gateway_signature_with
-from halum_payments.http import create_api, documented, raw_body, routed, status_of
+from halum_payments.http import documented, raw_body, routed, status_of
 from halum_payments.idempotency import Idempotent
 from halum_payments.logic.webhooks import GATEWAY_REPLAY_SECONDS, GatewayEvent, is_final_refusal
 from halum_payments.models import WebhookAck, WebhookReply
@@ -44,7 +44,7 @@ def signed(event: Any) -> None:
 
 
 replay = Idempotent(settings.idempotency_table, apply_event, WebhookReply, expires_after_seconds=GATEWAY_REPLAY_SECONDS)
-app = create_api(preconditions=[signed], error_style="status")
+app = wiring.api(preconditions=[signed], error_style="status")
 
 
 @routed(

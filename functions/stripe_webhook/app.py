@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from halum_payments import wiring
 from halum_payments.errors import GatewayNotConfigured
 from halum_payments.gateways.signatures import verify_stripe_event_with
-from halum_payments.http import create_api, raw_body, routed
+from halum_payments.http import raw_body, routed
 from halum_payments.models import WebhookAck
 from halum_payments.observability import count, logger, metrics
 
@@ -32,7 +32,7 @@ def verified_event(event: Any) -> dict[str, Any]:
     return {"stripe_event": stripe_event}
 
 
-app = create_api(preconditions=[verified_event], error_style="status", function_url=True)
+app = wiring.api(preconditions=[verified_event], error_style="status", function_url=True)
 
 
 @routed(app.post, "/orders/api/stripe-webhook/", summary="Stripe webhook", tags=["webhooks"])

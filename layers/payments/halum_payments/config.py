@@ -28,7 +28,7 @@ from pydantic import (
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .secrets import RotatingSecret, Secret
+    from .secrets import Reader, RotatingSecret, Secret
 
 SECRET_FIELDS = ("jwt_secret", "cursor_secret", "stripe_secret_key", "stripe_webhook_secret", "payment_webhook_secret")
 
@@ -152,7 +152,9 @@ class Settings(BaseModel):
         return self.reconcile_after_minutes
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, read_secret: Reader | None = None) -> Settings:
+        """`read_secret` reads a secret that the environment names (`<NAME>_SECRET_ID`) from
+        Secrets Manager: the composition root passes the repository's (wiring.settings)."""
         environ = os.environ if environ is None else environ
         raw: dict[str, Any] = {}
         for name in cls.model_fields:
@@ -160,7 +162,7 @@ class Settings(BaseModel):
             if value is not None and value.strip() != "":
                 raw[name] = value
         references = _secret_references(environ, missing=[n for n in SECRET_FIELDS if n not in raw])
-        values = _fetch(references)
+        values = _fetch(references, read_secret)
         raw.update(values)
         try:
             settings = cls.model_validate(raw)
@@ -172,7 +174,8 @@ class Settings(BaseModel):
         if references:
             from .secrets import rotating
 
-            settings._rotating = rotating(references, values, settings.secrets_max_age_seconds)
+            assert read_secret is not None  # _fetch refused otherwise
+            settings._rotating = rotating(references, values, settings.secrets_max_age_seconds, read_secret)
         return settings
 
 
@@ -181,20 +184,23 @@ def _secret_references(environ: Mapping[str, str], missing: list[str]) -> dict[s
     return {name: ref for name, ref in references.items() if ref}
 
 
-def _fetch(references: dict[str, str]) -> dict[str, str]:
+def _fetch(references: dict[str, str], read_secret: Reader | None) -> dict[str, str]:
     if not references:
         return {}
-    from .secrets import fetch_secrets  # AWS only: keeps the parameters utility out of local cold starts
+    if read_secret is None:
+        names = ", ".join(f"{name.upper()}_SECRET_ID" for name in references)
+        raise ConfigError(f"{names} name Secrets Manager secrets, and nothing here reads them")
+    from .secrets import fetch_secrets
 
-    return fetch_secrets(references)
+    return fetch_secrets(references, read_secret)
 
 
 _settings: Settings | None = None
 
 
-def get_settings() -> Settings:
+def get_settings(read_secret: Reader | None = None) -> Settings:
     """The process-wide settings, validated on first use (cold start)."""
     global _settings  # noqa: PLW0603 - one validated settings object per process (cold start)
     if _settings is None:
-        _settings = Settings.from_env()
+        _settings = Settings.from_env(read_secret=read_secret)
     return _settings

@@ -39,7 +39,6 @@ from .errors import (
     UpstreamUnavailable,
 )
 from .observability import logger
-from .repositories.dynamo import is_transient
 
 ErrorStyle = Literal["detail", "status"]
 # Checks that answer before the request is read (see create_api); given the raw event.
@@ -183,10 +182,12 @@ def create_api(
     preconditions: Sequence[Precondition] = (),
     error_style: ErrorStyle = "detail",
     function_url: bool = False,
+    transient: Callable[[BaseException], bool] = lambda exc: False,
 ) -> APIGatewayHttpResolver | LambdaFunctionUrlResolver:
     """A resolver with validation and the error mapping. `preconditions` (who is asking, is the
     function configured, is the body signed) run in order before Powertools reads the request, so
-    that they answer first (401 before 400, as DRF does), and exactly once."""
+    that they answer first (401 before 400, as DRF does), and exactly once. `transient` says which
+    faults a retry may fix (a 503, not a 500): the composition root passes the repositories' rule."""
     app: Any = (FunctionUrlApi if function_url else HttpApi)(enable_validation=True)
     app.methods = _Methods()
     # Who is asking first (401), then whether the path serves the method (405), as DRF answers; the rest
@@ -194,7 +195,7 @@ def create_api(
     identify = [check for check in preconditions if isinstance(check, Authenticated)]
     rest = [check for check in preconditions if not isinstance(check, Authenticated)]
     app.preconditions = [*identify, app.methods.check, *rest]
-    answers = _Answers(app, error_style)
+    answers = _Answers(app, error_style, transient)
     app.use(middlewares=[_preconditions_middleware])
     app.exception_handler(DomainError)(answers.refused)
     app.exception_handler(RequestValidationError)(answers.invalid_request)
@@ -218,9 +219,10 @@ def _preconditions_middleware(app: Any, next_middleware: Any) -> Any:
 class _Answers:
     """The one mapping from what happened to what the caller gets, for one resolver."""
 
-    def __init__(self, app: Any, style: ErrorStyle) -> None:
+    def __init__(self, app: Any, style: ErrorStyle, transient: Callable[[BaseException], bool]) -> None:
         self._app = app
         self._style = style
+        self._transient = transient
 
     def refused(self, exc: DomainError) -> Response:
         status = status_of(exc)
@@ -261,7 +263,7 @@ class _Answers:
             # JSON nested too deeply for the parser (RecursionError), a multipart body without a
             # boundary... The caller's to fix, never our 500.
             return self._refusal_first(lambda: self.refused(InvalidInput.field(NON_FIELD_ERRORS, NOT_JSON)))
-        if is_transient(exc):
+        if self._transient(exc):
             return self.transient(TransientFault(f"DynamoDB: {type(exc).__name__}"))
         return self._fault(exc)
 

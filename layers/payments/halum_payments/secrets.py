@@ -19,11 +19,10 @@ RETRY_SECONDS. Values from the environment (local runs, sam local, tests) never 
 
 from __future__ import annotations
 
-import functools
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .errors import ConfigError
 
@@ -31,6 +30,7 @@ DEFAULT_MAX_AGE_SECONDS = 300
 REFUSAL_REREAD_SECONDS = 30
 RETRY_SECONDS = 30
 T = TypeVar("T")
+Reader = Callable[[str], str]  # a secret's current value by its Secrets Manager name (repositories/secrets_manager.py)
 
 clock: Callable[[], float] = time.time  # wall clock: right after a SnapStart restore too
 
@@ -52,11 +52,12 @@ class Secret:
 class RotatingSecret(Secret):
     """A value read from Secrets Manager, read again as the module docstring says."""
 
-    def __init__(self, setting: str, reference: str, value: str, *, max_age: float) -> None:
+    def __init__(self, setting: str, reference: str, value: str, *, max_age: float, read: Reader) -> None:
         super().__init__(value)
         self.setting = setting
         self.reference = reference
         self.max_age = max_age
+        self._reader = read
         self._read_at = clock()
         self._next_try = 0.0  # after a failed read: not before
         self._last_refusal_read = float("-inf")
@@ -81,7 +82,7 @@ class RotatingSecret(Secret):
 
     def _read(self, now: float) -> bool:
         try:
-            fresh = read_secret(self.reference)
+            fresh = self._reader(self.reference)
         except Exception as exc:  # noqa: BLE001 - keep serving with the last value; say so
             from .observability import logger
 
@@ -123,7 +124,7 @@ def split_values(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def fetch_secrets(references: dict[str, str]) -> dict[str, str]:
+def fetch_secrets(references: dict[str, str], read: Reader) -> dict[str, str]:
     """Map setting name -> secret value; a reference is a Secrets Manager secret name (the template
     accepts names only: its IAM grants are for `<name>-??????`).
 
@@ -132,7 +133,7 @@ def fetch_secrets(references: dict[str, str]) -> dict[str, str]:
     values: dict[str, str] = {}
     for name, reference in references.items():
         try:
-            values[name] = read_secret(reference)
+            values[name] = read(reference)
         except ConfigError as exc:
             raise ConfigError(f"Secret for {name.upper()} at {reference} {exc}") from None
         except Exception as exc:  # noqa: BLE001 - any failure here is a deployment error
@@ -140,27 +141,9 @@ def fetch_secrets(references: dict[str, str]) -> dict[str, str]:
     return values
 
 
-def rotating(references: dict[str, str], values: dict[str, str], max_age: float) -> dict[str, RotatingSecret]:
-    return {name: RotatingSecret(name, references[name], values[name], max_age=max_age) for name in references}
-
-
-def read_secret(reference: str) -> str:
-    """The secret's current value from Secrets Manager (never a cached one)."""
-    value = _secrets_provider().get(reference, force_fetch=True)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError("is empty")
-    return value.strip()
-
-
-@functools.cache
-def _secrets_provider() -> Any:
-    """Powertools' Secrets Manager provider, with a client of the process's botocore session (the
-    DynamoDB client's): left to itself it would build a boto3 session, a second copy of botocore's
-    models and endpoint data, at every cold start. One per process, for the cold start and every
-    read after it; its calls fit in the invocation's remaining time like DynamoDB's."""
-    from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
-
-    from .repositories.dynamo import CLIENT_CONFIG, aws_session, bounded_by_deadline
-
-    client = bounded_by_deadline(aws_session().create_client("secretsmanager", config=CLIENT_CONFIG))
-    return SecretsProvider(boto3_client=client)
+def rotating(
+    references: dict[str, str], values: dict[str, str], max_age: float, read: Reader
+) -> dict[str, RotatingSecret]:
+    return {
+        name: RotatingSecret(name, references[name], values[name], max_age=max_age, read=read) for name in references
+    }

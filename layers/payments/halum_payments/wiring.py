@@ -31,8 +31,18 @@ if TYPE_CHECKING:  # imported where used: stripe only by the functions that talk
 
 def settings() -> Settings:
     """The function's settings, validated once; every function calls this first at init."""
+    from .repositories.secrets_manager import read_secret
+
     snapstart.register()
-    return get_settings()
+    return get_settings(read_secret)
+
+
+def api(**options: Any) -> Any:
+    """The function's resolver (http.create_api) with the repositories' rule for faults a retry may fix."""
+    from .http import create_api
+    from .repositories.dynamo import is_transient
+
+    return create_api(transient=is_transient, **options)
 
 
 def authenticator(settings: Settings) -> Authenticator:

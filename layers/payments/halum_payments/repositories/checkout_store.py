@@ -13,6 +13,7 @@ from ..models import Cart, Order, Payment, PaymentRef, RequestKey, Variant
 from . import catalog, request_keys
 from . import orders as order_records
 from . import payments as payment_records
+from .audit import audit_record
 from .counters import ORDER_SEQUENCE, PAYMENT_SEQUENCE, CountersRepository, IdBlocks, created_deltas
 from .dynamo import (
     Transaction,
@@ -23,7 +24,6 @@ from .dynamo import (
     put_request,
     update_request,
 )
-from .settlement_store import audit_record
 from .tables import Tables
 
 ATTACH_ATTEMPTS = 4

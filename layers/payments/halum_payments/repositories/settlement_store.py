@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..clock import sortable
 from ..errors import TransientFault
 from ..logic.settlement import AuditEntry, CommitConflict, Plan, Transition
 from ..models import OPEN_STATUSES, Order, Payment, PaymentMethod, PaymentRef, PaymentStatus
 from . import orders as order_records
 from . import payments as payment_records
 from . import request_keys
+from .audit import audit_record
 from .counters import PAYMENT_SEQUENCE, CountersRepository, IdBlocks, created_deltas, merge_deltas, transition_deltas
 from .dynamo import (
     Expression,
@@ -29,30 +28,6 @@ from .dynamo import (
 )
 from .gateway_transactions import GatewayTransactionsRepository, claim_key
 from .tables import Tables
-
-# Audit rows someone must act on, listed by the sparse index `attention-at` (the runbook's queue):
-# `Query attention = needs_refund` gives every captured amount to return, oldest first.
-ATTENTION = frozenset({"needs_refund", "amount_mismatch", "mismatch", "dispute_opened", "dispute_lost"})
-ATTENTION_INDEX = "attention-at"
-
-
-def audit_record(entry: AuditEntry) -> dict[str, Any]:
-    record = {
-        "payment": entry.payment_id,
-        "at": f"{sortable(entry.at)}#{uuid.uuid4().hex[:12]}",
-        "order": entry.order_id,
-        "from": str(entry.from_status) if entry.from_status else None,
-        "to": str(entry.to_status) if entry.to_status else None,
-        "source": entry.source,
-        "event_id": entry.event_id,
-        "reason": entry.reason,
-        "recorded_at": entry.at,
-        "details": entry.details or None,
-    }
-    if entry.reason in ATTENTION:
-        record["attention"] = entry.reason
-    return record
-
 
 HELD_FACTS = ("needs_refund", "amount_mismatch")  # money recorded for a refund, not settled
 
