@@ -298,8 +298,8 @@ class World:
             gateway = StripeCheckoutGateway(
                 STRIPE_KEY, api_base=self.sandbox.base_url, timeout=5.0, max_network_retries=0
             )
-            service = wiring.checkout_service(Settings.from_env(env), gateway, self.client)
-            session_id = service.stripe_from_cart(1, 1).session_id
+            service = wiring.stripe_checkout(Settings.from_env(env), gateway, self.client)
+            session_id = service.from_cart(1, 1).session_id
         else:
             checkout = {"env": env, "key": STRIPE_KEY, "api_base": self.sandbox.base_url}
             session_id = self._in_code({"checkout": checkout})["session_id"]
@@ -369,8 +369,8 @@ else:
     from halum_payments.gateways.stripe_checkout import StripeCheckoutGateway
     c = request["checkout"]
     gateway = StripeCheckoutGateway(c["key"], api_base=c["api_base"], timeout=5.0, max_network_retries=0)
-    service = wiring.checkout_service(Settings.from_env(c["env"]), gateway, client)
-    answer["session_id"] = service.stripe_from_cart(1, 1).session_id
+    service = wiring.stripe_checkout(Settings.from_env(c["env"]), gateway, client)
+    answer["session_id"] = service.from_cart(1, 1).session_id
 json.dump(answer, sys.stdout)
 """
 

@@ -444,11 +444,11 @@ def _enum_names(components: dict[str, Any]) -> None:
     from enum import Enum
 
     from halum_payments import models
-    from halum_payments.logic import webhooks
+    from halum_payments.logic import gateway_events
 
     enums = {
         name: value
-        for module in (models, webhooks)
+        for module in (models, gateway_events)
         for name, value in vars(module).items()
         if isinstance(value, type) and issubclass(value, Enum) and value is not Enum
     }

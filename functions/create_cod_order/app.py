@@ -12,7 +12,7 @@ from halum_payments.models import CodCheckoutRequest, CodOrderOut, payment_out
 from halum_payments.observability import logger, metrics
 
 settings = wiring.settings()
-checkout = wiring.checkout_service(settings)
+placing = wiring.order_placement(settings)
 app = wiring.api(preconditions=[authenticated(wiring.authenticator(settings))])
 
 
@@ -21,7 +21,7 @@ def create_cod_order(
     body: CodCheckoutRequest,
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=255)] = None,
 ) -> CodOrderOut:
-    order, payment = checkout.cash_on_delivery(app.context["user_id"], body.shipping_address, idempotency_key)
+    order, payment = placing.cash_on_delivery(app.context["user_id"], body.shipping_address, idempotency_key)
     return CodOrderOut(order_id=order.id, status=order.status, payment=payment_out(payment))
 
 

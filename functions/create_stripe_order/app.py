@@ -14,7 +14,7 @@ from halum_payments.observability import logger, metrics
 
 settings = wiring.settings()
 gateway = wiring.stripe_gateway(settings)  # None without STRIPE_SECRET_KEY: every request is a 503
-checkout = wiring.checkout_service(settings, gateway)
+checkout = wiring.stripe_checkout(settings, gateway)
 
 
 def gateway_configured(_: Any) -> None:
@@ -32,9 +32,9 @@ def create_stripe_order(
 ) -> CheckoutSessionOut:
     user = app.context["user_id"]
     if body.order is not None:
-        started = checkout.stripe_for_order(user, body.order, idempotency_key)
+        started = checkout.for_order(user, body.order, idempotency_key)
     else:
-        started = checkout.stripe_from_cart(user, body.shipping_address or 0, idempotency_key)
+        started = checkout.from_cart(user, body.shipping_address or 0, idempotency_key)
     return CheckoutSessionOut(id=started.session_id, url=started.url)
 
 

@@ -11,7 +11,7 @@ from halum_payments.errors import DomainError, GatewayNotConfigured
 from halum_payments.gateways.signatures import verify_gateway_signature_with
 from halum_payments.http import documented, raw_body, routed, status_of
 from halum_payments.idempotency import Idempotent
-from halum_payments.logic.webhooks import GATEWAY_REPLAY_SECONDS, GatewayEvent, is_final_refusal
+from halum_payments.logic.gateway_events import GATEWAY_REPLAY_SECONDS, GatewayEvent, is_final_refusal
 from halum_payments.models import WebhookAck, WebhookReply
 from halum_payments.observability import count, logger, metrics
 

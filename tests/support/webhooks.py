@@ -106,14 +106,14 @@ class StripeShop:
 
         self.sandbox = sandbox
         gateway = StripeCheckoutGateway(STRIPE_KEY, api_base=sandbox.base_url, timeout=5.0, max_network_retries=0)
-        self.checkout = wiring.checkout_service(settings, gateway, client)
+        self.checkout = wiring.stripe_checkout(settings, gateway, client)
 
     def from_cart(self, user: int = 1, address: int = 1) -> dict[str, Any]:
-        started = self.checkout.stripe_from_cart(user, address)
+        started = self.checkout.from_cart(user, address)
         return self.sandbox.session(started.session_id)
 
     def for_order(self, user: int, order: int) -> dict[str, Any]:
-        started = self.checkout.stripe_for_order(user, order)
+        started = self.checkout.for_order(user, order)
         return self.sandbox.session(started.session_id)
 
     def act(

@@ -314,7 +314,7 @@ def test_the_documented_gateway_event_accepts_what_the_code_accepts(field: str, 
     """Powertools documents a field by its Python type; the validators decide what is accepted."""
     from pydantic import ValidationError
 
-    from halum_payments.logic.webhooks import GatewayEvent
+    from halum_payments.logic.gateway_events import GatewayEvent
 
     event = {**SPEC_GATEWAY_EVENT, field: value}
     try:

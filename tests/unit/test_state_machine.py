@@ -5,8 +5,8 @@ from itertools import product
 
 import pytest
 
+from halum_payments.logic.rules import may_move
 from halum_payments.logic.settlement import Change, Facts, Outcome, Plan, plan_change
-from halum_payments.logic.state_machine import allowed
 from halum_payments.models import (
     Order,
     OrderItem,
@@ -31,7 +31,7 @@ ALLOWED = {
 @pytest.mark.parametrize(("method", "old", "new"), list(product(M, P, P)))
 def test_exactly_the_documented_transitions_are_allowed(method, old, new):
     expected = (old, new) in ALLOWED or (method == M.ONLINE and (old, new) == (P.FAILED, P.COMPLETED))
-    assert allowed(method, old, new) is expected
+    assert may_move(method, old, new) is expected
 
 
 def order(payments, *, status=OrderStatus.PENDING, origin=OrderOrigin.STRIPE_CHECKOUT, completed=None, reserved=True):

@@ -25,9 +25,6 @@ class PaymentStatus(StrEnum):
     REFUNDED = "refunded"
 
 
-OPEN_STATUSES = frozenset({PaymentStatus.PENDING, PaymentStatus.PROCESSING})
-
-
 class PaymentMethod(StrEnum):
     COD = "COD"
     STRIPE = "stripe"
@@ -115,9 +112,6 @@ class Order:
     completed_payment: int | None = None
     completed_transaction: str | None = None
     shipping: dict[str, Any] = field(default_factory=dict)
-
-    def open_payments(self) -> dict[int, PaymentRef]:
-        return {pid: ref for pid, ref in self.payments.items() if ref.status in OPEN_STATUSES}
 
 
 def payment_for(

@@ -17,7 +17,7 @@ from typing import Any
 from .errors import RetryLater
 from .idempotency import Idempotent
 from .logic.settlement import Outcome, Source
-from .logic.webhooks import STRIPE_REPLAY_SECONDS, StripeEvents
+from .logic.stripe_events import STRIPE_REPLAY_SECONDS, StripeEvents
 from .models import WebhookAck
 
 STRIPE_EVENT_KEY_PREFIX = "stripe-event"

@@ -20,11 +20,13 @@ if TYPE_CHECKING:  # imported where used: stripe only by the functions that talk
     from .auth import Authenticator
     from .cursors import CursorCodec
     from .gateways.stripe_checkout import CheckoutSession, StripeCheckoutGateway
-    from .logic.checkout import CheckoutService
+    from .logic.gateway_events import GatewayEvents
     from .logic.listing import PaymentQueries
+    from .logic.placing import OrderPlacement
     from .logic.reconciliation import Reconciler
     from .logic.settlement import Settlement
-    from .logic.webhooks import GatewayEvents, StripeEvents
+    from .logic.stripe_events import StripeEvents
+    from .logic.stripe_session import StripeCheckout
     from .repositories.tables import Tables
     from .stripe_events import StripeEventHandler
 
@@ -119,10 +121,8 @@ def settlement(
     return Settlement(DynamoSettlementStore(tables(settings), client), expire_session=expire_session)
 
 
-def checkout_service(
-    settings: Settings, gateway: StripeCheckoutGateway | None = None, client: Any = None
-) -> CheckoutService:
-    from .logic.checkout import CheckoutOptions, CheckoutService
+def order_placement(settings: Settings, client: Any = None) -> OrderPlacement:
+    from .logic.placing import CheckoutOptions, OrderPlacement
     from .repositories.checkout_store import DynamoCheckoutStore
 
     options = CheckoutOptions(
@@ -131,10 +131,21 @@ def checkout_service(
         cancel_url=settings.checkout_cancel_url,
         expires_minutes=settings.checkout_expires_minutes,
     )
-    return CheckoutService(
+    return OrderPlacement(DynamoCheckoutStore(tables(settings), client), options)
+
+
+def stripe_checkout(
+    settings: Settings, gateway: StripeCheckoutGateway | None = None, client: Any = None
+) -> StripeCheckout:
+    from .logic.stripe_session import StripeCheckout
+    from .repositories.checkout_store import DynamoCheckoutStore
+
+    placing = order_placement(settings, client)
+    return StripeCheckout(
+        placing,
         DynamoCheckoutStore(tables(settings), client),
         settlement(settings, gateway, client),
-        options,
+        placing.options,
         gateway=lambda: gateway,
     )
 
@@ -145,7 +156,7 @@ def stripe_events(
     client: Any = None,
 ) -> StripeEvents:
     from .logic.after_payment import AfterPayment
-    from .logic.webhooks import StripeEvents
+    from .logic.stripe_events import StripeEvents
     from .repositories.settlement_store import DynamoSettlementStore
 
     store = DynamoSettlementStore(tables(settings), client)
@@ -174,7 +185,7 @@ def stripe_event_handler(
 
 def gateway_events(settings: Settings, client: Any = None) -> GatewayEvents:
     from .logic.after_payment import AfterPayment
-    from .logic.webhooks import GatewayEvents
+    from .logic.gateway_events import GatewayEvents
     from .repositories.settlement_store import DynamoSettlementStore
 
     store = DynamoSettlementStore(tables(settings), client)

@@ -28,10 +28,11 @@ from typing import Any, Literal, Protocol
 
 from ..clock import format_timestamp, parse_timestamp, utc_now
 from ..errors import RequestInProgress, RetryLater
-from ..models import OPEN_STATUSES, Payment, PaymentStatus
+from ..models import Payment, PaymentStatus
 from ..observability import count, logger, metrics
+from .rules import OPEN_STATUSES
 from .settlement import Change, Facts, Outcome, Settlement, Source
-from .webhooks import STRIPE_EVENT_TYPES, StripeEvents
+from .stripe_events import STRIPE_EVENT_TYPES, StripeEvents
 
 SESSIONLESS_MARGIN_SECONDS = 60
 # A sweep's lease ends when its invocation must have ended (its remaining time at the start), plus

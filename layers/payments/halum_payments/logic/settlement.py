@@ -16,17 +16,16 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..clock import now_text
-from ..errors import TransientFault, Unprocessable
-from ..models import OrderOrigin, OrderStatus, PaymentMethod, PaymentStatus, payment_for
+from ..errors import TransientFault
+from ..models import OrderStatus, PaymentMethod, PaymentStatus, payment_for
 from ..money import amount_text, from_minor_units
 from ..observability import count, logger
-from .state_machine import allowed, may_become_allowed
+from .rules import gives_up, may_move, may_move_later, open_payments, settles_for, unpayable
 
 if TYPE_CHECKING:
     from ..gateways.stripe_checkout import CheckoutSession
-    from ..models import Cart, Order, Payment, PaymentRef, RequestKey
+    from ..models import CartItem, Order, Payment, PaymentRef, RequestKey
 
-CLOSED_ORDER = frozenset({OrderStatus.CANCELLED, OrderStatus.FAILED})
 Source = Literal["stripe", "gateway", "reconciliation", "checkout"]
 OutcomeKind = Literal[
     "applied", "unchanged", "ignored", "retry_later", "needs_refund", "mismatch", "unknown", "conflict", "has_session"
@@ -165,9 +164,18 @@ class Plan:
     completed_transaction: str | None = None
     release_stock: bool = False
     claim: tuple[PaymentMethod, str, int] | None = None  # provider transaction id -> payment
-    restore_cart: tuple[Cart | None, tuple[Any, ...]] | None = None  # (cart as read, items to add back)
-    forget_key: RequestKey | None = None  # a given-back checkout's Idempotency-Key may try again
     audit: tuple[AuditEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GiveBack:
+    """What a checkout that Stripe refused puts back besides its payment, order and stock: the lines
+    into its user's cart (none: the order was not the cart's), and its Idempotency-Key (it may try
+    again)."""
+
+    user: int
+    lines: tuple[CartItem, ...] = ()
+    key: RequestKey | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +202,7 @@ class SettlementStore(Protocol):
 
     def new_payment_id(self) -> int: ...
 
-    def commit(self, plan: Plan) -> None: ...
+    def commit(self, plan: Plan, give_back: GiveBack | None = None) -> None: ...
 
     def record(self, entries: list[AuditEntry]) -> None: ...
 
@@ -207,12 +215,6 @@ class SettlementStore(Protocol):
     def session_closed(self, user: int, payment_id: int) -> None:
         """A given-up payment's session is known closed (or alarmed): the sweep stops watching it."""
         ...
-
-
-def require_order_total(order: Order, amount: Decimal, what: str) -> None:
-    """The money rule every payment obeys: it is for exactly its order's total."""
-    if amount != order.total_price:
-        raise Unprocessable(f"{what} {amount} does not match the order total {order.total_price}.")
 
 
 def plan_change(
@@ -239,7 +241,7 @@ def plan_change(
     )
     if target == PaymentStatus.COMPLETED:
         return _completing(plan, change, pid, ref.method)
-    if target == PaymentStatus.FAILED and _checkout_gone(order, pid):
+    if target == PaymentStatus.FAILED and gives_up(order, pid):
         # The last open payment of an order our Stripe checkout created failed (its session
         # expired, or a gateway payment begun meanwhile failed): nothing can pay the order any
         # more, so it is given up and its stock given back. Orders from elsewhere stay pending:
@@ -251,50 +253,28 @@ def plan_change(
 def _refusal(order: Order, change: Change, ref: PaymentRef) -> Outcome | None:
     """Why `change` cannot apply to the payment `ref` of `order`, if it cannot."""
     pid, target, current = change.payment_id, change.target, ref.status
-    # Whose money it is matters only for money: a session that closed unpaid (its own, by the
-    # session condition) fails its payment whatever its metadata has been edited to say.
-    if change.facts.user not in (None, order.user) and target != PaymentStatus.FAILED:
+    if not settles_for(change.facts.user, order, target):
         return Outcome("mismatch", pid, current, f"Order {order.id} belongs to another user.")
     if current == target:
         return Outcome("unchanged", pid, current, f"Payment is already {current}.")
     if target == PaymentStatus.COMPLETED:
-        unpayable = _unpayable(order, pid)
-        if unpayable is not None:
-            return Outcome("needs_refund", pid, current, unpayable)
-    if allowed(ref.method, current, target):
+        why = unpayable(order, pid)
+        if why is not None:
+            return Outcome("needs_refund", pid, current, why)
+    if may_move(ref.method, current, target):
         return None
     if target == PaymentStatus.COMPLETED:
         return Outcome("needs_refund", pid, current, f"Money arrived for a {current} payment.")
-    if may_become_allowed(current, target):
+    if may_move_later(current, target):
         return Outcome("retry_later", pid, current, f"Payment is {current}; {target} cannot apply yet.")
     return Outcome("ignored", pid, current, f"Payment is already {current}; {target} ignored.")
-
-
-def _unpayable(order: Order, payment_id: int | None) -> str | None:
-    """Why money for `payment_id` cannot complete `order` (at most one completed payment, ever)."""
-    if order.completed_payment not in (None, payment_id):
-        return f"Order {order.id} is already paid by payment {order.completed_payment}."
-    if order.status in CLOSED_ORDER:
-        return f"Order {order.id} is {order.status}; it cannot be paid."
-    return None
-
-
-def _checkout_gone(order: Order, payment_id: int) -> bool:
-    """Failing `payment_id` leaves the order its Stripe checkout created with no way to be paid."""
-    still_open = [p for p in order.open_payments() if p != payment_id]
-    return (
-        order.origin == OrderOrigin.STRIPE_CHECKOUT
-        and order.status == OrderStatus.PENDING
-        and not still_open
-        and order.completed_payment is None
-    )
 
 
 def _completing(plan: Plan, change: Change, payment_id: int, method: PaymentMethod) -> Plan:
     """`plan` completing `payment_id`: the order's other open payments fail (superseded), the order
     is confirmed and records its completed payment, and the provider transaction is claimed."""
     order, at = plan.order, plan.at
-    superseded = [(pid, ref) for pid, ref in sorted(order.open_payments().items()) if pid != payment_id]
+    superseded = [(pid, ref) for pid, ref in sorted(open_payments(order).items()) if pid != payment_id]
     transitions = [
         Transition(pid, ref.method, ref.status, PaymentStatus.FAILED, watch_session=True) for pid, ref in superseded
     ]
@@ -317,12 +297,9 @@ def _plan_new_online_payment(
     order: Order, change: Change, *, at: str, new_payment_id: Callable[[], int] | None
 ) -> Plan | Outcome:
     target = change.target
-    if order.completed_payment is not None:
-        return Outcome(
-            "needs_refund", None, None, f"Order {order.id} is already paid by payment {order.completed_payment}."
-        )
-    if target == PaymentStatus.COMPLETED and order.status in CLOSED_ORDER:
-        return Outcome("needs_refund", None, None, f"Order {order.id} is {order.status}; it cannot be paid.")
+    why = unpayable(order, None) if target == PaymentStatus.COMPLETED or order.completed_payment else None
+    if why is not None:
+        return Outcome("needs_refund", None, None, why)
     if target == PaymentStatus.REFUNDED:
         return Outcome("retry_later", None, None, "No completed payment to refund yet.")
     if new_payment_id is None:
@@ -332,7 +309,7 @@ def _plan_new_online_payment(
     plan = Plan(order=order, user=order.user, at=at, new_payment=payment, audit=audit)
     if target == PaymentStatus.COMPLETED:
         return _completing(plan, change, payment.id, payment.method)
-    if target == PaymentStatus.FAILED and _checkout_gone(order, payment.id):
+    if target == PaymentStatus.FAILED and gives_up(order, payment.id):
         return replace(plan, order_status=OrderStatus.CANCELLED, release_stock=order.stock_reserved)
     return plan
 
@@ -376,15 +353,31 @@ class Settlement:
         self._expire_session = expire_session
         self._clock = clock
 
-    def apply(
-        self,
-        change: Change,
-        *,
-        decide: Callable[[Order, Change], Change] | None = None,
-        adjust: Callable[[Plan], Plan] | None = None,
-    ) -> Outcome:
+    def apply(self, change: Change, *, decide: Callable[[Order, Change], Change] | None = None) -> Outcome:
         """Apply `change`. `decide` sees the order as read and may refine the change (or raise a
-        domain error to refuse it); `adjust` may add writes to the plan's transaction."""
+        domain error to refuse it)."""
+        return self._apply(change, decide, None)
+
+    def give_back(self, order_id: int, payment_id: int, returned: GiveBack, failure: str) -> Outcome:
+        """The request that created a Stripe payment gives its checkout back when Stripe refused it:
+        the payment failed, the order cancelled, stock, cart lines and key back; unless a concurrent
+        request attached a session meanwhile (`has_session`: that session is the answer). A failed
+        create may still have made a session nobody knows of: the payment stays watched by the sweep
+        until that is known (`stop_watching`, `paid_after_giving_up`)."""
+        change = Change(
+            order_id,
+            payment_id,
+            PaymentStatus.FAILED,
+            "checkout",
+            reason="stripe_unavailable",
+            facts=Facts(without_session=True),
+            details={"error": failure},
+        )
+        return self._apply(change, None, returned)
+
+    def _apply(
+        self, change: Change, decide: Callable[[Order, Change], Change] | None, give_back: GiveBack | None
+    ) -> Outcome:
         new_payment_id = functools.cache(self._store.new_payment_id)  # one id, whatever the attempts
         for _ in range(self.ATTEMPTS):
             order = self._store.load(change.order_id)
@@ -395,9 +388,12 @@ class Settlement:
             planned = plan_change(order, wanted, at=at, new_payment_id=new_payment_id)
             if isinstance(planned, Outcome):
                 return self._settle_without_change(order, wanted, planned, at)
-            plan = adjust(planned) if adjust else planned
+            plan = planned
+            if give_back is not None:
+                watched = tuple(replace(t, watch_session=t.payment_id == change.payment_id) for t in plan.transitions)
+                plan = replace(plan, transitions=watched)
             try:
-                self._store.commit(plan)
+                self._store.commit(plan, give_back)
             except CommitConflict as conflict:
                 if conflict.facts_mismatch is not None and wanted.facts.without_session:
                     payment = conflict.facts_mismatch

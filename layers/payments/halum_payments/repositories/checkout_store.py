@@ -8,8 +8,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..logic.checkout import Attached, CheckoutConflict, CheckoutSnapshot, KeyedCheckout, NewOrder, NewPayment
-from ..models import Cart, Order, Payment, PaymentRef, RequestKey, Variant
+from ..logic.placing import Attached, CheckoutConflict, CheckoutSnapshot, KeyedCheckout, NewOrder, NewPayment
+from ..models import Order, Payment, PaymentRef, RequestKey, Variant
 from . import catalog, request_keys
 from . import orders as order_records
 from . import payments as payment_records
@@ -86,13 +86,6 @@ class DynamoCheckoutStore:
         found = batch_get(self.client, {self.tables.product_variants: {"Keys": [{"id": v} for v in variant_ids]}})
         decoded = (catalog.decode_variant(item) for item in found[self.tables.product_variants])
         return {variant.id: variant for variant in decoded if variant is not None}
-
-    def cart(self, user: int) -> Cart | None:
-        response = self.client.get_item(
-            TableName=self.tables.carts, Key={"user": {"N": str(user)}}, ConsistentRead=True
-        )
-        item = response.get("Item")
-        return catalog.decode_cart(item) if item else None
 
     def payment(self, user: int, payment_id: int) -> Payment | None:
         return payment_records.PaymentsRepository(self.tables.payments, self._client).get(user, payment_id)

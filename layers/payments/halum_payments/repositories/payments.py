@@ -20,7 +20,8 @@ from typing import Any
 
 from ..clock import format_timestamp, sortable
 from ..logic.listing import PageQuery
-from ..models import OPEN_STATUSES, Payment, PaymentMethod, PaymentStatus
+from ..logic.rules import OPEN_STATUSES
+from ..models import Payment, PaymentMethod, PaymentStatus
 from .dynamo import TableRepository, to_attr, to_item
 
 CREATED_INDEX = "user-created"

@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from ..logic.checkout import KeyedCheckout
+from ..logic.placing import KeyedCheckout
 from ..models import Payment, RequestKey
 from .dynamo import from_item, put_request, to_item
 

@@ -7,11 +7,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..errors import TransientFault
-from ..logic.settlement import AuditEntry, CommitConflict, Plan, Transition
-from ..models import OPEN_STATUSES, Order, Payment, PaymentMethod, PaymentRef, PaymentStatus
+from ..logic.rules import OPEN_STATUSES
+from ..logic.settlement import AuditEntry, CommitConflict, GiveBack, Plan, Transition
+from ..models import Cart, Order, Payment, PaymentMethod, PaymentRef, PaymentStatus
+from . import catalog, request_keys
 from . import orders as order_records
 from . import payments as payment_records
-from . import request_keys
 from .audit import audit_record
 from .counters import PAYMENT_SEQUENCE, CountersRepository, IdBlocks, created_deltas, merge_deltas, transition_deltas
 from .dynamo import (
@@ -125,8 +126,10 @@ class DynamoSettlementStore:
             if not is_condition_failure(exc):
                 raise
 
-    def commit(self, plan: Plan) -> None:
+    def commit(self, plan: Plan, give_back: GiveBack | None = None) -> None:
         txn = self._transaction(plan)
+        if give_back is not None:
+            self._give_back(txn, give_back)
         try:
             txn.commit(self.client)
         except TransactionCancelled as cancelled:
@@ -159,13 +162,6 @@ class DynamoSettlementStore:
                 # recreated as a stub without a sku, which readers treat as "not for sale").
                 stock = update_request(self.tables.product_variants, {"id": item.variant}, add={"stock": item.quantity})
                 txn.add(f"variant:{item.variant}", "Update", stock)
-
-        if plan.restore_cart is not None:
-            restore = self._cart_restore(plan)
-            txn.add("cart", "Put" if "Item" in restore else "Update", restore)
-
-        if plan.forget_key is not None:
-            txn.add("key", "Delete", request_keys.forget(self.tables.idempotency, plan.forget_key))
 
         if plan.claim is not None:
             method, transaction_id, payment_id = plan.claim
@@ -258,23 +254,35 @@ class DynamoSettlementStore:
             condition.append(("stock_reserved", "=", True))
         return update_request(self.tables.orders, {"id": order.id}, set_=set_, condition=condition)
 
-    def _cart_restore(self, plan: Plan) -> dict[str, Any]:
-        assert plan.restore_cart is not None
-        cart, items = plan.restore_cart
-        merged: dict[int, int] = {}
-        for item in cart.items if cart else ():
-            merged[item.variant] = merged.get(item.variant, 0) + item.quantity
-        for item in items:
-            merged[item.variant] = merged.get(item.variant, 0) + item.quantity
-        record = {"user": plan.user, "items": [{"variant": v, "quantity": q} for v, q in merged.items()]}
-        if cart is None:
-            return put_request(self.tables.carts, record, condition=[("user", "not_exists", None)])
-        return update_request(
-            self.tables.carts,
-            {"user": plan.user},
-            set_={"items": record["items"]},
-            condition=[("items", "=", cart.raw_items)],
+    def _give_back(self, txn: Transaction, give_back: GiveBack) -> None:
+        """The cart lines back (merged into the cart as it is now, which must not change meanwhile;
+        never into a cart we cannot read) and the Idempotency-Key's claim forgotten."""
+        cart = self._cart(give_back.user) if give_back.lines else None
+        if give_back.lines and (cart is None or not cart.unreadable):
+            merged: dict[int, int] = {}
+            for item in (*(cart.items if cart else ()), *give_back.lines):
+                merged[item.variant] = merged.get(item.variant, 0) + item.quantity
+            lines = [{"variant": v, "quantity": q} for v, q in merged.items()]
+            if cart is None:
+                record = {"user": give_back.user, "items": lines}
+                txn.add("cart", "Put", put_request(self.tables.carts, record, condition=[("user", "not_exists", None)]))
+            else:
+                update = update_request(
+                    self.tables.carts,
+                    {"user": give_back.user},
+                    set_={"items": lines},
+                    condition=[("items", "=", cart.raw_items)],
+                )
+                txn.add("cart", "Update", update)
+        if give_back.key is not None:
+            txn.add("key", "Delete", request_keys.forget(self.tables.idempotency, give_back.key))
+
+    def _cart(self, user: int) -> Cart | None:
+        response = self.client.get_item(
+            TableName=self.tables.carts, Key={"user": {"N": str(user)}}, ConsistentRead=True
         )
+        item = response.get("Item")
+        return catalog.decode_cart(item) if item else None
 
     @staticmethod
     def _diagnose(plan: Plan, failed: dict[str, dict[str, Any] | None]) -> CommitConflict:
