@@ -8,6 +8,7 @@ retryable.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -28,23 +29,26 @@ from .errors import RequestInProgress, TransientFault, Unprocessable
 from .observability import count, logger
 from .repositories.dynamo import dynamodb_client
 
+E = TypeVar("E")
 T = TypeVar("T", bound=BaseModel)
 
 WAIT_SCHEDULE = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.0)  # ~3.9 s: a Lambda request finishes well within
 
 
-class Idempotent(Generic[T]):
-    """Wraps `fn(payload) -> model` so each key runs once and later calls replay its result.
+class Idempotent(Generic[E, T]):
+    """`fn(event) -> model` run once per key; later calls with the same key replay its result.
 
-    `payload` is a dict with a "key" (what makes requests "the same") and a "body" (what must
-    not change under the same key).
+    `payload(event)` is what Powertools hashes: a dict with a "key" (what makes two events "the
+    same") and a "body" (what must not change under the same key). The event itself travels beside
+    it, per thread: Powertools deep-copies every payload to hash it.
     """
 
     def __init__(
         self,
         table: str,
-        fn: Callable[[dict[str, Any]], T],
+        fn: Callable[[E], T],
         output: type[T],
+        payload: Callable[[E], dict[str, Any]],
         *,
         expires_after_seconds: int,
         client: Any = None,
@@ -64,6 +68,8 @@ class Idempotent(Generic[T]):
         self._duplicate_metric = duplicate_metric
         persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=client or dynamodb_client())
         self._fn = fn
+        self._payload = payload
+        self._current = threading.local()
         self._wait_schedule = wait_schedule
         # Powertools names its records after the Lambda function and the decorated function's module
         # and qualified name (this method's: the same in every environment of a function, where the
@@ -79,7 +85,7 @@ class Idempotent(Generic[T]):
         )(self._apply)
 
     def _apply(self, payload: dict[str, Any]) -> T:
-        return self._fn(payload)
+        return self._fn(self._current.event)
 
     def _replayed(self, response: Any, idempotent_data: Any) -> Any:
         # Called by Powertools only when it answers with a stored result: a duplicate.
@@ -91,7 +97,14 @@ class Idempotent(Generic[T]):
     def register_lambda_context(self, context: Any) -> None:
         self.config.register_lambda_context(context)
 
-    def __call__(self, payload: dict[str, Any]) -> T:
+    def __call__(self, event: E) -> T:
+        self._current.event = event
+        try:
+            return self._run_waiting(self._payload(event))
+        finally:
+            self._current.event = None
+
+    def _run_waiting(self, payload: dict[str, Any]) -> T:
         for delay in (*self._wait_schedule, None):
             try:
                 return self._run(payload=payload)

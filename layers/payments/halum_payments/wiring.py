@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # imported where used: stripe only by the functions that talk
     from .logic.stripe_events import StripeEvents
     from .logic.stripe_session import StripeCheckout
     from .repositories.tables import Tables
-    from .stripe_events import StripeEventHandler
+    from .webhook import GatewayWebhook, StripeEventHandler, StripeWebhook
 
 
 def settings() -> Settings:
@@ -173,7 +173,7 @@ def stripe_event_handler(
     duplicate_metric: str | None = "DuplicateDeliveries",
 ) -> StripeEventHandler:
     """Stripe events applied once, with the idempotency records the webhook and the sweep share."""
-    from .stripe_events import StripeEventHandler
+    from .webhook import StripeEventHandler
 
     return StripeEventHandler(
         stripe_events(settings, gateway, client),
@@ -193,6 +193,36 @@ def gateway_events(settings: Settings, client: Any = None) -> GatewayEvents:
     return GatewayEvents(
         settles, store, AfterPayment(settles, store), max_age_seconds=settings.payment_webhook_max_age_seconds
     )
+
+
+def stripe_webhook(settings: Settings, client: Any = None) -> StripeWebhook:
+    """The Stripe webhook: its signature (with the secret as rotated), then the shared handler."""
+    from .gateways.signatures import verify_stripe_event_with
+    from .webhook import Signed, StripeWebhook
+
+    signed = Signed(
+        "Stripe webhook",
+        "STRIPE_WEBHOOK_SECRET",
+        settings.secret("stripe_webhook_secret"),
+        "stripe-signature",
+        verify_stripe_event_with,
+    )
+    return StripeWebhook(signed, stripe_event_handler(settings, lazy_stripe_gateway(settings), client))
+
+
+def gateway_webhook(settings: Settings, client: Any = None) -> GatewayWebhook:
+    """The generic gateway's webhook: its signature, then its events applied once."""
+    from .gateways.signatures import verify_gateway_signature_with
+    from .webhook import GatewayWebhook, Signed
+
+    signed = Signed(
+        "Payment webhook",
+        "PAYMENT_WEBHOOK_SECRET",
+        settings.secret("payment_webhook_secret"),
+        "x-webhook-signature",
+        verify_gateway_signature_with,
+    )
+    return GatewayWebhook(signed, gateway_events(settings, client), settings.idempotency_table, client)
 
 
 def reconciler(settings: Settings, client: Any = None) -> Reconciler:

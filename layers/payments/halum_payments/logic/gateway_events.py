@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from ..clock import utc_now
-from ..errors import BadRequest, Conflict, DomainError, NotFound, RequestInProgress, RetryLater, Unprocessable
+from ..errors import BadRequest, Conflict, DomainError, NotFound, RetryLater, Unprocessable
 from ..models import Order, Payment, PaymentMethod, PaymentStatus, WebhookAck
 from ..money import MoneyError, parse_amount
 from ..observability import count, logger
@@ -97,12 +97,6 @@ class GatewayRecords(Protocol):
     def payment_for_transaction(self, method: PaymentMethod, transaction_id: str) -> Payment | None: ...
 
     def load(self, order_id: int) -> Order | None: ...
-
-
-def is_final_refusal(error: DomainError) -> bool:
-    """A refusal that no redelivery of the same event can change (a mismatched amount, an order
-    paid under another transaction): remembered with the event, so a replay raises no new alarm."""
-    return isinstance(error, (Conflict, Unprocessable)) and not isinstance(error, (RetryLater, RequestInProgress))
 
 
 class GatewayEvents:
