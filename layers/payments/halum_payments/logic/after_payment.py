@@ -23,6 +23,7 @@ from ..clock import now_text
 from ..models import Payment, PaymentStatus
 from ..money import amount_text
 from ..observability import count, logger
+from .rules import same_money
 from .settlement import AuditEntry, Change, Facts, Money, Outcome, Settlement, SettlementStore, Source
 
 DisputeReason = Literal[
@@ -51,7 +52,7 @@ class AfterPayment:
         refunded = money.refunded
         if refunded is None or refunded <= 0:
             return Outcome("ignored", payment.id, payment.status, "Refund without a refunded amount.")
-        if money.currency != payment.currency or money.amount != payment.amount or refunded > money.amount:
+        if not same_money(money.amount, money.currency, payment.amount, payment.currency) or refunded > money.amount:
             return self._mismatch(payment, money, event_id, source)
         if refunded == money.amount:
             change = Change(

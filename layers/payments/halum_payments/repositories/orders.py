@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..models import Order, OrderItem, OrderOrigin, OrderStatus, PaymentMethod, PaymentRef, PaymentStatus
-from .dynamo import TableRepository, from_item
+from .dynamo import from_item
 
 
 def encode(order: Order) -> dict[str, Any]:
@@ -88,9 +88,3 @@ def decode(item: Mapping[str, Any]) -> Order:
         shipping=dict(record.get("shipping") or {}),
     )
 
-
-class OrdersRepository(TableRepository):
-    def get(self, order_id: int) -> Order | None:
-        response = self.client.get_item(TableName=self.table, Key={"id": {"N": str(order_id)}}, ConsistentRead=True)
-        item = response.get("Item")
-        return decode(item) if item else None
