@@ -1,23 +1,17 @@
-"""What every webhook endpoint does around what its events mean (logic/stripe_events.py,
-logic/gateway_events.py): its secret must be configured (else 503, logged); the signature must
-verify with the secret as rotated (else the provider's 4xx, and the WebhookSignatureFailures
-metric); the event is applied once (Powertools idempotency: redeliveries get its first answer);
-and the answer is remembered or forgotten by policy: a refusal no redelivery can change is
-remembered with the event; "retry later" and "in progress" are not, so a redelivery runs again.
-
-Stripe's events have a second way in, the reconciliation sweep reading Stripe's event log: both go
-through one `StripeEventHandler`, with the same idempotency records (one key prefix instead of
-Powertools' default, the Lambda function's name), so an event applied by one is answered from its
-record by the other. The records are a saving, not the guarantee: every effect is idempotent in
-DynamoDB too (transitions conditioned on the status, each fact about money recorded once under a
-condition), so an event applied again after its record expired changes nothing.
+"""What every webhook does around what its events mean (logic/stripe_events.py, gateway_events.py):
+its secret must be configured (else 503); the signature must verify with the secret as rotated (else
+the provider's 4xx and the WebhookSignatureFailures metric); the event is applied once (Powertools
+idempotency: redeliveries get its first answer); a refusal no redelivery can change is remembered
+with it, "retry later" and "in progress" are not. The reconciliation sweep applies Stripe's logged
+events through the same `StripeEventHandler` and records (one key prefix), and every effect is
+idempotent in DynamoDB too, so an event applied again after its record expired changes nothing.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from aws_lambda_powertools.event_handler import Response
 
@@ -31,31 +25,26 @@ from .models import WebhookAck, WebhookReply
 from .observability import count, logger
 from .secrets import Secret
 
+if TYPE_CHECKING:
+    from .config import Settings
+
 V = TypeVar("V")
 STRIPE_EVENT_KEY_PREFIX = "stripe-event"
 
 
 class Signed(Generic[V]):
-    """A webhook's signature check: `verify(secret, body, header)` with the secret as it is now."""
+    """A webhook's signature check: `verify(secret, body, header)` with the secret (the setting
+    `name`, e.g. stripe_webhook_secret) as it is now."""
 
-    def __init__(
-        self,
-        what: str,
-        setting: str,
-        secret: Secret | None,
-        header: str,
-        verify: Callable[[Secret, bytes, str | None], V],
-    ) -> None:
-        self._what = what
-        self._setting = setting
-        self._secret = secret
-        self._header = header
-        self._verify = verify
+    def __init__(self, settings: Settings, name: str, header: str, verify: Callable[[Secret, bytes, str | None], V]):
+        self._name, self._secret, self._header, self._verify = name, settings.secret(name), header, verify
 
     def __call__(self, event: Mapping[str, Any]) -> V:
         if self._secret is None:
-            logger.error(f"{self._setting} is not configured: refusing unverifiable events")
-            raise GatewayNotConfigured(f"{self._what} is not configured")
+            logger.error(f"{self._name.upper()} is not configured: refusing unverifiable events")
+            raise GatewayNotConfigured(
+                f"{self._name.removesuffix('_secret').replace('_', ' ').capitalize()} is not configured"
+            )
         try:
             return self._verify(self._secret, raw_body(event), (event.get("headers") or {}).get(self._header))
         except Exception:
@@ -69,7 +58,7 @@ class StripeEventHandler:
     def __init__(
         self, events: StripeEvents, table: str, *, client: Any = None, duplicate_metric: str | None = None
     ) -> None:
-        self._events = events
+        self.events = events
         self._local = threading.local()  # what applying did, per thread: tests deliver in threads
         self._replay = Idempotent(
             table,
@@ -93,7 +82,7 @@ class StripeEventHandler:
         return ack, self._local.outcome
 
     def _apply(self, item: tuple[Mapping[str, Any], Source]) -> WebhookAck:
-        outcome = self._events.handle(*item)
+        outcome = self.events.handle(*item)
         self._local.outcome = outcome
         if outcome.kind == "retry_later":
             # It cannot apply yet (a refund before its completion): refused, so that Stripe delivers

@@ -20,12 +20,11 @@ if TYPE_CHECKING:  # imported where used: stripe only by the functions that talk
     from .auth import Authenticator
     from .cursors import CursorCodec
     from .gateways.stripe_checkout import CheckoutSession, StripeCheckoutGateway
-    from .logic.gateway_events import GatewayEvents
+    from .logic.after_payment import AfterPayment
     from .logic.listing import PaymentQueries
     from .logic.placing import OrderPlacement
     from .logic.reconciliation import Reconciler
     from .logic.settlement import Settlement
-    from .logic.stripe_events import StripeEvents
     from .logic.stripe_session import StripeCheckout
     from .repositories.tables import Tables
     from .webhook import GatewayWebhook, StripeEventHandler, StripeWebhook
@@ -150,49 +149,24 @@ def stripe_checkout(
     )
 
 
-def stripe_events(
-    settings: Settings,
-    gateway: StripeCheckoutGateway | Callable[[], StripeCheckoutGateway | None] | None = None,
-    client: Any = None,
-) -> StripeEvents:
+def _after_payment(settings: Settings, gateway: Any, client: Any) -> tuple[Settlement, Any, AfterPayment]:
+    """Settlement, its store, and what refunds and disputes record: what both webhooks' events need."""
     from .logic.after_payment import AfterPayment
-    from .logic.stripe_events import StripeEvents
     from .repositories.settlement_store import DynamoSettlementStore
 
     store = DynamoSettlementStore(tables(settings), client)
     settles = settlement(settings, gateway, client)
-    intents = gateway if callable(gateway) else (lambda: gateway)
-    return StripeEvents(settles, store, AfterPayment(settles, store), intents)
+    return settles, store, AfterPayment(settles, store)
 
 
-def stripe_event_handler(
-    settings: Settings,
-    gateway: StripeCheckoutGateway | Callable[[], StripeCheckoutGateway | None] | None = None,
-    client: Any = None,
-    *,
-    duplicate_metric: str | None = "DuplicateDeliveries",
-) -> StripeEventHandler:
+def stripe_event_handler(settings: Settings, gateway: Any, client: Any = None, **options: Any) -> StripeEventHandler:
     """Stripe events applied once, with the idempotency records the webhook and the sweep share."""
+    from .logic.stripe_events import StripeEvents
     from .webhook import StripeEventHandler
 
-    return StripeEventHandler(
-        stripe_events(settings, gateway, client),
-        settings.idempotency_table,
-        client=client,
-        duplicate_metric=duplicate_metric,
-    )
-
-
-def gateway_events(settings: Settings, client: Any = None) -> GatewayEvents:
-    from .logic.after_payment import AfterPayment
-    from .logic.gateway_events import GatewayEvents
-    from .repositories.settlement_store import DynamoSettlementStore
-
-    store = DynamoSettlementStore(tables(settings), client)
-    settles = settlement(settings, lazy_stripe_gateway(settings), client)
-    return GatewayEvents(
-        settles, store, AfterPayment(settles, store), max_age_seconds=settings.payment_webhook_max_age_seconds
-    )
+    intents = gateway if callable(gateway) else (lambda: gateway)
+    events = StripeEvents(*_after_payment(settings, gateway, client), intents)
+    return StripeEventHandler(events, settings.idempotency_table, client=client, **options)
 
 
 def stripe_webhook(settings: Settings, client: Any = None) -> StripeWebhook:
@@ -200,29 +174,23 @@ def stripe_webhook(settings: Settings, client: Any = None) -> StripeWebhook:
     from .gateways.signatures import verify_stripe_event_with
     from .webhook import Signed, StripeWebhook
 
-    signed = Signed(
-        "Stripe webhook",
-        "STRIPE_WEBHOOK_SECRET",
-        settings.secret("stripe_webhook_secret"),
-        "stripe-signature",
-        verify_stripe_event_with,
+    signed = Signed(settings, "stripe_webhook_secret", "stripe-signature", verify_stripe_event_with)
+    handler = stripe_event_handler(
+        settings, lazy_stripe_gateway(settings), client, duplicate_metric="DuplicateDeliveries"
     )
-    return StripeWebhook(signed, stripe_event_handler(settings, lazy_stripe_gateway(settings), client))
+    return StripeWebhook(signed, handler)
 
 
 def gateway_webhook(settings: Settings, client: Any = None) -> GatewayWebhook:
     """The generic gateway's webhook: its signature, then its events applied once."""
     from .gateways.signatures import verify_gateway_signature_with
+    from .logic.gateway_events import GatewayEvents
     from .webhook import GatewayWebhook, Signed
 
-    signed = Signed(
-        "Payment webhook",
-        "PAYMENT_WEBHOOK_SECRET",
-        settings.secret("payment_webhook_secret"),
-        "x-webhook-signature",
-        verify_gateway_signature_with,
-    )
-    return GatewayWebhook(signed, gateway_events(settings, client), settings.idempotency_table, client)
+    signed = Signed(settings, "payment_webhook_secret", "x-webhook-signature", verify_gateway_signature_with)
+    after = _after_payment(settings, lazy_stripe_gateway(settings), client)
+    events = GatewayEvents(*after, max_age_seconds=settings.payment_webhook_max_age_seconds)
+    return GatewayWebhook(signed, events, settings.idempotency_table, client)
 
 
 def reconciler(settings: Settings, client: Any = None) -> Reconciler:
@@ -233,12 +201,12 @@ def reconciler(settings: Settings, client: Any = None) -> Reconciler:
     gateway = lazy_stripe_gateway(settings)
     # The webhook's own handler and idempotency records: an event either applied is not applied
     # again. Its replays here are the sweep's normal case, not duplicate deliveries: not counted.
-    handler = stripe_event_handler(settings, gateway, client, duplicate_metric=None)
+    handler = stripe_event_handler(settings, gateway, client)
     return Reconciler(
         PaymentsRepository(settings.payments_table, client),
         SweepStateRepository(settings.counters_table, client),  # its places and its lease
         handler,
-        stripe_events(settings, gateway, client),
+        handler.events,
         settlement(settings, gateway, client),
         _stripe_on_first_use(settings, gateway),
         after_minutes=settings.reconcile_after,

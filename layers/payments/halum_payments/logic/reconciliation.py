@@ -21,10 +21,10 @@ import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..clock import format_timestamp, parse_timestamp, utc_now
 from ..errors import RequestInProgress, RetryLater
@@ -33,6 +33,9 @@ from ..observability import count, logger, metrics
 from .rules import OPEN_STATUSES
 from .settlement import Change, Facts, Outcome, Settlement, Source
 from .stripe_events import STRIPE_EVENT_TYPES, StripeEvents
+
+if TYPE_CHECKING:
+    from ..gateways.stripe_checkout import StripeCheckoutGateway
 
 SESSIONLESS_MARGIN_SECONDS = 60
 # A sweep's lease ends when its invocation must have ended (its remaining time at the start), plus
@@ -75,28 +78,6 @@ class SweepState(Protocol):
     def release(self, holder: str) -> None: ...
 
 
-class EventPageLike(Protocol):
-    @property
-    def events(self) -> list[dict[str, Any]]: ...
-
-    @property
-    def has_more(self) -> bool: ...
-
-
-class StripeSource(Protocol):
-    def retrieve_session(self, session_id: str) -> Any: ...
-
-    def list_events(
-        self,
-        *,
-        types: Sequence[str],
-        created_gte: int,
-        created_lt: int,
-        starting_after: str | None = None,
-        limit: int = 100,
-    ) -> EventPageLike: ...
-
-
 class EventHandler(Protocol):
     def apply(self, event: Mapping[str, Any], source: Source = "stripe") -> tuple[Any, Outcome | None]: ...
 
@@ -116,17 +97,7 @@ class SweepResult:
     skipped: bool = False  # another sweep held the lease: this one did nothing
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "run": self.run,
-            "events": self.events,
-            "checked": self.checked,
-            "outcomes": self.outcomes,
-            "stripe_errors": self.stripe_errors,
-            "finished": self.finished,
-            "oldest_open_minutes": self.oldest_open_minutes,
-            "duration_ms": self.duration_ms,
-            "skipped": self.skipped,
-        }
+        return asdict(self)
 
 
 @dataclass(slots=True)
@@ -135,7 +106,7 @@ class _Tally:
 
     run: str
     now: datetime
-    stripe: StripeSource | None
+    stripe: StripeCheckoutGateway | None
     checked: int = 0
     errors: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -158,7 +129,7 @@ class Reconciler:
         handler: EventHandler,
         events: StripeEvents,
         settlement: Settlement,
-        stripe: Callable[[], StripeSource | None],
+        stripe: Callable[[], StripeCheckoutGateway | None],
         *,
         after_minutes: int,
         batch_size: int,
@@ -241,7 +212,9 @@ class Reconciler:
 
     # ------------------------------------------------------------------ 1. Stripe's event log
 
-    def _read_events(self, tally: _Tally, stripe: StripeSource, time_for_one: Callable[[], bool]) -> int | None:
+    def _read_events(
+        self, tally: _Tally, stripe: StripeCheckoutGateway, time_for_one: Callable[[], bool]
+    ) -> int | None:
         """Apply what the event log holds since the saved place; the time (epoch seconds) before
         which every event was read, or None if the log could not be read to now."""
         now = int(tally.now.timestamp())
@@ -258,7 +231,7 @@ class Reconciler:
     def _read_windows(
         self,
         tally: _Tally,
-        stripe: StripeSource,
+        stripe: StripeCheckoutGateway,
         start: int,
         until: int,
         place: _Place,
@@ -287,7 +260,7 @@ class Reconciler:
         return until
 
     def _window(
-        self, tally: _Tally, stripe: StripeSource, start: int, end: int, time_for_one: Callable[[], bool]
+        self, tally: _Tally, stripe: StripeCheckoutGateway, start: int, end: int, time_for_one: Callable[[], bool]
     ) -> list[dict[str, Any]] | None:
         """Every handled event created in [start, end), oldest first; None if it could not be listed."""
         listed: list[dict[str, Any]] = []
@@ -411,7 +384,9 @@ class Reconciler:
         outcome = self._settlement.apply(change)
         return "open" if outcome.kind == "has_session" else self._outcome(outcome, PaymentStatus.FAILED)
 
-    def _settle_from_stripe(self, payment: Payment, session_id: str, stripe: StripeSource | None, event_id: str) -> str:
+    def _settle_from_stripe(
+        self, payment: Payment, session_id: str, stripe: StripeCheckoutGateway | None, event_id: str
+    ) -> str:
         if stripe is None:
             raise StripeUnavailable("Stripe is not configured")
         try:

@@ -399,7 +399,9 @@ class Settlement:
                     payment = conflict.facts_mismatch
                     return Outcome("has_session", payment.id, payment.status, "A checkout session was attached.")
                 if conflict.facts_mismatch is not None:
-                    return self._mismatch(order, wanted, conflict.facts_mismatch, at)
+                    payment = conflict.facts_mismatch
+                    why = "Amount or currency does not match the payment."
+                    return self._mismatched(order, wanted, payment.id, payment.status, at, "amount_mismatch", why)
                 if conflict.claimed:
                     logger.error("provider transaction already settled another payment", extra={"order": order.id})
                     return Outcome(
@@ -517,16 +519,7 @@ class Settlement:
         if outcome.kind == "needs_refund":
             self._refuse_money(order, change)
         elif outcome.kind == "mismatch":
-            count("AmountMismatch")
-            logger.error(
-                "provider facts do not match the order; not settled",
-                extra={"order": order.id, "payment": pid, "reason": outcome.message},
-            )
-            if pid is not None:
-                entry = _entry(order, pid, outcome.status, outcome.status, change, at, reason="mismatch")
-                if change.money is not None:  # money that moved: the record names it (docs/money.md)
-                    entry = replace(entry, details={**entry.details, **change.money.details()})
-                self._store.record([entry])
+            return self._mismatched(order, change, pid, outcome.status, at, "mismatch", outcome.message)
         elif outcome.kind == "unknown":
             logger.warning("change for a payment that is not ours", extra={"order": order.id, "payment": pid})
         else:
@@ -551,38 +544,32 @@ class Settlement:
         if pid is not None and ref is not None and ref.method == PaymentMethod.STRIPE:
             self._store.session_closed(order.user, pid)  # alarmed: the sweep need not watch it
 
-    def _mismatch(self, order: Order, change: Change, payment: Payment, at: str) -> Outcome:
+    def _mismatched(
+        self,
+        order: Order,
+        change: Change,
+        pid: int | None,
+        status: PaymentStatus | None,
+        at: str,
+        reason: str,
+        why: str,
+    ) -> Outcome:
+        """Provider facts that do not match the payment (amount, currency, session, user): nothing
+        settles; what was reported, and the money if any moved, is recorded for someone to look at."""
         count("AmountMismatch")
-        logger.error(
-            "provider amount/currency/session does not match the payment; not settled",
-            extra={
-                "order": order.id,
-                "payment": payment.id,
-                "expected_amount": str(payment.amount),
-                "expected_currency": payment.currency,
-                "reported_amount": str(change.facts.amount),
-                "reported_currency": change.facts.currency,
-            },
-        )
-        details = {
-            "reported_amount": str(change.facts.amount) if change.facts.amount is not None else None,
-            "reported_currency": change.facts.currency,
-            "reported_session": change.facts.session_id,
-            "reported_transaction": change.facts.transaction_id,
+        logger.error("provider facts do not match the payment; not settled", extra={"order": order.id, "reason": why})
+        facts = change.facts
+        reported = {
+            "reported_amount": str(facts.amount) if facts.amount is not None else None,
+            "reported_currency": facts.currency,
+            "reported_session": facts.session_id,
+            "reported_transaction": facts.transaction_id,
         }
-        self._store.record(
-            [
-                AuditEntry(
-                    payment.id,
-                    order.id,
-                    payment.status,
-                    payment.status,
-                    change.source,
-                    change.event_id,
-                    "amount_mismatch",
-                    at,
-                    {k: v for k, v in details.items() if v is not None},
-                )
-            ]
-        )
-        return Outcome("mismatch", payment.id, payment.status, "Amount or currency does not match the payment.")
+        details = {**change.details, **{k: v for k, v in reported.items() if v is not None}}
+        if change.money is not None:  # money that moved: the record names it (docs/money.md)
+            details.update(change.money.details())
+        if pid is not None:
+            self._store.record(
+                [AuditEntry(pid, order.id, status, status, change.source, change.event_id, reason, at, details)]
+            )
+        return Outcome("mismatch", pid, status, why)

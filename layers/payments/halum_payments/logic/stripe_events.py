@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..models import Payment, PaymentMethod, PaymentStatus
 from ..money import MoneyError, from_minor_units
@@ -13,6 +13,9 @@ from ..observability import count, logger
 from .after_payment import DISPUTE_CLOSED, DISPUTE_EVENTS, AfterPayment
 from .rules import OPEN_STATUSES
 from .settlement import Change, Facts, Money, Outcome, Settlement, Source
+
+if TYPE_CHECKING:
+    from ..gateways.stripe_checkout import StripeCheckoutGateway
 
 # How long a delivered event is remembered, so that its redeliveries are answered, not re-run.
 STRIPE_REPLAY_SECONDS = 4 * 24 * 3600  # Stripe retries for 3 days: a day longer
@@ -46,10 +49,6 @@ class PaymentRecords(Protocol):
     def holder(self, method: PaymentMethod, transaction_id: str) -> tuple[int, int] | None: ...
 
 
-class IntentSource(Protocol):
-    def intent_metadata(self, intent_id: str) -> Mapping[str, str]: ...
-
-
 class StripeEvents:
     """Applies verified Stripe events. Every outcome but our own fault is acknowledged (200):
     Stripe retries only when a retry can help."""
@@ -59,7 +58,7 @@ class StripeEvents:
         settlement: Settlement,
         records: PaymentRecords,
         after: AfterPayment,
-        intents: Callable[[], IntentSource | None] = lambda: None,
+        intents: Callable[[], StripeCheckoutGateway | None] = lambda: None,
     ) -> None:
         self._settlement = settlement
         self._records = records

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import (
     BadRequest,
@@ -33,15 +33,9 @@ from .rules import open_payments, require_order_total, require_payable
 from .settlement import GiveBack, Settlement, session_money
 
 if TYPE_CHECKING:
-    from ..gateways.stripe_checkout import CheckoutSession, SessionRequest
+    from ..gateways.stripe_checkout import CheckoutSession, SessionRequest, StripeCheckoutGateway
 
 KEY_CHECKOUT_EXPIRED = "The checkout made with this Idempotency-Key has expired; check out again with a new key."
-
-
-class CheckoutGateway(Protocol):
-    def create_session(self, request: SessionRequest) -> CheckoutSession: ...
-
-    def expire_session(self, session_id: str) -> CheckoutSession | None: ...
 
 
 class StartedCheckout(NamedTuple):
@@ -64,7 +58,7 @@ class StripeCheckout:
         store: CheckoutStore,
         settlement: Settlement,
         options: CheckoutOptions,
-        gateway: Callable[[], CheckoutGateway | None] = lambda: None,
+        gateway: Callable[[], StripeCheckoutGateway | None] = lambda: None,
     ) -> None:
         self._placing = placing
         self._store = store
@@ -111,7 +105,7 @@ class StripeCheckout:
             return self._open_session(gateway, order, payment, _Creator((), request_key))
         raise Conflict("The order changed while paying for it; please retry.")
 
-    def _resume(self, gateway: CheckoutGateway, order: Order, payment_id: int) -> StartedCheckout:
+    def _resume(self, gateway: StripeCheckoutGateway, order: Order, payment_id: int) -> StartedCheckout:
         payment = self._store.payment(order.user, payment_id)
         if payment is None:
             raise TransientFault("order lists a payment that is not readable yet")
@@ -124,7 +118,7 @@ class StripeCheckout:
         # key makes Stripe return the session if it exists, or create it now.
         return self._open_session(gateway, order, payment, creator=None)
 
-    def _replay(self, gateway: CheckoutGateway, keyed: KeyedCheckout, key: RequestKey | None) -> StartedCheckout:
+    def _replay(self, gateway: StripeCheckoutGateway, keyed: KeyedCheckout, key: RequestKey | None) -> StartedCheckout:
         order, payment = self._placing.replayed(keyed, key)
         if order.completed_payment is not None and order.completed_payment != payment.id:
             raise Conflict(f"Order {order.id} is already paid.")
@@ -139,7 +133,7 @@ class StripeCheckout:
         return self._open_session(gateway, order, payment, creator=None)
 
     def _open_session(
-        self, gateway: CheckoutGateway, order: Order, payment: Payment, creator: _Creator | None
+        self, gateway: StripeCheckoutGateway, order: Order, payment: Payment, creator: _Creator | None
     ) -> StartedCheckout:
         """`creator` only for the request that created `payment`: it gives the checkout back if
         Stripe refuses it."""
@@ -171,7 +165,7 @@ class StripeCheckout:
             return StartedCheckout(session.id, session.url)
         return self._cancel_unattached(gateway, payment, session.id)
 
-    def _cancel_unattached(self, gateway: CheckoutGateway, payment: Payment, session_id: str) -> StartedCheckout:
+    def _cancel_unattached(self, gateway: StripeCheckoutGateway, payment: Payment, session_id: str) -> StartedCheckout:
         """The payment was given up meanwhile (its creator's give-back, the sweep): nobody may pay
         the session made for it. Always raises, saying what is known about charges."""
         session = gateway.expire_session(session_id)
@@ -185,7 +179,7 @@ class StripeCheckout:
 
     def _give_back(
         self,
-        gateway: CheckoutGateway,
+        gateway: StripeCheckoutGateway,
         order: Order,
         payment: Payment,
         creator: _Creator,
@@ -218,7 +212,7 @@ class StripeCheckout:
         raise UpstreamUnavailable(f"The payment provider is unavailable: {message}. Please retry.") from failure
 
     @staticmethod
-    def _possible_session(gateway: CheckoutGateway, request: SessionRequest) -> CheckoutSession | None:
+    def _possible_session(gateway: StripeCheckoutGateway, request: SessionRequest) -> CheckoutSession | None:
         """Expire the session a failed create may have made; the session as it then is (closed, or
         paid already), or None if Stripe cannot say (still failing)."""
         try:
@@ -268,7 +262,7 @@ class StripeCheckout:
                 names[variant.id] = variant.label
         return {item.variant: names.get(item.variant, f"Product {item.variant}") for item in order.items}
 
-    def _require_gateway(self) -> CheckoutGateway:
+    def _require_gateway(self) -> StripeCheckoutGateway:
         gateway = self._gateway()
         if gateway is None:
             raise GatewayNotConfigured("Stripe payment gateway is not configured")
