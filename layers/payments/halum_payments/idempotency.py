@@ -98,13 +98,7 @@ class Idempotent(Generic[E, T]):
         self.config.register_lambda_context(context)
 
     def __call__(self, event: E) -> T:
-        self._current.event = event
-        try:
-            return self._run_waiting(self._payload(event))
-        finally:
-            self._current.event = None
-
-    def _run_waiting(self, payload: dict[str, Any]) -> T:
+        self._current.event, payload = event, self._payload(event)
         for delay in (*self._wait_schedule, None):
             try:
                 return self._run(payload=payload)

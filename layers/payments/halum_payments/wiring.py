@@ -124,12 +124,8 @@ def order_placement(settings: Settings, client: Any = None) -> OrderPlacement:
     from .logic.placing import CheckoutOptions, OrderPlacement
     from .repositories.checkout_store import DynamoCheckoutStore
 
-    options = CheckoutOptions(
-        currency=settings.currency,
-        success_url=settings.checkout_success_url,
-        cancel_url=settings.checkout_cancel_url,
-        expires_minutes=settings.checkout_expires_minutes,
-    )
+    urls = (settings.checkout_success_url, settings.checkout_cancel_url)
+    options = CheckoutOptions(settings.currency, *urls, expires_minutes=settings.checkout_expires_minutes)
     return OrderPlacement(DynamoCheckoutStore(tables(settings), client), options)
 
 
@@ -140,13 +136,8 @@ def stripe_checkout(
     from .repositories.checkout_store import DynamoCheckoutStore
 
     placing = order_placement(settings, client)
-    return StripeCheckout(
-        placing,
-        DynamoCheckoutStore(tables(settings), client),
-        settlement(settings, gateway, client),
-        placing.options,
-        gateway=lambda: gateway,
-    )
+    store, settles = DynamoCheckoutStore(tables(settings), client), settlement(settings, gateway, client)
+    return StripeCheckout(placing, store, settles, placing.options, gateway=lambda: gateway)
 
 
 def _after_payment(settings: Settings, gateway: Any, client: Any) -> tuple[Settlement, Any, AfterPayment]:

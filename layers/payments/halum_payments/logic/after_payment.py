@@ -96,20 +96,10 @@ class AfterPayment:
         return Outcome("unchanged", payment_id, None, f"Dispute recorded ({reason}).")
 
     def _mismatch(self, payment: Payment, money: Money, event_id: str | None, source: Source) -> Outcome:
-        count("AmountMismatch")
-        logger.error(
-            "refund does not match the payment; not recorded as a refund",
-            extra={
-                "payment": payment.id,
-                "expected_amount": str(payment.amount),
-                "expected_currency": payment.currency,
-                "reported_amount": str(money.amount),
-                "reported_refunded": str(money.refunded),
-                "reported_currency": money.currency,
-            },
+        """A refund that does not match the payment: no refund recorded; the money held (alarmed once)."""
+        self._settlement.needs_refund(
+            payment.order, payment.id, payment.status, money, source, event_id, "amount_mismatch"
         )
-        entry = self._entry(payment.id, payment.order, payment.status, "amount_mismatch", money, event_id, source)
-        self._store.record([entry])
         return Outcome("mismatch", payment.id, payment.status, "Refund does not match the payment.")
 
     def _entry(

@@ -59,19 +59,15 @@ class Money:
     def details(self) -> dict[str, str]:
         """The audit row's `details`: decimal strings in the currency's places, currency in lower case."""
         currency = self.currency.lower()
-        details = {
+        refunded = amount_text(self.refunded, currency) if self.refunded is not None else None
+        optional = {"refunded": refunded, "dispute": self.dispute, "session": self.session}
+        return {
             "provider": self.provider,
             "transaction_id": self.transaction_id,
             "currency": currency,
             "amount": amount_text(self.amount, currency),
+            **{name: value for name, value in optional.items() if value is not None},
         }
-        if self.refunded is not None:
-            details["refunded"] = amount_text(self.refunded, currency)
-        if self.dispute is not None:
-            details["dispute"] = self.dispute
-        if self.session is not None:
-            details["session"] = self.session
-        return details
 
     def fact(self, reason: str, *qualifiers: str) -> str:
         """The name of one fact about this money (`needs_refund#ONLINE#txn_1`): DynamoDB records

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import (
@@ -43,14 +43,6 @@ class StartedCheckout(NamedTuple):
     url: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Creator:
-    """The request that created a Stripe payment: what it gives back if Stripe refuses it."""
-
-    lines: tuple[CartItem, ...]  # the cart's lines (none: an existing order was paid)
-    key: RequestKey | None
-
-
 class StripeCheckout:
     def __init__(
         self,
@@ -76,7 +68,7 @@ class StripeCheckout:
         count("PaymentsCreated")
         logger.append_keys(order=order.id, payment=payment.id)
         lines = tuple(CartItem(item.variant, item.quantity) for item in order.items)
-        return self._open_session(gateway, order, payment, _Creator(lines, request_key))
+        return self._open_session(gateway, order, payment, GiveBack(user, lines, request_key))
 
     def for_order(self, user: int, order_id: int, key: str | None = None) -> StartedCheckout:
         """Pay an existing pending order of the caller's; reuses its open Stripe payment (a key is
@@ -102,7 +94,7 @@ class StripeCheckout:
                 self._placing.backoff(attempt)
                 continue
             logger.append_keys(order=order.id, payment=payment.id)
-            return self._open_session(gateway, order, payment, _Creator((), request_key))
+            return self._open_session(gateway, order, payment, GiveBack(user, (), request_key))
         raise Conflict("The order changed while paying for it; please retry.")
 
     def _resume(self, gateway: StripeCheckoutGateway, order: Order, payment_id: int) -> StartedCheckout:
@@ -133,10 +125,9 @@ class StripeCheckout:
         return self._open_session(gateway, order, payment, creator=None)
 
     def _open_session(
-        self, gateway: StripeCheckoutGateway, order: Order, payment: Payment, creator: _Creator | None
+        self, gateway: StripeCheckoutGateway, order: Order, payment: Payment, creator: GiveBack | None
     ) -> StartedCheckout:
-        """`creator` only for the request that created `payment`: it gives the checkout back if
-        Stripe refuses it."""
+        """`creator`: what the request that created `payment` gives back if Stripe refuses it."""
         request = self._session_request(order, payment)
         try:
             session = gateway.create_session(request)
@@ -182,14 +173,13 @@ class StripeCheckout:
         gateway: StripeCheckoutGateway,
         order: Order,
         payment: Payment,
-        creator: _Creator,
+        creator: GiveBack,
         request: SessionRequest,
         failure: Exception,
     ) -> StartedCheckout:
         """Compensate a checkout Stripe refused (settlement's give-back); if a concurrent request
         attached a session meanwhile, that session is the answer."""
-        returned = GiveBack(order.user, creator.lines, creator.key)
-        outcome = self._settlement.give_back(order.id, payment.id, returned, type(failure).__name__)
+        outcome = self._settlement.give_back(order.id, payment.id, creator, type(failure).__name__)
         if outcome.kind != "applied":
             current = self._store.payment(payment.user, payment.id)
             if current is not None and current.checkout_session_id and current.checkout_url:
