@@ -117,31 +117,21 @@ class Http:
             headers["content-length"] = str(len(body.encode() if isinstance(body, str) else body))
         headers.update({k.lower(): v for k, v in self.headers.items()})
 
+        request: dict[str, Any] = {
+            "query": self.query,
+            "headers": headers,
+            "body": body,
+            "source_ip": headers["x-forwarded-for"],
+            "domain_name": headers["host"],
+        }
         if spec.routes:
             route_key, params = _match_route(spec, self.method, self.path, function_dir)
             event = http_event(
-                self.method,
-                self.path,
-                query=self.query,
-                headers=headers,
-                body=body,
-                route_key=route_key,
-                path_parameters=params or None,
-                source_ip=headers["x-forwarded-for"],
-                domain_name=headers["host"],
+                self.method, self.path, route_key=route_key, path_parameters=params or None, **request
             )
             event["requestContext"]["apiId"] = headers["host"].split(".")[0]
         elif spec.function_url:
-            event = http_event(
-                self.method,
-                self.path,
-                query=self.query,
-                headers=headers,
-                body=body,
-                source_ip=headers["x-forwarded-for"],
-                domain_name=headers["host"],
-                function_url=True,
-            )
+            event = http_event(self.method, self.path, function_url=True, **request)
         else:
             raise ValueError(f"{name}: {spec.logical_id} has neither an API route nor a Function URL")
         context = event["requestContext"]
