@@ -3,8 +3,8 @@ port, its second block pasted into bash (`-e -o pipefail`: a command that fails 
 repository's folder, then both again after restarting the server, which is how the README says the
 demo data is reset.
 
-The shell is a developer's: only PATH, HOME, LANG and TMPDIR from this session, PORT as the README
-says to export it, no make variables. `curl` is the real one behind a thin wrapper that reports each
+The shell is a developer's: only PATH, HOME, LANG, TMPDIR (and pyenv's variables) from this session,
+PORT as the README says to export it, no make variables. `curl` is the real one behind a thin wrapper that reports each
 exchange's status and URL on stderr (`-w '%{stderr}...'`), so the answers can be checked without
 changing the commands: the API answers 200 (201 for cash on delivery), every request goes to the
 port the server was started on, and the answers say what the comments promise.
@@ -60,7 +60,8 @@ def free_port() -> int:
 
 
 def shell_environment(port: int, **extra: str) -> dict[str, str]:
-    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
+    shell = ("PATH", "HOME", "LANG", "TMPDIR", "PYENV_ROOT", "PYENV_VERSION")  # python3 may be pyenv's
+    env = {name: os.environ[name] for name in shell if name in os.environ}
     return {**env, "PORT": str(port), **extra}
 
 
