@@ -6,8 +6,15 @@ PYTHON ?= python3
 export PIP_ROOT_USER_ACTION := ignore
 VENV := .venv
 PY := $(VENV)/bin/python
+# One venv, installed in two steps: what serving needs (`make run`: requirements-run.txt, which
+# takes the layers' requirements), then the test and lint tools (requirements-dev.txt, which takes
+# requirements-run.txt). Each stamp is named after the contents of its files, so a change to any of
+# them installs again.
 LAYER_REQUIREMENTS := $(wildcard layers/*/requirements.txt)
-STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt $(LAYER_REQUIREMENTS) | sha1sum | cut -c1-12)
+RUN_REQUIREMENTS := requirements-run.txt $(LAYER_REQUIREMENTS)
+DEV_REQUIREMENTS := requirements-dev.txt $(RUN_REQUIREMENTS)
+RUN_STAMP := $(VENV)/.installed-run-$(shell cat $(RUN_REQUIREMENTS) | sha1sum | cut -c1-12)
+DEV_STAMP := $(VENV)/.installed-dev-$(shell cat $(DEV_REQUIREMENTS) | sha1sum | cut -c1-12)
 
 # Deployment tools live in their own venv: aws-sam-cli pins boto3 and pydantic, which must not
 # meet the app's. Newest releases that install together (checked with `pip check`).
@@ -64,10 +71,11 @@ define sam_build
 	$(TOOLS)/bin/python scripts/stamp_versions.py $(2)/template.yaml --config-env $(ENV) Architecture=$(1)
 endef
 
-.PHONY: run test simulate mutants cosmic-ray venv tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy smoke token reconcile bench openapi events sam-local-db sam-local-tables invoke start-api
+.PHONY: run test simulate mutants cosmic-ray venv venv-run tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy smoke token reconcile bench openapi events sam-local-db sam-local-tables invoke start-api
 
-## run: serve the whole API on http://127.0.0.1:3000 (embedded DynamoDB, demo data, Stripe sandbox)
-run: venv
+## run: serve the whole API on http://127.0.0.1:$PORT (3000 by default; embedded DynamoDB, demo data, Stripe sandbox)
+## (installs only what serving needs; the demo data lives in memory: stop and run again to reset it)
+run: venv-run
 	$(PY) -m local
 
 ## test: install what is needed, build the functions for this machine, and run the whole suite
@@ -103,37 +111,50 @@ $(COSMIC_RAY_STAMP):
 	$(COSMIC_RAY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check cosmic-ray==$(COSMIC_RAY_VERSION)
 	rm -f $(COSMIC_RAY_VENV)/.installed-* && touch $@
 
-## token: print a demo Authorization header (USER=1 by default) signed with the local JWT secret
-token: venv
-	$(PY) -m local.tokens $(or $(USER_ID),1)
+## token: print a demo Authorization header for USER_ID (1 by default), signed with JWT_SECRET or the
+## local default; silent otherwise, so `H=$(make token)` captures the header alone
+# Standard library only: nothing to install.
+token:
+	@$(PYTHON) -m local.tokens $(or $(USER_ID),1)
 
-## reconcile: run one reconciliation sweep on the running `make run` server
-reconcile: venv
+## reconcile: run one reconciliation sweep on the running `make run` server (the one on $PORT, 3000 by default)
+reconcile: venv-run
 	$(PY) -m local.reconcile
 
 ## events: regenerate events/ from local/make_events.py (add a case there, then run this)
-events: venv
+events: venv-run
 	$(PY) -m local.make_events
 
 ## openapi: regenerate openapi.json from the functions' resolvers (a unit test fails when it is stale)
-openapi: venv
+openapi: venv-run
 	$(PY) -m local.openapi
 
 ## bench: cold start, warm overhead, round trips, RSS and layer sizes of the built functions -> bench/results.json
-bench: venv build-test-artifacts
+bench: venv-run build-test-artifacts
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 # Debian's Chromium for the browser test (installed if missing; see the script)
 browser:
 	@scripts/ensure-chromium
 
-venv: $(STAMP)
+## venv-run: .venv with what `make run` needs; venv: .venv with everything (tests, simulation, linters)
+venv-run: $(RUN_STAMP)
+venv: $(DEV_STAMP)
 
-$(STAMP): requirements-dev.txt $(LAYER_REQUIREMENTS)
+define pip_install
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	rm -f $(VENV)/.installed-* && touch $@
+	$(PY) -m pip install --quiet --disable-pip-version-check -r $(1)
+endef
+
+$(RUN_STAMP): $(RUN_REQUIREMENTS)
+	$(call pip_install,requirements-run.txt)
+	rm -f $(VENV)/.installed-run-* && touch $@
+
+# requirements-dev.txt takes requirements-run.txt: this install is also the run's.
+$(DEV_STAMP): $(DEV_REQUIREMENTS)
+	$(call pip_install,requirements-dev.txt)
+	rm -f $(VENV)/.installed-* && touch $@ $(RUN_STAMP)
 
 ## tools: aws-sam-cli and cfn-lint in .tools/ (their own venv)
 tools: $(TOOLS_STAMP)
@@ -174,7 +195,7 @@ DYNAMODB_LOCAL ?= http://localhost:8000
 DYNAMODB_LOCAL_IMAGE ?= amazon/dynamodb-local
 
 ## sam-local-db: DynamoDB Local on the sam local Docker network, with the template's tables and the seed
-sam-local-db: venv
+sam-local-db: venv-run
 	docker network inspect $(SAM_LOCAL_NETWORK) >/dev/null 2>&1 || docker network create $(SAM_LOCAL_NETWORK)
 	docker inspect halum-dynamodb >/dev/null 2>&1 || docker run -d --name halum-dynamodb \
 		--network $(SAM_LOCAL_NETWORK) -p 8000:8000 $(DYNAMODB_LOCAL_IMAGE) -jar DynamoDBLocal.jar -sharedDb -inMemory
@@ -182,7 +203,7 @@ sam-local-db: venv
 	$(MAKE) sam-local-tables
 
 ## sam-local-tables: create the tables and load the seed in any DynamoDB (DYNAMODB_LOCAL=http://host:port)
-sam-local-tables: venv
+sam-local-tables: venv-run
 	$(PY) scripts/sam_local_tables.py $(DYNAMODB_LOCAL) $(SEED_FILE)
 
 # The build `make build` made, and the architecture it made it for: sam local must run that build on
@@ -193,7 +214,7 @@ SAM_LOCAL_BUILD = --template-file $(BUILD_DIR)/template.yaml --parameter-overrid
 NEEDS_BUILD = { echo "no build in $(BUILD_DIR): make build ARCH=x86_64 (or ARCH=arm64 on an arm machine) first" >&2; exit 2; }
 
 ## invoke: sam local invoke FUNCTION=<LogicalId> EVENT=events/<dir>/<case>.json, the event re-signed now
-invoke: venv tools
+invoke: venv-run tools
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=ListPaymentsFunction EVENT=events/list_payments/ok.json" >&2; exit 2; }
 	@test -n "$(BUILT_ARCH)" || $(NEEDS_BUILD)
 	@mkdir -p .aws-sam/events

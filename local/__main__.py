@@ -61,6 +61,7 @@ from local.tokens import DEMO_TTL_SECONDS, mint  # noqa: E402
 
 log = logging.getLogger("local")
 STRIPE_WEBHOOK_FUNCTION = "StripeWebhookFunction"
+IN_MEMORY = "The data lives in this process's memory: stop it (Ctrl-C) and start it again to reset it."
 
 
 @dataclass(frozen=True)
@@ -216,10 +217,11 @@ def main(server_env: Mapping[str, str] | None = None) -> int:
             "  Routes:",
             *(f"    {route:<48} {function}" for route, function in describe_routes(gateway, local_routes)),
             "",
-            f"Demo user {DEMO_USER} (valid {DEMO_TTL_SECONDS // 3600} h; `python -m local.tokens USER_ID` for others):",
+            f"Demo user {DEMO_USER} (valid {DEMO_TTL_SECONDS // 3600} h; `make token USER_ID=2` for another user):",
             f"Authorization: Bearer {token}",
             *(_stripe_demo(base_url, token) if sandbox or _has_key(server_env) else []),
             "",
+            *([] if options.dynamodb_endpoint else [IN_MEMORY]),
             f"Ready on {base_url}",
         ]
         print("\n".join(lines), flush=True)

@@ -1,6 +1,7 @@
 """Each function's environment, as Lambda would give it, computed from the template (pure).
 
-In AWS the template passes `<NAME>_SECRET_ID` and the function reads the secret at cold start.
+In AWS the template passes `<NAME>_SECRET_ID` and the function reads the secret at cold start (and
+again as it ages, after a SnapStart restore and when a check fails with it: docs/operations.md).
 Locally there is no Secrets Manager: the secret's value itself is passed as `<NAME>`, from the
 server's environment or a printed local default, and only to the functions whose template
 declares that secret, so a function missing a declaration fails here as it would in AWS.

@@ -117,31 +117,21 @@ class Http:
             headers["content-length"] = str(len(body.encode() if isinstance(body, str) else body))
         headers.update({k.lower(): v for k, v in self.headers.items()})
 
+        request: dict[str, Any] = {
+            "query": self.query,
+            "headers": headers,
+            "body": body,
+            "source_ip": headers["x-forwarded-for"],
+            "domain_name": headers["host"],
+        }
         if spec.routes:
             route_key, params = _match_route(spec, self.method, self.path, function_dir)
             event = http_event(
-                self.method,
-                self.path,
-                query=self.query,
-                headers=headers,
-                body=body,
-                route_key=route_key,
-                path_parameters=params or None,
-                source_ip=headers["x-forwarded-for"],
-                domain_name=headers["host"],
+                self.method, self.path, route_key=route_key, path_parameters=params or None, **request
             )
             event["requestContext"]["apiId"] = headers["host"].split(".")[0]
         elif spec.function_url:
-            event = http_event(
-                self.method,
-                self.path,
-                query=self.query,
-                headers=headers,
-                body=body,
-                source_ip=headers["x-forwarded-for"],
-                domain_name=headers["host"],
-                function_url=True,
-            )
+            event = http_event(self.method, self.path, function_url=True, **request)
         else:
             raise ValueError(f"{name}: {spec.logical_id} has neither an API route nor a Function URL")
         context = event["requestContext"]
@@ -256,18 +246,8 @@ FORGED_CURSOR = (
     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 )
 
-# Payment 1 of local/seed.json exactly as the spec shows it.
-PAYMENT_1 = {
-    "id": 1,
-    "order": 1,
-    "user": 1,
-    "amount": "1598.00",
-    "method": "COD",
-    "status": "pending",
-    "transaction_id": None,
-    "created_at": "2023-01-15T14:30:00Z",
-    "updated_at": "2023-01-15T14:30:00Z",
-}
+# Payment 1 of local/seed.json: the spec's example, as the API answers it.
+PAYMENT_1 = next(payment for payment in json.loads(defaults.DEFAULT_SEED.read_text())["payments"] if payment["id"] == 1)
 NOT_FOUND = {"detail": "Not found."}
 GATEWAY_EVENT = {
     "event_type": "payment.completed",

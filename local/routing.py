@@ -154,7 +154,7 @@ class Router:
         """The route API Gateway picks for a request; the event keeps the rawPath as sent.
 
         A request for `/x/` that matches no route as it stands is matched as `/x` (API Gateway does
-        the same; "Create routes for HTTP APIs", and tests/unit/test_local_routing.py)."""
+        the same; "Create routes for HTTP APIs", and tests/tooling/test_local_routing.py)."""
         found = self._match(method, _split(raw_path))
         if found is None and len(raw_path) > 1 and raw_path.endswith("/"):
             found = self._match(method, _split(raw_path[:-1]))

@@ -43,8 +43,9 @@ from halum_payments.repositories.counters import (
 )
 from halum_payments.repositories.dynamo import batch_put
 from halum_payments.repositories.gateway_transactions import GatewayTransactionsRepository
+from local import defaults
 
-DEFAULT_SEED = Path(__file__).with_name("seed.json")
+DEFAULT_SEED = defaults.DEFAULT_SEED
 
 
 class SeedError(ValueError):

@@ -15,7 +15,7 @@ whether or not it was delivered), and `Stripe-Signature: t=...,v1=...` webhooks.
 Sessions, PaymentIntents, Charges (with their Refunds), Disputes and Events carry every field
 Stripe sends for such an object, null where Stripe sends null (a test holds them to Stripe's
 published shapes: see
-tests/unit/test_stripe_shapes.py), so a service tested against it cannot come to depend on a field
+tests/tooling/test_stripe_shapes.py), so a service tested against it cannot come to depend on a field
 Stripe does not send, nor miss one it does.
 Stdlib only, so the local server can import it without extra dependencies.
 """
@@ -1150,7 +1150,7 @@ _ACTIONS: dict[str, Callable[[StripeSandbox, _Session, Mapping[str, str]], Any]]
 
 # ---------------------------------------------------------------------- Stripe's object shapes
 # Every field Stripe sends for these objects (the fields of Stripe's own fixtures for API version
-# 2026-10-28: tests/unit/test_stripe_shapes.py), with the values Stripe gives a hosted, card-only,
+# 2026-10-28: tests/tooling/test_stripe_shapes.py), with the values Stripe gives a hosted, card-only,
 # one-time payment Checkout Session built from `price_data` line items and no Customer: the
 # features we do not use are null (or off), as Stripe sends them.
 

@@ -176,6 +176,7 @@ class HttpClient:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
         self.netloc = urlsplit(self.url).netloc
+        self.port = urlsplit(self.url).port
 
     def request(
         self, method: str, target: str, *, headers: dict[str, str] | None = None, body: bytes | None = None
@@ -457,20 +458,9 @@ def stripe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSer
 
 @pytest.fixture(scope="module")
 def reconcile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    """A server of its own for the sweep's tests, whose counts must not see other tests' checkouts:
-    every open Stripe payment is due (RECONCILE_AFTER_MINUTES=0), and a webhook secret mid-rotation."""
-    seed = tmp_path_factory.mktemp("seed") / "e2e-seed.json"
-    seed.write_text(json.dumps(E2E_SEED))
-    server = start_server(SEED_FILE=str(seed), RECONCILE_AFTER_MINUTES="0", STRIPE_WEBHOOK_SECRET=ROTATED_SECRET)
-    yield server
-    status = server.stop(signal.SIGTERM)
-    assert status == 0, f"exit status {status} after SIGTERM:\n{server.output.text}"
-
-
-@pytest.fixture(scope="module")
-def money_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    """A server of its own for the money after checkout (test_local_money.py): its sweep's counts must
-    not see other tests' checkouts; every open Stripe payment is due; a webhook secret mid-rotation."""
+    """A server of each module's own for the sweep's tests and the money after checkout, whose counts
+    must not see other tests' checkouts: every open Stripe payment is due (RECONCILE_AFTER_MINUTES=0),
+    and a webhook secret mid-rotation."""
     seed = tmp_path_factory.mktemp("seed") / "e2e-seed.json"
     seed.write_text(json.dumps(E2E_SEED))
     server = start_server(SEED_FILE=str(seed), RECONCILE_AFTER_MINUTES="0", STRIPE_WEBHOOK_SECRET=ROTATED_SECRET)

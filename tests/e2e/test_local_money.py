@@ -9,13 +9,10 @@ Stripe payment due to the sweep (RECONCILE_AFTER_MINUTES=0), and users 41..49 of
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
-from support import ROOT
+from support.local_api import reconcile_command
 from support.signing import gateway_signature, stripe_signature
 
 from local.defaults import LOCAL_PAYMENT_WEBHOOK_SECRET
@@ -30,22 +27,13 @@ LocalServer = Any  # conftest.LocalServer
 
 
 @pytest.fixture
-def server(money_server: LocalServer) -> LocalServer:
-    return money_server
+def server(reconcile_server: LocalServer) -> LocalServer:
+    return reconcile_server
 
 
 def make_reconcile(server: LocalServer) -> dict[str, Any]:
-    """`make reconcile` (`python -m local.reconcile`) against this server: the sweep's summary."""
-    port = server.netloc.rsplit(":", 1)[1]
-    result = subprocess.run(
-        [sys.executable, "-m", "local.reconcile"],
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, "PORT": port},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """`make reconcile` against this server: the sweep's summary."""
+    result = reconcile_command(server.port)
     assert result.returncode == 0, result.stderr
     summary: dict[str, Any] = json.loads(result.stdout)
     return summary

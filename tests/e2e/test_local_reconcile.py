@@ -7,13 +7,9 @@ are lost with the sandbox's pause switch, as when an endpoint is down past Strip
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from typing import Any
 
 import pytest
-from support import ROOT
+from support.local_api import reconcile_command
 
 pytestmark = pytest.mark.e2e
 
@@ -30,23 +26,6 @@ SUMMARY_KEYS = {
     "duration_ms",
 }
 TUNA = 13  # the variant user 22's cart holds (4 of them), of the e2e seed's own stock of 100
-
-
-def reconcile_command(port: str) -> subprocess.CompletedProcess[str]:
-    """`make reconcile` for a server on another port: PORT is how it finds the server."""
-    return subprocess.run(
-        [sys.executable, "-m", "local.reconcile"],
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, "PORT": port},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def port_of(server: Any) -> str:
-    return server.netloc.rsplit(":", 1)[1]
 
 
 def test_a_sweep_settles_the_checkouts_whose_webhooks_were_lost(reconcile_server):
@@ -89,7 +68,7 @@ def test_a_sweep_settles_the_checkouts_whose_webhooks_were_lost(reconcile_server
     assert sources == ["reconciliation"]
 
     # `make reconcile`: a second sweep finds nothing left to settle.
-    result = reconcile_command(port_of(server))
+    result = reconcile_command(server.port)
     assert result.returncode == 0, result.stderr
     again = json.loads(result.stdout)
     assert (again["checked"], again["outcomes"], again["finished"]) == (0, {}, True)

@@ -12,8 +12,12 @@ from typing import Any
 
 import pytest
 from support.checkout import STRIPE_KEY, Shop, default_seed
+from support.dynamo_calls import scans_forbidden
 from support.iam import RECORDER, attributed_to
+from support.tables import Store
 
+from local import seed
+from local.seed import DEFAULT_SEED
 from local.stripe_sandbox import StripeSandbox
 from local.template import Template
 
@@ -42,6 +46,21 @@ def load_function(load_function: Callable[..., ModuleType]) -> Callable[..., Mod
         return module
 
     return load
+
+
+@pytest.fixture
+def store(tables: dict[str, str], dynamodb: Any) -> Store:
+    """Fresh tables holding the demo seed (local/seed.json), and a reader of them."""
+    seed.apply(seed.load(DEFAULT_SEED), dynamodb, tables)
+    return Store(dynamodb, tables)
+
+
+@pytest.fixture
+def no_scan(dynamodb: Any) -> Iterator[None]:
+    """No Scan during the test (`pytestmark = pytest.mark.usefixtures("no_scan")`): requests are served without."""
+    with scans_forbidden(dynamodb) as scans:
+        yield
+    assert scans == [], "a Scan was issued"
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from halum_payments.observability import logger
-from local import seed
 from local.events import LambdaContext
 from local.make_events import (
     EVENTS_DIR,
@@ -29,7 +28,6 @@ from local.make_events import (
     load_manifest,
     prepare,
 )
-from local.seed import DEFAULT_SEED
 from local.template import Template
 
 FUNCTIONS = {spec.code_uri.name: spec for spec in Template().functions()}
@@ -83,7 +81,7 @@ def secrets_in(event: dict[str, Any], env: dict[str, str]) -> list[str]:
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
-def test_event(name, load_function, tables, dynamodb, capfd):
+def test_event(name, load_function, tables, store, capfd):
     function_dir = name.split("/", 1)[0]
     spec = FUNCTIONS.get(function_dir)
     if spec is None:
@@ -94,7 +92,6 @@ def test_event(name, load_function, tables, dynamodb, capfd):
     if module_name != "app":
         pytest.fail(f"{spec.logical_id}: Handler {spec.handler!r} is not app.<function> (functions/<name>/app.py)")
 
-    seed.apply(seed.load(DEFAULT_SEED), dynamodb, tables)
     env = environment(spec.logical_id, tables)
     module = load_function(function_dir, **env)
     handler = getattr(module, attribute)

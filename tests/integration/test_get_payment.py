@@ -9,27 +9,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import make_token
-from support.dynamo_calls import scans_forbidden
 from support.payment_data import PAYMENT_FIELDS, SPEC_PAYMENT_1, SPEC_PAYMENT_2
 from support.read_api import ReadApi
 from support.tokens import claims, hs_token
 
-from local import seed
-from local.seed import DEFAULT_SEED
-
 NOT_FOUND = {"detail": "Not found."}
 
 
-@pytest.fixture(autouse=True)
-def no_scan(dynamodb):
-    with scans_forbidden(dynamodb) as scans:
-        yield
-    assert scans == [], "a Scan was issued"
+pytestmark = pytest.mark.usefixtures("no_scan")
 
 
 @pytest.fixture
-def api(load_function, tables, dynamodb) -> ReadApi:
-    seed.apply(seed.load(DEFAULT_SEED), dynamodb, tables)
+def api(load_function, store, dynamodb) -> ReadApi:
     return ReadApi(load_function("get_payment"), dynamodb, max_round_trips=1)
 
 

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import Reply, auth, call, make_token
-from support.dynamo_calls import scans_forbidden
 from support.payment_data import (
     ISO_Z,
     METHODS,
@@ -32,9 +31,7 @@ from support.read_api import ReadApi
 from support.tokens import claims, closed_port_url, rsa_key
 
 from halum_payments.cursors import Cursor, CursorCodec, derive_key
-from local import seed
 from local.events import LambdaContext, http_event
-from local.seed import DEFAULT_SEED
 
 LIST = "/orders/api/payments/"
 
@@ -58,16 +55,11 @@ def another_listing(listing: str) -> dict[str, Any]:
     )
 
 
-@pytest.fixture(autouse=True)
-def no_scan(dynamodb):
-    with scans_forbidden(dynamodb) as scans:
-        yield
-    assert scans == [], "a Scan was issued"
+pytestmark = pytest.mark.usefixtures("no_scan")
 
 
 @pytest.fixture
-def default_api(load_function, tables, dynamodb) -> ReadApi:
-    seed.apply(seed.load(DEFAULT_SEED), dynamodb, tables)
+def default_api(load_function, store, dynamodb) -> ReadApi:
     return ReadApi(load_function("list_payments"), dynamodb, max_round_trips=2)
 
 

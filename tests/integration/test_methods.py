@@ -14,10 +14,6 @@ from __future__ import annotations
 import pytest
 from support import auth, call
 from support.dynamo_calls import recorded_calls
-from support.tables import Store
-
-from local import seed
-from local.seed import DEFAULT_SEED
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
 # function directory -> (the path as the spec writes it, the one method it serves, authenticated, Function URL)
@@ -29,12 +25,6 @@ ROUTES = {
     "payment_webhook": ("/orders/api/payment-webhook/", "POST", False, False),
     "stripe_webhook": ("/orders/api/stripe-webhook/", "POST", False, True),
 }
-
-
-@pytest.fixture
-def store(tables, dynamodb) -> Store:
-    seed.apply(seed.load(DEFAULT_SEED), dynamodb, tables)
-    return Store(dynamodb, tables)
 
 
 def not_allowed(method: str, webhook: bool) -> dict[str, str]:

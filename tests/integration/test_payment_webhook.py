@@ -13,12 +13,9 @@ from decimal import Decimal
 import pytest
 from support import PAYMENT_WEBHOOK_SECRET
 from support.payment_data import DEMO_TRANSACTION, SPEC_GATEWAY_EVENT
-from support.tables import Store
 from support.webhooks import captured_output, concurrently, gateway_signature, send_gateway
 
 from halum_payments.models import OrderStatus, PaymentMethod, PaymentStatus
-from local import seed
-from local.seed import DEFAULT_SEED
 
 P = PaymentStatus
 OLD_SECRET = "pwh_rotating_old_" + "o" * 20
@@ -39,12 +36,6 @@ def output(capsys, caplog):
         text = out.text
     leaked = [secret for secret in (PAYMENT_WEBHOOK_SECRET, OLD_SECRET, NEW_SECRET) if secret in text]
     assert not leaked, "a secret appeared in the output"
-
-
-@pytest.fixture
-def store(tables, dynamodb) -> Store:
-    seed.apply(seed.load(DEFAULT_SEED), dynamodb, tables)
-    return Store(dynamodb, tables)
 
 
 @pytest.fixture

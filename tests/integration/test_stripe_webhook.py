@@ -16,7 +16,6 @@ import pytest
 from support import STRIPE_WEBHOOK_SECRET
 from support.dynamo_calls import recorded_calls
 from support.payment_data import DEMO_TRANSACTION, SPEC_GATEWAY_EVENT
-from support.tables import Store
 from support.webhooks import (
     STRIPE_KEY,
     StripeShop,
@@ -33,9 +32,7 @@ from support.webhooks import (
 )
 
 from halum_payments.models import OrderStatus, PaymentMethod, PaymentStatus
-from local import seed
 from local.events import LambdaContext
-from local.seed import DEFAULT_SEED
 from local.stripe_sandbox import StripeSandbox
 
 P = PaymentStatus
@@ -66,12 +63,6 @@ def sandbox():
     box.start()  # no webhook_url: the tests deliver each event themselves, in the order they choose
     yield box
     box.stop()
-
-
-@pytest.fixture
-def store(tables, dynamodb) -> Store:
-    seed.apply(seed.load(DEFAULT_SEED), dynamodb, tables)
-    return Store(dynamodb, tables)
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -30,20 +28,11 @@ TABLE_SETTINGS = {
 
 
 def make_token(user_id: Any = 1, *, secret: str = JWT_SECRET, algorithm: str = "HS256", **claims: Any) -> str:
-    """A simplejwt-shaped access token; pass claim=None to drop a claim."""
-    import jwt
+    """A simplejwt-shaped access token (`user_id` a string, as simplejwt 5.5 writes it); pass claim=None
+    to drop a claim."""
+    from support import tokens  # imports this module's secrets: not at import time
 
-    now = int(time.time())
-    payload: dict[str, Any] = {
-        "token_type": "access",
-        "exp": now + 1800,
-        "iat": now,
-        "jti": uuid.uuid4().hex,
-        "user_id": str(user_id),
-    }
-    payload.update(claims)
-    payload = {k: v for k, v in payload.items() if v is not None}
-    return jwt.encode(payload, secret, algorithm=algorithm)
+    return tokens.hs_token(tokens.claims(str(user_id), **claims), secret, algorithm)
 
 
 def auth(user_id: Any = 1) -> dict[str, str]:

@@ -26,6 +26,19 @@ STOP_TIMEOUT = 10.0
 READY = re.compile(r"^Ready on (http://\S+)$")
 
 
+def reconcile_command(port: int | str) -> subprocess.CompletedProcess[str]:
+    """`make reconcile` (`python -m local.reconcile`) for the server on `port`: PORT is how it finds it."""
+    return subprocess.run(
+        [sys.executable, "-m", "local.reconcile"],
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "PORT": str(port)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @dataclass(frozen=True)
 class Secrets:
     jwt: str = "local-api-jwt-secret-" + "j" * 32

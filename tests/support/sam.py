@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -36,6 +37,22 @@ ARN_FORMATS = {
     "AWS::Logs::LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}:*",
     "AWS::CloudWatch::Alarm": "arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
 }
+
+
+def layer_build_recipe(makefile: Path, layer: str, cwd: Path, artifacts: Path) -> subprocess.CompletedProcess[str]:
+    """What SAM CLI's custom_make workflow runs for a layer (`make --makefile <ContentUri>/Makefile
+    build-<LayerLogicalId>` in its scratch copy, ARTIFACTS_DIR set, its own environment inherited and
+    nothing of `make build`'s), printed with `make -n`: no wheel is downloaded."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ARCH", "PYTHON313", "MAKEFLAGS", "MAKELEVEL", "LAYER_MK")}
+    env["ARTIFACTS_DIR"] = str(artifacts)
+    return subprocess.run(
+        ["make", "-n", "--makefile", str(makefile), f"build-{layer}"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def translate(template: Path | str, parameters: dict[str, str] | None = None) -> dict[str, Any]:

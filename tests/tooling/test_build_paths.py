@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 import runpy
 import shutil
@@ -27,7 +26,7 @@ from typing import Any
 
 import pytest
 from support import ROOT
-from support.sam import TOOLS_PYTHON
+from support.sam import TOOLS_PYTHON, layer_build_recipe
 
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".aws-sam", ".git")
 LAYERS = ("PaymentsLayer", "StripeLayer", "JwksLayer")
@@ -76,15 +75,11 @@ def test_the_build_container_holds_everything_the_layers_build_reads(layer, tmp_
         shutil.copytree(host, inside(bind), ignore=IGNORE, dirs_exist_ok=True)
     request = build["request"]
     shutil.copytree(inside(request["source_dir"]), inside(request["scratch_dir"]), ignore=IGNORE)  # CopySourceAction
-    env = {k: v for k, v in os.environ.items() if k not in ("ARCH", "PYTHON313", "MAKEFLAGS", "MAKELEVEL", "LAYER_MK")}
-    env["ARTIFACTS_DIR"] = str(inside(request["artifacts_dir"]))
-    result = subprocess.run(
-        ["make", "-n", "--makefile", str(inside(request["manifest_path"])), f"build-{layer}"],
+    result = layer_build_recipe(
+        inside(request["manifest_path"]),
+        layer,
         cwd=inside(request["options"].get("working_directory") or request["scratch_dir"]),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+        artifacts=inside(request["artifacts_dir"]),
     )
 
     assert result.returncode == 0, result.stderr

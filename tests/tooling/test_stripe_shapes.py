@@ -2,7 +2,7 @@
 
 Two sources, each checking what the other cannot:
 - which fields Stripe sends in every Checkout Session, Charge, Refund and Event: the field names of
-  Stripe's own fixtures (tests/unit/stripe_fixture_fields.json, vendored from stripe/openapi; its
+  Stripe's own fixtures (tests/tooling/stripe_fixture_fields.json, vendored from stripe/openapi; its
   `_source` says where and which version). The sandbox sends exactly these: none missing, none invented.
 - what each field holds: stripe-python 16's typed resources (`stripe.checkout.Session`, `stripe.Charge`,
   ... class annotations, for the API version it pins, which the sandbox announces). A field annotated
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import types
 import typing
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ForwardRef, Literal, Union
 from urllib.parse import urlencode
@@ -29,7 +28,7 @@ from urllib.parse import urlencode
 import pytest
 import stripe
 from stripe._stripe_object import StripeObject
-from support.stripe_http import KEY, SECRET, create, request
+from support.stripe_http import create, request
 
 from local.stripe_sandbox import API_VERSION, StripeSandbox
 
@@ -135,12 +134,6 @@ def assert_stripe_shaped(obj: dict[str, Any]) -> None:
                 assert_stripe_shaped(item)
     if resource == "event":
         assert_stripe_shaped(obj["data"]["object"])
-
-
-@pytest.fixture
-def sandbox() -> Iterator[StripeSandbox]:
-    with StripeSandbox(api_key=KEY, webhook_secret=SECRET, quiet=True) as box:
-        yield box
 
 
 def press(box: StripeSandbox, session: dict[str, Any], action: str, form: dict[str, str] | None = None) -> None:

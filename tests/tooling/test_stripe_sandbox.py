@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -28,12 +27,6 @@ from support.stripe_http import KEY, SECRET, create, request, session_form
 from halum_payments import money
 from local import stripe_sandbox
 from local.stripe_sandbox import StripeSandbox, format_amount, parse_form
-
-
-@pytest.fixture
-def sandbox() -> Iterator[StripeSandbox]:
-    with StripeSandbox(api_key=KEY, webhook_secret=SECRET, quiet=True) as box:
-        yield box
 
 
 def events(box: StripeSandbox) -> list[dict[str, Any]]:

@@ -9,11 +9,10 @@ folders a build container mounts)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 
 import pytest
+from support.sam import layer_build_recipe
 
 from local.template import Template
 
@@ -30,16 +29,7 @@ def test_sam_build_of_the_layer_alone_finds_the_shared_rules(layer, tmp_path):
     source = LAYERS[layer]
     scratch = tmp_path / "scratch"
     shutil.copytree(source, scratch, ignore=shutil.ignore_patterns("__pycache__"))
-    env = {k: v for k, v in os.environ.items() if k not in ("LAYER_MK", "ARCH", "PYTHON313", "MAKEFLAGS")}
-    env["ARTIFACTS_DIR"] = str(tmp_path / "artifacts")
-    result = subprocess.run(
-        ["make", "-n", "--makefile", str(source / "Makefile"), f"build-{layer}"],
-        cwd=scratch,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = layer_build_recipe(source / "Makefile", layer, cwd=scratch, artifacts=tmp_path / "artifacts")
     assert result.returncode == 0, result.stderr
     recipe = result.stdout
     assert "--platform manylinux2014_aarch64" in recipe  # the template's default architecture
