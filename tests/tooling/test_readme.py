@@ -27,10 +27,11 @@ def section(text: str, heading: str) -> str:
 
 
 def table_rows(text: str) -> list[tuple[str, str]]:
-    """(rule, code) of each row of the section's table, header and rule line left out."""
+    """(rule, code) of each row of the section's table, header and rule line left out: the code is
+    every column after the rule's (its home, and what enforces it)."""
     rows = [line for line in text.splitlines() if line.startswith("|")]
     cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
-    return [(rule, code) for rule, code in cells]
+    return [(rule, " ".join(code)) for rule, *code in cells]
 
 
 def references(text: str) -> list[tuple[str, str]]:
