@@ -199,7 +199,7 @@ def reconciler(settings: Settings, client: Any = None) -> Reconciler:
         handler,
         handler.events,
         settlement(settings, gateway, client),
-        _stripe_on_first_use(settings, gateway),
+        gateway,  # None without a Stripe key (stripe_gateway); stripe imported when the sweep reads the log
         after_minutes=settings.reconcile_after,
         batch_size=settings.reconcile_batch_size,
         checkout_seconds=settings.checkout_timeout_seconds,
@@ -214,11 +214,3 @@ def stripe_call_budget_ms(settings: Settings) -> int:
     waits = sum(min(0.5 * 2**n, 5.0) for n in range(retries))
     return int((settings.stripe_timeout_seconds * (retries + 1) + waits) * 1000)
 
-
-def _stripe_on_first_use(
-    settings: Settings, gateway: Callable[[], StripeCheckoutGateway | None]
-) -> Callable[[], StripeCheckoutGateway | None]:
-    """What the sweep asks for at its start: None without a Stripe key (as `stripe_gateway` says),
-    else the Stripe client (built, and stripe imported, when the sweep starts reading the log)."""
-    configured = settings.stripe_configured and settings.stripe_secret_key is not None
-    return gateway if configured else lambda: None

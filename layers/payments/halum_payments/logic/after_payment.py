@@ -53,7 +53,11 @@ class AfterPayment:
         if refunded is None or refunded <= 0:
             return Outcome("ignored", payment.id, payment.status, "Refund without a refunded amount.")
         if not same_money(money.amount, money.currency, payment.amount, payment.currency) or refunded > money.amount:
-            return self._mismatch(payment, money, event_id, source)
+            # A refund that does not match the payment: no refund recorded; the money held (alarmed once).
+            self._settlement.needs_refund(
+                payment.order, payment.id, payment.status, money, source, event_id, "amount_mismatch"
+            )
+            return Outcome("mismatch", payment.id, payment.status, "Refund does not match the payment.")
         if refunded == money.amount:
             change = Change(
                 order_id=payment.order,
@@ -95,13 +99,6 @@ class AfterPayment:
             logger.info("dispute step recorded", extra={**where, "step": reason})
         return Outcome("unchanged", payment_id, None, f"Dispute recorded ({reason}).")
 
-    def _mismatch(self, payment: Payment, money: Money, event_id: str | None, source: Source) -> Outcome:
-        """A refund that does not match the payment: no refund recorded; the money held (alarmed once)."""
-        self._settlement.needs_refund(
-            payment.order, payment.id, payment.status, money, source, event_id, "amount_mismatch"
-        )
-        return Outcome("mismatch", payment.id, payment.status, "Refund does not match the payment.")
-
     def _entry(
         self,
         payment_id: int,
@@ -112,6 +109,5 @@ class AfterPayment:
         event_id: str | None,
         source: Source,
     ) -> AuditEntry:
-        return AuditEntry(
-            payment_id, order_id, status, status, source, event_id, reason, self._clock(), money.details()
-        )
+        at = self._clock()
+        return AuditEntry(payment_id, order_id, status, status, source, event_id, reason, at, money.details())

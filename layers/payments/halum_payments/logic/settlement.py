@@ -320,17 +320,8 @@ def _entry(
     *,
     reason: str | None = None,
 ) -> AuditEntry:
-    return AuditEntry(
-        payment_id=payment_id,
-        order_id=order.id,
-        from_status=old,
-        to_status=new,
-        source=change.source,
-        event_id=change.event_id,
-        reason=reason or change.reason,
-        at=at,
-        details=dict(change.details),
-    )
+    why = reason or change.reason
+    return AuditEntry(payment_id, order.id, old, new, change.source, change.event_id, why, at, dict(change.details))
 
 
 class Settlement:
@@ -485,17 +476,8 @@ class Settlement:
         its payment was given up; or it is not the order's total: `amount_mismatch`): recorded once
         per provider transaction under the payment it came for (or NO_PAYMENT), alarmed once
         (`PaymentNeedsRefund`, or `AmountMismatch`). True if recorded now."""
-        entry = AuditEntry(
-            payment_id or NO_PAYMENT,
-            order_id,
-            status,
-            status,
-            source,
-            event_id,
-            reason,
-            self._clock(),
-            money.details(),
-        )
+        at, details = self._clock(), money.details()
+        entry = AuditEntry(payment_id or NO_PAYMENT, order_id, status, status, source, event_id, reason, at, details)
         recorded = self._store.record_once(entry, money.fact(reason))
         where = {
             "order": order_id,
@@ -541,14 +523,7 @@ class Settlement:
             self._store.session_closed(order.user, pid)  # alarmed: the sweep need not watch it
 
     def _mismatched(
-        self,
-        order: Order,
-        change: Change,
-        pid: int | None,
-        status: PaymentStatus | None,
-        at: str,
-        reason: str,
-        why: str,
+        self, order: Order, change: Change, pid: int | None, status: PaymentStatus | None, at: str, kind: str, why: str
     ) -> Outcome:
         """Provider facts that do not match the payment (amount, currency, session, user): nothing
         settles; what was reported, and the money if any moved, is recorded for someone to look at."""
@@ -566,6 +541,6 @@ class Settlement:
             details.update(change.money.details())
         if pid is not None:
             self._store.record(
-                [AuditEntry(pid, order.id, status, status, change.source, change.event_id, reason, at, details)]
+                [AuditEntry(pid, order.id, status, status, change.source, change.event_id, kind, at, details)]
             )
         return Outcome("mismatch", pid, status, why)

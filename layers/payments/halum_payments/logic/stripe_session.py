@@ -26,7 +26,7 @@ from ..errors import (
     UpstreamUnavailable,
 )
 from ..models import CartItem, Order, Payment, PaymentMethod, PaymentStatus, RequestKey
-from ..money import MoneyError, to_minor_units
+from ..money import to_minor_units
 from ..observability import count, logger
 from .placing import ATTEMPTS, CheckoutOptions, CheckoutStore, KeyedCheckout, OrderPlacement, require_chargeable
 from .rules import open_payments, require_order_total, require_payable
@@ -220,13 +220,11 @@ class StripeCheckout:
         if payment.checkout_key is None:
             raise Unprocessable(f"Payment {payment.id} was not created for a Stripe checkout.")
         names = self._names_for(order)
-        try:
-            line_items = tuple(
-                LineItem(names[item.variant], to_minor_units(item.price, order.currency), item.quantity)
-                for item in order.items
-            )
-        except MoneyError as exc:
-            raise Unprocessable(str(exc)) from None
+        # Every price was checked chargeable before its payment was made (placing, for_order).
+        line_items = tuple(
+            LineItem(names[item.variant], to_minor_units(item.price, order.currency), item.quantity)
+            for item in order.items
+        )
         metadata = {
             "order_id": str(order.id),
             "payment_id": str(payment.id),
