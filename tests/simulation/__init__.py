@@ -1,8 +1,8 @@
 """Deterministic simulation testing of the payment lifecycle (issue 12): the real handlers and
 layer on moto, in-process, under a seeded scheduler, virtual clock and fault model.
 
-`python -m simulation` (cli.py), `make simulate`. README.md in this folder describes the fault
-model, the invariants and what each seed and scenario finds.
+`python -m simulation` (cli.py), `make simulate`. docs/reliability.md describes the fault model,
+the invariants and the oracle; docs/history.md what each seed and scenario found.
 
 `simulation.current_function` (a ContextVar) holds the template logical id of the handler running
 in the current thread, for recorders that attribute AWS calls to functions.

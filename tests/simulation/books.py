@@ -2,7 +2,7 @@
 with the rules written out in rules.py. Called by `Invariants` (invariants.py) after every step,
 after every answer and at quiescence.
 
-The books contract (README "Where each rule lives"; what the service records of money that moved):
+The books contract (docs/money.md; what the service records of money that moved):
 every audit row about money has `reason` and `details`, where details name the money with
 `provider`, `transaction_id` (the PaymentIntent or the gateway's transaction) and `currency`, and
 amounts as decimal strings: `amount` (the money in question) and, for refunds, `refunded`

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .functions import Invocation
     from .world import World
 
-# name -> the statement, as the README lists them
+# name -> the statement, as docs/reliability.md lists them (a test keeps the two equal)
 STATEMENTS = {
     # after every step
     "stock_conserved": "the shop's stock = stock on the shelf + units held by orders that are not cancelled; "

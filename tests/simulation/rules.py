@@ -1,5 +1,5 @@
 """The rules the service's tables must obey, written out here from the spec (shared/payments-api.md)
-and the README's money rules. Nothing here is imported from `layers/`: a wrong rule in the layer
+and docs/money.md. Nothing here is imported from `layers/`: a wrong rule in the layer
 must not be able to make its own judge agree with it.
 """
 

@@ -55,3 +55,17 @@ def test_a_seed_replays_to_the_same_trace_in_another_process() -> None:
     found = re.search(r"trace ([0-9a-f]{16})", replay.stdout)
     assert found, replay.stdout + replay.stderr
     assert found.group(1) == here.trace_hash
+
+
+JUDGES = ("rules.py", "ledger.py", "books.py", "invariants.py", "gateway_world.py", "stripe_world.py")
+
+
+@pytest.mark.parametrize("judge", JUDGES)
+def test_the_judge_borrows_nothing_from_the_code_it_judges(judge: str) -> None:
+    """The oracle's rules and books are its own: a wrong rule in layers/ cannot make its judge agree."""
+    import ast
+
+    tree = ast.parse((ROOT / "tests" / "simulation" / judge).read_text())
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    assert not [name for name in imported if name.split(".")[0] == "halum_payments"], imported

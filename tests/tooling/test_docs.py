@@ -60,3 +60,11 @@ def test_every_relative_link_reaches_what_it_names(document: Path):
 def test_the_anchor_rule_is_githubs():
     text = "## The oracle: the outside world's books\n```\n# not a heading\n```\n### `sam local`, and more\n"
     assert anchors(text) == {"the-oracle-the-outside-worlds-books", "sam-local-and-more"}
+
+
+def test_the_simulations_invariants_are_the_ones_docs_reliability_lists():
+    from simulation.invariants import STATEMENTS
+
+    text = section((ROOT / "docs" / "reliability.md").read_text(), "### Invariants")
+    listed = dict(re.findall(r"^- \*\*(\w+)\*\*: (.+)$", text, re.MULTILINE))
+    assert sorted(listed) == sorted(STATEMENTS), "docs/reliability.md, Invariants: the list differs from STATEMENTS"

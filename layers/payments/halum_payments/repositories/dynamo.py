@@ -152,8 +152,8 @@ def _boto3_types() -> tuple[Any, Any]:
 
 def to_attr(value: Any) -> dict[str, Any]:
     """boto3's TypeSerializer.serialize, with the common types (None, bool, str, int, Decimal,
-    dict, list, tuple) done here: the same results and errors. Measured (bench/ab.py, README
-    "Performance"): boto3's own serializer and deserializer made a warm list of 100 2.1x slower."""
+    dict, list, tuple) done here: the same results and errors. Measured (bench/ab.py,
+    docs/performance.md): boto3's own serializer and deserializer made a warm list of 100 2.1x slower."""
     fast = _FAST_TYPES.get(type(value))
     if fast is not None:
         return fast(value)
