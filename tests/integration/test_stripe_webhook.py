@@ -617,6 +617,11 @@ def test_a_refund_whose_metadata_names_a_payment_settled_elsewhere_refunds_nothi
 NOT_OURS = {
     "unknown event type": ("payment_intent.created", {"id": "pi_test_x", "object": "payment_intent"}),
     "customer event": ("customer.created", {"id": "cus_test_x", "object": "customer"}),
+    # Our sessions' PaymentIntents carry the checkout's metadata; we settle from the session's events.
+    "PaymentIntent event naming our payment": (
+        "payment_intent.succeeded",
+        {"id": "pi_test_x", "object": "payment_intent", "status": "succeeded", "amount_received": 1598},
+    ),
     "session without metadata": ("checkout.session.completed", {"metadata": {}}),
     "session of another system": ("checkout.session.completed", {"metadata": {"cart_id": "cart_6943"}}),
     "session for an order we do not have": (
@@ -649,7 +654,7 @@ def test_events_we_do_not_handle_or_that_are_not_ours_are_acknowledged_and_chang
     before = store.snapshot(idempotency=False)
     for case, (type_, changes) in NOT_OURS.items():
         with subtests.test(case=case):
-            obj = {**paid(session), **changes} if type_.startswith("checkout.") else changes
+            obj = {**paid(session), **changes} if type_.startswith(("checkout.", "payment_intent.")) else changes
             ok(send_stripe(hook, shop.event(type_, obj)))
             assert store.snapshot(idempotency=False) == before
 

@@ -246,3 +246,25 @@ def test_the_signers_here_agree_with_stripes_own() -> None:
     stamp = int(time.time())
     expected = stripe.WebhookSignature.generate_signature_header(payload, "whsec_test", timestamp=stamp)
     assert stripe_signature(payload.encode(), "whsec_test", timestamp=stamp) == expected
+
+
+HEADER_LIMIT = 2048  # docs/api.md: a signature header is read up to 2,048 characters
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_a_signature_header_is_read_up_to_its_documented_length(extra: int) -> None:
+    event = {"id": "evt_test_limit", "object": "event", "type": "customer.created", "data": {"object": {}}}
+    body, secret = json.dumps(event).encode(), "whsec_limit"
+    signed = stripe_signature(body, secret)
+    # Padded with further v1 signatures (as while a secret rolls) to exactly the limit, or one more.
+    padding = ",v1=" + "0" * (HEADER_LIMIT + extra - len(signed) - len(",v1="))
+    stripe_header = signed + padding
+    assert len(stripe_header) == HEADER_LIMIT + extra
+    gateway_header = gateway_signature(body, secret).ljust(HEADER_LIMIT + extra)  # trailing spaces are stripped
+    if extra == 0:
+        assert verify_stripe_event(body, stripe_header, [secret])["id"] == "evt_test_limit"
+        assert not refused_gateway(body, gateway_header, [secret])
+    else:
+        with pytest.raises(BadSignature):
+            verify_stripe_event(body, stripe_header, [secret])
+        assert refused_gateway(body, gateway_header, [secret])

@@ -75,3 +75,26 @@ def test_conflicts_that_never_clear_are_a_transient_fault() -> None:
     with pytest.raises(TransientFault):
         transact_write(client, OPERATIONS)
     assert len(client.calls) == 4
+
+
+class LeaseClient:
+    """A DynamoDB that refuses the sweep's lease write with `code`."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def put_item(self, **request: Any) -> dict[str, Any]:
+        raise ClientError({"Error": {"Code": self.code, "Message": "refused"}}, "PutItem")
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ResourceNotFoundException", "ValidationException"])
+def test_only_a_failed_condition_means_another_sweep_holds_the_lease(code: str) -> None:
+    # A permission or configuration fault is a fault (the sweep fails and alarms), never read as
+    # "another sweep is running", which would skip every sweep silently.
+    from halum_payments.repositories.sweep_state import SweepStateRepository
+
+    with pytest.raises(ClientError):
+        SweepStateRepository("counters", LeaseClient(code)).acquire("run-1", now=100, until=200)
+    assert SweepStateRepository("counters", LeaseClient("ConditionalCheckFailedException")).acquire(
+        "run-1", now=100, until=200
+    ) is False
