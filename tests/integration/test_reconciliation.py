@@ -231,6 +231,7 @@ def test_the_lease_of_a_sweep_that_died_expires_when_its_invocation_must_have_en
     with contextlib.suppress(SystemExit), killed_once_progress_is_saved(shop, remaining_ms=300_000) as dies:
         sweep(sweeper(shop), dies)
     assert not lease.acquire("next-run", now=now + 1, until=now + 301)  # within the dead sweep's 300 s
+    assert not lease.acquire("next-run", now=now + 299, until=now + 599)  # to its last second
     assert lease.acquire("next-run", now=now + 300 + 10, until=now + 610)  # past it
     assert not lease.acquire("third-run", now=now + 311, until=now + 611)
 

@@ -190,7 +190,7 @@ class GatewayEvents:
 
     @staticmethod
     def _answer(outcome: Outcome, target: PaymentStatus) -> WebhookAck:
-        if outcome.kind in ("applied", "unchanged") and (outcome.status == target or outcome.kind == "applied"):
+        if outcome.kind in ("applied", "unchanged"):  # unchanged: the payment is `target` already
             return WebhookAck(message=GATEWAY_MESSAGES[target])
         if outcome.kind == "unknown":
             raise NotFound("Order not found.")
