@@ -10,7 +10,9 @@ that cannot apply yet instead of stopping at it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +21,9 @@ from support.checkout import RICE, RUI, STRIPE_KEY, Shop
 from support.payment_data import SPEC_GATEWAY_EVENT
 from support.webhooks import captured_output, send_gateway, send_stripe
 
+from halum_payments.clock import format_timestamp, utc_now
 from halum_payments.repositories.dynamo import to_attr
+from halum_payments.repositories.payments import sort_key
 from local.events import LambdaContext
 
 UNREADABLE_CART = "A line of your cart cannot be read; update your cart."
@@ -233,3 +237,47 @@ def test_a_stripe_event_for_a_broken_order_is_503_and_the_sweep_holds_it_without
     put_raw(shop, "OrdersTable", good)
     assert send_stripe(hook, completed).status == 200  # Stripe's retry, once the shop fixed the order
     assert shop.store.order(order).status == "confirmed"
+
+
+def test_the_sweep_leaves_an_open_payment_whose_order_is_broken_open_and_counts_no_stripe_error(shop, output):
+    """The open index's walk meets a payment to give up (its checkout died before Stripe) whose order
+    record breaks its contract: nothing changes, no Stripe error is counted (ReconcileStripeErrors would
+    send the on-call to Stripe; RecordContractBroken names the record), and once the order is fixed
+    the next run gives the payment up as it would have."""
+    stripe = shop.stripe_function()
+
+    def killed(request: Any) -> Any:
+        raise SystemExit("the function was killed")  # after the order's transaction, before Stripe
+
+    stripe.gateway.create_session = killed
+    with contextlib.suppress(SystemExit):
+        shop.checkout(1, {"shipping_address": 1}, module=stripe)
+    old = format_timestamp(utc_now() - timedelta(hours=1))  # its checkout can no longer be running
+    shop.client.update_item(
+        TableName=shop.tables["PaymentsTable"],
+        Key={"user": n(1), "id": n(4)},
+        UpdateExpression="SET created_at = :c, created_sort = :s",
+        ExpressionAttributeValues={":c": {"S": old}, ":s": {"S": sort_key(old, 4)}},
+    )
+    good = broken_order(shop, 4, 1)
+    before = business(shop)
+    output.clear()
+
+    def sweep() -> dict[str, Any]:
+        module = shop.load(
+            "reconcile_payments",
+            STRIPE_SECRET_KEY=STRIPE_KEY,
+            STRIPE_API_BASE=shop.sandbox.base_url,
+            RECONCILE_AFTER_MINUTES="0",
+        )
+        summary: dict[str, Any] = module.lambda_handler({}, LambdaContext("reconcile", timeout_seconds=300))
+        return summary
+
+    summary = sweep()
+
+    assert (summary["checked"], summary["stripe_errors"], summary["outcomes"]) == (1, 0, {}), summary
+    assert business(shop) == before
+    assert broken_records(output) == [("OrdersTable", {"id": "4"})]
+    put_raw(shop, "OrdersTable", good)
+    assert sweep()["outcomes"] == {"failed": 1}
+    assert shop.store.order(4).status == "cancelled"

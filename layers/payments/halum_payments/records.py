@@ -40,7 +40,7 @@ Price = Annotated[
                 {"type": "number", "minimum": 0, "exclusiveMaximum": 100_000_000},
                 {"type": "string", "pattern": PRICE_TEXT},
             ],
-            "description": 'A decimal amount, at least 0, with at most 2 decimal places and 10 digits: a number or '
+            "description": "A decimal amount, at least 0, with at most 2 decimal places and 10 digits: a number or "
             'a string ("799.00"); the service refuses more places in either form.',
         }
     ),
