@@ -38,16 +38,6 @@ def output(capsys, caplog):
     assert not [secret for secret in ALL_SECRETS if secret in text], "a secret appeared in the output"
 
 
-@pytest.fixture
-def hook(shop: Shop) -> Any:
-    return shop.load("stripe_webhook", STRIPE_SECRET_KEY=STRIPE_KEY, STRIPE_API_BASE=shop.sandbox.base_url)
-
-
-@pytest.fixture
-def gateway(shop: Shop) -> Any:
-    return shop.load("payment_webhook", STRIPE_SECRET_KEY=STRIPE_KEY, STRIPE_API_BASE=shop.sandbox.base_url)
-
-
 def sweep(shop: Shop) -> dict[str, Any]:
     module = shop.load(
         "reconcile_payments",

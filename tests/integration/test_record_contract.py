@@ -176,16 +176,6 @@ def test_paying_a_broken_order_is_503_the_shops_fault_and_another_users_is_not_f
     assert shop.creates() == []
 
 
-@pytest.fixture
-def gateway(shop: Shop) -> Any:
-    return shop.load("payment_webhook", STRIPE_SECRET_KEY=STRIPE_KEY, STRIPE_API_BASE=shop.sandbox.base_url)
-
-
-@pytest.fixture
-def hook(shop: Shop) -> Any:
-    return shop.load("stripe_webhook", STRIPE_SECRET_KEY=STRIPE_KEY, STRIPE_API_BASE=shop.sandbox.base_url)
-
-
 def test_a_gateway_event_for_a_broken_order_is_retried_and_applies_once_the_order_is_fixed(shop, gateway, output):
     good = broken_order(shop, 1, 1)
     before = shop.store.snapshot(idempotency=False)
