@@ -35,7 +35,7 @@ from halum_payments.models import (
     Variant,
 )
 from halum_payments.money import parse_amount
-from halum_payments.records import AddressRecord, CartLineRecord, CartRecord
+from halum_payments.records import AddressRecord, CartLineRecord
 from halum_payments.repositories import catalog, orders, payments
 from halum_payments.repositories.counters import (
     ORDER_SEQUENCE,
@@ -97,9 +97,8 @@ class SeedCartItem(CartLineRecord):
     model_config = _Record.model_config
 
 
-class SeedCart(CartRecord):
-    model_config = _Record.model_config
-
+class SeedCart(_Record):
+    user: Id
     items: list[SeedCartItem] = []
 
 
