@@ -2,7 +2,7 @@
 
 The records of the tables the platform's other services write (variants, addresses, carts, orders)
 follow their data contract, whose one definition is `halum_payments/records.py` (the JSON Schemas in
-schemas/records/ are generated from it; tests/unit/test_record_contract.py holds every record of
+schemas/records/ are generated from it; tests/unit/test_record_schemas.py holds every record of
 local/seed.json to it). The models here are the seed file's authoring format, stricter where a demo
 file should be (no unknown field, a name for every product) and with cross-checks between records.
 A malformed file fails before anything is written, with a message naming the record.
