@@ -71,7 +71,7 @@ define sam_build
 	$(TOOLS)/bin/python scripts/stamp_versions.py $(2)/template.yaml --config-env $(ENV) Architecture=$(1)
 endef
 
-.PHONY: run test simulate mutants cosmic-ray venv venv-run tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy smoke token reconcile bench openapi events sam-local-db sam-local-tables invoke start-api
+.PHONY: run test simulate mutants cosmic-ray venv venv-run tools python313 lint build build-test-artifacts lambda-runtime clean browser checkov deploy smoke token reconcile bench openapi schemas events sam-local-db sam-local-tables invoke start-api
 
 ## run: serve the whole API on http://127.0.0.1:$PORT (3000 by default; embedded DynamoDB, demo data, Stripe sandbox)
 ## (installs only what serving needs; the demo data lives in memory: stop and run again to reset it)
@@ -124,6 +124,10 @@ reconcile: venv-run
 ## events: regenerate events/ from local/make_events.py (add a case there, then run this)
 events: venv-run
 	$(PY) -m local.make_events
+
+## schemas: regenerate schemas/records/ (the data contract's JSON Schemas) from halum_payments/records.py
+schemas: venv-run
+	$(PY) -m local.schemas
 
 ## openapi: regenerate openapi.json from the functions' resolvers (a unit test fails when it is stale)
 openapi: venv-run

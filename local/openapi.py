@@ -126,28 +126,34 @@ ERRORS: dict[str, dict[int, str]] = {
         400: "Invalid body (send exactly one of `shipping_address` or `order`), an address or order that is not "
         "the caller's, an empty cart, or an unavailable product.",
         401: AUTH_401,
-        409: "Insufficient stock, an order that is paid or cannot be paid, a concurrent change, or a request "
-        "with the same `Idempotency-Key` still in progress (`Retry-After`).",
+        409: "Insufficient stock, an order that is paid or cannot be paid, a concurrent change, a request "
+        "with the same `Idempotency-Key` still in progress (`Retry-After`), or a record the customer can fix that "
+        "breaks its contract: a cart line that cannot be read (update the cart), a product that cannot be bought "
+        "right now (remove it from the cart), the caller's address (update it or choose another).",
         415: MEDIA_415,
         422: "Amounts that cannot be charged, or an `Idempotency-Key` reused with a different body.",
         502: "Stripe failed after its bounded retries; nothing was kept.",
-        503: "Stripe is not configured, or a transient fault (`Retry-After`).",
+        503: "Stripe is not configured, a transient fault (`Retry-After`), or an order record that breaks its "
+        "contract (the shop's fault, alarmed: try again later).",
     },
     "create_cod_order": {
         400: "Invalid body, an address that is not the caller's, an empty cart, or an unavailable product.",
         401: AUTH_401,
-        409: "Insufficient stock, a concurrent change, or a request with the same `Idempotency-Key` still in "
-        "progress (`Retry-After`).",
+        409: "Insufficient stock, a concurrent change, a request with the same `Idempotency-Key` still in "
+        "progress (`Retry-After`), or a record the customer can fix that breaks its contract: a cart line that "
+        "cannot be read (update the cart), a product that cannot be bought right now (remove it from the cart), "
+        "the caller's address (update it or choose another).",
         415: MEDIA_415,
         422: "An `Idempotency-Key` reused with a different body.",
-        503: RETRY_503,
+        503: RETRY_503 + " Or an order record that breaks its contract (the shop's fault, alarmed: try again later).",
     },
     "stripe_webhook": {
         400: "Missing or invalid `Stripe-Signature` (or a timestamp outside the 5-minute tolerance), or a "
         "signed payload that is not a Stripe event.",
         409: "The event cannot apply yet (e.g. a refund before its completion): Stripe delivers it again later.",
         422: "An event id delivered again with a different event type.",
-        503: "The webhook secret is not configured, or a transient fault (`Retry-After`).",
+        503: "The webhook secret is not configured, a transient fault (`Retry-After`), or the event's order record "
+        "breaks its contract (the shop's fault, alarmed): delivered again, it applies once the record is fixed.",
     },
     "payment_webhook": {
         400: "The body is not a valid gateway event.",
@@ -156,7 +162,8 @@ ERRORS: dict[str, dict[int, str]] = {
         409: "The order is already paid under another transaction, or the event conflicts with the payment's state.",
         415: MEDIA_415,
         422: "The amount does not match the order total, or the same event delivered with a different body.",
-        503: "The webhook secret is not configured, or a transient fault (`Retry-After`).",
+        503: "The webhook secret is not configured, a transient fault (`Retry-After`), or the event's order record "
+        "breaks its contract (the shop's fault, alarmed): delivered again, it applies once the record is fixed.",
     },
 }
 # The error statuses the code produces (halum_payments/errors.py and the error mapping in http.py).

@@ -1,8 +1,11 @@
 """Seed files: validate every record, then write the tables exactly as the service would.
 
-The format is also the data contract for the tables the platform's other services write
-(variants, addresses, carts, orders). A malformed file fails before anything is written, with a
-message naming the record.
+The records of the tables the platform's other services write (variants, addresses, carts, orders)
+follow their data contract, whose one definition is `halum_payments/records.py` (the JSON Schemas in
+schemas/records/ are generated from it; tests/unit/test_record_schemas.py holds every record of
+local/seed.json to it). The models here are the seed file's authoring format, stricter where a demo
+file should be (no unknown field, a name for every product) and with cross-checks between records.
+A malformed file fails before anything is written, with a message naming the record.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from halum_payments.models import (
     Variant,
 )
 from halum_payments.money import parse_amount
+from halum_payments.records import AddressRecord, CartLineRecord
 from halum_payments.repositories import catalog, orders, payments
 from halum_payments.repositories.counters import (
     ORDER_SEQUENCE,
@@ -83,20 +87,14 @@ class SeedVariant(_Record):
     is_active: StrictBool = True
 
 
-class SeedAddress(_Record):
-    id: Id
-    user: Id
-    full_name: str
-    phone: str
-    address_line: str
-    city: str
-    postal_code: str
-    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+class SeedAddress(AddressRecord):
+    """An address exactly as its contract says (records.py), with no unknown field."""
+
+    model_config = _Record.model_config
 
 
-class SeedCartItem(_Record):
-    variant: Id
-    quantity: Annotated[StrictInt, Field(ge=1)]
+class SeedCartItem(CartLineRecord):
+    model_config = _Record.model_config
 
 
 class SeedCart(_Record):

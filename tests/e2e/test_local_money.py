@@ -180,11 +180,15 @@ def test_finding_4_a_superseded_delayed_payment_is_no_stripe_error_for_the_sweep
     assert summary["outcomes"].get("processing") == 1, summary
 
 
-def test_finding_5_a_cart_in_a_shape_we_cannot_read_is_a_400(server):
+def test_finding_5_a_cart_that_breaks_its_contract_is_a_409_and_the_log_names_table_and_key(server):
+    """Issue 20: the cart's contract (schemas/records/cart.v1.json) checked on read, over HTTP."""
     store = server.store()
     store.put("CartsTable", {"user": 47, "items": [{"variant": "11", "quantity": 1}]})
+    start = len(server.output.lines)
     reply = server.post_json("/orders/api/create-stripe-order/", {"shipping_address": 47}, 47)
-    assert (reply.status, reply.json) == (400, {"detail": "A line of your cart cannot be read; update your cart."})
+    assert (reply.status, reply.json) == (409, {"detail": "A line of your cart cannot be read; update your cart."})
+    logged = server.output.wait_for(r'"message":"a record breaks its contract".*"table":"CartsTable"', start=start)
+    assert logged is not None and '"key":{"user":"47"}' in logged.string
 
 
 def test_finding_6_the_gateway_refunds_in_parts(server):

@@ -91,6 +91,18 @@ def shop(
     return world
 
 
+@pytest.fixture
+def hook(shop: Shop) -> Any:
+    """The Stripe webhook, talking to the shop's Stripe sandbox."""
+    return shop.load("stripe_webhook", STRIPE_SECRET_KEY=STRIPE_KEY, STRIPE_API_BASE=shop.sandbox.base_url)
+
+
+@pytest.fixture
+def gateway(shop: Shop) -> Any:
+    """The generic gateway's webhook."""
+    return shop.load("payment_webhook", STRIPE_SECRET_KEY=STRIPE_KEY, STRIPE_API_BASE=shop.sandbox.base_url)
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """The verdicts judge every call recorded in the session: they run last."""
     verdicts = [item for item in items if VERDICTS in item.nodeid]

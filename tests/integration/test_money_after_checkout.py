@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -37,16 +36,6 @@ def output(capsys, caplog):
         yield out
         text = out.text
     assert not [secret for secret in ALL_SECRETS if secret in text], "a secret appeared in the output"
-
-
-@pytest.fixture
-def hook(shop: Shop) -> Any:
-    return shop.load("stripe_webhook", STRIPE_SECRET_KEY=STRIPE_KEY, STRIPE_API_BASE=shop.sandbox.base_url)
-
-
-@pytest.fixture
-def gateway(shop: Shop) -> Any:
-    return shop.load("payment_webhook", STRIPE_SECRET_KEY=STRIPE_KEY, STRIPE_API_BASE=shop.sandbox.base_url)
 
 
 def sweep(shop: Shop) -> dict[str, Any]:
@@ -413,30 +402,8 @@ def test_finding_4_a_superseded_delayed_payment_is_watched_without_counting_stri
     assert sweep(shop)["checked"] == 0  # no longer watched
 
 
-UNREADABLE_CARTS = {
-    "an item without variant": [{"quantity": 1}],
-    "items not a list": {"variant": 1, "quantity": 1},
-    "a quantity as a string": [{"variant": RUI, "quantity": "2"}],
-    "a variant as a string": [{"variant": "1", "quantity": 1}],
-    "a variant with a fraction": [{"variant": Decimal("1.5"), "quantity": 1}],
-    "an item that is not an object": [RUI],
-    "a readable line, then an unreadable one": [{"variant": RUI, "quantity": 1}, {"variant": True, "quantity": 1}],
-}
-
-
-@pytest.mark.parametrize("method", ["stripe", "cod"])
-def test_finding_5_a_cart_in_a_shape_we_cannot_read_is_a_400_and_changes_nothing(shop, subtests, method):
-    for name, items in UNREADABLE_CARTS.items():
-        with subtests.test(name):
-            shop.store.put("CartsTable", {"user": 1, "items": items})
-            before = shop.store.snapshot()
-            send = shop.checkout if method == "stripe" else shop.cash
-            reply = send(1, {"shipping_address": 1})
-            assert (reply.status, reply.json) == (
-                400,
-                {"detail": "A line of your cart cannot be read; update your cart."},
-            )
-            assert shop.store.snapshot() == before
+# Finding 5 (a cart in a shape we cannot read, answered 500 or read by guessing) is the data contract's
+# now: tests/integration/test_record_contract.py refuses every such shape, and more (issue 20).
 
 
 def test_finding_7_a_keyed_replay_of_an_expired_checkout_is_409_saying_to_check_out_again(shop, hook):

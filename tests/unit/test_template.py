@@ -114,6 +114,29 @@ def test_a_disputed_payment_alarms_and_its_description_names_an_existing_runbook
     assert "## PaymentDisputed" in headings  # GitHub's anchor for it: #paymentdisputed
 
 
+def test_each_table_the_shop_writes_alarms_at_its_first_record_that_breaks_the_contract(cfn):
+    """Issue 20: the metric RecordContractBroken, emitted with the dimensions service (the functions'
+    POWERTOOLS_SERVICE_NAME) and table (the template's logical id), alarms at the first broken record of
+    each table the shop writes, and the alarm's description names that table (CloudWatch matches an
+    alarm's dimensions exactly: an alarm without `table` would never fire)."""
+    (service,) = {
+        f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        for f in resources(cfn, "AWS::Lambda::Function").values()
+    }
+    alarms = {
+        tuple(sorted((d["Name"], d["Value"]) for d in a["Properties"]["Dimensions"])): a["Properties"]
+        for a in resources(cfn, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "RecordContractBroken"
+    }
+    shop_tables = ("ProductVariantsTable", "ShippingAddressesTable", "CartsTable", "OrdersTable")
+    assert set(alarms) == {(("service", service), ("table", table)) for table in shop_tables}
+    for (_, (_, table)), alarm in alarms.items():
+        assert cfn["Resources"][table]["Type"] == "AWS::DynamoDB::Table"
+        assert (alarm["Namespace"], alarm["Statistic"], alarm["Threshold"]) == ("HalumHut/Payments", "Sum", 1)
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert f"A {table} record" in alarm["AlarmDescription"]
+
+
 def test_the_audit_trail_lists_what_needs_attention_in_a_sparse_index(cfn):
     table = cfn["Resources"]["PaymentAuditTable"]["Properties"]
     (index,) = table["GlobalSecondaryIndexes"]

@@ -130,6 +130,23 @@ class GatewayNotConfigured(DomainError):
     pass
 
 
+UNREADABLE_RECORD = "A record this request needs cannot be read right now; the shop has been alerted. Try again later."
+
+
+class UnreadableRecord(DomainError):
+    """A record the shop wrote breaks its contract (records.py): never read by guessing. The shop's
+    fault, which a retry helps once the record is fixed: 503 (a webhook's sender retries, nothing is
+    remembered), unless logic knows what the customer can do about it (update the cart: 409).
+    `owner` is the record's `user` when that much of it is readable, so that another user's broken
+    record can be answered as if it did not exist."""
+
+    def __init__(self, table: str, key: Mapping[str, Any], owner: int | None = None) -> None:
+        super().__init__(UNREADABLE_RECORD, reason=f"{table} {dict(key)} breaks its contract")
+        self.table = table
+        self.key = dict(key)
+        self.owner = owner
+
+
 class UpstreamUnavailable(DomainError):
     """The payment provider failed after its own bounded retries."""
 

@@ -36,6 +36,7 @@ from .errors import (
     RequestInProgress,
     TransientFault,
     Unprocessable,
+    UnreadableRecord,
     UpstreamUnavailable,
 )
 from .observability import logger
@@ -169,6 +170,7 @@ STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (Unprocessable, 422),
     (UpstreamUnavailable, 502),
     (GatewayNotConfigured, 503),
+    (UnreadableRecord, 503),  # the shop's record breaks its contract: retry once it is fixed
     (TransientFault, 503),
 )
 

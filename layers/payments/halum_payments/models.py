@@ -177,7 +177,6 @@ class Cart:
     user: int
     items: tuple[CartItem, ...]
     raw_items: Any = None  # the stored list, compared verbatim when the cart is emptied
-    unreadable: bool = False  # a line in a shape we cannot read without guessing: nothing is bought
 
 
 @dataclass(frozen=True, slots=True)

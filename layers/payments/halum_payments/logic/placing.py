@@ -20,7 +20,16 @@ from decimal import Decimal
 from typing import Any, Literal, NamedTuple, Protocol
 
 from ..clock import now_text, parse_timestamp
-from ..errors import BadRequest, Conflict, InvalidInput, OutOfStock, TransientFault, Unprocessable
+from ..errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    InvalidInput,
+    OutOfStock,
+    TransientFault,
+    Unprocessable,
+    UnreadableRecord,
+)
 from ..models import (
     Address,
     Cart,
@@ -47,6 +56,8 @@ ATTEMPTS = 5
 KEY_LIFETIME_SECONDS = 24 * 3600  # how long an Idempotency-Key names its checkout
 DIFFERENT_REQUEST = "This idempotency key was already used with a different request."
 UNREADABLE_CART = "A line of your cart cannot be read; update your cart."
+UNREADABLE_ADDRESS = "Your shipping address {} cannot be read; update it or choose another."
+UNREADABLE_VARIANT = "Product {} cannot be bought right now; remove it from your cart to check out the rest."
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +158,14 @@ class OrderPlacement:
         self, user: int, address_id: int, method: PaymentMethod, key: RequestKey | None
     ) -> tuple[Order, Payment] | KeyedCheckout:
         """The caller's cart as a new order with its payment, or what the key placed before."""
+        try:
+            return self._place(user, address_id, method, key)
+        except UnreadableRecord as broken:
+            raise unreadable_for_customer(broken, user, address_id) from None
+
+    def _place(
+        self, user: int, address_id: int, method: PaymentMethod, key: RequestKey | None
+    ) -> tuple[Order, Payment] | KeyedCheckout:
         ids: tuple[int, int] | None = None
         for attempt in range(ATTEMPTS):
             snapshot = self._store.snapshot(user, address_id, key)
@@ -236,8 +255,6 @@ class OrderPlacement:
         for variant_id, quantity in lines.items():
             variant = variants.get(variant_id)
             label = variant.label if variant else f"Product {variant_id}"
-            if quantity <= 0:
-                raise BadRequest(f"Invalid quantity for {label}: quantities must be positive.")
             if variant is None or not variant.is_active:
                 raise BadRequest(f"{label} is not available.")
             if variant.stock < quantity:
@@ -282,15 +299,34 @@ def require_chargeable(price: Decimal, currency: str, what: str) -> None:
         raise Unprocessable(f"{what} costs {price}, which cannot be charged in {currency.upper()}.") from None
 
 
+def unreadable_for_customer(broken: UnreadableRecord, user: int, address_id: int) -> DomainError:
+    """What the customer is told of a record of the checkout that breaks its contract (the metric and
+    the alarm tell the shop): 409 where updating the cart or the address lets them check out (RFC 9110:
+    a conflict with the state of what the request meets, which the user can resolve and resubmit; the
+    request itself is valid, so not a 400); another user's address as if it did not exist; anything
+    else (an order) stays the shop's fault, 503."""
+    if broken.table == "CartsTable":
+        return Conflict(UNREADABLE_CART)
+    if broken.table == "ProductVariantsTable":
+        return Conflict(UNREADABLE_VARIANT.format(broken.key.get("id")))
+    if broken.table == "ShippingAddressesTable" and broken.owner == user:
+        return Conflict(UNREADABLE_ADDRESS.format(address_id))
+    if broken.table == "ShippingAddressesTable":
+        return _no_such_address(address_id)
+    return broken
+
+
+def _no_such_address(address_id: int) -> InvalidInput:
+    # Keyed by the field, in DRF's PrimaryKeyRelatedField words: a form shows it beside the address.
+    return InvalidInput.field("shipping_address", f'Invalid pk "{address_id}" - object does not exist.')
+
+
 def _checkout_of(snapshot: CheckoutSnapshot, user: int, address_id: int) -> tuple[Address, Cart, dict[int, int]]:
     """The caller's address and cart, and the cart's lines (variant -> quantity), if they can be
     checked out at all."""
     address, cart = snapshot.address, snapshot.cart
     if address is None or address.user != user:
-        # Keyed by the field, in DRF's PrimaryKeyRelatedField words: a form shows it beside the address.
-        raise InvalidInput.field("shipping_address", f'Invalid pk "{address_id}" - object does not exist.')
-    if cart is not None and cart.unreadable:  # written by another service in a shape we cannot trust
-        raise BadRequest(UNREADABLE_CART)
+        raise _no_such_address(address_id)
     lines = _merge_lines(cart.items if cart else ())
     if cart is None or not lines:
         raise BadRequest("Your cart is empty.")
@@ -300,12 +336,9 @@ def _checkout_of(snapshot: CheckoutSnapshot, user: int, address_id: int) -> tupl
 
 
 def _merge_lines(items: tuple[CartItem, ...]) -> dict[int, int]:
-    """variant -> quantity; a cart may list a variant twice, a transaction may touch it once.
-    A variant with any non-positive quantity keeps 0, which checkout refuses."""
+    """variant -> quantity; a cart may list a variant twice, a transaction may touch it once (every
+    quantity is a whole number >= 1: the cart's contract, records.py)."""
     lines: dict[int, int] = {}
-    invalid = set()
     for item in items:
-        if item.quantity <= 0:
-            invalid.add(item.variant)
-        lines[item.variant] = lines.get(item.variant, 0) + max(item.quantity, 0)
-    return {variant: 0 if variant in invalid else quantity for variant, quantity in lines.items()}
+        lines[item.variant] = lines.get(item.variant, 0) + item.quantity
+    return lines

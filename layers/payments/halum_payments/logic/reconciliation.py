@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..clock import format_timestamp, parse_timestamp, utc_now
-from ..errors import RequestInProgress, RetryLater
+from ..errors import RequestInProgress, RetryLater, UnreadableRecord
 from ..models import Payment, PaymentStatus
 from ..observability import count, logger, metrics
 from .rules import OPEN_STATUSES
@@ -284,8 +284,9 @@ class Reconciler:
     def _apply_event(self, tally: _Tally, event: Mapping[str, Any]) -> EventStep:
         try:
             _, outcome = self._handler.apply(event, "reconciliation")
-        except (RetryLater, RequestInProgress):
-            # Cannot apply yet (a refund before its completion), or the webhook is applying it now.
+        except (RetryLater, RequestInProgress, UnreadableRecord):
+            # Cannot apply yet (a refund before its completion; a record the shop must fix first), or
+            # the webhook is applying it now.
             tally.events["deferred"] += 1
             return "deferred"
         except Exception:
@@ -315,6 +316,8 @@ class Reconciler:
                     tally.outcomes[self._settle(payment, tally, covered)] += 1
                 except StripeUnavailable:
                     tally.errors += 1
+                except UnreadableRecord:
+                    pass  # its order breaks its contract (the record's own alarm): it stays open for the next run
                 except Exception:
                     tally.errors += 1
                     logger.exception("reconciliation of a payment failed", extra={"payment": payment.id})

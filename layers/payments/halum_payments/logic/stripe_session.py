@@ -23,6 +23,7 @@ from ..errors import (
     RequestInProgress,
     TransientFault,
     Unprocessable,
+    UnreadableRecord,
     UpstreamUnavailable,
 )
 from ..models import CartItem, Order, Payment, PaymentMethod, PaymentStatus, RequestKey
@@ -77,7 +78,7 @@ class StripeCheckout:
         request_key = self._placing.request_key(user, key, "stripe", {"order": order_id})
         payment_id: int | None = None
         for attempt in range(ATTEMPTS):
-            order, keyed = self._store.order(order_id, request_key)
+            order, keyed = self._order(user, order_id, request_key)
             if keyed is not None:
                 return self._replay(gateway, keyed, request_key)
             if order is None or order.user != user:
@@ -96,6 +97,16 @@ class StripeCheckout:
             logger.append_keys(order=order.id, payment=payment.id)
             return self._open_session(gateway, order, payment, GiveBack(user, (), request_key))
         raise Conflict("The order changed while paying for it; please retry.")
+
+    def _order(self, user: int, order_id: int, key: RequestKey | None) -> tuple[Order | None, KeyedCheckout | None]:
+        """The order as read; another user's that breaks its contract as if it did not exist (the
+        caller's own stays the shop's fault: 503)."""
+        try:
+            return self._store.order(order_id, key)
+        except UnreadableRecord as broken:
+            if broken.owner == user:
+                raise
+            return None, None
 
     def _resume(self, gateway: StripeCheckoutGateway, order: Order, payment_id: int) -> StartedCheckout:
         payment = self._store.payment(order.user, payment_id)

@@ -1,17 +1,21 @@
 """Tables the platform's other services write: product variants, shipping addresses, carts.
 
-Their item shapes are the seed file's records, field for field (the documented data contract).
+Every record is read through its contract (records.py, checked in contract.py): one that breaks it
+raises UnreadableRecord, never a guess.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
-from decimal import Decimal
 from typing import Any
 
 from ..models import Address, Cart, CartItem, Variant
-from .dynamo import from_item
+from ..records import AddressRecord, CartRecord, VariantRecord
+from . import contract
+from .dynamo import from_attr
+
+STUB = frozenset({"id", "stock"})  # what giving stock back leaves of a variant since deleted (ADD creates it)
 
 
 def encode_variant(variant: Variant) -> dict[str, Any]:
@@ -19,17 +23,17 @@ def encode_variant(variant: Variant) -> dict[str, Any]:
 
 
 def decode_variant(item: Mapping[str, Any]) -> Variant | None:
-    """None for a stub without a sku (stock returned to a variant that was since deleted)."""
-    record = from_item(item)
-    if "sku" not in record:
+    """None for a stub (`id` and `stock` only: stock given back to a variant that was since deleted)."""
+    if item.keys() <= STUB:
         return None
+    record = contract.read(VariantRecord, "ProductVariantsTable", _key(item, "id"), item)
     return Variant(
-        id=int(record["id"]),
-        sku=str(record["sku"]),
-        name=str(record.get("name", record["sku"])),
-        price=Decimal(record["price"]),
-        stock=int(record.get("stock", 0)),
-        is_active=bool(record.get("is_active", False)),
+        id=record.id,
+        sku=record.sku,
+        name=record.sku if record.name is None else record.name,
+        price=record.price,
+        stock=record.stock,
+        is_active=record.is_active,
     )
 
 
@@ -38,17 +42,8 @@ def encode_address(address: Address) -> dict[str, Any]:
 
 
 def decode_address(item: Mapping[str, Any]) -> Address:
-    record = from_item(item)
-    return Address(
-        id=int(record["id"]),
-        user=int(record["user"]),
-        full_name=str(record.get("full_name", "")),
-        phone=str(record.get("phone", "")),
-        address_line=str(record.get("address_line", "")),
-        city=str(record.get("city", "")),
-        postal_code=str(record.get("postal_code", "")),
-        country=str(record.get("country", "")),
-    )
+    record = contract.read(AddressRecord, "ShippingAddressesTable", _key(item, "id"), item)
+    return Address(**record.model_dump())
 
 
 def encode_cart(cart: Cart) -> dict[str, Any]:
@@ -56,34 +51,17 @@ def encode_cart(cart: Cart) -> dict[str, Any]:
 
 
 def decode_cart(item: Mapping[str, Any]) -> Cart:
-    """The platform's cart: `items` a list of `{"variant": <id>, "quantity": <number>}`. A cart in
-    any other shape is `unreadable` (checkout refuses it) rather than read by guessing: a line
-    without a variant, a variant that is not a positive whole number (`"1"`, `1.5`), a quantity
-    that is not a number (`"2"`). A quantity that is a number but not a whole positive one reads as
-    0, which checkout refuses naming the product."""
-    record = from_item(item)
-    raw = record.get("items") or []
-    lines = _lines(raw)
-    return Cart(user=int(record["user"]), items=lines or (), raw_items=raw, unreadable=lines is None)
+    """The platform's cart: `items` a list of `{"variant": <id>, "quantity": <whole number >= 1>}`."""
+    record = contract.read(CartRecord, "CartsTable", _key(item, "user"), item)
+    raw = from_attr(item["items"]) if "items" in item else []  # compared verbatim when the cart is emptied
+    return Cart(
+        user=record.user,
+        items=tuple(CartItem(line.variant, line.quantity) for line in record.items),
+        raw_items=raw,
+    )
 
 
-def _lines(raw: Any) -> tuple[CartItem, ...] | None:
-    if not isinstance(raw, list):
-        return None
-    lines = []
-    for line in raw:
-        variant = line.get("variant") if isinstance(line, dict) else None
-        quantity = line.get("quantity") if isinstance(line, dict) else None
-        if not isinstance(variant, Decimal) or not _positive_whole(variant) or not isinstance(quantity, Decimal):
-            return None
-        lines.append(CartItem(variant=int(variant), quantity=_whole(quantity)))
-    return tuple(lines)
-
-
-def _positive_whole(value: Decimal) -> bool:
-    return value.is_finite() and value == value.to_integral_value() and value >= 1
-
-
-def _whole(value: Decimal) -> int:
-    """Quantities written by other services: anything but a whole number reads as 0 (invalid)."""
-    return int(value) if value.is_finite() and value == value.to_integral_value() else 0
+def _key(item: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The item's key as DynamoDB holds it (`{"id": "7"}`), for the log line: whatever its type."""
+    value = item.get(name)
+    return {name: next(iter(value.values())) if isinstance(value, Mapping) and value else value}

@@ -226,6 +226,28 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
+def item_json(item: Mapping[str, Any]) -> str:
+    """An item as the JSON document it is (numbers as numbers, exactly as stored; sets as arrays):
+    what a record's contract (records.py) is written for. Binary, which no contract has, becomes a
+    value no field accepts."""
+    return "{" + ",".join(f"{json.dumps(key)}:{_attr_json(value)}" for key, value in item.items()) + "}"
+
+
+def _attr_json(value: Mapping[str, Any]) -> str:
+    kind, inner = next(iter(value.items()))
+    if kind == "N":
+        return str(DYNAMODB_CONTEXT.create_decimal(inner))
+    if kind == "M":
+        return item_json(inner)
+    if kind == "L":
+        return "[" + ",".join(_attr_json(v) for v in inner) + "]"
+    if kind == "NS":
+        return "[" + ",".join(str(DYNAMODB_CONTEXT.create_decimal(v)) for v in inner) + "]"
+    if kind in ("S", "SS", "BOOL", "NULL"):
+        return json.dumps(None if kind == "NULL" else inner)
+    return '[["binary"]]'
+
+
 class Expression:
     """Builds expression strings with placeholder names and values (reserved words are everywhere)."""
 

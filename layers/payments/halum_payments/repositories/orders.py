@@ -4,11 +4,11 @@ transactions as the payments themselves: it is the one item every payment change
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
-from ..models import Order, OrderItem, OrderOrigin, OrderStatus, PaymentMethod, PaymentRef, PaymentStatus
-from .dynamo import from_item
+from ..models import Order, OrderItem, PaymentRef
+from ..records import OrderRecord
+from . import contract
 
 
 def encode(order: Order) -> dict[str, Any]:
@@ -54,37 +54,25 @@ def payments_changed(order: Order, changed: Mapping[int, PaymentRef]) -> tuple[d
 
 
 def decode(item: Mapping[str, Any]) -> Order:
-    record = from_item(item)
-    payments = record.get("payments") or {}
-    completed = record.get("completed_payment")
-    address = record.get("shipping_address")
+    """An order through its contract (records.py): one that breaks it raises UnreadableRecord."""
+    key = item.get("id")
+    record = contract.read(OrderRecord, "OrdersTable", {"id": next(iter(key.values())) if key else None}, item)
     return Order(
-        id=int(record["id"]),
-        user=int(record["user"]),
-        shipping_address=int(address) if address is not None else None,
-        status=OrderStatus(record["status"]),
-        total_price=Decimal(record["total_price"]),
-        currency=str(record.get("currency", "usd")),
+        id=record.id,
+        user=record.user,
+        shipping_address=record.shipping_address,
+        status=record.status,
+        total_price=record.total_price,
+        currency=record.currency,
         items=tuple(
-            OrderItem(
-                variant=int(i["variant"]),
-                quantity=int(i["quantity"]),
-                price=Decimal(i["price"]),
-                sku=str(i.get("sku", "")),
-                name=str(i.get("name", "")),
-            )
-            for i in record.get("items") or []
+            OrderItem(line.variant, line.quantity, line.price, line.sku or "", line.name or "") for line in record.items
         ),
-        created_at=record["created_at"],
-        updated_at=record.get("updated_at", record["created_at"]),
-        origin=OrderOrigin(record.get("origin", OrderOrigin.PLATFORM)),
-        stock_reserved=bool(record.get("stock_reserved", False)),
-        payments={
-            int(pid): PaymentRef(PaymentMethod(ref["method"]), PaymentStatus(ref["status"]))
-            for pid, ref in payments.items()
-        },
-        completed_payment=int(completed) if completed is not None else None,
-        completed_transaction=record.get("completed_transaction"),
-        shipping=dict(record.get("shipping") or {}),
+        created_at=record.created_at,
+        updated_at=record.updated_at or record.created_at,
+        origin=record.origin,
+        stock_reserved=record.stock_reserved,
+        payments={int(pid): PaymentRef(ref.method, ref.status) for pid, ref in record.payments.items()},
+        completed_payment=record.completed_payment,
+        completed_transaction=record.completed_transaction,
+        shipping=dict(record.shipping or {}),
     )
-

@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..errors import TransientFault
+from ..errors import TransientFault, UnreadableRecord
 from ..logic.rules import OPEN_STATUSES
 from ..logic.settlement import AuditEntry, CommitConflict, GiveBack, Plan, Transition
 from ..models import Cart, Order, Payment, PaymentMethod, PaymentRef, PaymentStatus
@@ -30,6 +30,7 @@ from .dynamo import (
 from .gateway_transactions import GatewayTransactionsRepository, claim_key
 from .tables import Tables
 
+UNREADABLE = Cart(user=0, items=())  # a cart that breaks its contract: nothing is merged into it
 HELD_FACTS = ("needs_refund", "amount_mismatch")  # money recorded for a refund, not settled
 
 
@@ -258,7 +259,7 @@ class DynamoSettlementStore:
         """The cart lines back (merged into the cart as it is now, which must not change meanwhile;
         never into a cart we cannot read) and the Idempotency-Key's claim forgotten."""
         cart = self._cart(give_back.user) if give_back.lines else None
-        if give_back.lines and (cart is None or not cart.unreadable):
+        if give_back.lines and cart is not UNREADABLE:
             merged: dict[int, int] = {}
             for item in (*(cart.items if cart else ()), *give_back.lines):
                 merged[item.variant] = merged.get(item.variant, 0) + item.quantity
@@ -278,11 +279,16 @@ class DynamoSettlementStore:
             txn.add("key", "Delete", request_keys.forget(self.tables.idempotency, give_back.key))
 
     def _cart(self, user: int) -> Cart | None:
+        """The cart as it is now; UNREADABLE if it breaks its contract (its lines are then not given
+        back into it: the order is still cancelled and its stock returned; the metric tells the shop)."""
         response = self.client.get_item(
             TableName=self.tables.carts, Key={"user": {"N": str(user)}}, ConsistentRead=True
         )
         item = response.get("Item")
-        return catalog.decode_cart(item) if item else None
+        try:
+            return catalog.decode_cart(item) if item else None
+        except UnreadableRecord:
+            return UNREADABLE
 
     @staticmethod
     def _diagnose(plan: Plan, failed: dict[str, dict[str, Any] | None]) -> CommitConflict:
