@@ -56,7 +56,8 @@ class Invocation:
     crash: str | None = None
     throttled: bool = False
     calls: list[tuple[str, str, str]] = field(default_factory=list)  # (service, operation, outcome)
-    metrics: list[tuple[str, float]] = field(default_factory=list)
+    metrics: list[tuple[str, float]] = field(default_factory=list)  # published: flushed by the handler
+    unflushed: list[tuple[str, float]] = field(default_factory=list)  # counted, not published (yet)
     writes: list[Any] = field(default_factory=list)  # dynamodb.Call: writes DynamoDB applied
     request: dict[str, Any] = field(default_factory=dict)  # what the simulation sent (for the invariants)
 
@@ -249,27 +250,40 @@ class Functions:
 
 @contextmanager
 def captured_metrics(scheduler: Scheduler) -> Iterator[None]:
-    """Every metric the code counts, attributed to the invocation counting it. (Powertools keeps
-    one metric set per process; simulated environments share the process, so the set is emptied
-    after each addition and nothing is flushed.)"""
+    """Every metric the code publishes, attributed to the invocation that counted it. Published as
+    in Lambda: only when the handler flushes them (Powertools' `log_metrics`, at the end of every
+    invocation); a metric counted and never flushed never reaches CloudWatch, so it raises no alarm.
+    (Powertools keeps one metric set per process; simulated environments share the process, so
+    the set is emptied after each addition and nothing is printed.)"""
     from halum_payments.observability import metrics
 
     provider = metrics.provider
     original = provider.add_metric
 
+    def invocation() -> Invocation | None:
+        task = scheduler.current()
+        return task.context.get("invocation") if task else None
+
     def add_metric(name: str, unit: Any, value: float, *args: Any, **kwargs: Any) -> None:
         original(name, unit, value, *args, **kwargs)  # Powertools still validates it
         provider.clear_metrics()
-        task = scheduler.current()
-        invocation = task.context.get("invocation") if task else None
-        if invocation is not None:
-            invocation.metrics.append((name.strip(), float(value)))
+        counting = invocation()
+        if counting is not None:
+            counting.unflushed.append((name.strip(), float(value)))
+
+    def flush_metrics(*args: Any, **kwargs: Any) -> None:
+        flushing = invocation()
+        if flushing is not None:
+            flushing.metrics.extend(flushing.unflushed)
+            flushing.unflushed.clear()
 
     provider.add_metric = add_metric  # type: ignore[method-assign]
+    provider.flush_metrics = flush_metrics  # type: ignore[method-assign]
     try:
         yield
     finally:
         del provider.add_metric
+        del provider.flush_metrics
 
 
 @contextmanager
