@@ -58,7 +58,7 @@ from local.server import (  # noqa: E402
     describe_routes,
     serve_in_background,
 )
-from local.streams import Poller, Result, StreamMapping, dead_letter_to_console  # noqa: E402
+from local.streams import NoStream, Poller, Result, StreamMapping, dead_letter_to_console  # noqa: E402
 from local.stripe_sandbox import DEFAULT_PORT as STRIPE_SANDBOX_DEFAULT_PORT  # noqa: E402
 from local.stripe_sandbox import StripeSandbox  # noqa: E402
 from local.template import FunctionSpec, ensure_tables  # noqa: E402
@@ -272,7 +272,10 @@ def _stream_mappings(gateway: Gateway, streams: Any) -> Poller:
             return Result(invocation.outcome is Outcome.OK, invocation.result)
 
         table = TEMPLATE.table_names.get(spec.table, spec.table)
-        mappings.append(StreamMapping.for_table(spec, streams, table, invoke, dead_letter_to_console(spec)))
+        try:
+            mappings.append(StreamMapping.for_table(spec, streams, table, invoke, dead_letter_to_console(spec)))
+        except NoStream as exc:  # an AWS_ENDPOINT_URL_DYNAMODB whose tables predate the stream
+            log.warning("%s: %s; no domain events until the table is created again", spec.logical_id, exc)
     return Poller(mappings)
 
 

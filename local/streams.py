@@ -39,6 +39,10 @@ class Result:
     response: Any = None
 
 
+class NoStream(Exception):
+    """The table the mapping reads has no stream enabled."""
+
+
 Invoke = Callable[[dict[str, Any]], Result]
 DeadLetter = Callable[[dict[str, Any]], None]
 
@@ -56,8 +60,10 @@ class StreamMapping:
     def for_table(
         cls, spec: StreamMappingSpec, streams: Any, table_name: str, invoke: Invoke, dead_letter: DeadLetter
     ) -> StreamMapping:
-        (stream,) = streams.list_streams(TableName=table_name)["Streams"][:1]
-        return cls(spec, streams, stream["StreamArn"], invoke, dead_letter)
+        found = streams.list_streams(TableName=table_name)["Streams"]
+        if not found:
+            raise NoStream(f"{table_name} has no stream (a table created before it had one)")
+        return cls(spec, streams, found[0]["StreamArn"], invoke, dead_letter)
 
     def poll(self) -> int:
         """Read every shard to its end once, delivering what is new; the number of records read."""

@@ -92,3 +92,27 @@ def test_a_consumer_receives_the_events_of_a_checkout_its_payment_and_its_refund
     for event in events:  # the developer sees each one on the console too
         line = f"event {event['detail-type']}: order {order}, payment {event['detail']['payment']}"
         assert server.output.wait_for("^" + re.escape(f"{line} ({event['detail']['event_id']})") + "$"), line
+
+
+def test_tables_kept_from_before_the_stream_leave_events_off_and_the_api_up(start_local_server):
+    """AWS_ENDPOINT_URL_DYNAMODB with tables created before the audit table had its stream: the
+    server starts, says why no event will be published, and serves."""
+    import boto3
+
+    from local.dynamodb import EmbeddedDynamoDB
+    from local.template import Template
+
+    dynamodb = EmbeddedDynamoDB()
+    endpoint = dynamodb.start()
+    try:
+        client = boto3.client("dynamodb", endpoint_url=endpoint)
+        template = Template()
+        for logical_id in template.table_ids():
+            request = template.create_table_request(logical_id, logical_id)
+            request.pop("StreamSpecification", None)  # as tables made before issue 20 are
+            client.create_table(**request)
+        server = start_local_server(AWS_ENDPOINT_URL_DYNAMODB=endpoint)
+        assert server.output.wait_for(r"PublishEventsStreamMapping: PaymentAuditTable has no stream", timeout=5)
+        assert server.get("/orders/api/payments/", 1).status == 200
+    finally:
+        dynamodb.stop()
