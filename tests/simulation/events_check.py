@@ -3,10 +3,12 @@
 At the end of a run, the audit table's stream (moto's, which holds every row any transaction
 committed, and nothing of a transaction that was cancelled or never sent) is read as Lambda's event
 source mapping reads it (local/streams.py, configured from template.yaml) into the real
-PublishEventsFunction; what it puts on the bus is recorded. The oracle does not import the layer's
-mapping: which committed change is which event is restated here from docs/events.md, and the events
-are also held to the final state (every paid order has its order.paid, every cancelled order of a
-checkout its order.cancelled, every refunded payment its full refund), which no rule table decides.
+PublishEventsFunction; what it puts on the bus is recorded, EventBridge refusing some entries up to
+twice each (so records are retried, and events after them in their batch are published again).
+The oracle does not import the layer's mapping: which committed change is which event is restated
+here from docs/events.md, and the events are also held to the final state (every paid order has its
+order.paid, every cancelled order of a checkout its order.cancelled, every refunded payment its full
+refund), which no rule table decides.
 - none for a change that did not commit: every published event names a committed row;
 - none lost: every committed change has its events;
 - duplicates only as at-least-once allows: the same event_id always carries the same detail.
@@ -15,6 +17,7 @@ checkout its order.cancelled, every refunded payment its full refund), which no 
 from __future__ import annotations
 
 import json
+import random
 from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -28,14 +31,29 @@ Fail = Callable[[str, str], None]
 
 
 class Recorder:
-    """The events client as the function sees it: every entry put is accepted and kept."""
+    """The events client as the function sees it: EventBridge refusing some entries a few times
+    (PutEvents' partial failures: FailedEntryCount and an ErrorCode per refused entry), fewer times
+    than the mapping retries; every entry accepted is kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, rng: random.Random) -> None:
         self.entries: list[dict[str, Any]] = []
+        self.refused = 0
+        self._rng = rng
+        self._refusals: dict[str, int] = {}
 
     def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
-        self.entries.extend(Entries)
-        return {"FailedEntryCount": 0, "Entries": [{"EventId": f"e{len(self.entries)}"} for _ in Entries]}
+        results: list[dict[str, Any]] = []
+        for entry in Entries:
+            event_id = json.loads(entry["Detail"])["event_id"]
+            left = self._refusals.setdefault(event_id, self._rng.choice((0, 0, 0, 1, 2)))
+            if left:
+                self._refusals[event_id] = left - 1
+                self.refused += 1
+                results.append({"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"})
+            else:
+                self.entries.append(entry)
+                results.append({"EventId": f"e{len(self.entries)}"})
+        return {"FailedEntryCount": sum("ErrorCode" in r for r in results), "Entries": results}
 
 
 def expected_types(row: dict[str, Any]) -> list[str]:
@@ -69,7 +87,7 @@ def publish(world: World) -> list[dict[str, Any]]:
 
     (spec,) = world.functions.template.stream_mappings()
     module = world.functions._cold_start(FUNCTION).module
-    recorder = Recorder()
+    recorder = Recorder(random.Random(f"events-{world.config.seed}"))
     context = LambdaContext(FUNCTION, timeout_seconds=30)
 
     def invoke(event: dict[str, Any]) -> Result:
