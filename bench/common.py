@@ -150,6 +150,9 @@ class World:
     def reset(self) -> dict[str, str]:
         self.dynamodb_server.reset()
         self.sandbox.reset()
+        import boto3
+
+        Template().create_event_buses(boto3.client("events", endpoint_url=self.endpoint))
         if self.code is None:
             self.tables = Template().create_tables(self.client, prefix=TABLE_PREFIX)
             seed.apply(self._seed, self.client, self.tables)
@@ -231,6 +234,7 @@ class World:
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing",
             "AWS_ENDPOINT_URL_DYNAMODB": self.endpoint,
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": self.endpoint,  # moto's EventBridge: PublishEventsFunction's bus
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
@@ -516,6 +520,14 @@ SCENARIOS: dict[str, Scenario] = {
             "reconcile sweep (nothing open)",
         ),
         Scenario(
+            "publish_events",
+            "PublishEventsFunction",
+            lambda w: _event_file("publish_events/order_placed_and_paid"),
+            None,
+            None,
+            "audit stream batch -> domain events (not a request path)",
+        ),
+        Scenario(
             "ref_detail",
             REFERENCE,
             lambda w: _reference_event("GET", "/ref/items/1"),
@@ -551,6 +563,7 @@ COLD_FIRST = {
     "StripeWebhookFunction": "stripe_webhook",
     "PaymentWebhookFunction": "gateway_webhook",
     "ReconcilePaymentsFunction": "reconcile",
+    "PublishEventsFunction": "publish_events",
     REFERENCE: "ref_detail",
 }
 

@@ -6,6 +6,9 @@ CorsAllowOrigin, for a local front end's origin), SEED_FILE (local/seed.json;
 that DynamoDB instead of the embedded one), the functions' secrets (JWT_SECRET, ...; printed local
 defaults otherwise) and settings (CURRENCY, RECONCILE_AFTER_MINUTES, ...).
 
+Events: each domain event is printed as published; EVENTS_TARGET_URL (a URL) gets each POSTed
+as an EventBridge target would (docs/events.md).
+
 Stripe: without STRIPE_SECRET_KEY a local Stripe sandbox runs on STRIPE_SANDBOX_PORT (12111; 0
 picks a free port) and the Stripe functions talk to it; STRIPE_SANDBOX=0 turns it off (then
 create-stripe-order answers 503). With a real key, forward Stripe's webhooks with `stripe listen`.
@@ -45,6 +48,7 @@ from local.environment import (  # noqa: E402
     secret_value,
     stripe_sandbox_wanted,
 )
+from local.event_bus import LocalEventBus  # noqa: E402
 from local.routing import Cors, InvalidRoute, Router  # noqa: E402
 from local.server import (  # noqa: E402
     RECONCILE_PATH,
@@ -54,12 +58,15 @@ from local.server import (  # noqa: E402
     describe_routes,
     serve_in_background,
 )
+from local.streams import NoStream, Poller, Result, StreamMapping, dead_letter_to_console  # noqa: E402
 from local.stripe_sandbox import DEFAULT_PORT as STRIPE_SANDBOX_DEFAULT_PORT  # noqa: E402
 from local.stripe_sandbox import StripeSandbox  # noqa: E402
 from local.template import FunctionSpec, ensure_tables  # noqa: E402
 from local.tokens import DEMO_TTL_SECONDS, mint  # noqa: E402
+from local.workers import Outcome  # noqa: E402
 
 log = logging.getLogger("local")
+EVENTS_TARGET_URL = "EVENTS_TARGET_URL"  # where `make run` POSTs each domain event (docs/events.md)
 STRIPE_WEBHOOK_FUNCTION = "StripeWebhookFunction"
 IN_MEMORY = "The data lives in this process's memory: stop it (Ctrl-C) and start it again to reset it."
 
@@ -176,6 +183,9 @@ def main(server_env: Mapping[str, str] | None = None) -> int:
             )
             for spec in specs
         }
+        events = _start_event_bus(server_env, environments)
+        if events is not None:
+            cleanup.callback(events.stop)
         if seed is None:
             seed_summary = "none (SEED_FILE=none)"
         elif "PaymentsTable" not in created:
@@ -198,6 +208,9 @@ def main(server_env: Mapping[str, str] | None = None) -> int:
             checkout_sessions=_session_lookup(sandbox) if sandbox else None, stripe_dashboard=dashboard
         )
         httpd.gateway, httpd.local_routes = gateway, local_routes
+        poller = _stream_mappings(gateway, boto3.client("dynamodbstreams", endpoint_url=endpoint))
+        poller.start()
+        cleanup.callback(poller.stop)
         serve_in_background(httpd)
         cleanup.callback(httpd.shutdown)  # runs first: stop accepting, then workers, the sandbox, DynamoDB
 
@@ -209,6 +222,7 @@ def main(server_env: Mapping[str, str] | None = None) -> int:
             f"  Seed:     {seed_summary}",
             f"  Workers:  up to {options.concurrency} per function (LOCAL_CONCURRENCY)",
             *_describe_stripe(sandbox, server_env, webhook_url),
+            *_describe_events(events),
             "  Secrets:",
             *(
                 f"    {name}: {_describe_secret(name, source, jwt_secret, sandbox is not None)}"
@@ -233,6 +247,43 @@ def main(server_env: Mapping[str, str] | None = None) -> int:
         log.info("stopping")
     console().flush()  # the last lines (workers' included) before the process ends
     return 0
+
+
+def _start_event_bus(server_env: Mapping[str, str], environments: dict[str, dict[str, str]]) -> LocalEventBus | None:
+    """The EventBridge bus's stand-in, for the functions that declare AWS_ENDPOINT_URL_EVENTBRIDGE."""
+    publishers = [env for env in environments.values() if "AWS_ENDPOINT_URL_EVENTBRIDGE" in env]
+    if not publishers:
+        return None
+    target = server_env.get(EVENTS_TARGET_URL, "").strip() or None
+    bus = LocalEventBus(publishers[0].get("EVENT_BUS_NAME", "default"), target)
+    url = bus.start()
+    for env in publishers:
+        env["AWS_ENDPOINT_URL_EVENTBRIDGE"] = url
+    return bus
+
+
+def _stream_mappings(gateway: Gateway, streams: Any) -> Poller:
+    """The stream event source mappings of the template, invoking their functions through the gateway."""
+    mappings = []
+    for spec in TEMPLATE.stream_mappings():
+
+        def invoke(event: dict[str, Any], function: str = spec.function) -> Result:
+            invocation = gateway.invoke(function, event)
+            return Result(invocation.outcome is Outcome.OK, invocation.result)
+
+        table = TEMPLATE.table_names.get(spec.table, spec.table)
+        try:
+            mappings.append(StreamMapping.for_table(spec, streams, table, invoke, dead_letter_to_console(spec)))
+        except NoStream as exc:  # an AWS_ENDPOINT_URL_DYNAMODB whose tables predate the stream
+            log.warning("%s: %s; no domain events until the table is created again", spec.logical_id, exc)
+    return Poller(mappings)
+
+
+def _describe_events(bus: LocalEventBus | None) -> list[str]:
+    if bus is None:
+        return []
+    target = f"each POSTed to {bus.target_url}" if bus.target_url else f"set {EVENTS_TARGET_URL} to POST each to a URL"
+    return [f"  Events:   domain events printed here as published ({target})"]
 
 
 def _webhook_path(specs: list[FunctionSpec]) -> str:

@@ -126,9 +126,7 @@ class Http:
         }
         if spec.routes:
             route_key, params = _match_route(spec, self.method, self.path, function_dir)
-            event = http_event(
-                self.method, self.path, route_key=route_key, path_parameters=params or None, **request
-            )
+            event = http_event(self.method, self.path, route_key=route_key, path_parameters=params or None, **request)
             event["requestContext"]["apiId"] = headers["host"].split(".")[0]
         elif spec.function_url:
             event = http_event(self.method, self.path, function_url=True, **request)
@@ -161,6 +159,44 @@ class Scheduled:
         event["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
         event["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(FIXED_TIME))
         return event
+
+
+@dataclass(frozen=True)
+class AuditStream:
+    """A DynamoDB stream batch of the audit table, as the event source mapping passes it (one INSERT
+    per row, NEW_IMAGE): what PublishEventsFunction receives. `rows` are audit rows as written."""
+
+    rows: tuple[dict[str, Any], ...]
+
+    def event(self, template: Template, function_dir: str, name: str) -> Event:
+        from boto3.dynamodb.types import TypeSerializer
+
+        _function_for(template, function_dir)
+        serialize = TypeSerializer().serialize
+        arn = "arn:aws:dynamodb:us-east-1:123456789012:table/PaymentAuditTable/stream/2025-01-01T00:00:00.000"
+        records = []
+        for index, row in enumerate(self.rows):
+            image = {key: serialize(value) for key, value in row.items()}
+            sequence = f"{FIXED_TIME}{index:012d}"
+            records.append(
+                {
+                    "eventID": _hex(f"{name}/{index}", 32),
+                    "eventName": "INSERT",
+                    "eventVersion": "1.1",
+                    "eventSource": "aws:dynamodb",
+                    "awsRegion": "us-east-1",
+                    "dynamodb": {
+                        "ApproximateCreationDateTime": FIXED_TIME,
+                        "Keys": {"payment": image["payment"], "at": image["at"]},
+                        "NewImage": image,
+                        "SequenceNumber": sequence,
+                        "SizeBytes": len(json.dumps(image)),
+                        "StreamViewType": "NEW_IMAGE",
+                    },
+                    "eventSourceARN": arn,
+                }
+            )
+        return {"Records": records}
 
 
 def _hex(name: str, length: int) -> str:
@@ -261,18 +297,41 @@ STRIPE_EVENT = {
     "id": "evt_local_not_ours",
     "object": "event",
     "type": "checkout.session.completed",
-    "data": {"object": {"id": "cs_test_elsewhere", "object": "checkout.session", "payment_status": "paid",
-                        "amount_total": 1000, "currency": "usd", "metadata": {}}},
+    "data": {
+        "object": {
+            "id": "cs_test_elsewhere",
+            "object": "checkout.session",
+            "payment_status": "paid",
+            "amount_total": 1000,
+            "currency": "usd",
+            "metadata": {},
+        }
+    },
 }
 # The demo's order 2 is paid by ONLINE payment 2 (899.00) under this gateway transaction.
-GATEWAY_REFUND = {**GATEWAY_EVENT, "event_type": "payment.refunded", "status": "refunded", "payment_id": "txn_987654321",
-                  "order_reference": "2", "amount": "100.00"}
+GATEWAY_REFUND = {
+    **GATEWAY_EVENT,
+    "event_type": "payment.refunded",
+    "status": "refunded",
+    "payment_id": "txn_987654321",
+    "order_reference": "2",
+    "amount": "100.00",
+}
 DISPUTE_EVENT = {
     "id": "evt_local_dispute_not_ours",
     "object": "event",
     "type": "charge.dispute.created",
-    "data": {"object": {"id": "dp_test_elsewhere", "object": "dispute", "amount": 1000, "currency": "usd",
-                        "charge": "ch_test_elsewhere", "payment_intent": "pi_test_elsewhere", "status": "needs_response"}},
+    "data": {
+        "object": {
+            "id": "dp_test_elsewhere",
+            "object": "dispute",
+            "amount": 1000,
+            "currency": "usd",
+            "charge": "ch_test_elsewhere",
+            "payment_intent": "pi_test_elsewhere",
+            "status": "needs_response",
+        }
+    },
 }
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 BAD_TOKEN = {"detail": "Given token not valid for any token type"}
@@ -285,7 +344,7 @@ PAYMENTS = "/orders/api/payments/"
 @dataclass(frozen=True)
 class Case:
     name: str  # "<function_dir>/<case>": the file events/<function_dir>/<case>.json
-    request: Http | Scheduled
+    request: Http | Scheduled | AuditStream
     status: int | None = None  # expected statusCode of an HTTP response
     body: Any = None  # expected JSON body, as a subset (dict keys present and equal, lists equal in length)
     result: Any = None  # for non-HTTP functions: expected return value, as a subset
@@ -304,6 +363,17 @@ class Case:
 
 
 # fmt: off
+# Audit rows as the checkout and the Stripe webhook commit them (docs/money.md, the books contract).
+AUDIT_AT = "2025-01-01T12:00:00.000000Z"
+PLACED_ROW = {"payment": 4, "at": f"{AUDIT_AT}#a1b2c3d4e5f6", "order": 4, "to": "pending", "source": "checkout",
+              "reason": "created", "recorded_at": "2025-01-01T12:00:00Z", "order_to": "pending"}
+PAID_ROW = {"payment": 4, "at": "2025-01-01T12:05:00.000000Z#b2c3d4e5f6a1", "order": 4, "from": "pending",
+            "to": "completed", "source": "stripe", "event_id": "evt_local_completed", "reason": "checkout.session.completed",
+            "recorded_at": "2025-01-01T12:05:00Z", "order_to": "confirmed"}
+MISMATCH_ROW = {"payment": 4, "at": "2025-01-01T12:06:00.000000Z#c3d4e5f6a1b2", "order": 4, "from": "pending",
+                "to": "pending", "source": "stripe", "reason": "amount_mismatch", "recorded_at": "2025-01-01T12:06:00Z",
+                "attention": "amount_mismatch", "details": {"reported_amount": "1.00", "reported_currency": "usd"}}
+
 CASES: list[Case] = [
     # ---- GET /orders/api/payments/ (user 1 has payments 1 and 2; payment 3 is user 2's)
     Case("list_payments/ok", GET(PAYMENTS, user=1), 200, {"count": 2, "next": None, "previous": None, "results": [PAYMENT_1, {"id": 2}]}),
@@ -346,6 +416,9 @@ CASES: list[Case] = [
     Case("stripe_webhook/unhandled_type", POST("/orders/api/stripe-webhook/", body={**STRIPE_EVENT, "id": "evt_local_unhandled", "type": "customer.created"}), 200, {"status": "success"}, signer=stripe_signed()),
     Case("stripe_webhook/dispute_not_ours", POST("/orders/api/stripe-webhook/", body=DISPUTE_EVENT), 200, {"status": "success"}, signer=stripe_signed()),
     Case("stripe_webhook/bad_signature", POST("/orders/api/stripe-webhook/", body=STRIPE_EVENT, headers={"stripe-signature": "t=1,v1=" + "0" * 64}), 400, {"status": "error"}),
+    # ---- the audit table's stream: each committed row's domain events onto the bus (none for a mismatch)
+    Case("publish_events/order_placed_and_paid", AuditStream((PLACED_ROW, PAID_ROW)), result={"batchItemFailures": []}),
+    Case("publish_events/mismatch_publishes_nothing", AuditStream((MISMATCH_ROW,)), result={"batchItemFailures": []}),
     # ---- scheduled reconciliation sweep (nothing open in the demo seed)
     Case("reconcile_payments/scheduled", Scheduled(), result={"checked": 0, "finished": True}),
 ]

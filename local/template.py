@@ -64,6 +64,21 @@ class FunctionSpec:
     policies: list[Any] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class StreamMappingSpec:
+    """An AWS::Lambda::EventSourceMapping on a DynamoDB stream, as local/streams.py emulates it."""
+
+    logical_id: str
+    table: str  # the table whose stream it reads (logical id)
+    function: str  # the function it invokes (logical id)
+    batch_size: int
+    starting_position: str
+    maximum_retry_attempts: int  # -1: until the record expires
+    bisect_on_error: bool
+    report_item_failures: bool
+    on_failure: str | None  # the on-failure destination (logical id of the queue)
+
+
 class Template:
     def __init__(self, path: Path = TEMPLATE, parameters: dict[str, str] | None = None) -> None:
         self.path = path
@@ -91,6 +106,9 @@ class Template:
         for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
             if key in props:
                 request[key] = copy.deepcopy(props[key])
+        if "StreamSpecification" in props:  # the domain events' outbox (local/streams.py reads it)
+            view = props["StreamSpecification"]["StreamViewType"]
+            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
         return request
 
     def create_tables(self, client: Any, prefix: str = "") -> dict[str, str]:
@@ -107,6 +125,13 @@ class Template:
             names[logical_id] = name
         self.table_names = names
         return names
+
+    def create_event_buses(self, client: Any) -> list[str]:
+        """Create every event bus, named by logical id (as `!Ref` resolves locally)."""
+        buses = [rid for rid, res in self.resources.items() if res["Type"] == "AWS::Events::EventBus"]
+        for bus in buses:
+            client.create_event_bus(Name=bus)
+        return buses
 
     def use_table_names(self, names: dict[str, str]) -> None:
         self.table_names = dict(names)
@@ -148,6 +173,32 @@ class Template:
 
     def functions(self, overrides: dict[str, str] | None = None) -> list[FunctionSpec]:
         return [self.function(fid, overrides) for fid in self.function_ids()]
+
+    def stream_mappings(self) -> list[StreamMappingSpec]:
+        """The DynamoDB stream event source mappings: which table's stream feeds which function, how."""
+        specs = []
+        for logical_id, res in self.resources.items():
+            if res["Type"] != "AWS::Lambda::EventSourceMapping":
+                continue
+            props = res["Properties"]
+            table, attribute = props["EventSourceArn"]["Fn::GetAtt"]
+            if attribute != "StreamArn":
+                continue
+            on_failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+            specs.append(
+                StreamMappingSpec(
+                    logical_id=logical_id,
+                    table=table,
+                    function=props["FunctionName"]["Ref"].split(".")[0],  # `X.Alias`: the function X
+                    batch_size=int(props.get("BatchSize", 100)),
+                    starting_position=props["StartingPosition"],
+                    maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+                    bisect_on_error=bool(props.get("BisectBatchOnFunctionError", False)),
+                    report_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+                    on_failure=on_failure["Fn::GetAtt"][0] if on_failure else None,
+                )
+            )
+        return specs
 
     def http_api_cors(self) -> dict[str, Any] | None:
         """The HTTP API's CorsConfiguration with its values resolved (None: CORS not configured)."""

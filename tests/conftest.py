@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
@@ -39,6 +40,7 @@ def dynamodb_server() -> Iterator[EmbeddedDynamoDB]:
     server = EmbeddedDynamoDB()
     endpoint = server.start()
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+    os.environ["AWS_ENDPOINT_URL_EVENTBRIDGE"] = endpoint  # moto's EventBridge (PublishEventsFunction)
     yield server
     server.stop()
 
@@ -54,7 +56,16 @@ def dynamodb(dynamodb_server: EmbeddedDynamoDB) -> Any:
 def tables(dynamodb_server: EmbeddedDynamoDB, dynamodb: Any) -> dict[str, str]:
     """Fresh tables, created from template.yaml itself, for every test."""
     dynamodb_server.reset()
-    return Template().create_tables(dynamodb, prefix=f"t{uuid.uuid4().hex[:8]}-")
+    template = Template()
+    template.create_event_buses(_events_client(dynamodb_server.endpoint))
+    return template.create_tables(dynamodb, prefix=f"t{uuid.uuid4().hex[:8]}-")
+
+
+@functools.cache
+def _events_client(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client("events", endpoint_url=endpoint)
 
 
 @pytest.fixture
@@ -64,6 +75,7 @@ def base_env(tables: dict[str, str]) -> dict[str, str]:
         JWT_SECRET=JWT_SECRET,
         STRIPE_WEBHOOK_SECRET=STRIPE_WEBHOOK_SECRET,
         PAYMENT_WEBHOOK_SECRET=PAYMENT_WEBHOOK_SECRET,
+        EVENT_BUS_NAME="EventBus",  # the bus `tables` creates, as the template's `!Ref EventBus` resolves locally
     )
     return env
 

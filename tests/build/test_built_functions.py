@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from local import seed
@@ -212,6 +213,7 @@ def _environment(spec: Any, built: Template, tables: dict[str, str], endpoint: s
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+        "AWS_ENDPOINT_URL_EVENTBRIDGE": endpoint,  # moto's EventBridge: PublishEventsFunction's bus
         "AWS_CONFIG_FILE": os.devnull,  # no profiles, no instance metadata: nothing reaches AWS
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
@@ -237,6 +239,7 @@ def test_built_function_answers_its_events(logical_id, built, python313, dynamod
 
     def fresh_tables() -> dict[str, str]:
         dynamodb_server.reset()
+        Template().create_event_buses(boto3.client("events", endpoint_url=dynamodb_server.endpoint))
         names = Template().create_tables(dynamodb, prefix=prefix)
         seed.apply(seed.load(DEFAULT_SEED), dynamodb, names)
         return names

@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import events_check
 from .books import Books
 from .ledger import Promise
 from .rules import OPEN, PAID, may_move
@@ -486,6 +487,7 @@ class Invariants:
             lambda: self._stripe_truth(payments, orders, audit),
             lambda: self._committed_checkouts(orders, payments),
             self._replays,
+            lambda: events_check.published_exactly_the_committed_changes(self.world, self.fail),
         )
 
     def _audit(self, payments: dict[int, dict[str, Any]], audit: dict[int, list[dict[str, Any]]]) -> None:

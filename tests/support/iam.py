@@ -68,6 +68,19 @@ def table_arn(name: str, index: str | None = None) -> str:
     return f"{arn}/index/{index}" if index else arn
 
 
+def stream_arn(arn: str) -> str:
+    """A table's stream ARN with the table named by its logical id (`.../table/<name>/stream/<label>`)."""
+    table, _, label = arn.split(":table/", 1)[1].partition("/stream/")
+    return f"{table_arn(table)}/stream/{label}"
+
+
+def named_arn(service: str, kind: str, name: str) -> str:
+    """An event bus's or queue's ARN by its logical id (`t1a2b3c4d-EventsDeadLetterQueue`, or the name
+    `EventBus` as `!Ref` resolves it locally)."""
+    logical_id = name.rsplit("/", 1)[-1].rsplit("-", 1)[-1]
+    return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{kind}{logical_id}"
+
+
 def secret_arn(secret_id: str) -> str:
     if secret_id.startswith("arn:"):
         return secret_id
@@ -76,6 +89,8 @@ def secret_arn(secret_id: str) -> str:
 
 def iam_requests(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(action, resource ARN, detail) AWS authorizes for one API call."""
+    if service == "dynamodb" and operation in ("DescribeStream", "GetShardIterator", "GetRecords", "ListStreams"):
+        return [(f"dynamodb:{operation}", _stream_resource(params), "")]
     if service == "dynamodb":
         if operation in ("TransactWriteItems", "TransactGetItems"):
             requests = []
@@ -89,12 +104,30 @@ def iam_requests(service: str, operation: str, params: dict[str, Any]) -> list[t
         if "TableName" in params:
             return [(f"dynamodb:{operation}", table_arn(params["TableName"], params.get("IndexName")), "")]
         return [(f"dynamodb:{operation}", "*", "")]
+    if service == "events" and operation == "PutEvents":
+        # One request per bus named (IAM authorizes PutEvents on each entry's event bus).
+        buses = sorted({entry.get("EventBusName") or "default" for entry in params.get("Entries") or []})
+        return [("events:PutEvents", named_arn("events", "event-bus/", bus), "") for bus in buses]
+    if service == "sqs" and "QueueUrl" in params:
+        return [(f"sqs:{operation}", named_arn("sqs", "", params["QueueUrl"]), "")]
     if service == "secretsmanager" and "SecretId" in params:
         return [(f"secretsmanager:{operation}", secret_arn(params["SecretId"]), "")]
     if service == "ssm" and "Name" in params:
         name = params["Name"].lstrip("/")
         return [(f"ssm:{operation}", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{name}", "")]
     return [(f"{service}:{operation}", "*", "")]
+
+
+def _stream_resource(params: dict[str, Any]) -> str:
+    """The stream a DynamoDB Streams call is authorized on. GetRecords names only a shard iterator,
+    which AWS ties to its stream; moto's iterators begin with the stream's ARN and a `|`."""
+    if "StreamArn" in params:
+        return stream_arn(params["StreamArn"])
+    if "ShardIterator" in params and "|" in params["ShardIterator"]:
+        return stream_arn(params["ShardIterator"].split("|", 1)[0])
+    if "TableName" in params:  # ListStreams of one table
+        return f"{table_arn(params['TableName'])}/stream/*"
+    return "*"
 
 
 class CallRecorder:

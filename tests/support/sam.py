@@ -36,6 +36,8 @@ ARN_FORMATS = {
     "AWS::SNS::Topic": "arn:aws:sns:{region}:{account}:{name}",
     "AWS::Logs::LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}:*",
     "AWS::CloudWatch::Alarm": "arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
+    "AWS::Events::EventBus": "arn:aws:events:{region}:{account}:event-bus/{name}",
+    "AWS::SQS::Queue": "arn:aws:sqs:{region}:{account}:{name}",
 }
 
 

@@ -24,6 +24,7 @@ ALL = {
     "StripeWebhookFunction",
     "PaymentWebhookFunction",
     "ReconcilePaymentsFunction",
+    "PublishEventsFunction",
 }
 STRIPE = {"CreateStripeOrderFunction", "StripeWebhookFunction", "PaymentWebhookFunction", "ReconcilePaymentsFunction"}
 JWT = {"ListPaymentsFunction", "GetPaymentFunction", "CreateStripeOrderFunction", "CreateCodOrderFunction"}

@@ -380,3 +380,44 @@ def _samconfig_parameters(environment: str) -> dict[str, str]:
     config = tomllib.loads((ROOT / "samconfig.toml").read_text())
     text = config[environment]["deploy"]["parameters"]["parameter_overrides"]
     return dict(pair.split("=", 1) for pair in shlex.split(text))
+
+
+# ---------------------------------------------------------------------------- domain events out (issue 20)
+def test_the_audit_tables_stream_feeds_the_publisher_with_retries_bisection_and_a_dead_letter_queue(cfn):
+    """What docs/events.md promises of the event source mapping, as CloudFormation receives it: the
+    audit table streams each committed row (NEW_IMAGE); the mapping reads it from the start it keeps,
+    one batch per shard at a time, reports partial failures, splits failing batches, gives a batch up
+    after a bounded number of retries to an SQS queue (AWS::Lambda::EventSourceMapping OnFailure: SQS or
+    SNS for DynamoDB sources), and an alarm watches that queue."""
+    resources_ = cfn["Resources"]
+    assert resources_["PaymentAuditTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    (mapping,) = resources(cfn, "AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["PaymentAuditTable", "StreamArn"]}
+    assert props["FunctionName"] == {"Ref": "PublishEventsFunctionAliaslive"}  # the published version
+    assert props["StartingPosition"] == "TRIM_HORIZON"
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BisectBatchOnFunctionError"] is True
+    assert 0 < props["MaximumRetryAttempts"] <= 10_000 and props.get("ParallelizationFactor", 1) == 1
+    queue = props["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    assert resources_[queue]["Type"] == "AWS::SQS::Queue"
+    watching = [
+        a["Properties"]
+        for a in resources(cfn, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Namespace") == "AWS/SQS"
+        and a["Properties"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+    ]
+    assert len(watching) == 1 and watching[0]["Threshold"] == 1
+    assert "docs/runbook.md#eventsdeadletter" in watching[0]["AlarmDescription"]
+
+
+def test_the_publisher_is_granted_no_stream_but_its_own(cfn):
+    """SAM's DynamoDB event would attach AWSLambdaDynamoDBExecutionRole (stream reads on "*"): the
+    publisher's role has only the AWS managed policies every function has."""
+    from support.sam import aws_managed_policies
+
+    assert not [arn for arn in aws_managed_policies(cfn, "PublishEventsFunction") if "DynamoDB" in arn]
+    (bus,) = resources(cfn, "AWS::Events::EventBus")
+    assert cfn["Resources"]["PublishEventsFunction"]["Properties"]["Environment"]["Variables"]["EVENT_BUS_NAME"] == {
+        "Ref": bus
+    }

@@ -76,6 +76,9 @@ class Settings(BaseModel):
     # default: the spec's own example is from 2023).
     payment_webhook_max_age_seconds: int | None = Field(default=None, ge=60)
 
+    # Domain events (PublishEventsFunction): the EventBridge bus they go to.
+    event_bus_name: str | None = None
+
     # Checkout.
     currency: str = "usd"
     checkout_success_url: str = "http://127.0.0.1:3000/checkout/success?session_id={CHECKOUT_SESSION_ID}"

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # imported where used: stripe only by the functions that talk
     from .cursors import CursorCodec
     from .gateways.stripe_checkout import CheckoutSession, StripeCheckoutGateway
     from .logic.after_payment import AfterPayment
+    from .logic.domain_events import DomainEvents
     from .logic.listing import PaymentQueries
     from .logic.placing import OrderPlacement
     from .logic.reconciliation import Reconciler
@@ -77,6 +78,16 @@ def tables(settings: Settings) -> Tables:
     from .repositories.tables import Tables
 
     return Tables.from_settings(settings)
+
+
+def domain_events(settings: Settings, client: Any = None) -> DomainEvents:
+    """What PublishEventsFunction does with each committed audit row: its events onto the bus."""
+    from .logic.domain_events import DomainEvents
+    from .repositories.event_bus import EventBus
+
+    if not settings.event_bus_name:
+        raise ConfigError("EVENT_BUS_NAME is required to publish domain events")
+    return DomainEvents(EventBus(settings.event_bus_name, client))
 
 
 def stripe_gateway(settings: Settings) -> StripeCheckoutGateway | None:

@@ -178,7 +178,9 @@ class OrderPlacement:
             order = self._new_order(user, address, method, ids, items)
             payment = self.new_payment(order, ids[1], method)
             try:
-                self._store.place_order(NewOrder(order, payment, cart, variants, _audit(order, payment), key))
+                self._store.place_order(
+                    NewOrder(order, payment, cart, variants, _audit(order, payment, placed=True), key)
+                )
             except CheckoutConflict as conflict:
                 if conflict.kind == "stock" and conflict.variant is not None:
                     raise OutOfStock(conflict.variant.label, max(conflict.variant.stock, 0)) from None
@@ -272,8 +274,19 @@ _PLACED_STATUS = {
 }
 
 
-def _audit(order: Order, payment: Payment) -> AuditEntry:
-    return AuditEntry(payment.id, order.id, None, payment.status, "checkout", None, "created", payment.created_at)
+def _audit(order: Order, payment: Payment, *, placed: bool = False) -> AuditEntry:
+    """The new payment's audit row; placing the order too, it says so (the order's status)."""
+    return AuditEntry(
+        payment.id,
+        order.id,
+        None,
+        payment.status,
+        "checkout",
+        None,
+        "created",
+        payment.created_at,
+        order_to=order.status if placed else None,
+    )
 
 
 def _as_placed(order: Order, payment: Payment) -> tuple[Order, Payment]:

@@ -130,6 +130,9 @@ class AuditEntry:
     reason: str | None
     at: str
     details: dict[str, Any] = field(default_factory=dict)
+    # The order's status after this transaction, when it places or changes the order: the audit row
+    # then says so too (the domain events read it from the table's stream: logic/domain_events.py).
+    order_to: OrderStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +245,15 @@ def plan_change(
         # expired, or a gateway payment begun meanwhile failed): nothing can pay the order any
         # more, so it is given up and its stock given back. Orders from elsewhere stay pending:
         # the customer may pay another way.
-        return replace(plan, order_status=OrderStatus.CANCELLED, release_stock=order.stock_reserved)
+        return _cancelling(plan, order)
     return plan
+
+
+def _cancelling(plan: Plan, order: Order) -> Plan:
+    """`plan` giving its order up: cancelled, its stock given back, as its main audit row says."""
+    main, *others = plan.audit
+    audit = (replace(main, order_to=OrderStatus.CANCELLED), *others)
+    return replace(plan, order_status=OrderStatus.CANCELLED, release_stock=order.stock_reserved, audit=audit)
 
 
 def _refusal(order: Order, change: Change, ref: PaymentRef) -> Outcome | None:
@@ -278,11 +288,15 @@ def _completing(plan: Plan, change: Change, payment_id: int, method: PaymentMeth
         _entry(order, pid, ref.status, PaymentStatus.FAILED, change, at, reason="superseded") for pid, ref in superseded
     ]
     claimed = change.transaction_id and method != PaymentMethod.COD
+    confirms = order.status == OrderStatus.PENDING
+    main, *others = plan.audit
+    if confirms:
+        main = replace(main, order_to=OrderStatus.CONFIRMED)
     return replace(
         plan,
         transitions=(*plan.transitions, *transitions),
-        audit=(*plan.audit, *audit),
-        order_status=OrderStatus.CONFIRMED if order.status == OrderStatus.PENDING else None,
+        audit=(main, *others, *audit),
+        order_status=OrderStatus.CONFIRMED if confirms else None,
         completed_payment=payment_id,
         completed_transaction=change.transaction_id,
         claim=(method, change.transaction_id, payment_id) if claimed and change.transaction_id else None,
@@ -306,7 +320,7 @@ def _plan_new_online_payment(
     if target == PaymentStatus.COMPLETED:
         return _completing(plan, change, payment.id, payment.method)
     if target == PaymentStatus.FAILED and gives_up(order, payment.id):
-        return replace(plan, order_status=OrderStatus.CANCELLED, release_stock=order.stock_reserved)
+        return _cancelling(plan, order)
     return plan
 
 

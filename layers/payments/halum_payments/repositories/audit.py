@@ -27,6 +27,7 @@ def audit_record(entry: AuditEntry) -> dict[str, Any]:
         "reason": entry.reason,
         "recorded_at": entry.at,
         "details": entry.details or None,
+        "order_to": str(entry.order_to) if entry.order_to else None,  # placed, confirmed or cancelled by it
     }
     if entry.reason in ATTENTION:
         record["attention"] = entry.reason
