@@ -1,12 +1,14 @@
 """The data contract: the records the shop's other services write into the tables this service reads
-(product variants, shipping addresses, carts, orders), as pydantic models in strict mode.
+(product variants, shipping addresses, carts, orders), as pydantic models.
 
 These models are the one definition of the contract: the repositories validate every record they read
 against them (repositories/contract.py), and `schemas/records/<record>.v1.json` is their JSON Schema,
 generated (`make schemas`; a unit test fails when a file is stale) for the shop's developers. A record
-is read as the JSON document DynamoDB holds (numbers as numbers, strings as strings): strict mode takes
-no string for a number, no number for a string, no bool for a number and no fraction for an integer,
-so `variant: 1.5`, `variant: "1"` and `quantity: "2"` are refused rather than guessed. Attributes the
+is read as the JSON document DynamoDB holds (dynamo.as_document: a whole number an int, any other a
+Decimal, strings as strings): whole numbers, strings and booleans are strict, taking no string for a
+number, no number for a string, no bool for a number and no fraction for a whole number, so
+`variant: 1.5`, `variant: "1"` and `quantity: "2"` are refused rather than guessed; a price is a number
+or a decimal string, and a status one of its values. Attributes the
 contract does not name are ignored (the shop may add some without a new version); a new meaning of an
 existing one is a new version (`.v2.json`).
 """
@@ -16,15 +18,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, WithJsonSchema
 
 from .models import OrderOrigin, OrderStatus, PaymentMethod, PaymentStatus
 
 VERSION = 1
 CENTS = Decimal("0.01")
 
-Id = Annotated[int, Field(ge=1, lt=10**18)]
-Quantity = Annotated[int, Field(ge=1)]
+Id = Annotated[int, Strict(), Field(ge=1, lt=10**18)]
+Quantity = Annotated[int, Strict(), Field(ge=1)]
+Text = Annotated[str, Strict()]
+Flag = Annotated[bool, Strict()]
 # Django's DecimalField(max_digits=10, decimal_places=2): a JSON number or a decimal string (both read
 # exactly, never through a float), at most 2 places (trailing zeros aside) and 10 digits.
 PRICE_TEXT = r"^[0-9]{1,8}(\.[0-9]{1,2})?$"
@@ -45,22 +49,24 @@ Price = Annotated[
         }
     ),
 ]
-Timestamp = Annotated[str, Field(min_length=1, json_schema_extra={"format": "date-time"})]
+Timestamp = Annotated[str, Strict(), Field(min_length=1, json_schema_extra={"format": "date-time"})]
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, defer_build=True)
+    # Strictness is the fields' own (Id, Quantity, Text, Flag...): a price may be a number or a decimal
+    # string, a status is read by its value.
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class VariantRecord(Record):
     """ProductVariantsTable, key `id`: a product the shop sells (Django's ProductVariant)."""
 
     id: Id
-    sku: Annotated[str, Field(min_length=1)]
-    name: str | None = Field(default=None, description="The product's name; the sku when absent.")
+    sku: Annotated[str, Strict(), Field(min_length=1)]
+    name: Text | None = Field(default=None, description="The product's name; the sku when absent.")
     price: Price
-    stock: Annotated[int, Field(ge=0)]
-    is_active: bool
+    stock: Annotated[int, Strict(), Field(ge=0)]
+    is_active: Flag
 
 
 class AddressRecord(Record):
@@ -68,12 +74,12 @@ class AddressRecord(Record):
 
     id: Id
     user: Id
-    full_name: str
-    phone: str
-    address_line: str
-    city: str
-    postal_code: str
-    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2.")]
+    full_name: Text
+    phone: Text
+    address_line: Text
+    city: Text
+    postal_code: Text
+    country: Annotated[str, Strict(), Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2.")]
 
 
 class CartLineRecord(Record):
@@ -92,8 +98,8 @@ class OrderLineRecord(Record):
     variant: Id
     quantity: Quantity
     price: Price = Field(description="The unit price the order was placed at.")
-    sku: str | None = None
-    name: str | None = None
+    sku: Text | None = None
+    name: Text | None = None
 
 
 class PaymentRefRecord(Record):
@@ -110,18 +116,20 @@ class OrderRecord(Record):
     shipping_address: Id | None = None
     status: OrderStatus
     total_price: Price
-    currency: Annotated[str, Field(pattern=r"^[a-z]{3}$")] = "usd"
+    currency: Annotated[str, Strict(), Field(pattern=r"^[a-z]{3}$")] = "usd"
     items: list[OrderLineRecord] = Field(default_factory=list)
     created_at: Timestamp
     updated_at: Timestamp | None = None
     origin: OrderOrigin = OrderOrigin.PLATFORM
-    stock_reserved: bool = False
-    payments: dict[Annotated[str, Field(pattern=r"^[1-9][0-9]{0,17}$")], PaymentRefRecord] = Field(
+    stock_reserved: Flag = False
+    payments: dict[Annotated[str, Strict(), Field(pattern=r"^[1-9][0-9]{0,17}$")], PaymentRefRecord] = Field(
         default_factory=dict, description="Payment id -> its method and status, kept by this service."
     )
     completed_payment: Id | None = None
-    completed_transaction: str | None = None
-    shipping: dict[str, str | int] | None = Field(default=None, description="The address as the order keeps it.")
+    completed_transaction: Text | None = None
+    shipping: dict[Text, Text | Annotated[int, Strict()]] | None = Field(
+        default=None, description="The address as the order keeps it."
+    )
 
 
 # Logical table (template.yaml) -> the contract of its records: the schema files are named after these.

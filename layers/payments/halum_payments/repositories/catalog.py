@@ -26,7 +26,7 @@ def decode_variant(item: Mapping[str, Any]) -> Variant | None:
     """None for a stub (`id` and `stock` only: stock given back to a variant that was since deleted)."""
     if item.keys() <= STUB:
         return None
-    record = contract.read(VariantRecord, "ProductVariantsTable", _key(item, "id"), item)
+    record = contract.read(VariantRecord, "ProductVariantsTable", "id", item)
     return Variant(
         id=record.id,
         sku=record.sku,
@@ -42,8 +42,17 @@ def encode_address(address: Address) -> dict[str, Any]:
 
 
 def decode_address(item: Mapping[str, Any]) -> Address:
-    record = contract.read(AddressRecord, "ShippingAddressesTable", _key(item, "id"), item)
-    return Address(**record.model_dump())
+    record = contract.read(AddressRecord, "ShippingAddressesTable", "id", item)
+    return Address(
+        id=record.id,
+        user=record.user,
+        full_name=record.full_name,
+        phone=record.phone,
+        address_line=record.address_line,
+        city=record.city,
+        postal_code=record.postal_code,
+        country=record.country,
+    )
 
 
 def encode_cart(cart: Cart) -> dict[str, Any]:
@@ -52,16 +61,10 @@ def encode_cart(cart: Cart) -> dict[str, Any]:
 
 def decode_cart(item: Mapping[str, Any]) -> Cart:
     """The platform's cart: `items` a list of `{"variant": <id>, "quantity": <whole number >= 1>}`."""
-    record = contract.read(CartRecord, "CartsTable", _key(item, "user"), item)
+    record = contract.read(CartRecord, "CartsTable", "user", item)
     raw = from_attr(item["items"]) if "items" in item else []  # compared verbatim when the cart is emptied
     return Cart(
         user=record.user,
         items=tuple(CartItem(line.variant, line.quantity) for line in record.items),
         raw_items=raw,
     )
-
-
-def _key(item: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The item's key as DynamoDB holds it (`{"id": "7"}`), for the log line: whatever its type."""
-    value = item.get(name)
-    return {name: next(iter(value.values())) if isinstance(value, Mapping) and value else value}

@@ -16,19 +16,24 @@ from pydantic import ValidationError
 from ..errors import UnreadableRecord
 from ..observability import count_by, logger
 from ..records import CONTRACTS, Record
-from .dynamo import from_attr, item_json
+from .dynamo import as_document, from_attr
 
 R = TypeVar("R", bound=Record)
 METRIC = "RecordContractBroken"
 
 
-def read(model: type[R], table: str, key: Mapping[str, Any], item: Mapping[str, Any]) -> R:
+def read(model: type[R], table: str, key: str, item: Mapping[str, Any]) -> R:
     """The record `item` of the logical table `table` (template.yaml's name), validated against its
-    contract `model`. `key` names the record (for the log line and the error)."""
+    contract `model`. `key` is the name of the table's key attribute (for the log line and the error)."""
     try:
-        return model.model_validate_json(item_json(item))
+        return model.model_validate(as_document(item))
     except ValidationError as broken:
-        raise _broken(table, key, item, broken) from None
+        raise _broken(table, {key: _key_value(item.get(key))}, item, broken) from None
+
+
+def _key_value(value: Any) -> Any:
+    """The key as DynamoDB holds it (`"7"` of `{"N": "7"}`), whatever its type."""
+    return next(iter(value.values())) if isinstance(value, Mapping) and value else value
 
 
 def _broken(table: str, key: Mapping[str, Any], item: Mapping[str, Any], broken: ValidationError) -> UnreadableRecord:

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -226,26 +227,49 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
-def item_json(item: Mapping[str, Any]) -> str:
-    """An item as the JSON document it is (numbers as numbers, exactly as stored; sets as arrays):
-    what a record's contract (records.py) is written for. Binary, which no contract has, becomes a
-    value no field accepts."""
-    return "{" + ",".join(f"{json.dumps(key)}:{_attr_json(value)}" for key, value in item.items()) + "}"
+def as_document(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item as the JSON document it is, in Python: a number stored whole is an int, any other a
+    Decimal (exactly as stored, never a float); strings, booleans, null, maps and lists as they are;
+    sets as lists; binary as bytes. What a record's contract (records.py) validates: its strict fields
+    then take no string for a number, no number for a string, no bool for a number, no fraction for a
+    whole number. On every read of a shop record, so done here in one pass (docs/performance.md)."""
+    document: dict[str, Any] = {}
+    for key, value in item.items():
+        # Strings and numbers, most of every record, inline (as from_item does).
+        if "S" in value:
+            document[key] = value["S"]
+        elif "N" in value:
+            document[key] = _document_number(value["N"])
+        else:
+            document[key] = _document_value(value)
+    return document
 
 
-def _attr_json(value: Mapping[str, Any]) -> str:
-    kind, inner = next(iter(value.items()))
-    if kind == "N":
-        return str(DYNAMODB_CONTEXT.create_decimal(inner))
-    if kind == "M":
-        return item_json(inner)
-    if kind == "L":
-        return "[" + ",".join(_attr_json(v) for v in inner) + "]"
-    if kind == "NS":
-        return "[" + ",".join(str(DYNAMODB_CONTEXT.create_decimal(v)) for v in inner) + "]"
-    if kind in ("S", "SS", "BOOL", "NULL"):
-        return json.dumps(None if kind == "NULL" else inner)
-    return '[["binary"]]'
+def _document_value(value: Mapping[str, Any]) -> Any:
+    for kind, inner in value.items():  # the one (type, value) pair of an attribute value
+        if kind in ("S", "BOOL"):
+            return inner
+        if kind == "N":
+            return _document_number(inner)
+        if kind == "M":
+            return as_document(inner)
+        if kind == "L":
+            return [_document_value(v) for v in inner]
+        if kind == "NULL":
+            return None
+        if kind == "NS":
+            return [_document_number(v) for v in inner]
+        if kind == "SS":
+            return list(inner)
+        return bytes(inner)  # B, BS: no contract takes them
+    return None
+
+
+def _document_number(text: str) -> int | Decimal:
+    return int(text) if _WHOLE.fullmatch(text) else DYNAMODB_CONTEXT.create_decimal(text)
+
+
+_WHOLE = re.compile(r"-?[0-9]+")
 
 
 class Expression:

@@ -55,8 +55,7 @@ def payments_changed(order: Order, changed: Mapping[int, PaymentRef]) -> tuple[d
 
 def decode(item: Mapping[str, Any]) -> Order:
     """An order through its contract (records.py): one that breaks it raises UnreadableRecord."""
-    key = item.get("id")
-    record = contract.read(OrderRecord, "OrdersTable", {"id": next(iter(key.values())) if key else None}, item)
+    record = contract.read(OrderRecord, "OrdersTable", "id", item)
     return Order(
         id=record.id,
         user=record.user,
