@@ -69,6 +69,8 @@ STATEMENTS = {
     "committed_checkout_answered": "a committed checkout is never answered as a failure, now or on its keyed retry",
     "idempotent_replay": "an Idempotency-Key replay returns the first answer",
     "list_count": "the list's `count` equals the number of payments it lists, which are exactly the caller's",
+    "events": "the domain events published are exactly the committed changes: none for a change that did not "
+    "commit, none lost, a duplicate only with the same event_id and detail (events_check.py)",
 }
 
 ALARMS = ("AmountMismatch", "PaymentNeedsRefund")
