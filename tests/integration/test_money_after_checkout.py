@@ -553,3 +553,25 @@ def watched(shop: Shop) -> list[int]:
         ExpressionAttributeValues={":m": {"S": "stripe"}},
     )["Items"]
     return sorted(int(item["id"]["N"]) for item in items)
+
+
+def test_money_whose_transaction_already_paid_another_order_is_recorded_for_a_refund(shop, gateway, output):
+    """The gateway reports txn_twice as paying a new order of user 2's first (signed: we cannot tell it
+    is wrong), then as the money for order 1, which is real. That money cannot complete order 1 (the
+    transaction settles one payment, ever): 409, and it is recorded for a refund under order 1's payment
+    with the refund alarm, never only a log line (the simulation's seed 687 of 2,000)."""
+    placed = shop.cash(2, {"shipping_address": 2})
+    assert placed.status == 201, placed
+    other = placed.json["order_id"]
+    total = str(shop.store.order(other).total_price)
+    first = gateway_event("completed", payment_id="txn_twice", order_reference=str(other), amount=total)
+    assert send_gateway(gateway, first).json["message"] == "Payment confirmed"
+    assert send_gateway(gateway, gateway_event("processing", payment_id="txn_twice")).status == 200
+    output.clear()
+
+    assert send_gateway(gateway, gateway_event("completed", payment_id="txn_twice")).status == 409
+    money = {"provider": "gateway", "transaction_id": "txn_twice", "currency": "usd", "amount": "1598.00"}
+    held = [row for row in money_rows(shop) if row[1] == 1]
+    assert [(order, reason, details) for _, order, reason, details in held] == [(1, "needs_refund", money)]
+    assert output.metrics()["PaymentNeedsRefund"] == 1
+    assert shop.store.order(1).status == "pending"

@@ -373,7 +373,9 @@ def test_the_same_event_with_a_different_body_is_422(hook, store):
 
 def test_one_gateway_transaction_settles_at_most_one_payment(hook, store, output):
     """The spec's transaction confirms order 1; the same transaction id completing another order is
-    409 and changes nothing (claimed as Stripe PaymentIntents are); for order 1 again it stays idempotent."""
+    409 and settles nothing (claimed as Stripe PaymentIntents are). One of the two reports is wrong and
+    we cannot tell which: the second is recorded for a refund and alarmed, once (the runbook checks the
+    provider before refunding), so real money is never only a log line. For order 1 again: idempotent."""
     from halum_payments.models import Order, OrderItem
     from halum_payments.repositories import orders
 
@@ -389,8 +391,21 @@ def test_one_gateway_transaction_settles_at_most_one_payment(hook, store, output
     reused = send_gateway(hook, event(order_reference="40"))
 
     assert "another payment" in error(reused, 409)
-    assert store.snapshot(idempotency=False) == settled
-    assert output.metrics()["PaymentNeedsRefund"] == 0  # that transaction's money was counted once, on order 1
+    records = ("PaymentAuditTable", "GatewayTransactionsTable")  # the audit row and its once-only fact
+    changed = store.snapshot(idempotency=False)
+    assert {table: rows for table, rows in changed.items() if table not in records} == {
+        table: rows for table, rows in settled.items() if table not in records
+    }
+    claims = store.scan("GatewayTransactionsTable")
+    assert {row["transaction_id"]: row["payment"] for row in claims if row["transaction_id"].startswith("ONLINE#")} == {
+        "ONLINE#txn_123456789": 4, "ONLINE#txn_987654321": 2
+    }  # the transaction still settles order 1's payment only
+    (held,) = [row for row in store.scan("PaymentAuditTable") if row["reason"] == "needs_refund"]
+    assert (held["order"], held["details"]["transaction_id"]) == (40, SPEC_EVENT["payment_id"])
+    assert output.metrics()["PaymentNeedsRefund"] == 1
+    assert send_gateway(hook, event(order_reference="40")).status == 409  # the replay: no second record
+    assert output.metrics()["PaymentNeedsRefund"] == 1
+    settled = store.snapshot(idempotency=False)
     again = send_gateway(hook, SPEC_EVENT)  # the same transaction for the same payment
     assert (again.status, again.json) == (200, CONFIRMED)
     assert store.snapshot(idempotency=False) == settled

@@ -112,8 +112,14 @@ class Books:
             order = orders.get(int(payment["order"])) or {}
             currency = str(payment.get("currency") or SHOP_CURRENCY)
             problem = None
+            bogus = (payment.get("transaction_id"), int(payment["order"])) in self.ledger.bogus
             if money is None:
                 problem = f"no {provider or payment['method']} money was captured under {payment.get('transaction_id')}"
+            elif money.order != int(payment["order"]) and bogus:
+                # The gateway signed a report giving this order a transaction it captured for another,
+                # and that report came first: nothing can tell it from the truth. The real money, when
+                # it comes, must be held with an alarm (captured_money_accounted).
+                continue
             elif money.order != int(payment["order"]):
                 problem = f"its money ({money.describe()}) was paid for another order"
             elif (money.amount, money.currency) != (amount(payment["amount"]), currency):
@@ -375,9 +381,9 @@ class Books:
         for money in self.ledger.money.values():
             if not money.refunded:
                 continue
-            paid = [
-                p for p in payments.values() if p.get("transaction_id") == money.transaction and p["status"] in PAID
-            ]
+            ours = (money.transaction, money.order)  # a payment of another order under it holds a bogus claim
+            paid = [p for p in payments.values() if (p.get("transaction_id"), int(p["order"])) == ours]
+            paid = [p for p in paid if p["status"] in PAID]
             if not paid:
                 continue  # alarmed money (see captured_money_accounted): refunding it is the cure
             payment = paid[0]

@@ -404,7 +404,10 @@ class Settlement:
                     why = "Amount or currency does not match the payment."
                     return self._mismatched(order, wanted, payment.id, payment.status, at, "amount_mismatch", why)
                 if conflict.claimed:
+                    # Two reports give one transaction to two orders: the one that came first holds
+                    # it; this money cannot be kept, so it is recorded for a refund and alarmed.
                     logger.error("provider transaction already settled another payment", extra={"order": order.id})
+                    self._refuse_money(order, wanted)
                     return Outcome(
                         "conflict", wanted.payment_id, None, "This transaction already paid another payment."
                     )
