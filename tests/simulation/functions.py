@@ -252,7 +252,8 @@ class Functions:
 def captured_metrics(scheduler: Scheduler) -> Iterator[None]:
     """Every metric the code publishes, attributed to the invocation that counted it. Published as
     in Lambda: only when the handler flushes them (Powertools' `log_metrics`, at the end of every
-    invocation); a metric counted and never flushed never reaches CloudWatch, so it raises no alarm.
+    invocation), or at once for a single metric (`single_metric`: the money alarms); a metric counted
+    and never flushed never reaches CloudWatch, so it raises no alarm.
     (Powertools keeps one metric set per process; simulated environments share the process, so
     the set is emptied after each addition and nothing is printed.)"""
     from halum_payments.observability import metrics
@@ -277,13 +278,31 @@ def captured_metrics(scheduler: Scheduler) -> Iterator[None]:
             flushing.metrics.extend(flushing.unflushed)
             flushing.unflushed.clear()
 
+    # Powertools' single_metric writes its one metric at once (alarm(), count_by()): published then.
+    from aws_lambda_powertools.metrics import base
+
+    serialize = base.SingleMetric.serialize_metric_set
+
+    def written_now(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        metric_set: dict[str, Any] = serialize(self, *args, **kwargs)
+        writing = invocation()
+        if writing is not None:
+            for definition in metric_set["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                values = metric_set[definition["Name"]]  # a list of values in EMF
+                writing.metrics.extend((definition["Name"], float(v)) for v in values)
+        return metric_set
+
     provider.add_metric = add_metric  # type: ignore[method-assign]
     provider.flush_metrics = flush_metrics  # type: ignore[method-assign]
+    base.SingleMetric.serialize_metric_set = written_now  # type: ignore[method-assign]
+    base.print = lambda *args, **kwargs: None  # type: ignore[attr-defined]  # its EMF line, not the run's output
     try:
         yield
     finally:
         del provider.add_metric
         del provider.flush_metrics
+        base.SingleMetric.serialize_metric_set = serialize  # type: ignore[method-assign]
+        del base.print
 
 
 @contextmanager

@@ -22,7 +22,7 @@ from typing import Literal
 from ..clock import now_text
 from ..models import Payment, PaymentStatus
 from ..money import amount_text
-from ..observability import count, logger
+from ..observability import alarm, logger
 from .rules import same_money
 from .settlement import AuditEntry, Change, Facts, Money, Outcome, Settlement, SettlementStore, Source
 
@@ -91,7 +91,7 @@ class AfterPayment:
         if not recorded:
             logger.info("dispute step was recorded already", extra={**where, "step": reason})
         elif reason == "dispute_opened":
-            count("PaymentDisputed")
+            alarm("PaymentDisputed")
             logger.error("a payment is disputed: answer the dispute", extra=where)
         elif reason == "dispute_lost":
             logger.error("a dispute was lost: the money is gone", extra=where)

@@ -16,7 +16,7 @@ from ..clock import utc_now
 from ..errors import BadRequest, Conflict, DomainError, NotFound, RetryLater, Unprocessable
 from ..models import Order, Payment, PaymentMethod, PaymentStatus, WebhookAck
 from ..money import MoneyError, parse_amount
-from ..observability import count, logger
+from ..observability import alarm, logger
 from .after_payment import AfterPayment
 from .rules import require_order_total
 from .settlement import Change, Money, Outcome, Settlement
@@ -134,7 +134,7 @@ class GatewayEvents:
                     status = order.payments[pid].status if pid is not None else None
                     self._settlement.needs_refund(order.id, pid, status, money, "gateway", event.key, "amount_mismatch")
                 else:
-                    count("AmountMismatch")
+                    alarm("AmountMismatch")
                 raise
             # The money this event brings, recorded for a refund if it cannot complete a payment.
             change = replace(change, money=money)

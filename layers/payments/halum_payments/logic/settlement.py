@@ -19,7 +19,7 @@ from ..clock import now_text
 from ..errors import TransientFault
 from ..models import OrderStatus, PaymentMethod, PaymentStatus, payment_for
 from ..money import amount_text, from_minor_units
-from ..observability import count, logger
+from ..observability import alarm, count, logger
 from .rules import gives_up, may_move, may_move_later, open_payments, settles_for, unpayable
 
 if TYPE_CHECKING:
@@ -503,7 +503,7 @@ class Settlement:
             "transaction": money.transaction_id,
         }
         if recorded:
-            count("PaymentNeedsRefund" if reason == "needs_refund" else "AmountMismatch")
+            alarm("PaymentNeedsRefund" if reason == "needs_refund" else "AmountMismatch")
             logger.error("money arrived that cannot be kept: refund it", extra={**where, "amount": str(money.amount)})
         else:
             logger.info("money to refund was recorded already", extra=where)
@@ -544,7 +544,7 @@ class Settlement:
     ) -> Outcome:
         """Provider facts that do not match the payment (amount, currency, session, user): nothing
         settles; what was reported, and the money if any moved, is recorded for someone to look at."""
-        count("AmountMismatch")
+        alarm("AmountMismatch")
         logger.error("provider facts do not match the payment; not settled", extra={"order": order.id, "reason": why})
         facts = change.facts
         reported = {

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..models import Payment, PaymentMethod, PaymentStatus
 from ..money import MoneyError, from_minor_units
-from ..observability import count, logger
+from ..observability import alarm, logger
 from .after_payment import DISPUTE_CLOSED, DISPUTE_EVENTS, AfterPayment
 from .rules import OPEN_STATUSES
 from .settlement import Change, Facts, Money, Outcome, Settlement, Source
@@ -96,7 +96,7 @@ class StripeEvents:
         if target != PaymentStatus.FAILED:
             amount = _amount(session.get("amount_total"), session.get("currency"))
             if amount is None:
-                count("AmountMismatch")
+                alarm("AmountMismatch")
                 logger.error("stripe session without a usable amount", extra={"event_id": event_id})
                 return Outcome("mismatch", payment_id, None, "Session amount is missing or invalid.")
             facts = replace(facts, amount=amount, currency=str(session["currency"]).lower())
