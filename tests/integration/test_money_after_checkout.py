@@ -575,3 +575,36 @@ def test_money_whose_transaction_already_paid_another_order_is_recorded_for_a_re
     assert [(order, reason, details) for _, order, reason, details in held] == [(1, "needs_refund", money)]
     assert output.metrics()["PaymentNeedsRefund"] == 1
     assert shop.store.order(1).status == "pending"
+
+
+class Stopped(BaseException):
+    """Lambda stopping the function (its time limit) at this point."""
+
+
+def test_a_refund_alarm_is_raised_even_if_the_function_stopped_right_after_recording_the_money(
+    shop, gateway, output, monkeypatch
+):
+    """Finding 1's money, reported while the function is stopped between the transaction that records
+    it and the alarm: the record is durable, and the next report raises the alarm, once (the
+    simulation's seed 1203 of 2,000, where the alarm was never raised)."""
+    from halum_payments.logic import settlement
+
+    body = gateway_event("completed", payment_id="txn_stopped", order_reference="2", amount="899.00")
+    raise_alarm = settlement.alarm
+
+    def stopped(name: str) -> None:
+        raise Stopped(name)
+
+    monkeypatch.setattr(settlement, "alarm", stopped)
+    with pytest.raises(Stopped):
+        send_gateway(gateway, body)
+    monkeypatch.setattr(settlement, "alarm", raise_alarm)
+    assert [row[2] for row in money_rows(shop)] == ["needs_refund"]
+    assert output.metrics().get("PaymentNeedsRefund", 0) == 0
+    for record in shop.store.scan("IdempotencyTable"):  # its in-progress record expires with the invocation
+        shop.client.delete_item(TableName=shop.tables["IdempotencyTable"], Key={"id": {"S": record["id"]}})
+
+    for _ in range(2):  # the gateway delivers again: the alarm once, the record still once
+        assert send_gateway(gateway, body).status == 409
+    assert output.metrics()["PaymentNeedsRefund"] == 1
+    assert [row[2] for row in money_rows(shop)] == ["needs_refund"]

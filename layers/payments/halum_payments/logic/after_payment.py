@@ -86,13 +86,15 @@ class AfterPayment:
         """A dispute of the money `held` (payment, order) holds: recorded once per dispute and step."""
         payment_id, order_id = held
         entry = self._entry(payment_id, order_id, None, reason, money, event_id, source)
-        recorded = self._store.record_once(entry, money.fact(reason, money.dispute or ""))
+        fact, opened = money.fact(reason, money.dispute or ""), reason == "dispute_opened"
+        recorded = self._store.record_once(entry, fact, alarmed=opened)
         where = {"payment": payment_id, "order": order_id, "dispute": money.dispute, "amount": str(money.amount)}
-        if not recorded:
-            logger.info("dispute step was recorded already", extra={**where, "step": reason})
-        elif reason == "dispute_opened":
+        if opened and (recorded or self._store.alarm_pending(fact)):  # as Settlement.needs_refund
             alarm("PaymentDisputed")
+            self._store.alarm_raised(fact)
             logger.error("a payment is disputed: answer the dispute", extra=where)
+        elif not recorded:
+            logger.info("dispute step was recorded already", extra={**where, "step": reason})
         elif reason == "dispute_lost":
             logger.error("a dispute was lost: the money is gone", extra=where)
         else:

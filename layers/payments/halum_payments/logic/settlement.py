@@ -205,9 +205,15 @@ class SettlementStore(Protocol):
 
     def record(self, entries: list[AuditEntry]) -> None: ...
 
-    def record_once(self, entry: AuditEntry, fact: str) -> bool:
+    def record_once(self, entry: AuditEntry, fact: str, *, alarmed: bool = False) -> bool:
         """Write `entry` unless `fact` was recorded already (one conditional transaction): True if written."""
         ...
+
+    def alarm_pending(self, fact: str) -> bool:
+        """`fact` was recorded with an alarm that no invocation has said it raised."""
+        ...
+
+    def alarm_raised(self, fact: str) -> None: ...
 
     def payments(self, user: int, payment_ids: list[int]) -> list[Payment]: ...
 
@@ -495,15 +501,19 @@ class Settlement:
         (`PaymentNeedsRefund`, or `AmountMismatch`). True if recorded now."""
         at, details = self._clock(), money.details()
         entry = AuditEntry(payment_id or NO_PAYMENT, order_id, status, status, source, event_id, reason, at, details)
-        recorded = self._store.record_once(entry, money.fact(reason))
+        fact = money.fact(reason)
+        recorded = self._store.record_once(entry, fact, alarmed=True)
         where = {
             "order": order_id,
             "payment": payment_id,
             "provider": money.provider,
             "transaction": money.transaction_id,
         }
-        if recorded:
+        # Raised once it is recorded, and again by a later report if the invocation that recorded it
+        # was stopped before raising it (the fact says so): an alarm is never lost, rarely doubled.
+        if recorded or self._store.alarm_pending(fact):
             alarm("PaymentNeedsRefund" if reason == "needs_refund" else "AmountMismatch")
+            self._store.alarm_raised(fact)
             logger.error("money arrived that cannot be kept: refund it", extra={**where, "amount": str(money.amount)})
         else:
             logger.info("money to refund was recorded already", extra=where)

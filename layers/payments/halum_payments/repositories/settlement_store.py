@@ -92,12 +92,15 @@ class DynamoSettlementStore:
     def record(self, entries: list[AuditEntry]) -> None:
         batch_put(self.client, self.tables.payment_audit, [audit_record(e) for e in entries])
 
-    def record_once(self, entry: AuditEntry, fact: str) -> bool:
+    def record_once(self, entry: AuditEntry, fact: str, *, alarmed: bool = False) -> bool:
         """The audit row and the fact it records, in one transaction conditioned on the fact being
-        new: a redelivered, replayed or reconciled report of it writes nothing. True if written."""
+        new: a redelivered, replayed or reconciled report of it writes nothing. True if written.
+        `alarmed`: the fact's alarm is pending until `alarm_raised` says it went out."""
         record = audit_record(entry)
         marker = {"transaction_id": fact_key(fact), "payment": entry.payment_id, "order": entry.order_id}
         marker["at"] = record["at"]  # the row it names
+        if alarmed:
+            marker["alarm"] = "pending"
         txn = Transaction()
         txn.add(
             "fact",
@@ -112,6 +115,28 @@ class DynamoSettlementStore:
                 return False
             raise TransientFault(f"recording {fact} was cancelled") from None
         return True
+
+    def alarm_pending(self, fact: str) -> bool:
+        """The fact is recorded and its alarm was never said to be raised (its recorder was stopped).
+        An UpdateItem that changes nothing, conditioned on it: true again if retried after a lost answer."""
+        key = {"transaction_id": fact_key(fact)}
+        pending = update_request(
+            self.tables.gateway_transactions, key, set_={"alarm": "pending"}, condition=[("alarm", "=", "pending")]
+        )
+        try:
+            self.client.update_item(**pending)
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+            return False
+        return True
+
+    def alarm_raised(self, fact: str) -> None:
+        self.client.update_item(
+            **update_request(
+                self.tables.gateway_transactions, {"transaction_id": fact_key(fact)}, set_={"alarm": "raised"}
+            )
+        )
 
     def session_closed(self, user: int, payment_id: int) -> None:
         """Out of the open index, once the payment is given up (never an open payment's entry)."""
