@@ -133,14 +133,14 @@ def test_each_sweeps_results():
 
 
 def emitted_metrics() -> set[str]:
-    """The metric names the layer and the functions emit: literal names, the idempotency wrapper's
-    duplicate metric, and the names built from a payment status (a transition's target, a sweep's
-    outcome: a status, or "open"/"closed")."""
+    """The metric names the layer and the functions emit: literal names (counted, or money alarms
+    written at once), the idempotency wrapper's duplicate metric, and the names built from a payment
+    status (a transition's target, a sweep's outcome: a status, or "open"/"closed")."""
     from halum_payments.models import PaymentStatus
 
     files = [*(ROOT / "layers" / "payments" / "halum_payments").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
     source = "\n".join(path.read_text() for path in files)
-    names = set(re.findall(r'count\("(\w+)"', source)) | set(re.findall(r'add_metric\(name="(\w+)"', source))
+    names = set(re.findall(r'(?:count|alarm)\("(\w+)"', source)) | set(re.findall(r'add_metric\(name="(\w+)"', source))
     names |= set(re.findall(r'duplicate_metric: str(?: \| None)? = "(\w+)"', source))
     statuses = [str(status).capitalize() for status in PaymentStatus]
     if 'count(f"Payments{transition.to_status.capitalize()}")' in source:
