@@ -72,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run the tests on every mutant, not only on those the simulation misses",
     )
     parser.add_argument("--e2e", action="store_true", help="add tests/e2e to the tests run against each mutant")
+    parser.add_argument(
+        "--simulation-only",
+        action="store_true",
+        help="run only the simulation killer (no coverage baseline, no tests): the simulation's score, quickly",
+    )
     parser.add_argument("--list", action="store_true", help="print the sample's ids and stop")
     parser.add_argument(
         "--budget-minutes",
@@ -153,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seeds": args.seeds,
         "jobs": args.jobs,
         "selection": {"only": args.only, "files": args.files, "survivors": args.survivors},
-        "partial": bool(args.only or args.files or args.survivors),
+        "partial": bool(args.only or args.files or args.survivors or args.simulation_only),
         "tests_rule": tests_rule(args),
         "wall_seconds": round(time.monotonic() - began, 1),
         "baseline_seconds": round(baseline_seconds, 1),
@@ -186,6 +191,8 @@ def sample_rule(size: int | None) -> str:
 
 
 def tests_rule(args: argparse.Namespace) -> str:
+    if args.simulation_only:
+        return "not run (--simulation-only)"
     paths = [*killers.TEST_PATHS, *(killers.E2E_PATHS if args.e2e else ())]
     scope = "every mutant" if args.tests_for_all else "the mutants the simulation misses"
     return f"pytest -x on {scope}: the tests of {', '.join(paths)} that ran the mutated line, fastest first"
@@ -325,7 +332,7 @@ def baseline(python: str, args: argparse.Namespace, source: str) -> tuple[dict[s
         "scenarios": max(60.0, 4 * scenarios.seconds),
         "seeds": max(120.0, 3 * seeds.seconds),
     }
-    return timeouts, coverage_map(python, args)
+    return timeouts, killers.CoverageMap() if args.simulation_only else coverage_map(python, args)
 
 
 def coverage_map(python: str, args: argparse.Namespace) -> killers.CoverageMap:
@@ -395,7 +402,8 @@ def run_mutant(
             outcome.simulation = simulation(python, args, timeouts).to_json()
             if outcome.simulation["how"] in ("crash", "harness error"):
                 outcome.incompetent = import_error(python, site.path)
-        if not outcome.incompetent and (args.tests_for_all or not outcome.killed_by_simulation):
+        wanted = args.tests_for_all or not outcome.killed_by_simulation
+        if not outcome.incompetent and wanted and not args.simulation_only:
             outcome.tests = tests(python, mutant, coverage, args).to_json()
     outcome.seconds = time.monotonic() - started
     return outcome
