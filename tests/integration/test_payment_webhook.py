@@ -398,7 +398,8 @@ def test_one_gateway_transaction_settles_at_most_one_payment(hook, store, output
     }
     claims = store.scan("GatewayTransactionsTable")
     assert {row["transaction_id"]: row["payment"] for row in claims if row["transaction_id"].startswith("ONLINE#")} == {
-        "ONLINE#txn_123456789": 4, "ONLINE#txn_987654321": 2
+        "ONLINE#txn_123456789": 4,
+        "ONLINE#txn_987654321": 2,
     }  # the transaction still settles order 1's payment only
     (held,) = [row for row in store.scan("PaymentAuditTable") if row["reason"] == "needs_refund"]
     assert (held["order"], held["details"]["transaction_id"]) == (40, SPEC_EVENT["payment_id"])

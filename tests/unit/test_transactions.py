@@ -95,6 +95,9 @@ def test_only_a_failed_condition_means_another_sweep_holds_the_lease(code: str) 
 
     with pytest.raises(ClientError):
         SweepStateRepository("counters", LeaseClient(code)).acquire("run-1", now=100, until=200)
-    assert SweepStateRepository("counters", LeaseClient("ConditionalCheckFailedException")).acquire(
-        "run-1", now=100, until=200
-    ) is False
+    assert (
+        SweepStateRepository("counters", LeaseClient("ConditionalCheckFailedException")).acquire(
+            "run-1", now=100, until=200
+        )
+        is False
+    )
