@@ -57,6 +57,16 @@ def names(row: dict[str, Any], money: Money) -> bool:
     return money.transaction in named or (money.session is not None and money.session in named)
 
 
+def states(row: dict[str, Any], money: Money) -> bool:
+    """Does this audit row state that money's amount and currency as the provider captured them?"""
+    details = row.get("details") or {}
+    try:
+        stated = amount(details.get("amount", "-1"))
+    except ArithmeticError:
+        return False
+    return stated == money.amount and str(details.get("currency", "")).lower() == money.currency.lower()
+
+
 def refunded_of(row: dict[str, Any]) -> Decimal | None:
     value = (row.get("details") or {}).get("refunded")
     try:
@@ -348,7 +358,8 @@ class Books:
 
     def accounted(self, payments: dict[int, dict[str, Any]], audit: dict[int, list[dict[str, Any]]]) -> None:
         """captured_money_accounted: every amount a provider captured is on exactly one paid payment
-        of its order (the same transaction), or alarmed for refund with an audit record naming it."""
+        of its order (the same transaction), or alarmed for refund with an audit record naming it, its
+        amount and its currency."""
         alarms = self._alarms()
         rows = list(money_rows(audit))
         for money in self.ledger.money.values():
@@ -364,14 +375,18 @@ class Books:
                 continue
             if settled:
                 self.fail("captured_money_accounted", f"{money.describe()} is on payments {[p['id'] for p in settled]}")
-            recorded = [r for r in rows if r.get("reason") in HELD_REASONS and names(r, money)]
+            recorded = [r for r in rows if r.get("reason") in HELD_REASONS and names(r, money) and states(r, money)]
             if recorded and alarms:
                 continue
             session = f"; session metadata edited: {self.world.metadata_edits.get(money.session or '')}"
             self.fail(
                 "captured_money_accounted",
                 f"{money.describe()} is on no payment and "
-                + ("no audit record names it" if not recorded else "no refund alarm was raised")
+                + (
+                    "no audit record names it, its amount and currency"
+                    if not recorded
+                    else "no refund alarm was raised"
+                )
                 + (session if money.session in self.world.metadata_edits else ""),
             )
 

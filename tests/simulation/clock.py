@@ -119,6 +119,8 @@ def virtual_time(clock: VirtualClock, sleep: Callable[[float], None], seed: int)
         for module_name, attribute, kind in _DATETIME_HOLDERS:
             module: ModuleType = importlib.import_module(module_name)
             patch(module, attribute, virtual if kind == "class" else _DatetimeModule(virtual))
+        # secrets.py keeps its own reference to the wall clock (its age survives a SnapStart restore).
+        patch(importlib.import_module("halum_payments.secrets"), "clock", lambda: clock.now)
         sandbox = importlib.import_module("local.stripe_sandbox")
         patch(sandbox, "_new_id", ids.stripe_id)
         yield ids

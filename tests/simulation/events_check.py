@@ -6,9 +6,9 @@ source mapping reads it (local/streams.py, configured from template.yaml) into t
 PublishEventsFunction; what it puts on the bus is recorded, EventBridge refusing some entries up to
 twice each (so records are retried, and events after them in their batch are published again).
 The oracle does not import the layer's mapping: which committed change is which event is restated
-here from docs/events.md, and the events are also held to the final state (every paid order has its
-order.paid, every cancelled order of a checkout its order.cancelled, every refunded payment its full
-refund), which no rule table decides.
+here from docs/events.md, and the events are also held to the final state (every order a checkout
+placed has its order.placed, every paid order its order.paid, every cancelled one its
+order.cancelled, every refunded payment its full refund), which no rule table decides.
 - none for a change that did not commit: every published event names a committed row;
 - none lost: every committed change has its events;
 - duplicates only as at-least-once allows: the same event_id always carries the same detail.
@@ -21,6 +21,8 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from .rules import CHECKOUT_ORIGINS
 
 if TYPE_CHECKING:
     from .world import World
@@ -153,7 +155,12 @@ def _held_to_the_final_state(world: World, fail: Fail, events: list[tuple[str, d
         completed = order.get("completed_payment")
         if completed is not None and int(completed) not in seeded and (order_id, int(completed)) not in paid:
             fail("events", f"order {order_id} was paid by payment {completed}: no order.paid")
-        if order.get("status") == "cancelled" and order_id in placed and order_id not in cancelled:
+        ours = order.get("origin") in CHECKOUT_ORIGINS and any(
+            int(p) not in seeded for p in order.get("payments") or {}
+        )
+        if ours and order_id not in placed:
+            fail("events", f"order {order_id} was placed by a checkout: no order.placed")
+        if order.get("status") == "cancelled" and ours and order_id not in cancelled:
             fail("events", f"order {order_id} is cancelled: no order.cancelled")
     for payment_id, payment in payments.items():
         if payment.get("status") == "refunded" and payment_id not in seeded and payment_id not in refunded:

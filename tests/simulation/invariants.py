@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import events_check
 from .books import Books
 from .ledger import Promise
-from .rules import OPEN, PAID, may_move
+from .rules import NEXT, OPEN, PAID, amount, chargeable, may_move
 from .state import lines_of
 
 if TYPE_CHECKING:
@@ -48,14 +48,26 @@ STATEMENTS = {
     "needless_refusal": "a checkout the spec allows (before and after the request) is not refused when nothing was "
     "injected and nothing of the caller's moved",
     "webhook_effect": "a webhook answered 2xx has its event's effect in the tables, or the event is not ours",
+    "signed_event_accepted": "an event Stripe signed (its header up to the 2,048 characters docs/api.md reads, "
+    "as during a secret roll) is never refused as unsigned or malformed",
     "false_amount_alarm": "no AmountMismatch alarm for a Stripe payment whose amount, currency and session match",
     "refused_replay_alarm": "a refused gateway body sent again raises no new alarm",
     "sweep_time_limit": "the sweep never runs past its time limit (it stops and saves its progress before)",
+    "one_sweep_at_a_time": "two sweeps never work at once: a sweep started while another runs does nothing",
+    "placed_answer_true": "a checkout answered 2xx names an order and payment that exist: the caller's, its "
+    "total (COD), or a session Stripe made for that payment (Stripe)",
+    "broken_record_answered": "a checkout meeting a record the shop broke answers as docs/api.md says (409 naming "
+    "the cart, product or own address; 400 for another's address; 503 for an order), places nothing, raises "
+    "RecordContractBroken; no RecordContractBroken while nothing is broken",
     "dead_order_released": "an order nothing can pay any more gives its stock back by the first finished sweep after",
+    "metrics_published": "an invocation that answers publishes the business metrics of what it wrote: "
+    "PaymentsCreated per payment a checkout created, Payments<Status> per payment a settlement moved to it, "
+    "one ReconcileSweepDuration or ReconcileSweepsSkipped per finished sweep; the alarm of each money fact it "
+    "records (needs_refund, amount_mismatch, dispute_opened), PaymentDisputed only for a dispute opened",
     # at quiescence
     "audit_trail": "each transition is audited exactly once, in a chain from creation to the current status",
     "captured_money_accounted": "every amount captured is on exactly one paid payment of its order, or alarmed for "
-    "refund with an audit record naming it",
+    "refund with an audit record naming it, its amount and its currency",
     "refunds_recorded": "a refund at the provider is on the books: refunded in full, or a partial_refund record",
     "disputes_recorded": "every dispute of money a payment holds is recorded (opened, won or lost, with its amount) "
     "and alarmed",
@@ -65,6 +77,8 @@ STATEMENTS = {
     "alarm holds it for someone to look at)",
     "stripe_converged": "every Stripe payment is settled as Stripe says (paid, failed, expired, refunded)",
     "no_payment_left_open": "no Stripe or gateway payment stays open, no order our checkout placed stays pending",
+    "session_asks_order_total": "every Checkout Session our checkout makes asks for exactly its order's total, "
+    "in the order's currency",
     "promise_kept": "'nothing was charged' stays true; 'it will be refunded' is alarmed",
     "committed_checkout_answered": "a committed checkout is never answered as a failure, now or on its keyed retry",
     "idempotent_replay": "an Idempotency-Key replay returns the first answer",
@@ -74,6 +88,14 @@ STATEMENTS = {
 }
 
 ALARMS = ("AmountMismatch", "PaymentNeedsRefund")
+CHECKOUT_FUNCTIONS = ("CreateStripeOrderFunction", "CreateCodOrderFunction")
+ALARM_OF = {  # docs/money.md: the audit facts someone must act on, and the alarm each raises
+    "needs_refund": "PaymentNeedsRefund",
+    "amount_mismatch": "AmountMismatch",
+    "dispute_opened": "PaymentDisputed",
+}
+DISPUTE_OPENED = "charge.dispute.created"
+STATUS_METRICS = frozenset(f"Payments{status.capitalize()}" for status in NEXT)
 MISMATCH_REASONS = frozenset({"amount_mismatch", "mismatch"})  # the audit reason, before and after the fixes
 OPENAPI = json.loads((Path(__file__).resolve().parents[2] / "openapi.json").read_text())
 CONFLICT_MESSAGES = ("The order changed while paying for it", "Checkout conflicted with concurrent updates")
@@ -247,7 +269,8 @@ class Invariants:
             return ("event", bool(payment and payment.get("checkout_session_id")))
         if request.get("kind") != "checkout":
             return None
-        return (self._snapshot(request), self._allowed(request))
+        request["broken_met"] = self._broken_met(request)
+        return (self._snapshot(request), self._allowed(request) and not request["broken_met"])
 
     def _snapshot(self, request: dict[str, Any]) -> Any:
         """The caller's own items a checkout reads or writes (their counts move with each of their
@@ -275,6 +298,8 @@ class Invariants:
             if order is None or int(order["user"]) != user or order["status"] != "pending":
                 return False
             if order.get("completed_payment") is not None or not order.get("items"):
+                return False
+            if not all(chargeable(i["price"], str(order.get("currency") or "usd")) for i in order["items"]):
                 return False
             if Decimal(str(order["total_price"])) != sum(
                 (Decimal(str(i["price"])) * int(i["quantity"]) for i in order["items"]), Decimal(0)
@@ -308,10 +333,15 @@ class Invariants:
                 oid: o["status"] for oid, o in self.world.state.orders().items() if int(o["user"]) == user
             }
             self._promised(inv)
-        checks = [lambda: self._false_alarm(inv, before)]
+        checks = [lambda: self._false_alarm(inv, before), lambda: self._contract_alarm(inv)]
+        if not (inv.throttled or inv.killed or inv.crash):
+            checks.append(lambda: self._metrics(inv))
         if kind == "sweep":
             checks.append(lambda: self._sweep(inv))
+            checks.append(lambda: self._one_sweep(inv))
             checks.append(lambda: self.books.released_after_sweep(inv, self.world.state.orders()))
+        elif inv.request.get("broken_met") and not (inv.throttled or inv.killed):
+            checks += [lambda: self._crash(inv), lambda: self._documented(inv), lambda: self._broken_answer(inv)]
         elif not (inv.throttled or inv.killed):
             checks += [
                 lambda: self._crash(inv),
@@ -320,6 +350,10 @@ class Invariants:
                 lambda: self._needless(inv, before),
             ]
             acknowledged = inv.status is not None and 200 <= inv.status < 300
+            if kind == "checkout" and acknowledged:
+                checks.append(lambda: self._placed_answer(inv))
+            if kind == "stripe_event" and inv.request.get("signed"):
+                checks.append(lambda: self._signed_accepted(inv))
             if kind == "stripe_event" and acknowledged:
                 state = self.world.state
                 checks.append(lambda: self.books.stripe_effect(inv, state.payments(), state.audit()))
@@ -388,6 +422,119 @@ class Invariants:
                 if ours and not self._tampered((payments.get(pid) or {}).get("checkout_session_id")):
                     return False
         return True
+
+    def _metrics(self, inv: Invocation) -> None:
+        """docs/operations.md's business metrics, counted again from what the invocation wrote."""
+        tables = self.world.state.tables
+        expected: Counter[str] = Counter()
+        rows = _audit_written(inv, tables["PaymentAuditTable"])
+        alarms = Counter(ALARM_OF[row["reason"]] for row in rows if row.get("reason") in ALARM_OF)
+        for name, recorded in alarms.items():  # the recorder raises it (a redelivery only if it was stopped)
+            if inv.metric(name) < recorded:
+                self.fail("metrics_published", f"{inv.describe()} recorded {recorded} {name} facts: {inv.metrics}")
+        kind = (inv.request.get("event") or {}).get("type")
+        if inv.function == "StripeWebhookFunction" and inv.metric("PaymentDisputed") and kind != DISPUTE_OPENED:
+            self.fail("metrics_published", f"{inv.describe()} raised PaymentDisputed for a {kind}")
+        for row in rows:
+            created, moved = not isinstance(row.get("from"), str), row.get("to") != row.get("from")
+            if created and inv.function in CHECKOUT_FUNCTIONS:
+                expected["PaymentsCreated"] += 1
+            elif moved and isinstance(row.get("to"), str):  # a fact row (needs_refund...) moves nothing
+                expected[f"Payments{row['to'].capitalize()}"] += 1
+        if inv.function == "ReconcilePaymentsFunction":
+            runs = [name for name, _ in inv.metrics if name in ("ReconcileSweepDuration", "ReconcileSweepsSkipped")]
+            if len(runs) != 1:
+                self.fail("metrics_published", f"{inv.describe()} published {runs} for one sweep")
+        names = set(expected) | {name for name, _ in inv.metrics if name in STATUS_METRICS or name == "PaymentsCreated"}
+        for name in sorted(names):
+            if inv.metric(name) != expected[name]:
+                self.fail(
+                    "metrics_published",
+                    f"{inv.describe()} published {name}={inv.metric(name):g}, wrote {expected[name]}",
+                )
+
+    def _broken_met(self, request: dict[str, Any]) -> list[tuple[int, str]]:
+        """The answers docs/api.md gives for each broken record this checkout reads (any may come first)."""
+        broken, state = self.world.broken, self.world.state
+        if not broken:
+            return []
+        body = json.loads(request["body"]) if isinstance(request.get("body"), str) else {}
+        user = int(request.get("user") or 0)
+        met: list[tuple[int, str]] = []
+        if body.get("order") is not None:
+            if ("OrdersTable", int(body["order"])) in broken:
+                met.append((503, "cannot be read right now"))
+            return met
+        address = int(body.get("shipping_address") or 0)
+        if ("ShippingAddressesTable", address) in broken:
+            owner = int(broken["ShippingAddressesTable", address]["user"])
+            met.append((409, f"Your shipping address {address} cannot be read") if owner == user else (400, address))
+        if ("CartsTable", user) in broken:
+            met.append((409, "A line of your cart cannot be read"))
+        for variant in (state.carts().get(user) or {}) if ("CartsTable", user) not in broken else ():
+            if ("ProductVariantsTable", variant) in broken:
+                met.append((409, f"Product {variant} cannot be bought right now"))
+        return met
+
+    def _broken_answer(self, inv: Invocation) -> None:
+        tables = self.world.state.tables
+        met = inv.request["broken_met"]
+        answered = any(
+            inv.status == status and (str(what) in inv.text if status != 400 else "shipping_address" in inv.text)
+            for status, what in met
+        )
+        if not answered:
+            self.fail("broken_record_answered", f"{inv.describe()}: wanted one of {met}")
+        if _orders_placed(inv, tables["OrdersTable"]) or _payments_written(inv, tables["PaymentsTable"]):
+            self.fail("broken_record_answered", f"{inv.describe()} placed an order on a broken record")
+        if not inv.metric("RecordContractBroken"):
+            self.fail("broken_record_answered", f"{inv.describe()} met a broken record and raised no alarm")
+
+    def _contract_alarm(self, inv: Invocation) -> None:
+        """No alarm for a record that keeps its contract: a checkout's own records are known; for other
+        requests, nothing was broken while they ran."""
+        end = inv.ended if inv.ended is not None else self.world.clock.now
+        if not inv.metric("RecordContractBroken"):
+            return
+        if inv.request.get("kind") == "checkout":
+            unbroken = not inv.request.get("broken_met")
+        else:
+            unbroken = not any(since <= end and inv.started <= until for since, until in self.world.broken_windows)
+        if unbroken:
+            self.fail("broken_record_answered", f"{inv.describe()} raised RecordContractBroken; nothing is broken")
+
+    def _placed_answer(self, inv: Invocation) -> None:
+        """README: 201 `{order_id, status, payment_method, payment}` (COD), 200 `{id, url}` of a Checkout
+        Session (Stripe). What it names must exist now: a 2xx for a transaction that never committed
+        tells the customer a lie."""
+        state, body, user = self.world.state, inv.body if isinstance(inv.body, dict) else {}, inv.request.get("user")
+        if inv.request.get("path", "").endswith("create-cod/"):
+            order = state.orders().get(int(body.get("order_id") or 0))
+            payment = state.payments().get(int((body.get("payment") or {}).get("id") or 0))
+            if not order or not payment or int(payment["order"]) != int(order["id"]) or int(order["user"]) != user:
+                self.fail("placed_answer_true", f"{inv.describe()}: no such order and payment of user {user}")
+            elif amount(payment["amount"]) != amount(order["total_price"]):
+                self.fail("placed_answer_true", f"{inv.describe()}: payment {payment['id']} is not its order's total")
+            return
+        session = self.world.ledger.sessions.get(str(body.get("id")))
+        payment = state.payments().get(session.payment) if session else None
+        if session is None or payment is None or int(payment["user"]) != user:
+            self.fail("placed_answer_true", f"{inv.describe()}: no session Stripe made for a payment of user {user}")
+
+    def _signed_accepted(self, inv: Invocation) -> None:
+        if inv.status in (400, 401):
+            self.fail("signed_event_accepted", f"{inv.describe()}: an event Stripe signed was refused")
+
+    def _one_sweep(self, inv: Invocation) -> None:
+        """docs/operations.md: the sweep holds a lease, so a second sweep (a late schedule, a retry, a
+        manual run) does nothing while one runs."""
+        if not _worked(inv):
+            return
+        end = inv.ended if inv.ended is not None else float("inf")
+        for other in self.world.sweeps:
+            other_end = other.ended if other.ended is not None else float("inf")
+            if other is not inv and other.started < end and inv.started < other_end and _worked(other):
+                self.fail("one_sweep_at_a_time", f"sweeps {other.describe()} and {inv.describe()} both worked at once")
 
     def _sweep(self, inv: Invocation) -> None:
         if inv.killed == "timeout":
@@ -490,7 +637,23 @@ class Invariants:
             lambda: self._committed_checkouts(orders, payments),
             self._replays,
             lambda: events_check.published_exactly_the_committed_changes(self.world, self.fail),
+            lambda: self._sessions_ask_totals(orders),
         )
+
+    def _sessions_ask_totals(self, orders: dict[int, dict[str, Any]]) -> None:
+        """Spec: the payment amount is the order total; Stripe is asked for exactly that, in its currency."""
+        for session in self.world.ledger.sessions.values():
+            order = orders.get(session.order or 0)
+            if order is None:
+                self.fail("session_asks_order_total", f"session {session.id} names no order ({session.order})")
+                continue
+            currency = str(order.get("currency") or "usd").lower()
+            if (session.amount, session.currency) != (amount(order["total_price"]), currency):
+                self.fail(
+                    "session_asks_order_total",
+                    f"session {session.id} asks {session.amount} {session.currency} for order {order['id']}, "
+                    f"whose total is {order['total_price']} {currency}",
+                )
 
     def _audit(self, payments: dict[int, dict[str, Any]], audit: dict[int, list[dict[str, Any]]]) -> None:
         for pid, payment in payments.items():
@@ -705,6 +868,25 @@ def _orders_placed(inv: Invocation, orders_table: str) -> list[int]:
             if put and put.get("TableName") == orders_table:
                 placed.append(int(put["Item"]["id"]["N"]))
     return placed
+
+
+def _worked(sweep: Invocation) -> bool:
+    """Past its lease: a sweep's work starts with a Query of the open payments, then Stripe's log."""
+    return any(service == "stripe" or op == "Query" for service, op, _ in sweep.calls)
+
+
+def _audit_written(inv: Invocation, audit_table: str) -> list[dict[str, Any]]:
+    """The audit rows an invocation wrote, as plain values (`{"S": "completed"}` -> "completed")."""
+    rows = []
+    for call in inv.writes:
+        entries = call.body.get("TransactItems", []) if call.op == "TransactWriteItems" else []
+        puts = [e.get("Put") for e in entries]
+        if call.op == "PutItem":
+            puts.append(call.body)
+        for put in puts:
+            if put and put.get("TableName") == audit_table:
+                rows.append({name: next(iter(value.values())) for name, value in put["Item"].items()})
+    return rows
 
 
 def _payments_written(inv: Invocation, payments_table: str) -> list[int]:

@@ -47,6 +47,12 @@ def minor_digits(currency: str) -> int:
     return 2
 
 
+def chargeable(value: Any, currency: str) -> bool:
+    """Stripe charges whole minor units (docs.stripe.com/currencies): 425.50 JPY is no amount."""
+    scaled = Decimal(str(value)).scaleb(minor_digits(currency))
+    return scaled == scaled.to_integral_value()
+
+
 def from_minor(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-minor_digits(currency))
 

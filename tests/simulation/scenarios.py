@@ -249,6 +249,93 @@ def attach_conflicts(world: World) -> None:
     _spawn_checkout(world, 1, CHECKOUT, _cart(1))
 
 
+# ---------------------------------------------------------------------- shown by mutants (make mutants)
+
+
+def overlapping_sweeps(world: World) -> None:
+    """A sweep works through abandoned checkouts against a slow Stripe; the next schedule fires while
+    it runs: the second must find the lease held and do nothing (a lease that expires at once lets
+    both work the same payments)."""
+    for user in sorted(world.users):
+        world.spawn(f"user{user}", partial(actors.abandoned_checkout, world, world.users[user]), delay=user * 0.5)
+
+    def slow_sweep() -> None:
+        world.sleep(60)
+        world.stripe.rules.append(StripeRule(lambda c: c.kind == "retrieve", "slow:4", times=12))
+        world.sweep()
+
+    world.spawn("sweep", slow_sweep)
+    world.spawn("next-schedule", world.sweep, delay=75)
+
+
+def transaction_never_commits(world: World) -> None:
+    """A COD checkout's transaction is cancelled (throttled) on every attempt the layer makes: the
+    honest answer is 503 "please retry" with nothing placed, never a 201 for an order that is not."""
+    txn = lambda c: c.op == "TransactWriteItems" and _of("CreateCodOrderFunction")(c)  # noqa: E731
+    world.dynamo.rules.append(Rule(txn, "throttle_txn", times=10))
+    _spawn_checkout(world, 1, COD, _cart(1))
+
+
+def checkout_dies_before_stripe(world: World) -> None:
+    """A Stripe checkout (no key) is stopped right after its order committed, before Stripe heard of
+    it: no session, no event will ever come. Only the sweep's walk of open payments can give the
+    order's stock back."""
+    # The unkeyed checkout's I/O points: snapshot, variants, two id blocks, the order transaction.
+    world.functions.next_kill["CreateStripeOrderFunction"] = (5, "after")
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+
+
+def broken_records(world: World) -> None:
+    """The shop writes records that break their contract (docs/data-model.md), one per customer: a
+    cart line of quantity 0, a product without a sku, an address whose country is not ISO (its owner
+    and another user send it), an order whose currency is upper case; and it deletes a product, whose
+    stock stays as a stub (not broken: a product that is not available, in user 6's cart). Everyone checks out; then the
+    shop repairs the records and everyone checks out again."""
+    orders = {int(o["user"]): int(o["id"]) for o in world.state.orders().values()}
+    for user in range(1, 7):
+        world.put_cart(user, {4 if user == 6 else user: 1})
+    world.break_record("CartsTable", 1, items={"L": [{"M": {"variant": {"N": "1"}, "quantity": {"N": "0"}}}]})
+    world.break_record("ProductVariantsTable", 2, sku={"S": ""})
+    world.break_record("ShippingAddressesTable", 3, country={"S": "Bangladesh"})
+    world.break_record("ShippingAddressesTable", 5, country={"S": "Bangladesh"})
+    world.break_record("OrdersTable", orders[6], currency={"S": "USD"})
+    world.delete_variant(4)
+    bodies = {1: _cart(1), 2: _cart(2), 3: _cart(3), 4: {"shipping_address": 5}, 5: _cart(5), 6: _cart(6)}
+    for user, body in bodies.items():
+        _spawn_checkout(world, user, COD, body, at=1.0 + user)
+    _spawn_checkout(world, 6, CHECKOUT, {"order": orders[6]}, at=8.0)
+
+    def repair() -> None:
+        world.repair_records()
+        for user in (1, 2, 3, 5):
+            _submit(world, user, COD, _cart(user))
+        _submit(world, 6, CHECKOUT, {"order": orders[6]})
+
+    world.spawn("shop-repairs", repair, delay=60)
+
+
+def unchargeable_order(world: World) -> None:
+    """The shop writes an order in yen whose product costs 425.50: no yen amount is that. Paying it
+    must be refused before Stripe is asked for a session (a session for 425 or 426 yen would charge
+    another amount than the order's)."""
+    order = next(iter(world.state.orders().values()))
+    line = {"M": {"variant": {"N": "1"}, "quantity": {"N": "1"}, "price": {"N": "425.50"}}}
+    world.rewrite_record(
+        "OrdersTable", int(order["id"]), currency={"S": "jpy"}, total_price={"N": "425.50"}, items={"L": [line]}
+    )
+    _spawn_checkout(world, int(order["user"]), CHECKOUT, {"order": int(order["id"])}, at=1.0)
+
+
+def empty_webhook_secret(world: World) -> None:
+    """A botched rotation puts a blank value (a line break) in the Stripe webhook secret. The environments read it
+    again once theirs is SECRETS_MAX_AGE_SECONDS old: an empty value is no secret, so they keep the
+    one they have (and log the failed read), and the events Stripe signs go on being applied. (At a
+    cold start the same value fails the start, as the template's docs say: not scripted here.)"""
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))  # paid at once: the webhook's environment starts
+    world.spawn("operator", lambda: world.set_webhook_secret("\n"), delay=10)  # AWS refuses ""
+    _spawn_checkout(world, 2, CHECKOUT, _cart(2), at=390)  # paid when that environment's value is old
+
+
 PAY = {"customer_plan": "pay", "customer_delay": 2.0}
 SCENARIOS = [
     Scenario("give-back-strands-paid-session", "1", "a give-back undoes a payment another request opens a session for",
@@ -282,6 +369,18 @@ SCENARIOS = [
              ("captured_money_accounted",), superseded_paid_session, PAY),
     Scenario("attach-conflicts", "new", "the session-id write conflicts with a settlement in flight: 500",
              ("documented_answer",), attach_conflicts),
+    Scenario("overlapping-sweeps", "mutant", "a sweep started while another runs works too (the lease never holds)",
+             ("one_sweep_at_a_time",), overlapping_sweeps, {"users": 4, "reconcile_after_minutes": 0}),
+    Scenario("checkout-dies-before-stripe", "mutant", "a payment Stripe never heard of is never given up",
+             ("no_payment_left_open",), checkout_dies_before_stripe),
+    Scenario("broken-records", "mutant", "records that break their contract are answered wrongly, or alarmed falsely",
+             ("broken_record_answered",), broken_records, {"users": 6, "products": 6, "platform_orders": 1}),
+    Scenario("unchargeable-order", "mutant", "an order no amount of its currency can pay gets a session",
+             ("session_asks_order_total",), unchargeable_order, {**PAY, "platform_orders": 1}),
+    Scenario("empty-webhook-secret", "mutant", "an empty secret value replaces the one that works",
+             ("signed_event_accepted",), empty_webhook_secret, {**PAY, "users": 2}),
+    Scenario("transaction-never-commits", "mutant", "a transaction cancelled on every attempt is answered as placed",
+             ("placed_answer_true",), transaction_never_commits),
 ]  # fmt: skip
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 

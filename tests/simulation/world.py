@@ -112,6 +112,7 @@ class World:
         self.invariants: Any = None
         self.closing = False
         self.dirty = True  # DynamoDB applied a write since the invariants last looked
+        self.secrets_manager: Any = None  # moto's Secrets Manager (the Stripe webhook secret)
         # What happened, for the invariants.
         self.checkouts: list[CheckoutRecord] = []
         self.answered_sessions: dict[str, Invocation] = {}
@@ -122,6 +123,9 @@ class World:
         self.gateway_lost: list[bytes] = []  # gateway events never acknowledged (resent at quiescence)
         self.metadata_edits: dict[str, str] = {}  # session -> "another_user" | "not_a_user"
         self.drop_event: Callable[[dict[str, Any]], bool] = lambda event: False  # scenarios lose events
+        # Records the shop broke (issue 20's contract), with what they were, and when any was broken.
+        self.broken: dict[tuple[str, int], dict[str, Any]] = {}
+        self.broken_windows: list[list[float]] = []  # [since, until] (until = inf while broken)
 
     # ------------------------------------------------------------------ time
 
@@ -181,16 +185,21 @@ class World:
         return self.request("GetPaymentFunction", "GET", f"{PAYMENTS}{payment_id}/", user=user, kind="get")
 
     def deliver_stripe(self, event: dict[str, Any], *, payload: str | None = None) -> Invocation:
+        signed = payload is None  # as Stripe sends it (not a scripted hostile body)
         payload = payload if payload is not None else json.dumps(event, indent=2)
+        header = self.stripe.sign(payload)
+        if signed and int(hashlib.sha256(str(event.get("id")).encode()).hexdigest(), 16) % 8 == 0:
+            header = _at_the_limit(header)
         invocation = self.request(
             "StripeWebhookFunction",
             "POST",
             STRIPE_HOOK,
             body=payload.encode(),
-            headers={"stripe-signature": self.stripe.sign(payload), "content-type": "application/json; charset=utf-8"},
+            headers={"stripe-signature": header, "content-type": "application/json; charset=utf-8"},
             function_url=True,
             kind="stripe_event",
             event=event,
+            signed=signed,
         )
         self.stripe_deliveries.append(invocation)
         return invocation
@@ -231,6 +240,57 @@ class World:
         self.dynamo.backend().put_item(self.state.tables["CartsTable"], item)
         self.invariants.cart_written(user, lines)
         self.trace.append(f"{self.clock.elapsed:.6f} platform cart {user} {sorted(lines.items())}")
+
+    # ------------------------------------------------------------------ the shop's careless writes
+
+    def break_record(self, table: str, key: int, **changes: Any) -> None:
+        """The shop writes a record that breaks its contract (docs/data-model.md): `changes` are the
+        attributes it gets wrong, as DynamoDB attribute values (`{"S": "1"}` for a number)."""
+        original = self._record(table, key)
+        self.broken.setdefault((table, key), original)
+        if not self.broken_windows or self.broken_windows[-1][1] != float("inf"):
+            self.broken_windows.append([self.clock.now, float("inf")])
+        item = {name: _SERIALIZER.serialize(value) for name, value in original.items()}
+        self._write_raw(table, {**item, **changes})
+        if table == "CartsTable":
+            self.invariants.cart_written(key, self.state.carts().get(key) or {})
+
+    def repair_records(self) -> None:
+        for (table, key), original in self.broken.items():
+            self._write_raw(table, {name: _SERIALIZER.serialize(value) for name, value in original.items()})
+            if table == "CartsTable":
+                self.invariants.cart_written(key, self.state.carts().get(key) or {})
+        self.broken.clear()
+        if self.broken_windows:
+            self.broken_windows[-1][1] = self.clock.now
+
+    def delete_variant(self, variant: int) -> None:
+        """The shop deletes a product: only its stock stays (what giving stock back to it leaves)."""
+        stock = self._record("ProductVariantsTable", variant)["stock"]
+        self._write_raw("ProductVariantsTable", {"id": {"N": str(variant)}, "stock": {"N": str(stock)}})
+
+    def rewrite_record(self, table: str, key: int, **changes: Any) -> None:
+        """The shop changes a record within its contract (`changes` as DynamoDB attribute values)."""
+        item = {name: _SERIALIZER.serialize(value) for name, value in self._record(table, key).items()}
+        self._write_raw(table, {**item, **changes})
+
+    def set_webhook_secret(self, value: str) -> None:
+        """An operator puts a new value of the Stripe webhook secret in Secrets Manager."""
+        self.secrets_manager.put_secret_value(
+            SecretId=self.functions.specs["StripeWebhookFunction"].environment[STRIPE_WEBHOOK_SECRET_ID],
+            SecretString=value,
+        )
+        self.trace.append(f"{self.clock.elapsed:.6f} operator sets the Stripe webhook secret ({len(value)} chars)")
+
+    def _record(self, table: str, key: int) -> dict[str, Any]:
+        name = "user" if table == "CartsTable" else "id"
+        return next(item for item in self.state.items(table) if int(item[name]) == key)
+
+    def _write_raw(self, table: str, item: dict[str, Any]) -> None:
+        self.scheduler.io(0.005)
+        self.dynamo.backend().put_item(self.state.tables[table], item)
+        self.dirty = True
+        self.trace.append(f"{self.clock.elapsed:.6f} shop writes {table} {sorted(item)}")
 
 
 @dataclass
@@ -340,6 +400,26 @@ def seed_data(config: Config, rng: random.Random, start: float) -> dict[str, Any
     }
 
 
+STRIPE_WEBHOOK_SECRET_ID = "STRIPE_WEBHOOK_SECRET_SECRET_ID"
+
+
+def _webhook_secret_in_secrets_manager(functions: Functions) -> Any:
+    """The Stripe webhook secret as deployed: Secrets Manager (moto's), named by the template's
+    `STRIPE_WEBHOOK_SECRET_SECRET_ID` and read again as the layer's secrets.py says, so an operator's
+    change of the value (`World.set_webhook_secret`) reaches the running environments."""
+    import boto3
+
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    for name, spec in functions.specs.items():
+        reference = spec.environment.get(STRIPE_WEBHOOK_SECRET_ID)
+        if reference:
+            functions.env[name].pop("STRIPE_WEBHOOK_SECRET", None)
+            functions.env[name][STRIPE_WEBHOOK_SECRET_ID] = reference
+            if not client.list_secrets(Filters=[{"Key": "name", "Values": [reference]}])["SecretList"]:
+                client.create_secret(Name=reference, SecretString=STRIPE_WEBHOOK_SECRET)
+    return client
+
+
 def _lines(rng: random.Random, products: list[dict[str, Any]]) -> list[tuple[int, int]]:
     chosen = rng.sample([p["id"] for p in products], k=rng.randint(1, min(2, len(products))))
     return [(variant, rng.randint(1, 2)) for variant in sorted(chosen)]
@@ -429,6 +509,14 @@ def _restore_env(saved: dict[str, str | None]) -> None:
 
 TEMPLATE = Template()
 _SERIALIZER = TypeSerializer()
+SIGNATURE_LIMIT = 2048  # docs/api.md: a signature header is read up to 2,048 characters
+
+
+def _at_the_limit(header: str) -> str:
+    """A header as a secret roll makes it (the old secret's `v1` beside the new one's, and a `v0`),
+    exactly as long as docs/api.md promises to read."""
+    rolled = f"{header},v1={hashlib.sha256(header.encode()).hexdigest()}"
+    return f"{rolled},v0=" + "0" * (SIGNATURE_LIMIT - len(rolled) - len(",v0="))
 
 
 def build_world(config: Config, scheduler: Scheduler, clock: VirtualClock) -> World:
@@ -482,6 +570,7 @@ def build_world(config: Config, scheduler: Scheduler, clock: VirtualClock) -> Wo
     world.functions = Functions(
         template, scheduler, random.Random(f"kills-{config.seed}"), secrets, settings, config.kill_rate
     )
+    world.secrets_manager = _webhook_secret_in_secrets_manager(world.functions)
 
     def observe(call: Any, outcome: str) -> None:
         invocation = call.context.get("invocation") if hasattr(call, "context") else None
