@@ -249,6 +249,23 @@ def attach_conflicts(world: World) -> None:
     _spawn_checkout(world, 1, CHECKOUT, _cart(1))
 
 
+def sweep_record_answer_lost(world: World) -> None:
+    """New (soak seeds 505, 937): a checkout is abandoned and its expiry event never delivered, so the
+    sweep applies it from Stripe's log. The sweep's idempotency record for that event is written but
+    the answer is lost; botocore's resend finds the record "in progress" (its own, until its
+    invocation ends), and the event waited for the next sweep: the order kept its stock past the bound."""
+    idempotency = world.state.tables["IdempotencyTable"]
+    world.drop_event = lambda event: event["type"] == "checkout.session.expired"
+    world.dynamo.rules.append(
+        Rule(
+            lambda c: c.op == "PutItem" and idempotency in c.tables and _of("ReconcilePaymentsFunction")(c),
+            "lost",
+        )
+    )
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+    world.spawn("schedule", world.sweep, delay=2300)  # the session expired at 1,800 s; the log is read to 5 min ago
+
+
 # ---------------------------------------------------------------------- shown by mutants (make mutants)
 
 
@@ -369,6 +386,8 @@ SCENARIOS = [
              ("captured_money_accounted",), superseded_paid_session, PAY),
     Scenario("attach-conflicts", "new", "the session-id write conflicts with a settlement in flight: 500",
              ("documented_answer",), attach_conflicts),
+    Scenario("sweep-record-answer-lost", "new", "the sweep's own lost idempotency answer defers an event a sweep",
+             ("dead_order_released",), sweep_record_answer_lost),
     Scenario("overlapping-sweeps", "mutant", "a sweep started while another runs works too (the lease never holds)",
              ("one_sweep_at_a_time",), overlapping_sweeps, {"users": 4, "reconcile_after_minutes": 0}),
     Scenario("checkout-dies-before-stripe", "mutant", "a payment Stripe never heard of is never given up",

@@ -81,6 +81,16 @@ class StripeEventHandler:
         ack = self._replay((event, source))
         return ack, self._local.outcome
 
+    def apply_unrecorded(self, event: Mapping[str, Any], source: Source) -> Outcome:
+        """Apply without the idempotency record, for an event whose record is "in progress" and may
+        stay so (the sweep's own write whose answer was lost is in progress until its invocation
+        ends). Safe because every effect is conditional in DynamoDB: applying an event twice, or at
+        the same time as the webhook, changes nothing twice. Raises RetryLater as `apply` does."""
+        outcome = self.events.handle(event, source)
+        if outcome.kind == "retry_later":
+            raise RetryLater(f"{outcome.message} Retry later.")
+        return outcome
+
     def _apply(self, item: tuple[Mapping[str, Any], Source]) -> WebhookAck:
         outcome = self.events.handle(*item)
         self._local.outcome = outcome

@@ -81,6 +81,8 @@ class SweepState(Protocol):
 class EventHandler(Protocol):
     def apply(self, event: Mapping[str, Any], source: Source = "stripe") -> tuple[Any, Outcome | None]: ...
 
+    def apply_unrecorded(self, event: Mapping[str, Any], source: Source) -> Outcome: ...
+
     def register_lambda_context(self, context: Any) -> None: ...
 
 
@@ -283,10 +285,14 @@ class Reconciler:
 
     def _apply_event(self, tally: _Tally, event: Mapping[str, Any]) -> EventStep:
         try:
-            _, outcome = self._handler.apply(event, "reconciliation")
-        except (RetryLater, RequestInProgress, UnreadableRecord):
-            # Cannot apply yet (a refund before its completion; a record the shop must fix first), or
-            # the webhook is applying it now.
+            try:
+                _, outcome = self._handler.apply(event, "reconciliation")
+            except RequestInProgress:
+                # The webhook applying it now, or this sweep's own record whose answer was lost (in
+                # progress until this invocation ends: waiting would leave it to the next sweep).
+                outcome = self._handler.apply_unrecorded(event, "reconciliation")
+        except (RetryLater, UnreadableRecord):
+            # Cannot apply yet (a refund before its completion; a record the shop must fix first).
             tally.events["deferred"] += 1
             return "deferred"
         except Exception:
