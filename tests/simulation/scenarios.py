@@ -1,7 +1,9 @@
-"""Scripted schedules: for each defect of issue 12 (and two more the simulation found), the exact
+"""Scripted schedules: for each defect of issue 12 (and those the simulation found since), the exact
 interleaving and faults that show it, through the same world, handlers and invariants as the
-random runs. Each scenario must end with every invariant holding: on the code before the fixes
-each one fails, with the invariant named in `expect`.
+random runs; and, marked "mutant", what the random runs rarely or never do, which `make mutants`
+showed the simulation blind to (a broken record, a botched secret rotation, sweeps that overlap, a
+transaction cancelled on every attempt...). Each scenario must end with every invariant holding: on
+the code before the fix, or with the mutant in, each one fails with the invariant named in `expect`.
 
     python -m simulation --scenario all        # or one name; --trace prints every request
 """
@@ -270,19 +272,15 @@ def sweep_record_answer_lost(world: World) -> None:
 
 
 def overlapping_sweeps(world: World) -> None:
-    """A sweep works through abandoned checkouts against a slow Stripe; the next schedule fires while
-    it runs: the second must find the lease held and do nothing (a lease that expires at once lets
-    both work the same payments)."""
+    """A sweep stalls on a slow DynamoDB read of the open payments for 100 s; the next schedule fires
+    70 s after it started: the second must find the lease held (for the first one's whole remaining
+    time) and do nothing. A lease that expires early lets both work the same payments."""
     for user in sorted(world.users):
         world.spawn(f"user{user}", partial(actors.abandoned_checkout, world, world.users[user]), delay=user * 0.5)
-
-    def slow_sweep() -> None:
-        world.sleep(60)
-        world.stripe.rules.append(StripeRule(lambda c: c.kind == "retrieve", "slow:4", times=12))
-        world.sweep()
-
-    world.spawn("sweep", slow_sweep)
-    world.spawn("next-schedule", world.sweep, delay=75)
+    sweeps_query = lambda c: c.op == "Query" and _of("ReconcilePaymentsFunction")(c)  # noqa: E731
+    world.dynamo.rules.append(Rule(sweeps_query, "slow:100"))
+    world.spawn("sweep", world.sweep, delay=60)
+    world.spawn("next-schedule", world.sweep, delay=130)
 
 
 def transaction_never_commits(world: World) -> None:
