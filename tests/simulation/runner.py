@@ -19,6 +19,7 @@ from .world import MAX_STEPS, Result, Violation, World, build_world, simulated_p
 
 Scenario = Callable[[World], None]
 READ_QUERIES = ("", "status=failed&method=stripe", "ordering=-created_at&page_size=2")
+MAX_PAGES = 200  # a `next` that never ends stops here (list_count reports what it saw)
 
 
 class Simulation:
@@ -132,7 +133,7 @@ class Simulation:
             for user in sorted(owners & set(world.users)):
                 for query in READ_QUERIES:
                     pages = [world.list_payments(user, query)]
-                    while (pages[-1].body or {}).get("next"):
+                    while (pages[-1].body or {}).get("next") and len(pages) < MAX_PAGES:
                         following = pages[-1].body["next"].split("?", 1)[1]
                         pages.append(world.list_payments(user, following))
                     world.invariants.list_check(user, query, pages)
