@@ -83,7 +83,7 @@ STATEMENTS = {
     "committed_checkout_answered": "a committed checkout is never answered as a failure, now or on its keyed retry",
     "idempotent_replay": "an Idempotency-Key replay returns the first answer",
     "list_count": "the list's `count` equals the number of payments it lists, which are exactly the caller's; "
-    "`next` never leads to an empty page",
+    "`next` never leads to an empty page, and `previous` leads back through the same pages",
     "events": "the domain events published are exactly the committed changes: none for a change that did not "
     "commit, none lost, a duplicate only with the same event_id and detail (events_check.py)",
 }
@@ -840,9 +840,20 @@ class Invariants:
                     "idempotent_replay", f"key {key[2]} answered differently: {[i.describe() for i in successes]}"
                 )
 
-    def list_check(self, user: int, query: str, pages: list[Invocation]) -> None:
-        """The pages of one listing, followed through `next` at quiescence."""
-        self._checked(lambda: self._list_check(user, query, pages))
+    def list_check(self, user: int, query: str, pages: list[Invocation], back: list[Invocation]) -> None:
+        """The pages of one listing, followed through `next` at quiescence, then back through `previous`."""
+        self._checked(lambda: self._list_check(user, query, pages), lambda: self._list_back(user, query, pages, back))
+
+    def _list_back(self, user: int, query: str, pages: list[Invocation], back: list[Invocation]) -> None:
+        def ids(page: Invocation) -> list[int]:
+            return [row["id"] for row in (page.body or {}).get("results", [])]
+
+        if len(pages) > 1 and [ids(page) for page in back[::-1]] != [ids(page) for page in pages]:
+            self.fail(
+                "list_count",
+                f"user {user} ?{query}: pages {[ids(p) for p in pages]} read back through `previous` as "
+                f"{[ids(p) for p in back[::-1]]}",
+            )
 
     def _list_check(self, user: int, query: str, pages: list[Invocation]) -> None:
         empty = [page for page in pages[1:] if not (page.body or {}).get("results")]

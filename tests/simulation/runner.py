@@ -136,7 +136,10 @@ class Simulation:
                     while (pages[-1].body or {}).get("next") and len(pages) < MAX_PAGES:
                         following = pages[-1].body["next"].split("?", 1)[1]
                         pages.append(world.list_payments(user, following))
-                    world.invariants.list_check(user, query, pages)
+                    back = [pages[-1]]  # and back from the last page through `previous`
+                    while len(pages) > 1 and (back[-1].body or {}).get("previous") and len(back) < MAX_PAGES:
+                        back.append(world.list_payments(user, back[-1].body["previous"].partition("?")[2]))
+                    world.invariants.list_check(user, query, pages, back)
 
         world.spawn("final-reads", reads)
         self._drain(world)
