@@ -59,11 +59,14 @@ STATEMENTS = {
     "broken_record_answered": "a checkout meeting a record the shop broke answers as docs/api.md says (409 naming "
     "the cart, product or own address; 400 for another's address; 503 for an order), places nothing, raises "
     "RecordContractBroken; no RecordContractBroken while nothing is broken",
+    "stripe_accepts_our_sessions": "Stripe never refuses a Checkout Session our checkout asks for (its 409 "
+    "for a key in flight is contention)",
     "dead_order_released": "an order nothing can pay any more gives its stock back by the first finished sweep after",
     "metrics_published": "an invocation that answers publishes the business metrics of what it wrote: "
     "PaymentsCreated per payment a checkout created, Payments<Status> per payment a settlement moved to it, "
-    "one ReconcileSweepDuration or ReconcileSweepsSkipped per finished sweep; the alarm of each money fact it "
-    "records (needs_refund, amount_mismatch, dispute_opened), PaymentDisputed only for a dispute opened",
+    "one ReconcileSweepDuration (its milliseconds) or ReconcileSweepsSkipped per finished sweep; the alarm of "
+    "each money fact it records (needs_refund, amount_mismatch, dispute_opened), PaymentDisputed only for a "
+    "dispute opened",
     # at quiescence
     "audit_trail": "each transition is audited exactly once, in a chain from creation to the current status",
     "captured_money_accounted": "every amount captured is on exactly one paid payment of its order, or alarmed for "
@@ -353,6 +356,8 @@ class Invariants:
             acknowledged = inv.status is not None and 200 <= inv.status < 300
             if kind == "checkout" and acknowledged:
                 checks.append(lambda: self._placed_answer(inv))
+            if kind == "checkout":
+                checks.append(lambda: self._session_accepted(inv))
             if kind == "stripe_event" and inv.request.get("signed"):
                 checks.append(lambda: self._signed_accepted(inv))
             if kind == "stripe_event" and acknowledged:
@@ -451,6 +456,9 @@ class Invariants:
             runs = [name for name, _ in inv.metrics if name in ("ReconcileSweepDuration", "ReconcileSweepsSkipped")]
             if len(runs) != 1:
                 self.fail("metrics_published", f"{inv.describe()} published {runs} for one sweep")
+            took = ((inv.ended or self.world.clock.now) - inv.started) * 1000
+            if runs == ["ReconcileSweepDuration"] and not 0 < inv.metric("ReconcileSweepDuration") <= took + 1:
+                self.fail("metrics_published", f"{inv.describe()} took {took:.0f} ms: {inv.metrics}")
         names = set(expected) | {name for name, _ in inv.metrics if name in STATUS_METRICS or name == "PaymentsCreated"}
         for name in sorted(names):
             if inv.metric(name) != expected[name]:
@@ -508,6 +516,15 @@ class Invariants:
             unbroken = not any(since <= end and inv.started <= until for since, until in self.world.broken_windows)
         if unbroken:
             self.fail("broken_record_answered", f"{inv.describe()} raised RecordContractBroken; nothing is broken")
+
+    def _session_accepted(self, inv: Invocation) -> None:
+        """Stripe refuses a Checkout Session only for a request it finds invalid (an expiry outside 30
+        minutes..24 hours, a key reused with other parameters...): ours never are. Its 409 while the
+        same key is in flight is contention, not a refusal."""
+        for service, path, outcome in inv.calls:
+            refused = outcome[:1] == "4" and outcome != "409-idempotency_key_in_use"
+            if service == "stripe" and path == "/v1/checkout/sessions" and refused:
+                self.fail("stripe_accepts_our_sessions", f"{inv.describe()}: Stripe answered {outcome}")
 
     def _placed_answer(self, inv: Invocation) -> None:
         """README: 201 `{order_id, status, payment_method, payment}` (COD), 200 `{id, url}` of a Checkout
