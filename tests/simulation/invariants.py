@@ -64,7 +64,8 @@ STATEMENTS = {
     "dead_order_released": "an order nothing can pay any more gives its stock back by the first finished sweep after",
     "metrics_published": "an invocation that answers publishes the business metrics of what it wrote: "
     "PaymentsCreated per payment a checkout created, Payments<Status> per payment a settlement moved to it, "
-    "one ReconcileSweepDuration (its milliseconds) or ReconcileSweepsSkipped per finished sweep; the alarm of "
+    "one ReconcileSweepDuration (its milliseconds) or ReconcileSweepsSkipped per finished sweep, "
+    "ReconcileStripeErrors only above 0 and after a Stripe call failed; the alarm of "
     "each money fact it records (needs_refund, amount_mismatch, dispute_opened), PaymentDisputed only for a "
     "dispute opened",
     # at quiescence
@@ -456,6 +457,12 @@ class Invariants:
             runs = [name for name, _ in inv.metrics if name in ("ReconcileSweepDuration", "ReconcileSweepsSkipped")]
             if len(runs) != 1:
                 self.fail("metrics_published", f"{inv.describe()} published {runs} for one sweep")
+            errors = [value for name, value in inv.metrics if name == "ReconcileStripeErrors"]
+            failed = any(service == "stripe" and outcome != "200" for service, _, outcome in inv.calls)
+            if any(value <= 0 for value in errors) or (errors and not failed):
+                self.fail(
+                    "metrics_published", f"{inv.describe()} counted Stripe errors {errors}; a call failed: {failed}"
+                )
             took = ((inv.ended or self.world.clock.now) - inv.started) * 1000
             if runs == ["ReconcileSweepDuration"] and not 0 < inv.metric("ReconcileSweepDuration") <= took + 1:
                 self.fail("metrics_published", f"{inv.describe()} took {took:.0f} ms: {inv.metrics}")
