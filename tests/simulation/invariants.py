@@ -342,6 +342,7 @@ class Invariants:
         if not (inv.throttled or inv.killed or inv.crash):
             checks.append(lambda: self._metrics(inv))
         if kind == "sweep":
+            checks.append(lambda: self._crash(inv))
             checks.append(lambda: self._sweep(inv))
             checks.append(lambda: self._one_sweep(inv))
             checks.append(lambda: self.books.released_after_sweep(inv, self.world.state.orders()))
