@@ -88,16 +88,15 @@ class StripeEventHandler:
         the same time as the webhook, changes nothing twice. Raises RetryLater as `apply` does."""
         outcome = self.events.handle(event, source)
         if outcome.kind == "retry_later":
+            # It cannot apply yet (a refund before its completion): refused, so that Stripe delivers
+            # it again later; raised inside the idempotency record, it also forgets the event id,
+            # so the redelivery is applied.
             raise RetryLater(f"{outcome.message} Retry later.")
         return outcome
 
     def _apply(self, item: tuple[Mapping[str, Any], Source]) -> WebhookAck:
-        outcome = self.events.handle(*item)
+        outcome = self.apply_unrecorded(*item)
         self._local.outcome = outcome
-        if outcome.kind == "retry_later":
-            # It cannot apply yet (a refund before its completion): refused, so that Stripe delivers
-            # it again later; raising also forgets the event id, so the redelivery is applied.
-            raise RetryLater(f"{outcome.message} Retry later.")
         return WebhookAck(message=f"{outcome.kind}: {outcome.message}")
 
 
