@@ -202,22 +202,12 @@ class GatewayEvents:
 
 
 def _other_online_payment(order: Order) -> int | None:
-    """The order's newest ONLINE payment that is not its completed payment (e.g. one superseded)."""
-    others = [
-        pid
-        for pid, ref in order.payments.items()
-        if ref.method == PaymentMethod.ONLINE and pid != order.completed_payment
-    ]
-    return max(others, default=None)
+    """The order's ONLINE payment unless it is the order's completed payment."""
+    pid = _online_payment(order)
+    return pid if pid != order.completed_payment else None
 
 
 def _online_payment(order: Order) -> int | None:
-    """The order's ONLINE payment to update: the completed one, else the newest open one, else the newest."""
-    online = sorted(pid for pid, ref in order.payments.items() if ref.method == PaymentMethod.ONLINE)
-    if order.completed_payment in online:
-        return order.completed_payment
-    open_online = [
-        pid for pid in online if order.payments[pid].status in (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
-    ]
-    candidates = open_online or online
-    return candidates[-1] if candidates else None
+    """The order's ONLINE payment, if any. An order has at most one: a gateway event creates it only
+    when there is none (settlement's `_plan_new_online_payment`), and later events update it."""
+    return next((pid for pid, ref in order.payments.items() if ref.method == PaymentMethod.ONLINE), None)
