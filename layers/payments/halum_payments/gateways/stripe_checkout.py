@@ -151,9 +151,9 @@ class StripeCheckoutGateway:
         self,
         secret_key: str | Secret,
         *,
-        api_base: str | None = None,
-        timeout: float = 8.0,
-        max_network_retries: int = 2,
+        api_base: str | None,
+        timeout: float,
+        max_network_retries: int,
         client: stripe.StripeClient | None = None,
     ) -> None:
         self._key = secret_key if isinstance(secret_key, Secret) else Secret(secret_key)
