@@ -236,6 +236,17 @@ def test_the_lease_of_a_sweep_that_died_expires_when_its_invocation_must_have_en
     assert not lease.acquire("third-run", now=now + 311, until=now + 611)
 
 
+def test_a_lease_write_sent_again_after_its_answer_was_lost_is_still_the_senders(shop):
+    """botocore resends a PutItem whose answer was lost; the resend meets the first write's lease.
+    It is the same sweep's: taken, not "held by another" (which skipped the sweep, found by the
+    simulation's sweep-lease checks)."""
+    lease = SweepStateRepository(shop.tables["CountersTable"], shop.client)
+    now = int(time.time())
+    assert lease.acquire("run-a", now=now, until=now + 300)
+    assert lease.acquire("run-a", now=now, until=now + 300)  # the resend
+    assert not lease.acquire("run-b", now=now + 1, until=now + 301)
+
+
 def test_two_sweeps_started_together_settle_each_payment_once(shop):
     """Released at once against one DynamoDB: exactly one takes the lease."""
     from support.environments import run_together

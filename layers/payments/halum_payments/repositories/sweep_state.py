@@ -47,14 +47,16 @@ class SweepStateRepository(TableRepository):
 
     def acquire(self, holder: str, *, now: int, until: int) -> bool:
         """Take the lease for `holder` until the epoch second `until`, unless another holder's lease
-        is still running at `now` (one conditional write: of two sweeps at once, exactly one wins)."""
+        is still running at `now` (one conditional write: of two sweeps at once, exactly one wins).
+        The holder's own lease counts as free: botocore resends the write when its answer is lost,
+        and the resend must not find the first one "held by another"."""
         try:
             self.client.put_item(
                 TableName=self.table,
                 Item={"name": {"S": SWEEP_LEASE}, "holder": {"S": holder}, "expires_at": {"N": str(until)}},
-                ConditionExpression="attribute_not_exists(#name) OR #expires <= :now",
-                ExpressionAttributeNames={"#name": "name", "#expires": "expires_at"},
-                ExpressionAttributeValues={":now": {"N": str(now)}},
+                ConditionExpression="attribute_not_exists(#name) OR #expires <= :now OR #holder = :holder",
+                ExpressionAttributeNames={"#name": "name", "#expires": "expires_at", "#holder": "holder"},
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":holder": {"S": holder}},
             )
         except ClientError as exc:
             if is_condition_failure(exc):
