@@ -424,7 +424,8 @@ class Books:
                 )
 
     def promises(self, audit: dict[int, list[dict[str, Any]]]) -> None:
-        """promise_kept: "nothing was charged" is true for ever after; "it will be refunded" is alarmed."""
+        """promise_kept: "nothing was charged" is true for ever after; "it will be refunded" is true
+        (money was charged for the checkout) and alarmed."""
         alarms = self._alarms()
         for promise in self.ledger.promises:
             if promise.kind == "nothing_charged":
@@ -435,6 +436,8 @@ class Books:
                         f"{promise.invocation.describe()} said nothing was charged; {charged[0].describe()}",
                     )
             elif promise.kind == "will_be_refunded":
+                if not any(self.ledger.charged_payment(pid) for pid in promise.payments):
+                    self.fail("promise_kept", f"{promise.invocation.describe()} promised a refund; nothing was charged")
                 rows = [r for pid in promise.payments for r in audit.get(pid, []) if r.get("reason") == "needs_refund"]
                 if not rows or not alarms:
                     self.fail("promise_kept", f"{promise.invocation.describe()} promised a refund; nothing alarms it")

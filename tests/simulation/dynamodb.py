@@ -81,7 +81,7 @@ class Rule:
     """A scripted fault (scenarios): the first `times` calls matching `when` get `fault`."""
 
     when: Callable[[Call], bool]
-    fault: str  # throttle | throttle_txn | server_error | lost | conflict | slow:<seconds>
+    fault: str  # throttle | throttle_txn | server_error | denied | lost | conflict | slow:<seconds>
     times: int = 1
 
 
@@ -157,7 +157,7 @@ class DynamoDB:
         early: AWSResponse | None = None
         token = body.get("ClientRequestToken") if op == "TransactWriteItems" else None
         registered: list[tuple[str, str]] = []
-        if fault in ("throttle", "throttle_txn", "server_error"):
+        if fault in ("throttle", "throttle_txn", "server_error", "denied"):
             early = self._fault_response(op, fault, call)
         elif op == "TransactWriteItems":
             early = self._token_answer(token, body)
@@ -306,6 +306,8 @@ class DynamoDB:
     def _fault_response(self, op: str, fault: str, call: Call) -> AWSResponse:
         if fault == "server_error":
             return _error(500, "InternalServerError", "Internal server error")
+        if fault == "denied":  # IAM refuses the call (a grant dropped by a deploy): a 400 botocore never retries
+            return _error(400, "AccessDeniedException", f"User is not authorized to perform: dynamodb:{op}")
         if fault == "throttle_txn":
             reasons = [{"Code": "None"} for _ in call.body.get("TransactItems", [])]
             if reasons:

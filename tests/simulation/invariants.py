@@ -32,7 +32,7 @@ STATEMENTS = {
     "stock_conserved": "the shop's stock = stock on the shelf + units held by orders that are not cancelled; "
     "never negative",
     "order_payments_consistent": "an order lists exactly its payments with their statuses, has at most one "
-    "paid payment, and (unless COD) is confirmed exactly when it has one",
+    "paid payment and at most one ONLINE payment, and (unless COD) is confirmed exactly when it has one",
     "counts_match": "each user's counters equal the counts of their payments (the list's `count`)",
     "transitions_allowed": "statuses move only as the spec's lifecycle allows (rules.py)",
     "cart_consumed_with_order": "no cart is consumed without its order; no order exists without its payment",
@@ -54,7 +54,8 @@ STATEMENTS = {
     "false_amount_alarm": "no AmountMismatch alarm for a Stripe payment whose amount, currency and session match",
     "refused_replay_alarm": "a refused gateway body sent again raises no new alarm",
     "sweep_time_limit": "the sweep never runs past its time limit (it stops and saves its progress before)",
-    "one_sweep_at_a_time": "two sweeps never work at once: a sweep started while another runs does nothing",
+    "one_sweep_at_a_time": "two sweeps never work at once: a sweep started while another runs does nothing, "
+    "and a sweep does nothing (ReconcileSweepsSkipped) only while another runs",
     "placed_answer_true": "a checkout answered 2xx names an order and payment that exist: the caller's, its "
     "total (COD), or a session Stripe made for that payment (Stripe)",
     "broken_record_answered": "a checkout meeting a record the shop broke answers as docs/api.md says (409 naming "
@@ -84,7 +85,8 @@ STATEMENTS = {
     "no_payment_left_open": "no Stripe or gateway payment stays open, no order our checkout placed stays pending",
     "session_asks_order_total": "every Checkout Session our checkout makes asks for exactly its order's total, "
     "in the order's currency",
-    "promise_kept": "'nothing was charged' stays true; 'it will be refunded' is alarmed",
+    "promise_kept": "'nothing was charged' stays true; 'it will be refunded' is true (money was charged) and "
+    "alarmed",
     "committed_checkout_answered": "a committed checkout is never answered as a failure, now or on its keyed retry",
     "idempotent_replay": "an Idempotency-Key replay returns the first answer",
     "list_count": "the list's `count` equals the number of payments it lists, which are exactly the caller's; "
@@ -187,6 +189,9 @@ class Invariants:
                         "order_payments_consistent",
                         f"order {order_id} sees payment {pid} as {ref['status']}, it is {actual[pid]['status']}",
                     )
+            online = sorted(pid for pid, p in actual.items() if p["method"] == "ONLINE")
+            if len(online) > 1:  # docs/api.md: "The order's ONLINE payment is created or updated"
+                self.fail("order_payments_consistent", f"order {order_id} has ONLINE payments {online}")
             completed = [pid for pid, p in actual.items() if p["status"] in PAID]
             if len(completed) > 1:
                 self.fail("order_payments_consistent", f"order {order_id} has completed payments {completed}")
@@ -564,7 +569,17 @@ class Invariants:
 
     def _one_sweep(self, inv: Invocation) -> None:
         """docs/operations.md: the sweep holds a lease, so a second sweep (a late schedule, a retry, a
-        manual run) does nothing while one runs."""
+        manual run) does nothing while one runs; and only then (ReconcileSweepsSkipped says so)."""
+        if inv.metric("ReconcileSweepsSkipped"):
+            # A lease lasts at most its holder's time limit (the template's Timeout).
+            limit = self.world.functions.specs["ReconcilePaymentsFunction"].timeout
+            if not any(  # every sweep invocation started so far, finished or not
+                other is not inv
+                and other.function == "ReconcilePaymentsFunction"
+                and other.started <= inv.started < other.started + limit
+                for other in self.world.functions.invocations
+            ):
+                self.fail("one_sweep_at_a_time", f"{inv.describe()} skipped its sweep; no other sweep was running")
         if not _worked(inv):
             return
         end = inv.ended if inv.ended is not None else float("inf")

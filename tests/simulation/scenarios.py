@@ -114,13 +114,16 @@ def gateway_transaction_twice(world: World) -> None:
 
 def refused_body_replayed(world: World) -> None:
     """4. A gateway body with the wrong amount is refused (422, AmountMismatch); the same bytes
-    again raise the alarm again."""
+    again raise the alarm again. Sent a minute later, and again just within the week docs/money.md
+    says a delivered body is remembered."""
     order = next(iter(world.state.orders().values()))
 
     def gateway() -> None:
         answer = world.gateway.capture(world.gateway.open(int(order["id"])), order["total_price"] + 1)
         world.sleep(60)
         assert answer is not None
+        world.send_gateway(answer.request["raw"])
+        world.sleep(7 * 24 * 3600 - 3600)
         world.send_gateway(answer.request["raw"])
 
     world.spawn("gateway", gateway, delay=10)
@@ -283,6 +286,44 @@ def overlapping_sweeps(world: World) -> None:
     world.spawn("next-schedule", world.sweep, delay=130)
 
 
+def checkout_answers_lost(world: World) -> None:
+    """Stripe makes the checkout's session, but its answer is lost on the first try and on both of
+    stripe-python's retries (same key): the checkout gives back. Its last call under that key gets
+    the session and expires it, unpaid: the answer may say nothing was charged, and must not
+    promise a refund of money nobody paid."""
+    world.stripe.rules.append(StripeRule(lambda c: c.kind == "create", "lost", times=3))
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+
+
+def _lease_write(call: Any) -> bool:  # the sweep's lease is an item of the counters table
+    return bool(call.op == "PutItem" and call.body.get("Item", {}).get("name") == {"S": "reconciliation#lease"})
+
+
+def sweep_lease_denied(world: World) -> None:
+    """A deploy drops the sweep's grant on its lease table: DynamoDB answers the lease's PutItem with
+    AccessDeniedException. The sweep must fail loudly (a crash, retried and alarmed), never report
+    that another sweep holds the lease when none runs."""
+    world.dynamo.rules.append(Rule(_lease_write, "denied"))
+    world.spawn("schedule", world.sweep, delay=60)
+
+
+def sweep_lease_answer_lost(world: World) -> None:
+    """New: the lease's PutItem is written but its answer lost; botocore sends it again, and the
+    condition (no lease, or an expired one) failed on the sweep's own lease: it skipped itself."""
+    world.dynamo.rules.append(Rule(_lease_write, "lost"))
+    world.spawn("schedule", world.sweep, delay=60)
+
+
+def first_sweep_after_lookback(world: World) -> None:
+    """A checkout is abandoned and its expiry event never delivered; the sweep first runs two days
+    later (deployed late, or its schedule was off). Its first read of Stripe's log starts a day back,
+    after that event: only asking Stripe about the long-expired session settles the payment and
+    gives the order's stock back."""
+    world.drop_event = lambda event: event["type"] == "checkout.session.expired"
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+    world.spawn("first-schedule", world.sweep, delay=2 * 24 * 3600)
+
+
 def transaction_never_commits(world: World) -> None:
     """A COD checkout's transaction is cancelled (throttled) on every attempt the layer makes: the
     honest answer is 503 "please retry" with nothing placed, never a 201 for an order that is not."""
@@ -396,6 +437,14 @@ SCENARIOS = [
              ("session_asks_order_total",), unchargeable_order, {**PAY, "platform_orders": 1}),
     Scenario("empty-webhook-secret", "mutant", "an empty secret value replaces the one that works",
              ("signed_event_accepted",), empty_webhook_secret, {**PAY, "users": 2}),
+    Scenario("checkout-answers-lost", "mutant", "a given-back checkout whose session expired unpaid promises a refund",
+             ("promise_kept",), checkout_answers_lost),
+    Scenario("sweep-lease-denied", "mutant", "a lease write refused by IAM is read as a lease held by another",
+             ("one_sweep_at_a_time",), sweep_lease_denied),
+    Scenario("sweep-lease-answer-lost", "new", "a sweep whose lease write's answer was lost skips itself",
+             ("one_sweep_at_a_time",), sweep_lease_answer_lost),
+    Scenario("first-sweep-after-lookback", "mutant", "a pending payment whose events are older than the log read",
+             ("no_payment_left_open",), first_sweep_after_lookback),
     Scenario("transaction-never-commits", "mutant", "a transaction cancelled on every attempt is answered as placed",
              ("placed_answer_true",), transaction_never_commits),
 ]  # fmt: skip

@@ -235,7 +235,8 @@ class World:
     def put_cart(self, user: int, lines: dict[int, int]) -> None:
         """The platform fills a user's cart (its own service writes the Carts table)."""
         self.scheduler.io(self.rng.uniform(0.003, 0.01))
-        record = {"user": user, "items": [{"variant": v, "quantity": q} for v, q in lines.items()]}
+        # The cart service's writer (boto3) stores its lines' unset `note` as NULL (shop_writers_extras).
+        record = {"user": user, "items": [{"variant": v, "quantity": q, "note": None} for v, q in lines.items()]}
         item = {name: _SERIALIZER.serialize(value) for name, value in record.items()}
         self.dynamo.backend().put_item(self.state.tables["CartsTable"], item)
         self.invariants.cart_written(user, lines)
@@ -305,6 +306,29 @@ class CheckoutRecord:
 
 
 # ---------------------------------------------------------------------- building a run
+
+
+def shop_writers_extras(client: Any, tables: dict[str, str]) -> None:
+    """What the shop's own writers put in its records besides the contract (docs/data-model.md):
+    boto3 writes a Python None as NULL (the first product has no name, a cart line no note), and
+    attributes the contract does not name, which the service ignores (a NULL, a string set, a number
+    set)."""
+    for table, key in (
+        ("ProductVariantsTable", "id"),
+        ("ShippingAddressesTable", "id"),
+        ("CartsTable", "user"),
+        ("OrdersTable", "id"),
+    ):
+        for raw in client.scan(TableName=tables[table])["Items"]:  # the harness's setup, not a request
+            raw["shop_note"] = {"NULL": True}
+            raw["shop_tags"] = {"SS": ["imported", "v1"]}
+            raw["shop_batches"] = {"NS": ["1", "2"]}
+            if table == "CartsTable":  # a line's unset field, as boto3 writes None
+                for line in raw.get("items", {}).get("L", []):
+                    line["M"]["note"] = {"NULL": True}
+            if table == "ProductVariantsTable" and raw[key] == {"N": "1"}:
+                raw["name"] = {"NULL": True}
+            client.put_item(TableName=tables[table], Item=raw)
 
 
 def seed_data(config: Config, rng: random.Random, start: float) -> dict[str, Any]:
@@ -534,6 +558,7 @@ def build_world(config: Config, scheduler: Scheduler, clock: VirtualClock) -> Wo
     tables = template.create_tables(client, prefix="sim-")
     data = seed_data(config, random.Random(f"data-{config.seed}"), clock.now)
     seed_file.apply(seed_file.SeedFile.model_validate(data), client, tables)
+    shop_writers_extras(client, tables)
     world.products = {p["id"]: p for p in data["product_variants"]}
     world.ledger.seeded_stock = {int(p["id"]): int(p["stock"]) for p in data["product_variants"]}
     for payment in data["payments"]:
