@@ -54,6 +54,8 @@ STATEMENTS = {
     "false_amount_alarm": "no AmountMismatch alarm for a Stripe payment whose amount, currency and session match",
     "refused_replay_alarm": "a refused gateway body sent again raises no new alarm",
     "sweep_time_limit": "the sweep never runs past its time limit (it stops and saves its progress before)",
+    "log_read_from_place": "a sweep lists Stripe's log from where the last one stopped (never more than the "
+    "5-minute overlap before an earlier sweep started), the very first at most a day back",
     "one_sweep_at_a_time": "two sweeps never work at once: a sweep started while another runs does nothing, "
     "and a sweep does nothing (ReconcileSweepsSkipped) only while another runs",
     "placed_answer_true": "a checkout answered 2xx names an order and payment that exist: the caller's, its "
@@ -352,6 +354,7 @@ class Invariants:
                 checks.append(lambda: self._crash(inv))
             checks.append(lambda: self._sweep(inv))
             checks.append(lambda: self._one_sweep(inv))
+            checks.append(lambda: self._log_read_from_place(inv))
             checks.append(lambda: self.books.released_after_sweep(inv, self.world.state.orders()))
         elif inv.request.get("broken_met") and not (inv.throttled or inv.killed):
             checks += [lambda: self._crash(inv), lambda: self._documented(inv), lambda: self._broken_answer(inv)]
@@ -587,6 +590,24 @@ class Invariants:
             other_end = other.ended if other.ended is not None else float("inf")
             if other is not inv and other.started < end and inv.started < other_end and _worked(other):
                 self.fail("one_sweep_at_a_time", f"sweeps {other.describe()} and {inv.describe()} both worked at once")
+
+    def _log_read_from_place(self, inv: Invocation) -> None:
+        """docs/money.md: each run lists the log "from where the last run stopped" minus 5 minutes of
+        overlap, "a day back on the very first run". Where a run stops is never before where the last
+        one started (an event it cannot apply yet holds the place at that event, listed by it), so no
+        sweep starts reading more than the overlap before an earlier one did."""
+        reads = self.world.stripe.event_reads
+        mine = [since for who, since, _ in reads if who is inv]
+        if not mine:
+            return
+        starts: dict[int, int] = {}  # each earlier sweep's first `created[gte]`
+        for who, since, at in reads:
+            if who is not inv and at < inv.started:
+                starts[id(who)] = min(since, starts.get(id(who), since))
+        floor = max(starts.values()) - 5 * 60 - 1 if starts else int(inv.started) - 24 * 3600 - 1
+        if min(mine) < floor:
+            back = f"an earlier sweep from {int(inv.started) - floor} s back" if starts else "a day at most"
+            self.fail("log_read_from_place", f"{inv.describe()} listed events from {int(inv.started) - min(mine)} s back; {back}")
 
     def _sweep(self, inv: Invocation) -> None:
         if inv.killed == "timeout":

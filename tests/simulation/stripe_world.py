@@ -31,7 +31,7 @@ import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from local.stripe_sandbox import StripeApiError, StripeSandbox, _json_reply, _Reply, _Saved
 
@@ -119,6 +119,8 @@ class SimulatedStripe(StripeSandbox):
         self._attempts: dict[tuple[int, str], int] = {}
         self.created_at: dict[str, float] = {}  # session id -> virtual time Stripe created it
         self.on_created: Callable[[dict[str, Any]], None] = lambda session: None
+        # Every List Events request as Stripe receives it: (the invocation, created[gte], when).
+        self.event_reads: list[tuple[Any, int, float]] = []
 
     # ------------------------------------------------------------------ events go to the world
 
@@ -320,6 +322,11 @@ class SimulatedStripe(StripeSandbox):
             self._attempts[(task_id, url.path)],
         )
         self.stats.requests += 1
+        if method == "GET" and url.path == "/v1/events":
+            since = parse_qs(url.query).get("created[gte]")
+            if since:
+                invocation = task.context.get("invocation") if task else None
+                self.event_reads.append((invocation, int(since[0]), self.scheduler.clock.now))
         fault, latency = self._decide(call)
         if key and key in self._keys_in_flight:
             self.stats.keys_in_use += 1
