@@ -87,8 +87,7 @@ STATEMENTS = {
     "no_payment_left_open": "no Stripe or gateway payment stays open, no order our checkout placed stays pending",
     "session_asks_order_total": "every Checkout Session our checkout makes asks for exactly its order's total, "
     "in the order's currency",
-    "promise_kept": "'nothing was charged' stays true; 'it will be refunded' is true (money was charged) and "
-    "alarmed",
+    "promise_kept": "'nothing was charged' stays true; 'it will be refunded' is true (money was charged) and alarmed",
     "committed_checkout_answered": "a committed checkout is never answered as a failure, now or on its keyed retry",
     "idempotent_replay": "an Idempotency-Key replay returns the first answer",
     "list_count": "the list's `count` equals the number of payments it lists, which are exactly the caller's; "
@@ -607,7 +606,8 @@ class Invariants:
         floor = max(starts.values()) - 5 * 60 - 1 if starts else int(inv.started) - 24 * 3600 - 1
         if min(mine) < floor:
             back = f"an earlier sweep from {int(inv.started) - floor} s back" if starts else "a day at most"
-            self.fail("log_read_from_place", f"{inv.describe()} listed events from {int(inv.started) - min(mine)} s back; {back}")
+            read = f"listed events from {int(inv.started) - min(mine)} s back"
+            self.fail("log_read_from_place", f"{inv.describe()} {read}; {back}")
 
     def _sweep(self, inv: Invocation) -> None:
         if inv.killed == "timeout":
