@@ -56,6 +56,7 @@ STATEMENTS = {
     "sweep_time_limit": "the sweep never runs past its time limit (it stops and saves its progress before)",
     "log_read_from_place": "a sweep lists Stripe's log from where the last one stopped (never more than the "
     "5-minute overlap before an earlier sweep started), the very first at most a day back",
+    "watch_ends": "once our webhook acknowledged a session's expiry, no sweep asks Stripe about that session",
     "one_sweep_at_a_time": "two sweeps never work at once: a sweep started while another runs does nothing, "
     "and a sweep does nothing (ReconcileSweepsSkipped) only while another runs",
     "placed_answer_true": "a checkout answered 2xx names an order and payment that exist: the caller's, its "
@@ -354,6 +355,7 @@ class Invariants:
             checks.append(lambda: self._sweep(inv))
             checks.append(lambda: self._one_sweep(inv))
             checks.append(lambda: self._log_read_from_place(inv))
+            checks.append(lambda: self._watch_ends(inv))
             checks.append(lambda: self.books.released_after_sweep(inv, self.world.state.orders()))
         elif inv.request.get("broken_met") and not (inv.throttled or inv.killed):
             checks += [lambda: self._crash(inv), lambda: self._documented(inv), lambda: self._broken_answer(inv)]
@@ -608,6 +610,26 @@ class Invariants:
             back = f"an earlier sweep from {int(inv.started) - floor} s back" if starts else "a day at most"
             read = f"listed events from {int(inv.started) - min(mine)} s back"
             self.fail("log_read_from_place", f"{inv.describe()} {read}; {back}")
+
+    def _watch_ends(self, inv: Invocation) -> None:
+        """Issue 18: a given-up payment whose session is unknown "is watched until known closed".
+        Once our webhook acknowledged the session's expiry, no later sweep asks Stripe about it."""
+        for service, path, _ in inv.calls:
+            parts = path.strip("/").split("/") if service == "stripe" else []
+            if parts[:3] != ["v1", "checkout", "sessions"] or len(parts) < 4:
+                continue
+            for delivery in self.world.stripe_deliveries:
+                event = delivery.request.get("event") or {}
+                if (
+                    event.get("type") == "checkout.session.expired"
+                    and ((event.get("data") or {}).get("object") or {}).get("id") == parts[3]
+                    and delivery.status is not None
+                    and 200 <= delivery.status < 300
+                    and delivery.ended is not None
+                    and delivery.ended < inv.started
+                ):
+                    self.fail("watch_ends", f"{inv.describe()} asked Stripe about {parts[3]}, known expired")
+                    return
 
     def _sweep(self, inv: Invocation) -> None:
         if inv.killed == "timeout":

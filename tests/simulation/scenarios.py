@@ -314,6 +314,49 @@ def sweep_lease_answer_lost(world: World) -> None:
     world.spawn("schedule", world.sweep, delay=60)
 
 
+def given_up_session_expires(world: World) -> None:
+    """A Stripe checkout is abandoned; the gateway pays the order, and expiring the superseded
+    session fails (Stripe 500s past stripe-python's retries), so the sweep watches it. Stripe then
+    expires the session itself and its event is acknowledged: the watch must end there, with no
+    more calls to Stripe about that session."""
+    world.stripe.rules.append(StripeRule(lambda c: c.kind == "expire", "server_error", times=3))
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+
+    def gateway() -> None:
+        order = max(world.state.orders().values(), key=lambda o: int(o["id"]))
+        world.gateway.capture(world.gateway.open(int(order["id"])), order["total_price"])
+
+    world.spawn("gateway", gateway, delay=120)
+    world.spawn("schedule", world.sweep, delay=35 * 60)  # before the session is over for the sweep anyway
+
+
+def sweep_races_late_delivery(world: World) -> None:
+    """The customer pays, but the completion's delivery fails until the first sweep runs, two days
+    later: that sweep cannot list so old an event, asks Stripe for the session (paid) and applies it
+    just as Stripe's retry arrives. The webhook commits first; the sweep (throttled once more)
+    finds its condition failed on a payment that event completed: a lost race, never a mismatch."""
+    held: list[dict[str, Any]] = []
+
+    def drop(event: dict[str, Any]) -> bool:
+        if event["type"] == "checkout.session.completed" and not held:
+            held.append(event)
+            return True
+        return False
+
+    def retry_delivery(call: Any, outcome: str) -> None:
+        asks = call.function == "ReconcilePaymentsFunction" and call.method == "GET"
+        if asks and call.path.startswith("/v1/checkout/sessions/") and held:
+            event = held.pop()
+            world.spawn("stripe-retries", lambda: world.deliver_stripe(event), delay=0.0)
+
+    world.drop_event = drop
+    world.stripe.observers.append(retry_delivery)
+    sweeps_txn = lambda c: c.op == "TransactWriteItems" and _of("ReconcilePaymentsFunction")(c)  # noqa: E731
+    world.dynamo.rules.append(Rule(sweeps_txn, "throttle", times=2))
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+    world.spawn("first-schedule", world.sweep, delay=2 * 24 * 3600)
+
+
 def first_sweep_after_lookback(world: World) -> None:
     """A checkout is abandoned and its expiry event never delivered; the sweep first runs two days
     later (deployed late, or its schedule was off). Its first read of Stripe's log starts a day back,
@@ -443,6 +486,10 @@ SCENARIOS = [
              ("one_sweep_at_a_time",), sweep_lease_denied),
     Scenario("sweep-lease-answer-lost", "new", "a sweep whose lease write's answer was lost skips itself",
              ("one_sweep_at_a_time",), sweep_lease_answer_lost),
+    Scenario("given-up-session-expires", "mutant", "a watched session's expiry event does not end its watch",
+             ("watch_ends",), given_up_session_expires, {"reconcile_after_minutes": 0}),
+    Scenario("sweep-races-late-delivery", "mutant", "a settlement that lost a race to the same payment's "
+             "completion is read as a mismatch", ("false_amount_alarm",), sweep_races_late_delivery, PAY),
     Scenario("first-sweep-after-lookback", "mutant", "a pending payment whose events are older than the log read",
              ("no_payment_left_open",), first_sweep_after_lookback),
     Scenario("transaction-never-commits", "mutant", "a transaction cancelled on every attempt is answered as placed",
