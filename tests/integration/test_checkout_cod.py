@@ -6,6 +6,7 @@ never talks to Stripe."""
 from __future__ import annotations
 
 import re
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -165,6 +166,34 @@ def test_the_same_idempotency_key_replays_the_201_and_makes_one_order(shop, caps
         assert output.metrics()["DuplicateCheckouts"] == 1
     other = shop.cash(1, {"shipping_address": 999}, key="cod-click")
     assert other.status == 422, other
+
+
+def test_an_idempotency_key_names_its_checkout_for_24_hours_even_while_dynamodb_keeps_it_longer(shop):
+    """docs/api.md: a key lasts 24 h. DynamoDB's TTL deletes an expired item within days, and reads
+    see it until then: a key past its 24 hours must place a new checkout, not replay the old one."""
+    first = shop.cash(1, {"shipping_address": 1}, key="cod-next-day")
+    assert first.status == 201, first
+    table = shop.tables["IdempotencyTable"]
+    (claim,) = [i for i in shop.client.scan(TableName=table)["Items"] if i["id"]["S"].startswith("checkout#1#")]
+    expiration = int(claim["expiration"]["N"])
+    assert 24 * 3600 - 60 <= expiration - time.time() <= 24 * 3600  # what DynamoDB's TTL reads
+
+    def age_claim(seconds_left: int) -> None:
+        shop.client.update_item(
+            TableName=table,
+            Key={"id": claim["id"]},
+            UpdateExpression="SET expiration = :e",
+            ExpressionAttributeValues={":e": {"N": str(int(time.time()) + seconds_left)}},
+        )
+
+    shop.store.set_cart(1, [{"variant": RUI, "quantity": 1}])
+    age_claim(60)  # a minute of its day left: still the first checkout's
+    assert shop.cash(1, {"shipping_address": 1}, key="cod-next-day").json == first.json
+    age_claim(-1)  # expired, not yet deleted by DynamoDB
+    later = shop.cash(1, {"shipping_address": 1}, key="cod-next-day")
+    assert later.status == 201, later
+    assert later.json["order_id"] != first.json["order_id"]
+    assert shop.cash(1, {"shipping_address": 1}, key="cod-next-day").json == later.json  # the key is the new one's
 
 
 def lose_answers(shop: Shop, count: int):

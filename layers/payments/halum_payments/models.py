@@ -190,12 +190,13 @@ class Cart:
 
 @dataclass(frozen=True, slots=True)
 class RequestKey:
-    """A caller's Idempotency-Key for a checkout: the request it named (a fingerprint of the body)
-    and until when it names it (epoch seconds)."""
+    """A caller's Idempotency-Key for a checkout: the request it named (a fingerprint of the body),
+    when this request came (epoch seconds) and until when a claim made now names it."""
 
     user: int
     key: str
     request: str
+    issued_at: int
     expires_at: int
 
 

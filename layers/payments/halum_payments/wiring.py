@@ -224,4 +224,3 @@ def stripe_call_budget_ms(settings: Settings) -> int:
     retries = settings.stripe_max_network_retries
     waits = sum(min(0.5 * 2**n, 5.0) for n in range(retries))
     return int((settings.stripe_timeout_seconds * (retries + 1) + waits) * 1000)
-

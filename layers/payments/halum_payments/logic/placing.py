@@ -225,8 +225,8 @@ class OrderPlacement:
         if not key:
             return None
         fingerprint = hashlib.sha256(json.dumps([kind, body], sort_keys=True).encode()).hexdigest()
-        expires_at = int(parse_timestamp(self._clock()).timestamp()) + KEY_LIFETIME_SECONDS
-        return RequestKey(user=user, key=key, request=fingerprint, expires_at=expires_at)
+        now = int(parse_timestamp(self._clock()).timestamp())
+        return RequestKey(user=user, key=key, request=fingerprint, issued_at=now, expires_at=now + KEY_LIFETIME_SECONDS)
 
     def backoff(self, attempt: int) -> None:
         """Concurrent checkouts that lost a race must not retry in lockstep."""

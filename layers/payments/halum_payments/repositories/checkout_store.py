@@ -98,7 +98,7 @@ class DynamoCheckoutStore:
 
     def _keyed(self, found: dict[str, list[dict[str, Any]]], key: RequestKey | None) -> KeyedCheckout | None:
         claims = found.get(self.tables.idempotency) if key else None
-        return request_keys.decode(claims[0]) if claims else None
+        return request_keys.decode(claims[0], key) if claims and key else None
 
     # ------------------------------------------------------------------ writes
 

@@ -354,6 +354,8 @@ def condition_expression(condition: Sequence[tuple[str, str, Any]], expr: Expres
             parts.append(f"attribute_not_exists({name})")
         elif op == "empty":  # absent, or present with no entries: both mean "none yet"
             parts.append(f"(attribute_not_exists({name}) OR size({name}) = {expr.value(0)})")
+        elif op == "unset_or<=":  # absent, or at most `value` (a TTL attribute past its time)
+            parts.append(f"(attribute_not_exists({name}) OR {name} <= {expr.value(value)})")
         elif op == "size=":
             parts.append(f"size({name}) = {expr.value(value)}")
         elif op == "in":

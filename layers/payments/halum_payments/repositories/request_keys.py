@@ -1,6 +1,9 @@
 """Checkout requests' Idempotency-Keys, claimed in the very transaction that places what they asked
 for, so a committed checkout and its key can never part. Kept in the idempotency table beside
-Powertools' records (whose ids look otherwise), expiring through its TTL attribute `expiration`."""
+Powertools' records (whose ids look otherwise), expiring through its TTL attribute `expiration`.
+DynamoDB deletes an expired item within days, not at once, and reads and writes still see it until
+then (AWS: "Working with expired items"): so a claim past its `expiration` is read as no claim and
+may be claimed again, and a key names its checkout for exactly its lifetime (docs/api.md: 24 h)."""
 
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ def claim(table: str, key: RequestKey, payment: Payment) -> dict[str, Any]:
         "request": key.request,
         "expiration": key.expires_at,
     }
-    return put_request(table, record, condition=[("id", "not_exists", None)])
+    # No claim, or an expired one (items without `expiration` do not exist here: every claim has one).
+    return put_request(table, record, condition=[("expiration", "unset_or<=", key.issued_at)])
 
 
 def forget(table: str, key: RequestKey) -> dict[str, Any]:
@@ -34,6 +38,9 @@ def forget(table: str, key: RequestKey) -> dict[str, Any]:
     return {"TableName": table, "Key": to_item(item_key(key))}
 
 
-def decode(item: Mapping[str, Any]) -> KeyedCheckout:
+def decode(item: Mapping[str, Any], key: RequestKey) -> KeyedCheckout | None:
+    """The checkout the claim names, unless the claim had expired when `key`'s request came."""
     record = from_item(item)
+    if int(record["expiration"]) <= key.issued_at:
+        return None
     return KeyedCheckout(order=int(record["order"]), payment=int(record["payment"]), request=str(record["request"]))
