@@ -295,6 +295,14 @@ def checkout_answers_lost(world: World) -> None:
     _spawn_checkout(world, 1, CHECKOUT, _cart(1))
 
 
+def checkout_stripe_down(world: World) -> None:
+    """Stripe answers 500 to the checkout's session, on every retry, and to the give-back's last
+    call under the same key: Stripe cannot say whether a session exists. The answer is a 502/503
+    that says the checkout was cancelled and claims nothing about charges; never a 500."""
+    world.stripe.rules.append(StripeRule(lambda c: c.kind == "create", "server_error", times=4))
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+
+
 def _lease_write(call: Any) -> bool:  # the sweep's lease is an item of the counters table
     return bool(call.op == "PutItem" and call.body.get("Item", {}).get("name") == {"S": "reconciliation#lease"})
 
@@ -355,6 +363,23 @@ def sweep_races_late_delivery(world: World) -> None:
     world.dynamo.rules.append(Rule(sweeps_txn, "throttle", times=2))
     _spawn_checkout(world, 1, CHECKOUT, _cart(1))
     world.spawn("first-schedule", world.sweep, delay=2 * 24 * 3600)
+
+
+def key_next_day(world: World) -> None:
+    """New: a COD checkout with an Idempotency-Key; the same request a couple of minutes before the
+    key's 24 hours end replays it; five minutes after them, with a new cart, the key names nothing
+    any more and places a new order. DynamoDB still holds the expired claim (its TTL deletes within
+    days, and reads see the item until then): it was replayed for ever."""
+
+    def customer() -> None:
+        _submit(world, 1, COD, _cart(1), key="next-day")
+        world.sleep(24 * 3600 - 120)
+        _submit(world, 1, COD, _cart(1), key="next-day")
+        world.sleep(300)
+        world.put_cart(1, {1: 1})
+        _submit(world, 1, COD, _cart(1), key="next-day")
+
+    world.spawn("user1", customer)
 
 
 def first_sweep_after_lookback(world: World) -> None:
@@ -490,6 +515,10 @@ SCENARIOS = [
              ("watch_ends",), given_up_session_expires, {"reconcile_after_minutes": 0}),
     Scenario("sweep-races-late-delivery", "mutant", "a settlement that lost a race to the same payment's "
              "completion is read as a mismatch", ("false_amount_alarm",), sweep_races_late_delivery, PAY),
+    Scenario("key-next-day", "new", "an Idempotency-Key replays its checkout past its 24 hours",
+             ("idempotent_replay",), key_next_day),
+    Scenario("checkout-stripe-down", "mutant", "a give-back that cannot find out about its session crashes",
+             ("documented_answer",), checkout_stripe_down),
     Scenario("first-sweep-after-lookback", "mutant", "a pending payment whose events are older than the log read",
              ("no_payment_left_open",), first_sweep_after_lookback),
     Scenario("transaction-never-commits", "mutant", "a transaction cancelled on every attempt is answered as placed",
