@@ -171,13 +171,30 @@ class StripeCheckout:
         """The payment was given up meanwhile (its creator's give-back, the sweep): nobody may pay
         the session made for it. Always raises, saying what is known about charges."""
         session = gateway.expire_session(session_id)
-        if session is not None and session.paid:
+        if session is None or not (session.paid or session.closed):  # Stripe cannot say whether it is paid
+            raise UpstreamUnavailable("The payment provider is unavailable: this checkout was cancelled. Please retry.")
+        # Given up because the order was paid another way (the gateway), or by its creator's give-back:
+        # the answer says which, so that a placed and paid order is never read as cancelled.
+        paid_elsewhere = self._paid_another_way(payment)
+        if session.paid:
             given_up = replace(payment, checkout_session_id=session_id)
             self._settlement.paid_after_giving_up(given_up, "checkout", session_money(session))
+            if paid_elsewhere:
+                raise Conflict(
+                    f"Order {payment.order} is already paid another way; "
+                    "the payment made in this checkout will be refunded."
+                )
             raise Conflict("This checkout was cancelled, but it was paid: the payment will be refunded.")
-        if session is None or not session.closed:  # Stripe cannot say whether it is paid: no claim either way
-            raise UpstreamUnavailable("The payment provider is unavailable: this checkout was cancelled. Please retry.")
+        if paid_elsewhere:
+            raise Conflict(f"Order {payment.order} is already paid another way; this checkout was cancelled.")
         raise Conflict("This checkout was cancelled before its payment page opened; please check out again.")
+
+    def _paid_another_way(self, payment: Payment) -> bool:
+        try:
+            order, _ = self._store.order(payment.order, None)
+        except UnreadableRecord:
+            return False  # no claim about the order, only about this checkout
+        return order is not None and order.completed_payment not in (None, payment.id)
 
     def _give_back(
         self,
