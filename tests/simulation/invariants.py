@@ -59,6 +59,8 @@ STATEMENTS = {
     "sweep_time_limit": "the sweep never runs past its time limit (it stops and saves its progress before)",
     "log_read_from_place": "a sweep lists Stripe's log from where the last one stopped (never more than the "
     "5-minute overlap before an earlier sweep started), the very first at most a day back",
+    "no_call_per_live_session": "the sweep asks Stripe about a session only once it can no longer be paid (its "
+    "events are in the log until then)",
     "watch_ends": "once our webhook acknowledged a session's expiry, no sweep asks Stripe about that session",
     "one_sweep_at_a_time": "two sweeps never work at once: a sweep started while another runs does nothing, "
     "and a sweep does nothing (ReconcileSweepsSkipped) only while another runs",
@@ -91,6 +93,8 @@ STATEMENTS = {
     "no_payment_left_open": "no Stripe or gateway payment stays open, no order our checkout placed stays pending",
     "session_asks_order_total": "every Checkout Session our checkout makes asks for exactly its order's total, "
     "in the order's currency",
+    "provider_unavailable_true": "a checkout says the payment provider is unavailable only after a call to Stripe "
+    "failed in it",
     "promise_kept": "'nothing was charged' stays true; 'it will be refunded' is true (money was charged) and alarmed",
     "committed_checkout_answered": "a committed checkout is never answered as a failure, now or on its keyed retry",
     "idempotent_replay": "an Idempotency-Key replay returns the first answer for 24 hours, never after",
@@ -350,6 +354,8 @@ class Invariants:
             }
             self._promised(inv)
         checks = [lambda: self._false_alarm(inv, before), lambda: self._contract_alarm(inv)]
+        if kind == "checkout":
+            checks.append(lambda: self._provider_unavailable_true(inv))
         if not (inv.throttled or inv.killed or inv.crash):
             checks.append(lambda: self._metrics(inv))
         if kind == "sweep":
@@ -359,6 +365,7 @@ class Invariants:
             checks.append(lambda: self._one_sweep(inv))
             checks.append(lambda: self._log_read_from_place(inv))
             checks.append(lambda: self._watch_ends(inv))
+            checks.append(lambda: self._no_call_per_live_session(inv))
             checks.append(lambda: self.books.released_after_sweep(inv, self.world.state.orders()))
         elif inv.request.get("broken_met") and not (inv.throttled or inv.killed):
             checks += [lambda: self._crash(inv), lambda: self._documented(inv), lambda: self._broken_answer(inv)]
@@ -406,6 +413,15 @@ class Invariants:
             order = self.world.state.orders().get(int(body["order"])) or {}
             payments = [int(pid) for pid in order.get("payments") or {}]
         self.world.ledger.promises.append(Promise(kind, payments, inv))
+
+    def _provider_unavailable_true(self, inv: Invocation) -> None:
+        """Every answer is true: "the payment provider is unavailable" only after a call to Stripe in
+        this invocation failed (an error, a timeout), never when Stripe answered every call."""
+        if "provider is unavailable" not in inv.text:
+            return
+        stripe = [outcome for service, _, outcome in inv.calls if service == "stripe"]
+        if stripe and all(outcome.startswith("2") for outcome in stripe):
+            self.fail("provider_unavailable_true", f"{inv.describe()}; Stripe answered {stripe}")
 
     def _tampered(self, session_id: Any) -> bool:
         """Did someone edit this session's metadata to name another user? Then a mismatch, with its
@@ -613,6 +629,25 @@ class Invariants:
             back = f"an earlier sweep from {int(inv.started) - floor} s back" if starts else "a day at most"
             read = f"listed events from {int(inv.started) - min(mine)} s back"
             self.fail("log_read_from_place", f"{inv.describe()} {read}; {back}")
+
+    def _no_call_per_live_session(self, inv: Invocation) -> None:
+        """Issue 18: the sweep settles from Stripe's event log "with no extra Stripe call per payment".
+        It may look up an open payment's session (GET) only once that session could no longer be paid
+        (past its `expires_at`), when the log may not hold its events; before that, the log tells. (A
+        given-up payment's session is expired instead, and looked up when Stripe refuses to expire it:
+        that is the watch watch_ends bounds.)"""
+        expired = {path.removesuffix("/expire") for service, path, _ in inv.calls if path.endswith("/expire")}
+        for service, path, _ in inv.calls:
+            parts = path.strip("/").split("/") if service == "stripe" else []
+            if parts[:3] != ["v1", "checkout", "sessions"] or len(parts) != 4 or path in expired:
+                continue
+            expires = int(self.world.stripe.session(parts[3]).get("expires_at") or 0)
+            if inv.started < expires:
+                self.fail(
+                    "no_call_per_live_session",
+                    f"{inv.describe()} asked Stripe about {parts[3]}, {expires - inv.started:.0f} s before it expires",
+                )
+                return
 
     def _watch_ends(self, inv: Invocation) -> None:
         """Issue 18: a given-up payment whose session is unknown "is watched until known closed".

@@ -382,6 +382,25 @@ def key_next_day(world: World) -> None:
     world.spawn("user1", customer)
 
 
+def paid_while_given_up(world: World) -> None:
+    """A checkout waits for a slow Stripe; meanwhile the gateway pays its order, so its Stripe payment
+    is superseded; the customer pays the session with a wallet the moment Stripe makes it. The
+    checkout's expiry call then finds the session paid: its answer says the order is already paid
+    and this money will be refunded (recorded and alarmed); it said "this checkout was cancelled",
+    of an order placed and paid. Never that the payment provider is unavailable, either."""
+    world.stripe.rules.append(StripeRule(lambda c: c.kind == "create", "slow:5", times=1))
+    world.stripe.on_created = lambda session: world.spawn(
+        "wallet", lambda: actors.pay(world, session["id"], "pay"), delay=0.01
+    )
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+
+    def gateway() -> None:
+        order = max(world.state.orders().values(), key=lambda o: int(o["id"]))
+        world.gateway.capture(world.gateway.open(int(order["id"])), order["total_price"])
+
+    world.spawn("gateway", gateway, delay=0.5)
+
+
 def first_sweep_after_lookback(world: World) -> None:
     """A checkout is abandoned and its expiry event never delivered; the sweep first runs two days
     later (deployed late, or its schedule was off). Its first read of Stripe's log starts a day back,
@@ -519,6 +538,8 @@ SCENARIOS = [
              ("idempotent_replay",), key_next_day),
     Scenario("checkout-stripe-down", "mutant", "a give-back that cannot find out about its session crashes",
              ("documented_answer",), checkout_stripe_down),
+    Scenario("paid-while-given-up", "new", "a checkout superseded by a gateway payment says its order was cancelled",
+             ("committed_checkout_answered",), paid_while_given_up),
     Scenario("first-sweep-after-lookback", "mutant", "a pending payment whose events are older than the log read",
              ("no_payment_left_open",), first_sweep_after_lookback),
     Scenario("transaction-never-commits", "mutant", "a transaction cancelled on every attempt is answered as placed",
