@@ -432,6 +432,8 @@ def hostile(world: World, n: int) -> None:
             + "}}}"
         )
         world.deliver_stripe({"id": "evt_huge", "type": "hostile"}, payload=payload)
+        nested = '{"id": "evt_deep", "data": ' + "[" * 100_000 + "]" * 100_000 + "}"  # past Python's recursion limit
+        world.deliver_stripe({"id": "evt_deep", "type": "hostile"}, payload=nested)
     else:
         now = int(world.clock.now)
         claims = {"token_type": "access", "exp": 10**309, "iat": now, "jti": "hostile", "user_id": "1"}

@@ -130,8 +130,8 @@ def refused_body_replayed(world: World) -> None:
 
 
 def signed_hostile_input(world: World) -> None:
-    """5. A validly signed Stripe body with a 4,400-digit number, and a validly signed token whose
-    `exp` is 10**309 (fixed at ec16237; fails at its parent 8bc3875)."""
+    """5. A validly signed Stripe body with a 4,400-digit number (and one nested 100,000 deep), and a
+    validly signed token whose `exp` is 10**309 (fixed at ec16237; fails at its parent 8bc3875)."""
     world.spawn("hostile-stripe", lambda: actors.hostile(world, 0), delay=1)
     world.spawn("hostile-token", lambda: actors.hostile(world, 1), delay=2)
 

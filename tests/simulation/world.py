@@ -235,8 +235,10 @@ class World:
     def put_cart(self, user: int, lines: dict[int, int]) -> None:
         """The platform fills a user's cart (its own service writes the Carts table)."""
         self.scheduler.io(self.rng.uniform(0.003, 0.01))
-        # The cart service's writer (boto3) stores its lines' unset `note` as NULL (shop_writers_extras).
-        record = {"user": user, "items": [{"variant": v, "quantity": q, "note": None} for v, q in lines.items()]}
+        # The cart service's writer (boto3) stores its lines' unset `note` as NULL and a set as SS
+        # (shop_writers_extras).
+        lines_written = [{"variant": v, "quantity": q, "note": None, "tags": {"web"}} for v, q in lines.items()]
+        record = {"user": user, "items": lines_written}
         item = {name: _SERIALIZER.serialize(value) for name, value in record.items()}
         self.dynamo.backend().put_item(self.state.tables["CartsTable"], item)
         self.invariants.cart_written(user, lines)
@@ -310,7 +312,8 @@ class CheckoutRecord:
 
 def shop_writers_extras(client: Any, tables: dict[str, str]) -> None:
     """What the shop's own writers put in its records besides the contract (docs/data-model.md):
-    boto3 writes a Python None as NULL (the first product has no name, a cart line no note), and
+    boto3 writes a Python None as NULL and a set as SS (the first product has no name, a cart line
+    has no note and a set of tags), and
     attributes the contract does not name, which the service ignores (a NULL, a string set, a number
     set)."""
     for table, key in (
@@ -326,6 +329,7 @@ def shop_writers_extras(client: Any, tables: dict[str, str]) -> None:
             if table == "CartsTable":  # a line's unset field, as boto3 writes None
                 for line in raw.get("items", {}).get("L", []):
                     line["M"]["note"] = {"NULL": True}
+                    line["M"]["tags"] = {"SS": ["web"]}  # a Python set, as boto3 writes it
             if table == "ProductVariantsTable" and raw[key] == {"N": "1"}:
                 raw["name"] = {"NULL": True}
             client.put_item(TableName=tables[table], Item=raw)
@@ -515,6 +519,8 @@ def _sleeper(scheduler: Scheduler) -> Callable[[float], None]:
     real_sleep = time.sleep
 
     def sleep(seconds: float) -> None:
+        if seconds < 0:  # as time.sleep does
+            raise ValueError("sleep length must be non-negative")
         if scheduler.current() is not None:
             scheduler.sleep(seconds)
         else:
