@@ -64,6 +64,12 @@ def _cart(user: int) -> dict[str, object]:
     return {"shipping_address": user}
 
 
+def _gateway_pays_newest_order(world: World) -> None:
+    """The customer pays the newest order through the generic gateway, its whole total."""
+    order = max(world.state.orders().values(), key=lambda o: int(o["id"]))
+    world.gateway.capture(world.gateway.open(int(order["id"])), order["total_price"])
+
+
 def _of(function: str) -> Callable[[object], bool]:
     return lambda call: getattr(call, "function", None) == function
 
@@ -233,11 +239,7 @@ def superseded_paid_session(world: World) -> None:
     world.drop_event = lambda event: event["type"] == "checkout.session.completed"
     _spawn_checkout(world, 1, CHECKOUT, _cart(1))
 
-    def gateway() -> None:
-        order = max(world.state.orders().values(), key=lambda o: int(o["id"]))
-        world.gateway.capture(world.gateway.open(int(order["id"])), order["total_price"])
-
-    world.spawn("gateway", gateway, delay=120)
+    world.spawn("gateway", partial(_gateway_pays_newest_order, world), delay=120)
 
 
 def attach_conflicts(world: World) -> None:
@@ -330,11 +332,7 @@ def given_up_session_expires(world: World) -> None:
     world.stripe.rules.append(StripeRule(lambda c: c.kind == "expire", "server_error", times=3))
     _spawn_checkout(world, 1, CHECKOUT, _cart(1))
 
-    def gateway() -> None:
-        order = max(world.state.orders().values(), key=lambda o: int(o["id"]))
-        world.gateway.capture(world.gateway.open(int(order["id"])), order["total_price"])
-
-    world.spawn("gateway", gateway, delay=120)
+    world.spawn("gateway", partial(_gateway_pays_newest_order, world), delay=120)
     world.spawn("schedule", world.sweep, delay=35 * 60)  # before the session is over for the sweep anyway
 
 
@@ -394,11 +392,7 @@ def paid_while_given_up(world: World) -> None:
     )
     _spawn_checkout(world, 1, CHECKOUT, _cart(1))
 
-    def gateway() -> None:
-        order = max(world.state.orders().values(), key=lambda o: int(o["id"]))
-        world.gateway.capture(world.gateway.open(int(order["id"])), order["total_price"])
-
-    world.spawn("gateway", gateway, delay=0.5)
+    world.spawn("gateway", partial(_gateway_pays_newest_order, world), delay=0.5)
 
 
 def first_sweep_after_lookback(world: World) -> None:
