@@ -70,6 +70,7 @@ class Call:
     attempt: int  # 1 for the task's first call of this operation, 2 for its second...
     keys: frozenset[tuple[str, str]] = frozenset()
     context: dict[str, Any] = field(default_factory=dict)  # the calling task's (its invocation)
+    count: int | None = None  # a Query's answer: how many items it returned
 
     @property
     def tables(self) -> set[str]:
@@ -189,6 +190,8 @@ class DynamoDB:
             self.stats.conflicts += 1
             return _error(400, "TransactionConflictException", "Transaction is ongoing for the item")
         response = self._finish(call, request, token, registered)
+        if op == "Query" and response.status_code == 200:
+            call.count = int(json.loads(response.content).get("Count", 0))
         self.scheduler.after_io()
         if fault == "lost":
             self.stats.faults["lost"] += 1

@@ -59,6 +59,7 @@ class Invocation:
     metrics: list[tuple[str, float]] = field(default_factory=list)  # published: flushed by the handler
     unflushed: list[tuple[str, float]] = field(default_factory=list)  # counted, not published (yet)
     writes: list[Any] = field(default_factory=list)  # dynamodb.Call: writes DynamoDB applied
+    queries: list[Any] = field(default_factory=list)  # dynamodb.Call: Queries answered (with their Count)
     request: dict[str, Any] = field(default_factory=dict)  # what the simulation sent (for the invariants)
 
     @property

@@ -363,6 +363,7 @@ class Invariants:
                 checks.append(lambda: self._crash(inv))
             checks.append(lambda: self._sweep(inv))
             checks.append(lambda: self._one_sweep(inv))
+            checks.append(lambda: self._sweep_summary(inv))
             checks.append(lambda: self._log_read_from_place(inv))
             checks.append(lambda: self._watch_ends(inv))
             checks.append(lambda: self._no_call_per_live_session(inv))
@@ -612,6 +613,32 @@ class Invariants:
             other_end = other.ended if other.ended is not None else float("inf")
             if other is not inv and other.started < end and inv.started < other_end and _worked(other):
                 self.fail("one_sweep_at_a_time", f"sweeps {other.describe()} and {inv.describe()} both worked at once")
+
+    def _sweep_summary(self, inv: Invocation) -> None:
+        """docs/money.md: the sweep's summary says what it did. A skipped sweep did nothing; `checked`
+        is how many open payments it looked at: every one its pages of the open index returned when
+        it finished, no more than those when it stopped for time."""
+        summary = inv.body if inv.status == 200 and isinstance(inv.body, dict) else None
+        if summary is None:
+            return
+        if summary.get("skipped"):
+            did = {k: summary.get(k) for k in ("events", "checked", "outcomes", "stripe_errors")}
+            if did != {"events": {}, "checked": 0, "outcomes": {}, "stripe_errors": 0}:
+                self.fail("sweep_summary_true", f"{inv.describe()}: a skipped sweep reports {did}")
+            return
+        batch = int(self.world.functions.env["ReconcilePaymentsFunction"]["RECONCILE_BATCH_SIZE"])
+        returned = sum(
+            call.count or 0
+            for call in inv.queries
+            if call.body.get("IndexName") == "open-created" and call.body.get("Limit") == batch
+        )
+        checked = summary.get("checked")
+        if not isinstance(checked, int) or not 0 <= checked <= returned or (summary.get("finished") and checked != returned):
+            self.fail(
+                "sweep_summary_true",
+                f"{inv.describe()}: checked {checked}, its pages of open payments held {returned}"
+                + (" and it finished" if summary.get("finished") else ""),
+            )
 
     def _log_read_from_place(self, inv: Invocation) -> None:
         """docs/money.md: each run lists the log "from where the last run stopped" minus 5 minutes of

@@ -611,6 +611,8 @@ def build_world(config: Config, scheduler: Scheduler, clock: VirtualClock) -> Wo
         if invocation is not None:
             service = "stripe" if hasattr(call, "idempotency_key") else "dynamodb"
             invocation.calls.append((service, getattr(call, "op", getattr(call, "path", "")), outcome))
+            if service == "dynamodb" and call.op == "Query" and outcome == "ok":
+                invocation.queries.append(call)
 
     def applied(call: Any) -> None:
         invocation = call.context.get("invocation")
