@@ -359,7 +359,7 @@ class Books:
     def accounted(self, payments: dict[int, dict[str, Any]], audit: dict[int, list[dict[str, Any]]]) -> None:
         """captured_money_accounted: every amount a provider captured is on exactly one paid payment
         of its order (the same transaction), or alarmed for refund with an audit record naming it, its
-        amount and its currency."""
+        amount and its currency, filed under a payment of its order or under payment 0."""
         alarms = self._alarms()
         rows = list(money_rows(audit))
         for money in self.ledger.money.values():
@@ -382,6 +382,14 @@ class Books:
             recorded = [
                 r for r in rows if r.get("reason") in HELD_REASONS and names(r, money) and (states(r, money) or forged)
             ]
+            misfiled = [
+                pid
+                for pid, filed in audit.items()
+                for r in filed
+                if r in recorded and pid != 0 and int((payments.get(pid) or {"order": -1})["order"]) != money.order
+            ]
+            if misfiled:  # docs/money.md: under the payment it came for, or payment 0 when none of ours holds it
+                self.fail("captured_money_accounted", f"{money.describe()} is recorded under payments {misfiled}")
             if recorded and alarms:
                 continue
             session = f"; session metadata edited: {self.world.metadata_edits.get(money.session or '')}"

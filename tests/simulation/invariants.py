@@ -633,11 +633,12 @@ class Invariants:
             if call.body.get("IndexName") == "open-created" and call.body.get("Limit") == batch
         )
         checked = summary.get("checked")
-        if not isinstance(checked, int) or not 0 <= checked <= returned or (summary.get("finished") and checked != returned):
+        finished = summary.get("finished")
+        if not isinstance(checked, int) or not 0 <= checked <= returned or (finished and checked != returned):
             self.fail(
                 "sweep_summary_true",
                 f"{inv.describe()}: checked {checked}, its pages of open payments held {returned}"
-                + (" and it finished" if summary.get("finished") else ""),
+                + (" and it finished" if finished else ""),
             )
 
     def _log_read_from_place(self, inv: Invocation) -> None:

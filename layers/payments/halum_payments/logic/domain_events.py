@@ -39,7 +39,11 @@ DISPUTE_STEPS = {
     "dispute_lost": "lost",
 }
 MONEY_KEYS = ("provider", "transaction_id", "currency", "amount")
-NO_PAYMENT = 0  # audit rows about money no payment of ours holds (logic/settlement.py)
+# The audit rows about money that no payment of ours holds (gateway money for an order paid
+# another way, or cancelled, with no ONLINE payment to file it under) are filed under this payment
+# id, which no payment has (ids start at 1): `Query payment = 0` lists them all. Defined here, not in
+# settlement.py, so that the events function does not import the models (pydantic) for it.
+NO_PAYMENT = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from ..errors import TransientFault
 from ..models import OrderStatus, PaymentMethod, PaymentStatus, payment_for
 from ..money import amount_text, from_minor_units
 from ..observability import alarm, count, logger
+from .domain_events import NO_PAYMENT
 from .rules import gives_up, may_move, may_move_later, open_payments, settles_for, unpayable
 
 if TYPE_CHECKING:
@@ -31,10 +32,6 @@ OutcomeKind = Literal[
     "applied", "unchanged", "ignored", "retry_later", "needs_refund", "mismatch", "unknown", "conflict", "has_session"
 ]
 Provider = Literal["stripe", "gateway"]
-# The audit rows about money that no payment of ours holds (gateway money for an order paid
-# another way, or cancelled, with no ONLINE payment to file it under) are filed under this payment
-# id, which no payment has (ids start at 1): `Query payment = 0` lists them all.
-NO_PAYMENT = 0
 # What became of a given-up payment's Checkout Session when we tried to close it.
 SessionFate = Literal["closed", "refund", "processing", "unknown"]
 
