@@ -386,7 +386,10 @@ class Books:
                 pid
                 for pid, filed in audit.items()
                 for r in filed
-                if r in recorded and pid != 0 and int((payments.get(pid) or {"order": -1})["order"]) != money.order
+                if r in recorded
+                and str(r.get("order")) == str(money.order)  # (not another order's report of that transaction)
+                and pid != 0
+                and int((payments.get(pid) or {"order": -1})["order"]) != money.order
             ]
             if misfiled:  # docs/money.md: under the payment it came for, or payment 0 when none of ours holds it
                 self.fail("captured_money_accounted", f"{money.describe()} is recorded under payments {misfiled}")

@@ -121,6 +121,11 @@ NOTHING_CHARGED = "nothing was charged"
 WILL_BE_REFUNDED = "will be refunded"
 
 
+OVERLAP = 5 * 60  # docs/money.md: the log is re-read 5 minutes back
+FIRST_LOOKBACK = 24 * 3600  # a day back on the very first run
+STRIPE_RETENTION = 30 * 24 * 3600  # Stripe keeps events 30 days
+
+
 def documented_statuses(method: str, path: str) -> set[int] | None:
     for template, operations in OPENAPI["paths"].items():
         pattern = template.replace("{id}", "")
@@ -643,22 +648,36 @@ class Invariants:
 
     def _log_read_from_place(self, inv: Invocation) -> None:
         """docs/money.md: each run lists the log "from where the last run stopped" minus 5 minutes of
-        overlap, "a day back on the very first run". Where a run stops is never before where the last
-        one started (an event it cannot apply yet holds the place at that event, listed by it), so no
-        sweep starts reading more than the overlap before an earlier one did."""
+        overlap ("an event may be listed a little after its `created`"), "a day back on the very first
+        run", never past Stripe's 30 days. Where a run stops is never past the end of what it listed,
+        nor before where the last one started (an event it cannot apply yet holds the place at that
+        event, listed by it); a run that read the log to its end with nothing deferred stopped there."""
         reads = self.world.stripe.event_reads
-        mine = [since for who, since, _ in reads if who is inv]
+        mine = [(since, at) for who, since, _, at in reads if who is inv]
         if not mine:
             return
+        first, now = min(since for since, _ in mine), int(inv.started)
+        latest_now = int(min(at for _, at in mine))  # the sweep read its clock before its first read
+        earlier = [(who, since, end) for who, since, end, at in reads if who is not inv and at < inv.started]
         starts: dict[int, int] = {}  # each earlier sweep's first `created[gte]`
-        for who, since, at in reads:
-            if who is not inv and at < inv.started:
-                starts[id(who)] = min(since, starts.get(id(who), since))
-        floor = max(starts.values()) - 5 * 60 - 1 if starts else int(inv.started) - 24 * 3600 - 1
-        if min(mine) < floor:
-            back = f"an earlier sweep from {int(inv.started) - floor} s back" if starts else "a day at most"
-            read = f"listed events from {int(inv.started) - min(mine)} s back"
-            self.fail("log_read_from_place", f"{inv.describe()} {read}; {back}")
+        for who, since, _ in earlier:
+            starts[id(who)] = min(since, starts.get(id(who), since))
+        floor = max(starts.values()) - OVERLAP if starts else now - FIRST_LOOKBACK
+        for who, _, end in earlier:  # a sweep that read to its end stopped there
+            summary = who.body if who is not None and who.status == 200 and isinstance(who.body, dict) else {}
+            clean = summary.get("finished") and not (summary.get("events") or {}).get("deferred")
+            if clean and end is not None and who.ended is not None and who.ended < inv.started:
+                floor = max(floor, end - OVERLAP)
+        # Nothing earlier was read past the furthest `created[lt]` listed: the place is never later.
+        ends = [end for _, _, end in earlier if end is not None]
+        ceiling = max(max(ends) - OVERLAP if ends else latest_now - FIRST_LOOKBACK, latest_now - STRIPE_RETENTION)
+        if first < floor - 1 or first > ceiling + 1:
+            self.fail(
+                "log_read_from_place",
+                f"{inv.describe()} listed events from {now - first} s back; "
+                + (f"at most {now - floor} s" if first < floor - 1 else f"at least {now - ceiling} s")
+                + (" (where an earlier sweep stopped, less the overlap)" if earlier else " (a day: the first sweep)"),
+            )
 
     def _no_call_per_live_session(self, inv: Invocation) -> None:
         """Issue 18: the sweep settles from Stripe's event log "with no extra Stripe call per payment".

@@ -119,8 +119,8 @@ class SimulatedStripe(StripeSandbox):
         self._attempts: dict[tuple[int, str], int] = {}
         self.created_at: dict[str, float] = {}  # session id -> virtual time Stripe created it
         self.on_created: Callable[[dict[str, Any]], None] = lambda session: None
-        # Every List Events request as Stripe receives it: (the invocation, created[gte], when).
-        self.event_reads: list[tuple[Any, int, float]] = []
+        # Every List Events request as Stripe receives it: (the invocation, created[gte], created[lt], when).
+        self.event_reads: list[tuple[Any, int, int | None, float]] = []
 
     # ------------------------------------------------------------------ events go to the world
 
@@ -323,10 +323,12 @@ class SimulatedStripe(StripeSandbox):
         )
         self.stats.requests += 1
         if method == "GET" and url.path == "/v1/events":
-            since = parse_qs(url.query).get("created[gte]")
+            query = parse_qs(url.query)
+            since, before = query.get("created[gte]"), query.get("created[lt]")
             if since:
                 invocation = task.context.get("invocation") if task else None
-                self.event_reads.append((invocation, int(since[0]), self.scheduler.clock.now))
+                end = int(before[0]) if before else None
+                self.event_reads.append((invocation, int(since[0]), end, self.scheduler.clock.now))
         fault, latency = self._decide(call)
         if key and key in self._keys_in_flight:
             self.stats.keys_in_use += 1
