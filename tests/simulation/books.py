@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .ledger import Money
 from .rules import CLOSED_ORDER, OPEN, PAID, PROVIDER_OF, SHOP_CURRENCY, amount, items_total
+from .stripe_world import LISTING_LAG
 
 if TYPE_CHECKING:
     from .functions import Invocation
@@ -168,7 +169,8 @@ class Books:
     def released_after_sweep(self, sweep: Invocation, orders: dict[int, dict[str, Any]]) -> None:
         """dead_order_released: an order our checkout placed that nothing can pay any more (every
         session of it closed unpaid at Stripe, every gateway transaction for it failed) gives its
-        stock back by the end of the first finished, error-free sweep that starts after that."""
+        stock back by the end of the first finished, error-free sweep that starts after that (after
+        Stripe lists the session's closing, for a Stripe payment: List Events is up to LISTING_LAG late)."""
         summary = sweep.body if isinstance(sweep.body, dict) else {}
         if sweep.status is None or not summary.get("finished") or summary.get("stripe_errors"):
             return
@@ -176,7 +178,8 @@ class Books:
             if order["status"] != "pending" or not self.placed_by_checkout(oid, order):
                 continue
             dead_since = self.dead_since(oid, order)
-            if dead_since is not None and dead_since + SLACK_SECONDS < sweep.started:
+            stripe = any(ref["method"] == "stripe" for ref in (order.get("payments") or {}).values())
+            if dead_since is not None and dead_since + SLACK_SECONDS + stripe * LISTING_LAG < sweep.started:
                 sessions = {
                     made.id: (made.payment, self.world.stripe.session_state(made.id)["obj"]["status"])
                     for made in self.ledger.sessions_of(oid)

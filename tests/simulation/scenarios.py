@@ -363,6 +363,25 @@ def sweep_races_late_delivery(world: World) -> None:
     world.spawn("first-schedule", world.sweep, delay=2 * 24 * 3600)
 
 
+def expiry_listed_late(world: World) -> None:
+    """New: abandoned sessions expire; their webhooks are lost and Stripe lists each event 89 s late.
+    Sweeps in those 89 s find a payment pending past its session's `expires_at`, the log silent:
+    they wait for the log (its 15-minute grace), with no call to Stripe; a later sweep reads it.
+    (Four checkouts, some minutes apart: expiry times of every kind.)"""
+    world.drop_event = lambda event: event["type"] == "checkout.session.expired"
+    world.stripe.listing_lag = lambda event: 89 if event["type"] == "checkout.session.expired" else 0
+
+    def created(session: dict[str, Any]) -> None:
+        actors.stripe_side(world, session)
+        for after in (3, 15, 40, 65, 88):
+            delay = session["expires_at"] + 1 + after - world.clock.now
+            world.spawn(f"sweep-{after}", world.sweep, delay=delay)
+
+    world.stripe.on_created = created
+    for user in sorted(world.users):
+        _spawn_checkout(world, user, CHECKOUT, _cart(user), at=(user - 1) * 250.0)
+
+
 def key_next_day(world: World) -> None:
     """New: a COD checkout with an Idempotency-Key; the same request a couple of minutes before the
     key's 24 hours end replays it; five minutes after them, with a new cart, the key names nothing
@@ -528,6 +547,9 @@ SCENARIOS = [
              ("watch_ends",), given_up_session_expires, {"reconcile_after_minutes": 0}),
     Scenario("sweep-races-late-delivery", "mutant", "a settlement that lost a race to the same payment's "
              "completion is read as a mismatch", ("false_amount_alarm",), sweep_races_late_delivery, PAY),
+    Scenario("expiry-listed-late", "mutant", "a pending payment is looked up before its session's expiry could be "
+             "listed", ("no_call_per_live_session",), expiry_listed_late,
+             {"customer_plan": "abandon", "reconcile_after_minutes": 0, "users": 4}),
     Scenario("key-next-day", "new", "an Idempotency-Key replays its checkout past its 24 hours",
              ("idempotent_replay",), key_next_day),
     Scenario("checkout-stripe-down", "mutant", "a give-back that cannot find out about its session crashes",

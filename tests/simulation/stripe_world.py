@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import email.message
+import hashlib
 import io
 import json
 import random
@@ -90,6 +91,13 @@ class StripeStats:
     keys_in_use: int = 0
 
 
+LISTING_LAG = 90  # seconds; within the sweep's 5-minute overlap
+
+
+def _listing_lag(event: dict[str, Any]) -> float:
+    return int(hashlib.sha256(str(event["id"]).encode()).hexdigest(), 16) % (LISTING_LAG + 1)
+
+
 class SimulatedStripe(StripeSandbox):
     def __init__(
         self,
@@ -121,8 +129,27 @@ class SimulatedStripe(StripeSandbox):
         self.on_created: Callable[[dict[str, Any]], None] = lambda session: None
         # Every List Events request as Stripe receives it: (the invocation, created[gte], created[lt], when).
         self.event_reads: list[tuple[Any, int, int | None, float]] = []
+        # Stripe's API is eventually consistent: an event may appear in List Events a little after
+        # its `created` (why the sweep re-reads 5 minutes back). Here each event is listed up to
+        # LISTING_LAG seconds late, by its id (no draw from the seed's rng); a scenario may choose.
+        self.listing_lag: Callable[[dict[str, Any]], float] = _listing_lag
+        self.listed_at: dict[str, float] = {}
 
     # ------------------------------------------------------------------ events go to the world
+
+    def event(self, type_: str, obj: Any, **kwargs: Any) -> dict[str, Any]:
+        event = super().event(type_, obj, **kwargs)
+        self.listed_at[event["id"]] = self.scheduler.clock.now + self.listing_lag(event)
+        return event
+
+    def _list_events(self, params: Any) -> dict[str, Any]:
+        """List Events as Stripe answers it: an event only once it is listed."""
+        everything, now = self._events, self.scheduler.clock.now
+        self._events = [e for e in everything if self.listed_at.get(e["id"], 0.0) <= now]
+        try:
+            return super()._list_events(params)
+        finally:
+            self._events = everything
 
     def deliver(self, event_: Any) -> Any:
         self.on_event(copy.deepcopy(dict(event_)))

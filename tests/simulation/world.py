@@ -221,13 +221,14 @@ class World:
     def sweep(self) -> Invocation:
         event = scheduled_event("reconcile")
         event["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock.now))
+        before = self.invariants.before_request({"kind": "sweep"})
         invocation = self.functions.invoke("ReconcilePaymentsFunction", event, request={"kind": "sweep"})
         state = (
             invocation.killed or invocation.crash or invocation.throttled or json.dumps(invocation.body, sort_keys=True)
         )
         self.trace.append(f"{self.clock.elapsed:.6f} sweep #{invocation.id} {state}")
         self.sweeps.append(invocation)
-        self.invariants.answered(invocation, None)
+        self.invariants.answered(invocation, before)
         return invocation
 
     # ------------------------------------------------------------------ the platform's own writes
