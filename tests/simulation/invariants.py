@@ -391,6 +391,7 @@ class Invariants:
                 checks.append(lambda: self._placed_answer(inv))
             if kind == "checkout":
                 checks.append(lambda: self._session_accepted(inv))
+                checks.append(lambda: self._foreign_order(inv))
             if kind == "stripe_event" and inv.request.get("signed"):
                 checks.append(lambda: self._signed_accepted(inv))
             if kind == "stripe_event" and acknowledged:
@@ -577,6 +578,19 @@ class Invariants:
             refused = outcome[:1] == "4" and outcome != "409-idempotency_key_in_use"
             if service == "stripe" and path == "/v1/checkout/sessions" and refused:
                 self.fail("stripe_accepts_our_sessions", f"{inv.describe()}: Stripe answered {outcome}")
+
+    def _foreign_order(self, inv: Invocation) -> None:
+        """No leak: another user's order is answered as one that does not exist (docs/api.md: 400
+        "Order N not found.", as another user's address), never paid, never a 403."""
+        body = json.loads(inv.request["body"]) if isinstance(inv.request.get("body"), str) else {}
+        order = self.world.state.orders().get(int(body["order"])) if str(body.get("order", "")).isdigit() else None
+        theirs = order is not None and int(order["user"]) != int(inv.request.get("user") or 0)
+        if inv.faulted and (inv.status or 0) >= 500:
+            return  # a fault before the order was read: the documented 5xx
+        if theirs and (inv.status != 400 or f"Order {body['order']} not found." not in inv.text):
+            self.fail(
+                "foreign_order_hidden", f"{inv.describe()}: user {inv.request.get('user')} paying order {body['order']}"
+            )
 
     def _placed_answer(self, inv: Invocation) -> None:
         """README: 201 `{order_id, status, payment_method, payment}` (COD), 200 `{id, url}` of a Checkout
