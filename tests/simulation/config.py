@@ -26,6 +26,7 @@ class Config:
     platform_paid: float = 0.3  # share of them already paid through the gateway before the run
     reconcile_after_minutes: int | None = None  # None: the template's default (60)
     checkout_expires_minutes: int | None = None  # None: the template's default (30)
+    gateway_max_age_seconds: int | None = None  # None: the template's default (no check)
     sweep_every_minutes: float = 15.0
     extra_sweeps: int = 0  # sweeps at random moments on top of the schedule
     sweep_race: float = 0.0  # share of Stripe checkouts during which a sweep starts
@@ -121,6 +122,8 @@ class Config:
         elif family == "gateway":
             cfg.gateway_events = rng.randint(6, 14)
             cfg.txn_pool = rng.randint(2, 4)
+            # A deployment that refuses gateway bodies older than a day (PaymentWebhookMaxAgeSeconds).
+            cfg.gateway_max_age_seconds = 86400 if seed % 16 == 5 else None
         elif family == "rush":
             cfg.rush = rng.randint(6, 10)
             cfg.users = max(cfg.users, cfg.rush)

@@ -594,6 +594,8 @@ def build_world(config: Config, scheduler: Scheduler, clock: VirtualClock) -> Wo
         settings["RECONCILE_AFTER_MINUTES"] = str(config.reconcile_after_minutes)
     if config.checkout_expires_minutes is not None:
         settings["CHECKOUT_EXPIRES_MINUTES"] = str(config.checkout_expires_minutes)
+    if config.gateway_max_age_seconds is not None:
+        settings["PAYMENT_WEBHOOK_MAX_AGE_SECONDS"] = str(config.gateway_max_age_seconds)
     secrets = {
         "JWT_SECRET": JWT_SECRET,
         "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
