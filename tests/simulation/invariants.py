@@ -399,6 +399,7 @@ class Invariants:
                 checks.append(lambda: self.books.stripe_effect(inv, state.payments(), state.audit()))
             if kind == "gateway":
                 checks.append(lambda: self._gateway_replay(inv))
+                checks.append(lambda: self._gateway_retry_after(inv))
                 if acknowledged:
                     state = self.world.state
                     checks.append(lambda: self.books.gateway_effect(inv, state.payments(), state.audit()))
@@ -817,6 +818,23 @@ class Invariants:
             other.id < inv.id and other.request.get("key") == key and other.request.get("user") == user
             for other in self.world.functions.invocations
         )
+
+    def _gateway_retry_after(self, inv: Invocation) -> None:
+        """docs/api.md: a sender retries exactly when retrying can help; "a refund that arrives
+        before its completion is 409 (retry later)", as is a duplicate delivery while the first is
+        being applied ("still in progress"). Nothing else asks the gateway to come back (Retry-After,
+        or "Retry later." in the answer)."""
+        asks = "retry-after" in inv.headers or "retry later" in inv.text.lower()
+        if inv.status != 409 or not asks or "still in progress" in inv.text:
+            return
+        try:
+            event = json.loads(inv.request.get("raw") or b"{}")
+        except ValueError:
+            event = {}
+        if event.get("event_type") != "payment.refunded":
+            self.fail(
+                "retry_only_when_it_helps", f"{inv.describe()} asked the gateway to retry {event.get('event_type')}"
+            )
 
     def _gateway_replay(self, inv: Invocation) -> None:
         raw = inv.request.get("raw")
