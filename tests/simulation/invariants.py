@@ -610,6 +610,15 @@ class Invariants:
         payment = state.payments().get(session.payment) if session else None
         if session is None or payment is None or int(payment["user"]) != user:
             self.fail("placed_answer_true", f"{inv.describe()}: no session Stripe made for a payment of user {user}")
+            return
+        # A URL to pay is true only for the payment's own session, or one it may still take (open, none
+        # recorded yet): never a session made for a payment given up before it could be recorded.
+        held = payment.get("checkout_session_id")
+        if held != session.id and (held is not None or payment["status"] not in OPEN):
+            self.fail(
+                "placed_answer_true",
+                f"{inv.describe()}: payment {payment['id']} is {payment['status']} with session {held}",
+            )
 
     def _signed_accepted(self, inv: Invocation) -> None:
         if inv.status in (400, 401):
