@@ -400,6 +400,7 @@ class Invariants:
             if kind == "gateway":
                 checks.append(lambda: self._gateway_replay(inv))
                 checks.append(lambda: self._gateway_retry_after(inv))
+                checks.append(lambda: self._gateway_paid_claim(inv))
                 if acknowledged:
                     state = self.world.state
                     checks.append(lambda: self.books.gateway_effect(inv, state.payments(), state.audit()))
@@ -827,6 +828,25 @@ class Invariants:
             other.id < inv.id and other.request.get("key") == key and other.request.get("user") == user
             for other in self.world.functions.invocations
         )
+
+    def _gateway_paid_claim(self, inv: Invocation) -> None:
+        """Every answer is true: "already has a completed payment under another transaction" only
+        for an order that has one (docs/api.md: an order completed under another transaction, 409)."""
+        if "already has a completed payment under another transaction" not in inv.text:
+            return
+        try:
+            event = json.loads(inv.request.get("raw") or b"{}")
+        except ValueError:
+            return
+        reference = str(event.get("order_reference", ""))
+        order = self.world.state.orders().get(int(reference)) if reference.isdigit() else None
+        paid = [
+            p
+            for p in self.world.state.payments().values()
+            if order is not None and int(p["order"]) == int(order["id"]) and p["status"] in PAID
+        ]
+        if not any(p.get("transaction_id") != event.get("payment_id") for p in paid):
+            self.fail("gateway_answer_true", f"{inv.describe()}: order {reference}'s paid payments: {paid}")
 
     def _gateway_retry_after(self, inv: Invocation) -> None:
         """docs/api.md: a sender retries exactly when retrying can help; "a refund that arrives
