@@ -1133,6 +1133,18 @@ class Invariants:
                 f"user {user} ?{query}: count {counts}, listed {sorted(r['id'] for r in listed)}, "
                 f"has {sorted(int(p['id']) for p in truth)}",
             )
+            return
+        # docs/api.md: "default order ascending id, ?ordering=id|-id|created_at|-created_at".
+        ordering = dict(part.partition("=")[::2] for part in query.split("&")).get("ordering") or "id"
+        field = ordering.lstrip("-")
+        expected = sorted(
+            truth, key=lambda p: (p["created_at"], int(p["id"])) if field == "created_at" else int(p["id"])
+        )
+        expected_ids = [int(p["id"]) for p in (expected[::-1] if ordering.startswith("-") else expected)]
+        if [r["id"] for r in listed] != expected_ids:
+            self.fail(
+                "list_count", f"user {user} ?{query}: listed {[r['id'] for r in listed]}, in order {expected_ids}"
+            )
 
 
 def _matches(payment: dict[str, Any], query: str) -> bool:

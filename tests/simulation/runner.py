@@ -18,7 +18,7 @@ from .scheduler import Scheduler
 from .world import MAX_STEPS, Result, Violation, World, build_world, simulated_process, stripe_wire
 
 Scenario = Callable[[World], None]
-READ_QUERIES = ("", "status=failed&method=stripe", "ordering=-created_at&page_size=2")
+READ_QUERIES = ("", "status=failed&method=stripe", "ordering=-created_at&page_size=2", "ordering=-id&page_size=3")
 MAX_PAGES = 200  # a `next` that never ends stops here (list_count reports what it saw)
 
 
