@@ -391,6 +391,7 @@ class Invariants:
                 checks.append(lambda: self._placed_answer(inv))
             if kind == "checkout":
                 checks.append(lambda: self._session_accepted(inv))
+                checks.append(lambda: self._cart_as_it_was(inv))
                 checks.append(lambda: self._foreign_order(inv))
             if kind == "stripe_event" and inv.request.get("signed"):
                 checks.append(lambda: self._signed_accepted(inv))
@@ -580,6 +581,17 @@ class Invariants:
             refused = outcome[:1] == "4" and outcome != "409-idempotency_key_in_use"
             if service == "stripe" and path == "/v1/checkout/sessions" and refused:
                 self.fail("stripe_accepts_our_sessions", f"{inv.describe()}: Stripe answered {outcome}")
+
+    def _cart_as_it_was(self, inv: Invocation) -> None:
+        """Every answer is true: "your cart is as it was" means the lines of the order this checkout
+        placed (and gave back) are in the caller's cart again."""
+        if "your cart is as it was" not in inv.text:
+            return
+        orders, cart = self.world.state.orders(), self.world.state.carts().get(int(inv.request["user"])) or {}
+        for oid in _orders_placed(inv, self.world.state.tables["OrdersTable"]):
+            lines = lines_of(orders[oid].get("items") or []) if oid in orders else {}
+            if any(cart.get(variant, 0) < quantity for variant, quantity in lines.items()):
+                self.fail("promise_kept", f"{inv.describe()}: order {oid}'s lines {lines}; the cart is {cart}")
 
     def _foreign_order(self, inv: Invocation) -> None:
         """No leak: another user's order is answered as one that does not exist (docs/api.md: 400
