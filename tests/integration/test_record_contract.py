@@ -271,3 +271,20 @@ def test_the_sweep_leaves_an_open_payment_whose_order_is_broken_open_and_counts_
     put_raw(shop, "OrdersTable", good)
     assert sweep()["outcomes"] == {"failed": 1}
     assert shop.store.order(4).status == "cancelled"
+
+
+@pytest.mark.parametrize("method", ["stripe", "cod"])
+def test_a_price_the_shop_stores_as_a_decimal_string_is_checked_out_like_a_number(shop, method):
+    """docs/data-model.md: a variant's `price` is "a number or a decimal string". The order's own
+    check that the price did not move compares it with the stored attribute as the shop wrote it."""
+    send = shop.checkout if method == "stripe" else shop.cash
+    item = shop.client.get_item(TableName=shop.tables["ProductVariantsTable"], Key={"id": n(RICE)})["Item"]
+    put_raw(shop, "ProductVariantsTable", {**item, "price": {"S": item["price"]["N"]}})
+    stock = int(item["stock"]["N"])
+
+    reply = send(1, {"shipping_address": 1})  # user 1's cart: Rui and Rice
+
+    assert reply.status in (200, 201), reply
+    after = shop.client.get_item(TableName=shop.tables["ProductVariantsTable"], Key={"id": n(RICE)})["Item"]
+    assert int(after["stock"]["N"]) < stock
+    assert after["price"] == {"S": item["price"]["N"]}  # the shop's record otherwise as it wrote it

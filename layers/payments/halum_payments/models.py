@@ -145,6 +145,9 @@ class Variant:
     price: Decimal
     stock: int
     is_active: bool
+    # The stored `price` as the shop wrote it (a number or a decimal string, docs/data-model.md):
+    # the order's check that the price did not move compares it verbatim, as DynamoDB compares types.
+    raw_price: Any = None
 
     @property
     def label(self) -> str:

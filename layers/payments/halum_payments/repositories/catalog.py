@@ -19,7 +19,9 @@ STUB = frozenset({"id", "stock"})  # what giving stock back leaves of a variant 
 
 
 def encode_variant(variant: Variant) -> dict[str, Any]:
-    return asdict(variant)
+    record = asdict(variant)
+    del record["raw_price"]
+    return record
 
 
 def decode_variant(item: Mapping[str, Any]) -> Variant | None:
@@ -34,6 +36,7 @@ def decode_variant(item: Mapping[str, Any]) -> Variant | None:
         price=record.price,
         stock=record.stock,
         is_active=record.is_active,
+        raw_price=from_attr(item["price"]),
     )
 
 

@@ -129,7 +129,7 @@ class DynamoCheckoutStore:
                 condition=[
                     ("stock", ">=", item.quantity),
                     ("is_active", "=", True),
-                    ("price", "=", new.variants[item.variant].price),
+                    ("price", "=", new.variants[item.variant].raw_price),  # as stored: a number or a string
                 ],
             )
             request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
@@ -209,3 +209,4 @@ class DynamoCheckoutStore:
                     return CheckoutConflict("stock", current)
                 return CheckoutConflict("catalog", current)
         return CheckoutConflict("cart" if "cart" in failed else "order")
+
