@@ -18,7 +18,7 @@ import jwt
 from support import JWT_SECRET
 
 from .functions import Invocation
-from .world import CHECKOUT, COD, CheckoutRecord, User, World
+from .world import CHECKOUT, COD, PRICES, CheckoutRecord, User, World
 
 RETRY_STATUSES = frozenset({429, 500, 503, 504})
 STRIPE_RETRY_DELAYS = (60.0, 300.0, 1800.0, 3600.0, 7200.0)  # Stripe backs off for up to 3 days
@@ -44,6 +44,8 @@ def start(world: World) -> None:
         world.spawn(f"gateway{n}", lambda: gateway(world), delay=world.rng.uniform(5, 900))
     for n in range(cfg.hostile):
         world.spawn(f"hostile{n}", partial(hostile, world, n), delay=world.rng.uniform(1, 300))
+    for n in range(cfg.reprices):
+        world.spawn(f"shop-price{n}", lambda: reprice(world), delay=world.rng.uniform(1, 600))
 
 
 def connect_stripe(world: World) -> None:
@@ -423,6 +425,13 @@ def scheduled_sweeps(world: World) -> None:
     while not world.closing and world.clock.elapsed < SWEEPING_HOURS * 3600:
         world.sweep()
         world.sleep(every)
+
+
+def reprice(world: World) -> None:
+    """The shop changes a product's price (checkouts racing it read again and pay the new one)."""
+    rng = world.rng
+    variant = rng.choice(sorted(world.products))
+    world.reprice(variant, rng.choice(PRICES))
 
 
 def hostile(world: World, n: int) -> None:

@@ -43,6 +43,7 @@ class Config:
     gateway_events: int = 0
     txn_pool: int = 4  # gateway transaction ids are drawn from this many
     hostile: int = 0  # signed-but-hostile inputs (huge numbers, overflowing token expiry)
+    reprices: int = 0  # the shop changes a product's price this many times during the run
     rush: int = 0  # users paying different existing orders at the same instant
     backlog: int = 0  # abandoned Stripe checkouts at the start: a long sweep
     impatient: float = 0.1  # share of Stripe checkouts raced by a {"order": N} of the same order
@@ -139,6 +140,8 @@ class Config:
         if family in ("calm", "chaos"):
             cfg.metadata_edit = max(cfg.metadata_edit, rng.choice((0.0, 0.1)))
             cfg.hostile = max(cfg.hostile, rng.randint(0, 2))
+        if family in ("calm", "rush"):
+            cfg.reprices = rng.randint(0, 3)
         return cfg
 
     def describe(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -382,6 +383,22 @@ def expiry_listed_late(world: World) -> None:
         _spawn_checkout(world, user, CHECKOUT, _cart(user), at=(user - 1) * 250.0)
 
 
+def price_changes_mid_checkout(world: World) -> None:
+    """New: the shop changes the price of a product in the cart while a COD checkout's transaction
+    is on its way: the transaction's check of the product fails; the checkout reads again and
+    places the order at the new price (never "out of stock": the stock is there)."""
+    txn = lambda c: c.op == "TransactWriteItems" and _of("CreateCodOrderFunction")(c)  # noqa: E731
+    world.dynamo.rules.append(Rule(txn, "slow:2"))
+
+    def reprice() -> None:
+        variant = sorted(world.state.carts()[1])[0]
+        price = world.state.variants()[variant]["price"]
+        world.reprice(variant, f"{Decimal(str(price)) + 1:.2f}")
+
+    world.spawn("shop", reprice, delay=0.5)
+    _spawn_checkout(world, 1, COD, _cart(1))
+
+
 def key_next_day(world: World) -> None:
     """New: a COD checkout with an Idempotency-Key; the same request a couple of minutes before the
     key's 24 hours end replays it; five minutes after them, with a new cart, the key names nothing
@@ -550,6 +567,8 @@ SCENARIOS = [
     Scenario("expiry-listed-late", "mutant", "a pending payment is looked up before its session's expiry could be "
              "listed", ("no_call_per_live_session",), expiry_listed_late,
              {"customer_plan": "abandon", "reconcile_after_minutes": 0, "users": 4}),
+    Scenario("price-changes-mid-checkout", "new", "a price the shop stores as a decimal string is answered out of stock",
+             ("needless_refusal",), price_changes_mid_checkout),
     Scenario("key-next-day", "new", "an Idempotency-Key replays its checkout past its 24 hours",
              ("idempotent_replay",), key_next_day),
     Scenario("checkout-stripe-down", "mutant", "a give-back that cannot find out about its session crashes",

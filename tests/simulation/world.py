@@ -286,6 +286,12 @@ class World:
         )
         self.trace.append(f"{self.clock.elapsed:.6f} operator sets the Stripe webhook secret ({len(value)} chars)")
 
+    def reprice(self, variant: int, price: str) -> None:
+        """The shop changes a product's price (its catalog service writes the variants table), here as a
+        decimal string, which the contract allows as well as a number (docs/data-model.md)."""
+        record = {**self._record("ProductVariantsTable", variant), "price": price}
+        self._write_raw("ProductVariantsTable", {name: _SERIALIZER.serialize(v) for name, v in record.items()})
+
     def _record(self, table: str, key: int) -> dict[str, Any]:
         name = "user" if table == "CartsTable" else "id"
         return next(item for item in self.state.items(table) if int(item[name]) == key)
