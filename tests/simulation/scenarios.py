@@ -567,7 +567,7 @@ SCENARIOS = [
     Scenario("expiry-listed-late", "mutant", "a pending payment is looked up before its session's expiry could be "
              "listed", ("no_call_per_live_session",), expiry_listed_late,
              {"customer_plan": "abandon", "reconcile_after_minutes": 0, "users": 4}),
-    Scenario("price-changes-mid-checkout", "new", "a price the shop stores as a decimal string is answered out of stock",
+    Scenario("price-changes-mid-checkout", "new", "a price stored as a decimal string is answered out of stock",
              ("needless_refusal",), price_changes_mid_checkout),
     Scenario("key-next-day", "new", "an Idempotency-Key replays its checkout past its 24 hours",
              ("idempotent_replay",), key_next_day),
