@@ -124,6 +124,20 @@ WILL_BE_REFUNDED = "will be refunded"
 OVERLAP = 5 * 60  # docs/money.md: the log is re-read 5 minutes back
 FIRST_LOOKBACK = 24 * 3600  # a day back on the very first run
 STRIPE_RETENTION = 30 * 24 * 3600  # Stripe keeps events 30 days
+# docs/money.md: a sweep's `outcomes`, by the status it moved payments to or what else became of them.
+SWEEP_OUTCOMES = {"pending", "processing", "completed", "failed", "refunded"} | {
+    "open",
+    "closed",
+    "watching",
+    "needs_refund",
+    "unchanged",
+    "ignored",
+    "retry_later",
+    "mismatch",
+    "unknown",
+    "conflict",
+    "has_session",
+}
 SESSION_END_GRACE = 15 * 60  # docs/money.md: a pending payment is looked up 15 minutes after its session expired
 
 
@@ -663,7 +677,8 @@ class Invariants:
     def _sweep_summary(self, inv: Invocation) -> None:
         """docs/money.md: the sweep's summary says what it did. A skipped sweep did nothing; `checked`
         is how many open payments it looked at: every one its pages of the open index returned when
-        it finished, no more than those when it stopped for time."""
+        it finished, no more than those when it stopped for time; `outcomes` are counted by the status
+        a payment moved to, or by what else became of it (SWEEP_OUTCOMES)."""
         summary = inv.body if inv.status == 200 and isinstance(inv.body, dict) else None
         if summary is None:
             return
@@ -672,6 +687,11 @@ class Invariants:
             if did != {"events": {}, "checked": 0, "outcomes": {}, "stripe_errors": 0}:
                 self.fail("sweep_summary_true", f"{inv.describe()}: a skipped sweep reports {did}")
             return
+        words = set(summary.get("outcomes") or {}) - SWEEP_OUTCOMES
+        if words:
+            self.fail(
+                "sweep_summary_true", f"{inv.describe()}: outcomes {sorted(words)} are neither statuses nor documented"
+            )
         batch = int(self.world.functions.env["ReconcilePaymentsFunction"]["RECONCILE_BATCH_SIZE"])
         returned = sum(
             call.count or 0
