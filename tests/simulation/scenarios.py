@@ -399,6 +399,34 @@ def price_changes_mid_checkout(world: World) -> None:
     _spawn_checkout(world, 1, COD, _cart(1))
 
 
+def broken_order_for_hours(world: World) -> None:
+    """New: the shop breaks an order's record just as its customer pays; the payment's completion and
+    its refund (the Dashboard, 10 minutes later) never reach our webhook. Every sweep meets them in
+    the log and holds its place there (an event that cannot apply yet holds it 3 days); the shop
+    repairs the record two hours later, and the next sweep applies both."""
+    world.drop_event = lambda event: event["type"] in ("checkout.session.completed", "charge.refunded")
+
+    def created(session: dict[str, Any]) -> None:
+        actors.stripe_side(world, session)
+        world.break_record("OrdersTable", int(session["metadata"]["order_id"]), currency={"S": "USD"})
+
+        def refund() -> None:
+            charge = world.stripe.session_state(session["id"])["charge"]
+            world.stripe.act(session["id"], "refund", {"amount": str(charge["amount"])})
+
+        world.spawn("dashboard-refund", refund, delay=600)
+        world.spawn("shop-repairs", world.repair_records, delay=2 * 3600)
+
+    def sweeps() -> None:
+        for _ in range(16):
+            world.sleep(600)
+            world.sweep()
+
+    world.stripe.on_created = created
+    world.spawn("schedule", sweeps)
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+
+
 def key_next_day(world: World) -> None:
     """New: a COD checkout with an Idempotency-Key; the same request a couple of minutes before the
     key's 24 hours end replays it; five minutes after them, with a new cart, the key names nothing
@@ -569,6 +597,8 @@ SCENARIOS = [
              {"customer_plan": "abandon", "reconcile_after_minutes": 0, "users": 4}),
     Scenario("price-changes-mid-checkout", "new", "a price stored as a decimal string is answered out of stock",
              ("needless_refusal",), price_changes_mid_checkout),
+    Scenario("broken-order-for-hours", "mutant", "events held for a broken order are passed after an hour",
+             ("refunds_recorded",), broken_order_for_hours, {**PAY, "reconcile_after_minutes": 0}),
     Scenario("key-next-day", "new", "an Idempotency-Key replays its checkout past its 24 hours",
              ("idempotent_replay",), key_next_day),
     Scenario("checkout-stripe-down", "mutant", "a give-back that cannot find out about its session crashes",
