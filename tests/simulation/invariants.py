@@ -309,7 +309,16 @@ class Invariants:
             obj = ((request.get("event") or {}).get("data") or {}).get("object") or {}
             pid = str((obj.get("metadata") or {}).get("payment_id", ""))
             payment = self.world.state.payments().get(int(pid)) if pid.isdigit() else None
-            return ("event", bool(payment and payment.get("checkout_session_id")))
+            order = self.world.state.orders().get(int(payment["order"])) if payment else None
+            # Whether the payment was open and its order pending and unpaid when the event came.
+            payable = bool(
+                payment
+                and order
+                and payment["status"] in OPEN
+                and order["status"] == "pending"
+                and order.get("completed_payment") is None
+            )
+            return ("event", bool(payment and payment.get("checkout_session_id")), payable)
         if request.get("kind") != "checkout":
             return None
         request["broken_met"] = self._broken_met(request)
@@ -377,6 +386,8 @@ class Invariants:
             }
             self._promised(inv)
         checks = [lambda: self._false_alarm(inv, before), lambda: self._contract_alarm(inv)]
+        if kind == "stripe_event":
+            checks.append(lambda: self._needless_refund(inv, before))
         if kind == "checkout":
             checks.append(lambda: self._provider_unavailable_true(inv))
         if not (inv.throttled or inv.killed or inv.crash):
@@ -468,6 +479,17 @@ class Invariants:
                 "false_amount_alarm", f"{inv.describe()} counted AmountMismatch for a Stripe payment that matches{hint}"
             )
 
+    def _needless_refund(self, inv: Invocation, before: Any) -> None:
+        """docs/money.md: money is held for a refund only when it cannot complete a payment (its
+        order paid another way or closed, its payment given up, or not the order's total). A paid
+        session's completion for an open payment of a pending, unpaid order completes it."""
+        event = inv.request.get("event") or {}
+        obj = (event.get("data") or {}).get("object") or {}
+        paid = event.get("type") == "checkout.session.completed" and obj.get("payment_status") == "paid"
+        needless = paid and inv.metric("PaymentNeedsRefund") and before and before[2]
+        if needless and not self._tampered(obj.get("id")):  # (a session for the order's total, as we asked)
+            self.fail("needless_refund", f"{inv.describe()}: the session paid an open payment of an unpaid order")
+
     def _hint(self, session: dict[str, Any], before: Any = None) -> str:
         """Why a correct Stripe payment may have been read as a mismatch (for the report)."""
         metadata = session.get("metadata") or {}
@@ -475,7 +497,7 @@ class Invariants:
         payment = self.world.state.payments().get(int(pid)) if pid.isdigit() else None
         if payment is None:
             return ""
-        if not payment.get("checkout_session_id") or before == ("event", False):
+        if not payment.get("checkout_session_id") or (before and before[:2] == ("event", False)):
             return " [the event came before the checkout recorded its session id]"
         if str(metadata.get("user_id")) != str(payment["user"]):
             return f" [its metadata user_id {metadata.get('user_id')!r} names no user]"

@@ -427,6 +427,27 @@ def broken_order_for_hours(world: World) -> None:
     _spawn_checkout(world, 1, CHECKOUT, _cart(1))
 
 
+def settlers_race(world: World) -> None:
+    """New: the gateway reports a payment as processing for an order at the moment its customer pays
+    the order's Stripe session; the gateway's transaction is slow. One of the two settlements finds
+    the order moved under it and plans again from what is there: no alarm, no money held."""
+    slow = lambda c: c.op == "TransactWriteItems" and _of("PaymentWebhookFunction")(c)  # noqa: E731
+    world.dynamo.rules.append(Rule(slow, "slow:2"))
+
+    def created(session: dict[str, Any]) -> None:
+        actors.stripe_side(world, session)
+        order = int(session["metadata"]["order_id"])
+
+        def processing() -> None:
+            total = Decimal(str(world.state.orders()[order]["total_price"]))
+            world.gateway.processing(world.gateway.open(order), total)
+
+        world.spawn("gateway", processing, delay=1.5)
+
+    world.stripe.on_created = created
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1))
+
+
 def key_next_day(world: World) -> None:
     """New: a COD checkout with an Idempotency-Key; the same request a couple of minutes before the
     key's 24 hours end replays it; five minutes after them, with a new cart, the key names nothing
@@ -599,6 +620,8 @@ SCENARIOS = [
              ("needless_refusal",), price_changes_mid_checkout),
     Scenario("broken-order-for-hours", "mutant", "events held for a broken order are passed after an hour",
              ("refunds_recorded",), broken_order_for_hours, {**PAY, "reconcile_after_minutes": 0}),
+    Scenario("settlers-race", "mutant", "a settlement that lost a race is taken for a claimed transaction",
+             ("needless_refund",), settlers_race, PAY),
     Scenario("key-next-day", "new", "an Idempotency-Key replays its checkout past its 24 hours",
              ("idempotent_replay",), key_next_day),
     Scenario("checkout-stripe-down", "mutant", "a give-back that cannot find out about its session crashes",
