@@ -448,6 +448,26 @@ def settlers_race(world: World) -> None:
     _spawn_checkout(world, 1, CHECKOUT, _cart(1))
 
 
+def retry_attaches_during_give_up(world: World) -> None:
+    """New: a keyed Stripe checkout is stopped right after its order committed; 95 s later (past the
+    checkout's time limit and a minute) a sweep gives its sessionless payment up, its read of the
+    order slow, while the client's retry under the same key opens and records a session for that
+    payment. The sweep's give-up finds a session attached: the payment stays open, no alarm."""
+    world.functions.next_kill["CreateStripeOrderFunction"] = (5, "after")  # right after the order commits
+
+    def first_attempt() -> None:  # one request: the client comes back only later
+        record = CheckoutRecord(1, CHECKOUT, _cart(1), "retry-later-1")
+        world.checkouts.append(record)
+        record.invocations.append(world.checkout(world.users[1], CHECKOUT, record.body, record.key))
+
+    world.spawn("user1-first", first_attempt)
+    orders = world.state.tables["OrdersTable"]
+    slow_load = lambda c: c.op == "GetItem" and orders in c.tables and _of("ReconcilePaymentsFunction")(c)  # noqa: E731
+    world.dynamo.rules.append(Rule(slow_load, "slow:3"))
+    world.spawn("schedule", world.sweep, delay=95.0)
+    _spawn_checkout(world, 1, CHECKOUT, _cart(1), key="retry-later-1", at=95.5)
+
+
 def key_next_day(world: World) -> None:
     """New: a COD checkout with an Idempotency-Key; the same request a couple of minutes before the
     key's 24 hours end replays it; five minutes after them, with a new cart, the key names nothing
@@ -622,6 +642,8 @@ SCENARIOS = [
              ("refunds_recorded",), broken_order_for_hours, {**PAY, "reconcile_after_minutes": 0}),
     Scenario("settlers-race", "mutant", "a settlement that lost a race is taken for a claimed transaction",
              ("needless_refund",), settlers_race, PAY),
+    Scenario("retry-attaches-during-give-up", "mutant", "a give-up that meets an attached session alarms a "
+             "mismatch", ("false_amount_alarm",), retry_attaches_during_give_up, {**PAY, "reconcile_after_minutes": 0}),
     Scenario("key-next-day", "new", "an Idempotency-Key replays its checkout past its 24 hours",
              ("idempotent_replay",), key_next_day),
     Scenario("checkout-stripe-down", "mutant", "a give-back that cannot find out about its session crashes",
