@@ -568,6 +568,18 @@ def unchargeable_order(world: World) -> None:
     _spawn_checkout(world, int(order["user"]), CHECKOUT, {"order": int(order["id"])}, at=1.0)
 
 
+def three_decimal_order(world: World) -> None:
+    """New: the shop writes an order in Kuwaiti dinar (three decimal places at Stripe, charged in
+    multiples of 10 fils) at 425.50: 425500 fils, which Stripe charges. Paying it gets a session for
+    that amount, and the customer pays."""
+    order = next(iter(world.state.orders().values()))
+    line = {"M": {"variant": {"N": "1"}, "quantity": {"N": "1"}, "price": {"N": "425.50"}}}
+    world.rewrite_record(
+        "OrdersTable", int(order["id"]), currency={"S": "kwd"}, total_price={"N": "425.50"}, items={"L": [line]}
+    )
+    _spawn_checkout(world, int(order["user"]), CHECKOUT, {"order": int(order["id"])}, at=1.0)
+
+
 def empty_webhook_secret(world: World) -> None:
     """A botched rotation puts a blank value (a line break) in the Stripe webhook secret. The environments read it
     again once theirs is SECRETS_MAX_AGE_SECONDS old: an empty value is no secret, so they keep the
@@ -621,6 +633,8 @@ SCENARIOS = [
              ("broken_record_answered",), broken_records, {"users": 6, "products": 6, "platform_orders": 1}),
     Scenario("unchargeable-order", "mutant", "an order no amount of its currency can pay gets a session",
              ("session_asks_order_total",), unchargeable_order, {**PAY, "platform_orders": 1}),
+    Scenario("three-decimal-order", "mutant", "an order in a three-decimal currency is refused as unchargeable",
+             ("needless_refusal",), three_decimal_order, {**PAY, "platform_orders": 1}),
     Scenario("empty-webhook-secret", "mutant", "an empty secret value replaces the one that works",
              ("signed_event_accepted",), empty_webhook_secret, {**PAY, "users": 2}),
     Scenario("checkout-answers-lost", "mutant", "a given-back checkout whose session expired unpaid promises a refund",
