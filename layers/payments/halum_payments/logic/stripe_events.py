@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..models import Payment, PaymentMethod, PaymentStatus
-from ..money import MoneyError, from_minor_units
+from ..money import from_minor_units
 from ..observability import alarm, logger
 from .after_payment import DISPUTE_CLOSED, DISPUTE_EVENTS, AfterPayment
 from .rules import OPEN_STATUSES
@@ -222,6 +222,6 @@ def _amount(minor: Any, currency: Any) -> Decimal | None:
     if isinstance(minor, bool) or not isinstance(minor, int) or minor < 0 or not isinstance(currency, str):
         return None
     try:
-        return from_minor_units(minor, currency)
-    except (MoneyError, ArithmeticError):
+        return from_minor_units(minor, currency)  # (it never raises MoneyError: any whole number converts)
+    except ArithmeticError:
         return None
