@@ -5,6 +5,7 @@ Idempotency-Key replays."""
 
 from __future__ import annotations
 
+import logging
 import time
 from decimal import Decimal
 from typing import Any
@@ -30,6 +31,7 @@ from support.checkout import (
     hook,
 )
 from support.dynamo_calls import recorded_calls
+from support.webhooks import captured_output
 
 CART_1 = {RUI: 2, RICE: 1}
 STOCK = {1: 100, 2: 50, 3: 3, 4: 200, 5: 40}
@@ -804,3 +806,15 @@ def test_a_keyed_refusal_is_not_replayed_once_the_cause_is_fixed(shop):
     assert shop.checkout(1, {"shipping_address": 1}, key="fix-me").status == 400
     shop.store.set_cart(1, [{"variant": RUI, "quantity": 1}])
     assert shop.checkout(1, {"shipping_address": 1}, key="fix-me").status == 200
+
+
+def test_the_next_request_of_an_environment_logs_no_order_of_the_last_one(shop, capsys, caplog):
+    """Lambda reuses an environment: the order and payment a checkout names in its log lines do not
+    follow into the next request it serves (a refused one names no order)."""
+    with captured_output(capsys, caplog, level=logging.INFO) as out:
+        assert shop.checkout(1, {"shipping_address": 1}).status == 200  # it names order and payment
+        out.clear()
+        assert shop.checkout(None, {"shipping_address": 1}).status == 401
+        lines = out.lines()
+    assert lines
+    assert [line for line in lines if "order" in line or "payment" in line] == []
