@@ -24,6 +24,7 @@ from support.checkout import RICE, RUI, STRIPE_KEY, Shop
 from support.payment_data import SPEC_GATEWAY_EVENT
 from support.webhooks import captured_output, send_gateway, send_stripe, with_object
 
+from halum_payments.repositories.sweep_state import SweepStateRepository
 from local.events import LambdaContext
 
 CART_TOTAL = "2023.50"  # user 1's seeded cart: 2 x 799.00 + 1 x 425.50
@@ -608,3 +609,33 @@ def test_a_refund_alarm_is_raised_even_if_the_function_stopped_right_after_recor
         assert send_gateway(gateway, body).status == 409
     assert output.metrics()["PaymentNeedsRefund"] == 1
     assert [row[2] for row in money_rows(shop)] == ["needs_refund"]
+
+
+def test_the_sweep_saves_its_place_in_the_log_after_each_window_that_applied_an_event(shop, monkeypatch):
+    """docs/money.md: the sweep "saves its place as it goes": a run stopped hard (its Lambda killed,
+    no code left to run) resumes after the last 6-hour window it applied. Two events 18 hours apart:
+    the place after the first is saved before the next window is listed."""
+    now = int(time.time())
+    not_ours = {"id": "cs_test_someone_elses", "object": "checkout.session", "metadata": {}}
+    shop.sandbox.event("checkout.session.expired", not_ours, created=now - 20 * 3600)
+    shop.sandbox.event("checkout.session.expired", not_ours, created=now - 2 * 3600)
+    steps: list[tuple[str, int]] = []
+    save = SweepStateRepository.save_events_read_before
+    listing = shop.sandbox._list_events
+
+    def saved(self: Any, created: int) -> None:
+        steps.append(("saved", created))
+        save(self, created)
+
+    def listed(params: Any) -> Any:
+        steps.append(("listed", int(params["created"]["gte"])))  # (the sandbox nests `created[gte]`)
+        return listing(params)
+
+    monkeypatch.setattr(SweepStateRepository, "save_events_read_before", saved)
+    monkeypatch.setattr(shop.sandbox, "_list_events", listed)
+
+    summary = sweep(shop)
+    assert summary["events"] == {"listed": 2}, (str(summary), steps)
+    first_window_end = min(start for step, start in steps if step == "listed") + 6 * 3600
+    after_first = steps[: steps.index(("listed", first_window_end))]
+    assert ("saved", first_window_end) in after_first, steps
