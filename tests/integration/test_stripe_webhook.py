@@ -317,6 +317,36 @@ MISMATCHES = {
 }
 
 
+UNUSABLE_AMOUNTS = {
+    "amount null": {"amount_total": None},
+    "amount as text": {"amount_total": "64100"},
+    "amount true": {"amount_total": True},
+    "amount negative": {"amount_total": -1},
+    "currency null": {"currency": None},
+}
+
+
+def test_a_signed_completion_without_a_usable_amount_is_acknowledged_alarmed_and_never_completes(
+    hook, shop, store, output, subtests
+):
+    """Stripe never sends these, but a signed body is still input: never a 500 (which Stripe would
+    retry for 3 days), never a completion; the mismatch alarm, and a correct event still settles."""
+    for name, change in UNUSABLE_AMOUNTS.items():
+        with subtests.test(name):
+            store.set_cart(1, [{"variant": 1, "quantity": 2}, {"variant": 4, "quantity": 1}])
+            session = shop.from_cart()
+            _, payment_id = ids(session)
+            (event,) = shop.act(session, "pay")
+            output.clear()
+
+            ok(send_stripe(hook, with_object(event, **change)))
+
+            assert store.payment(payment_id).status == P.PENDING
+            assert output.metrics()["AmountMismatch"] == 1
+            ok(send_stripe(hook, shop.event(event["type"], event["data"]["object"])))
+            assert store.payment(payment_id).status == P.COMPLETED
+
+
 def test_an_amount_or_currency_mismatch_is_acknowledged_audited_and_never_completes(
     hook, shop, store, output, subtests
 ):
