@@ -10,6 +10,7 @@ make its own judge agree with it. The money invariants themselves are in `books.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from decimal import Decimal
 from functools import partial
@@ -619,15 +620,16 @@ class Invariants:
                 self.fail("stripe_accepts_our_sessions", f"{inv.describe()}: Stripe answered {outcome}")
 
     def _cart_as_it_was(self, inv: Invocation) -> None:
-        """Every answer is true: "your cart is as it was" means the lines of the order this checkout
-        placed (and gave back) are in the caller's cart again."""
+        """Every answer is true: "your cart is as it was" means the checkout put the lines of the order
+        it placed (and gave back) into the caller's cart again (the caller may have used them since)."""
         if "your cart is as it was" not in inv.text:
             return
-        orders, cart = self.world.state.orders(), self.world.state.carts().get(int(inv.request["user"])) or {}
+        orders, user = self.world.state.orders(), int(inv.request["user"])
+        written = _carts_written(inv, self.world.state.tables["CartsTable"], user)
         for oid in _orders_placed(inv, self.world.state.tables["OrdersTable"]):
             lines = lines_of(orders[oid].get("items") or []) if oid in orders else {}
-            if any(cart.get(variant, 0) < quantity for variant, quantity in lines.items()):
-                self.fail("promise_kept", f"{inv.describe()}: order {oid}'s lines {lines}; the cart is {cart}")
+            if not any(all(cart.get(v, 0) >= q for v, q in lines.items()) for cart in written):
+                self.fail("promise_kept", f"{inv.describe()}: order {oid}'s lines {lines}; carts written {written}")
 
     def _foreign_order(self, inv: Invocation) -> None:
         """No leak: another user's order is answered as one that does not exist (docs/api.md: 400
@@ -1219,6 +1221,35 @@ def _orders_placed(inv: Invocation, orders_table: str) -> list[int]:
             if put and put.get("TableName") == orders_table:
                 placed.append(int(put["Item"]["id"]["N"]))
     return placed
+
+
+def _carts_written(inv: Invocation, carts_table: str, user: int) -> list[dict[int, int]]:
+    """The lines of every cart of `user` an invocation's committed transactions wrote (Put or Update)."""
+    written = []
+    for call in inv.writes:
+        for entry in call.body.get("TransactItems", []) if call.op == "TransactWriteItems" else []:
+            for kind in ("Put", "Update"):
+                request = entry.get(kind)
+                if not request or request.get("TableName") != carts_table:
+                    continue
+                key = request.get("Item") or request.get("Key") or {}
+                if key.get("user") != {"N": str(user)}:
+                    continue
+                condition = request.get("ConditionExpression", "")  # names the cart as it was, not what it wrote
+                values = (
+                    [request["Item"].get("items")]
+                    if kind == "Put"
+                    else [
+                        v
+                        for k, v in request.get("ExpressionAttributeValues", {}).items()
+                        if not re.search(re.escape(k) + r"(?!\w)", condition)
+                    ]
+                )
+                for value in values:
+                    if isinstance(value, dict) and "L" in value:
+                        items = [{k: next(iter(v.values())) for k, v in i["M"].items()} for i in value["L"]]
+                        written.append(lines_of(items))
+    return written
 
 
 def _worked(sweep: Invocation) -> bool:
