@@ -58,15 +58,20 @@ STATEMENTS = {
     "false_amount_alarm": "no AmountMismatch alarm for a Stripe payment whose amount, currency and session match",
     "refused_replay_alarm": "a refused gateway body sent again raises no new alarm",
     "sweep_time_limit": "the sweep never runs past its time limit (it stops and saves its progress before)",
-    "log_read_from_place": "a sweep lists Stripe's log from where the last one stopped (never more than the "
-    "5-minute overlap before an earlier sweep started), the very first at most a day back",
-    "no_call_per_live_session": "the sweep asks Stripe about a session only once it can no longer be paid (its "
-    "events are in the log until then)",
+    "log_read_from_place": "a sweep lists Stripe's log from where the last one stopped, less the 5-minute "
+    "overlap: never more than the overlap before an earlier sweep started or before the "
+    "end of a read that finished with nothing deferred, and at least the overlap before "
+    "the furthest point any earlier sweep listed to; the very first a day back",
+    "no_call_per_live_session": "the sweep asks Stripe about a session only 15 minutes after it expired (its "
+    "events are in the log until then, listed up to a minute and a half late), and "
+    "never about a delayed method's session still processing",
     "watch_ends": "once our webhook acknowledged a session's expiry, no sweep asks Stripe about that session",
     "one_sweep_at_a_time": "two sweeps never work at once: a sweep started while another runs does nothing, "
     "and a sweep does nothing (ReconcileSweepsSkipped) only while another runs",
     "placed_answer_true": "a checkout answered 2xx names an order and payment that exist: the caller's, its "
-    "total (COD), or a session Stripe made for that payment (Stripe)",
+    "total (COD), or a session Stripe made for that payment and recorded on it, or one it "
+    "may still take (open, none recorded yet): never a URL for a payment given up "
+    "(Stripe)",
     "broken_record_answered": "a checkout meeting a record the shop broke answers as docs/api.md says (409 naming "
     "the cart, product or own address; 400 for another's address; 503 for an order), places nothing, raises "
     "RecordContractBroken; no RecordContractBroken while nothing is broken",
@@ -79,10 +84,25 @@ STATEMENTS = {
     "ReconcileStripeErrors only above 0 and after a call failed; the alarm of "
     "each money fact it records (needs_refund, amount_mismatch, dispute_opened), PaymentDisputed only for a "
     "dispute opened",
+    "sweep_summary_true": "a sweep's summary says what it did: a skipped sweep reports nothing done; `checked` "
+    "is every open payment its pages of the open index returned when it finished, no more "
+    "than those when it stopped for time; its `outcomes` are statuses or the documented "
+    "words (docs/money.md)",
+    "foreign_order_hidden": "a checkout of another user's order is answered as one of an order that does not "
+    'exist (400 "Order N not found."), never paid (users sometimes guess another\'s '
+    "order id)",
+    "retry_only_when_it_helps": 'the gateway is asked to come back (Retry-After, or "Retry later.") only for a '
+    "refund that arrived before its completion, or a duplicate delivery while the "
+    "first is being applied",
+    "gateway_answer_true": 'a gateway event is answered "already has a completed payment under another '
+    'transaction" only for an order that has one',
+    "needless_refund": "a paid session's completion for an open payment of a pending, unpaid order completes "
+    "it: it is never held for a refund (PaymentNeedsRefund) unless its metadata was edited",
     # at quiescence
     "audit_trail": "each transition is audited exactly once, in a chain from creation to the current status",
-    "captured_money_accounted": "every amount captured is on exactly one paid payment of its order, or alarmed for "
-    "refund with an audit record naming it, its amount and its currency",
+    "captured_money_accounted": "every amount captured is on exactly one paid payment of its order, or alarmed "
+    "for refund with an audit record naming it, its amount and its currency, filed "
+    "under a payment of its order or under payment 0",
     "refunds_recorded": "a refund at the provider is on the books: refunded in full, or a partial_refund record",
     "disputes_recorded": "every dispute of money a payment holds is recorded (opened, won or lost, with its amount) "
     "and alarmed",
@@ -96,11 +116,15 @@ STATEMENTS = {
     "in the order's currency",
     "provider_unavailable_true": "a checkout says the payment provider is unavailable only after a call to Stripe "
     "failed in it",
-    "promise_kept": "'nothing was charged' stays true; 'it will be refunded' is true (money was charged) and alarmed",
+    "promise_kept": "'nothing was charged' stays true; 'it will be refunded' is true (money was charged) and "
+    'alarmed. "Your cart is as it was": the checkout wrote the order\'s lines back into the cart '
+    "(the customer may use them again before the answer)",
     "committed_checkout_answered": "a committed checkout is never answered as a failure, now or on its keyed retry",
     "idempotent_replay": "an Idempotency-Key replay returns the first answer for 24 hours, never after",
     "list_count": "the list's `count` equals the number of payments it lists, which are exactly the caller's; "
-    "`next` never leads to an empty page, and `previous` leads back through the same pages",
+    "`next` never leads to an empty page, and `previous` leads back through the same pages. Pages "
+    "follow the query's ordering (ascending id by default; `id`, `-id`, `created_at`, "
+    "`-created_at`)",
     "events": "the domain events published are exactly the committed changes: none for a change that did not "
     "commit, none lost, a duplicate only with the same event_id and detail (events_check.py)",
 }
