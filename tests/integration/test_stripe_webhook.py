@@ -317,6 +317,24 @@ MISMATCHES = {
 }
 
 
+def test_a_delayed_payment_for_another_amount_is_a_mismatch_not_processing(hook, shop, store, output):
+    """A completion by a delayed method (`payment_status` unpaid: processing) is held to the order's
+    total like a paid one: another amount is a mismatch, alarmed, and the payment stays pending."""
+    store.set_cart(1, [{"variant": 1, "quantity": 2}, {"variant": 4, "quantity": 1}])
+    session = shop.from_cart()
+    _, payment_id = ids(session)
+    (event,) = shop.act(session, "pay-delayed")
+    assert event["data"]["object"]["payment_status"] == "unpaid"
+    output.clear()
+
+    ok(send_stripe(hook, with_object(event, amount_total=minor(CART_TOTAL) + 100)))
+
+    assert store.payment(payment_id).status == P.PENDING
+    assert output.metrics()["AmountMismatch"] == 1
+    ok(send_stripe(hook, shop.event(event["type"], event["data"]["object"])))
+    assert store.payment(payment_id).status == P.PROCESSING
+
+
 UNUSABLE_AMOUNTS = {
     "amount null": {"amount_total": None},
     "amount as text": {"amount_total": "64100"},
