@@ -123,3 +123,23 @@ def test_no_attempt_starts_that_could_not_end_before_the_answer_is_due(dynamodb,
         with pytest.raises(Exception, match="ConditionalCheckFailed"):
             conditional_put(dynamodb, tables["CountersTable"])  # outside an invocation: no limit
         assert len(sent) == 1
+
+
+@pytest.mark.parametrize(("left_ms", "sent"), [(3999, False), (4001, True)])
+def test_an_attempt_starts_only_with_both_its_timeouts_and_the_answer_still_ahead(dynamodb, tables, left_ms, sent):
+    """Restated, not imported: an attempt may take the client's connect timeout (1 s) and then its
+    read timeout (2 s), and the answer needs 1 s after the last call; so 4 s must be left."""
+    from support.dynamo_calls import recorded_calls
+
+    from halum_payments import deadline
+    from halum_payments.repositories.dynamo import CLIENT_CONFIG, OutOfTime
+
+    assert (CLIENT_CONFIG.connect_timeout, CLIENT_CONFIG.read_timeout) == (1, 2)  # the timeouts restated above
+    with (
+        recorded_calls(dynamodb, "before-send.dynamodb") as requests,
+        deadline.bound(Remaining(left_ms)),
+        pytest.raises(Exception) as failure,  # refused in time, or the put's own failed condition
+    ):
+        conditional_put(dynamodb, tables["CountersTable"])
+    assert (len(requests) == 1) is sent
+    assert isinstance(failure.value, OutOfTime) is not sent
