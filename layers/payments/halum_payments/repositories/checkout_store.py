@@ -209,4 +209,3 @@ class DynamoCheckoutStore:
                     return CheckoutConflict("stock", current)
                 return CheckoutConflict("catalog", current)
         return CheckoutConflict("cart" if "cart" in failed else "order")
-
